@@ -1,1 +1,21 @@
+//! espace-ps: the "espace professionnel de santé" of a hospital, a reverse
+//! proxy (Cloudflare's Pingora) in front of its image viewer that adds Pro
+//! Santé Connect login, Hopital Manager single sign-on, per-patient access
+//! policies and a few portal pages.
+//!
+//! The Pingora layer ([`server`]) only sequences the work; each concern is a
+//! plain module that tests call without a socket.
 
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod devidp_server;
+pub mod identity;
+pub mod metrics;
+pub mod pages;
+pub mod portal;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod web;

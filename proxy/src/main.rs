@@ -1,1 +1,282 @@
-fn main() {}
+//! The `espace-ps` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use espace_ps::app::App;
+use espace_ps::config::{Config, LogFormat};
+use espace_ps::devidp_server::DevIdpApp;
+use espace_ps::server::build_server;
+use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "espace-ps",
+    version,
+    about = "Espace professionnel de santé: Pro Santé Connect login and access policies in front of a hospital image viewer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a configuration file.
+    Serve {
+        /// The TOML configuration file (see docs/configuration.md).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file: exit 0 with a one-line summary, or
+    /// non-zero naming each offending key and its line.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+    /// Run everything on this machine with embedded defaults: the dev
+    /// identity provider, SQLite, in-memory sessions, the viewer on 127.0.0.1:8042.
+    Demo {
+        /// Where the portal listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the dev identity provider listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        idp_listen: SocketAddr,
+        /// The admin listener (metrics).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+        /// The viewer upstream (Orthanc in the demo).
+        #[arg(long, default_value = "127.0.0.1:8042")]
+        viewer: String,
+        /// Where the demo keeps its SQLite database.
+        #[arg(long, default_value = ".demo")]
+        data_dir: PathBuf,
+    },
+    /// Run the development identity provider alone (a Pro Santé Connect
+    /// look-alike for demos; never for production).
+    DevIdp {
+        /// Where it listens (loopback unless --allow-remote).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Allow a non-loopback listen address.
+        #[arg(long)]
+        allow_remote: bool,
+        /// The client the proxy uses.
+        #[arg(long, default_value = "espace-ps-demo")]
+        client_id: String,
+        /// The client secret (env ESPACE_DEVIDP_CLIENT_SECRET).
+        #[arg(long, env = "ESPACE_DEVIDP_CLIENT_SECRET")]
+        client_secret: String,
+        /// The proxy's public origin, e.g. http://127.0.0.1:8080.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        portal_url: String,
+    },
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// A runtime that lives as long as the process: the database pool and
+/// other connections made at start-up are driven by it.
+fn startup_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("espace-io")
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+fn print_error_chain(e: &dyn std::error::Error) {
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+}
+
+const ISSUER_PATH: &str = "/auth/realms/esante-wallet";
+
+fn dev_idp(listen: SocketAddr, client: DevClient) -> Result<Arc<DevIdp>, String> {
+    let issuer =
+        url::Url::parse(&format!("http://{listen}{ISSUER_PATH}")).map_err(|e| e.to_string())?;
+    DevIdp::new(DevIdpConfig::with_defaults(issuer, vec![client]))
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!("{}: {}", file.display(), c.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: invalid configuration", file.display());
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: invalid configuration\n{e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(config.logging.format, &config.logging.level);
+            serve(config, None)
+        }
+        Command::Demo {
+            listen,
+            idp_listen,
+            admin_listen,
+            viewer,
+            data_dir,
+        } => {
+            init_logging(LogFormat::Text, "info");
+            if let Err(e) = std::fs::create_dir_all(&data_dir) {
+                eprintln!("cannot create {}: {e}", data_dir.display());
+                return ExitCode::FAILURE;
+            }
+            let secret = espace_ps::session::new_token();
+            let public = format!("http://{listen}");
+            let db = data_dir.join("espace-ps.sqlite");
+            let toml = format!(
+                r#"
+[server]
+listen = "{listen}"
+admin_listen = "{admin_listen}"
+public_url = "{public}"
+
+[upstream]
+address = "{viewer}"
+
+[psc]
+issuer = "http://{idp_listen}{ISSUER_PATH}"
+client_id = "espace-ps-demo"
+client_secret = "{secret}"
+dev_idp = true
+
+[database]
+url = "sqlite://{}?mode=rwc"
+"#,
+                db.display()
+            );
+            let config = match Config::from_toml(&toml, |_| None) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("demo configuration invalid (a bug):\n{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let idp = match dev_idp(
+                idp_listen,
+                DevClient {
+                    client_id: "espace-ps-demo".into(),
+                    client_secret: secret,
+                    redirect_uris: vec![format!("{public}/auth/callback")],
+                    post_logout_redirect_uris: vec![format!("{public}/auth/logged-out")],
+                },
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("dev identity provider: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            eprintln!("{}", idp.warning_banner());
+            println!("\nEspace professionnel de santé (démonstration) : {public}/");
+            println!("Identités de démonstration (fournisseur d'identité de développement) :");
+            for p in idp.professionals() {
+                println!("  {}  {}", p.national_id, p.display_name());
+            }
+            println!("Visualiseur attendu sur {viewer}. Arrêt : Ctrl-C.\n");
+            serve(config, Some((idp_listen, idp)))
+        }
+        Command::DevIdp {
+            listen,
+            allow_remote,
+            client_id,
+            client_secret,
+            portal_url,
+        } => {
+            init_logging(LogFormat::Text, "info");
+            if !listen.ip().is_loopback() && !allow_remote {
+                eprintln!("refusing to listen on {listen}: the dev identity provider binds to loopback unless --allow-remote is given");
+                return ExitCode::from(2);
+            }
+            let portal = portal_url.trim_end_matches('/');
+            let idp = match dev_idp(
+                listen,
+                DevClient {
+                    client_id,
+                    client_secret,
+                    redirect_uris: vec![format!("{portal}/auth/callback")],
+                    post_logout_redirect_uris: vec![format!("{portal}/auth/logged-out")],
+                },
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("dev identity provider: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            eprintln!("{}", idp.warning_banner());
+            let mut server = pingora::server::Server::new_with_opt_and_conf(
+                Some(pingora::server::configuration::Opt::default()),
+                pingora::server::configuration::ServerConf {
+                    threads: 1,
+                    grace_period_seconds: Some(0),
+                    graceful_shutdown_timeout_seconds: Some(1),
+                    ..Default::default()
+                },
+            );
+            server.bootstrap();
+            let mut svc = pingora::services::listening::Service::new(
+                "espace-ps dev-idp".into(),
+                DevIdpApp(idp),
+            );
+            svc.add_tcp(&listen.to_string());
+            server.add_service(svc);
+            server.run_forever()
+        }
+    }
+}
+
+fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
+    let app = match startup_runtime().block_on(App::build(config.clone())) {
+        Ok(app) => app,
+        Err(e) => {
+            print_error_chain(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("{}", config.summary());
+    let mut server = build_server(&config, app);
+    if let Some((listen, idp)) = idp {
+        let mut svc =
+            pingora::services::listening::Service::new("espace-ps dev-idp".into(), DevIdpApp(idp));
+        svc.add_tcp(&listen.to_string());
+        server.add_service(svc);
+    }
+    server.run_forever()
+}

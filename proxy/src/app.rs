@@ -1,0 +1,268 @@
+//! The application state shared by every request, and the routing of the
+//! requests espace-ps answers itself. The Pingora layer (`server`) only
+//! sequences: it asks [`App::route_class`], then either hands a local request
+//! to [`App::handle_local`] or checks the session with [`App::viewer_session`]
+//! before forwarding to the viewer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::auth::hm_sso::HmSso;
+use crate::auth::psc::PscClient;
+use crate::config::{Config, SessionStoreConfig};
+use crate::metrics::METRICS;
+use crate::pages::{self, ErrorPage, Pages};
+use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, StoreError};
+use crate::state::PortalDb;
+use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
+
+/// Which part of espace-ps answers a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// `/auth/*`: login, callback, SSO, logout.
+    Auth,
+    /// `/-/healthz`, `/-/readyz`.
+    Health,
+    /// `/static/*` from the allowlist.
+    Static,
+    /// Portal pages and JSON.
+    Portal,
+    /// Everything else: the viewer upstream, with a session.
+    Viewer,
+}
+
+impl RouteClass {
+    pub fn of(path: &str) -> RouteClass {
+        let under = |prefix: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if under("/auth") {
+            RouteClass::Auth
+        } else if under("/-") {
+            RouteClass::Health
+        } else if under("/static") {
+            RouteClass::Static
+        } else if path == "/" || under("/portail") || under("/api/portail") {
+            RouteClass::Portal
+        } else {
+            RouteClass::Viewer
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RouteClass::Auth => "auth",
+            RouteClass::Health => "health",
+            RouteClass::Static => "static",
+            RouteClass::Portal => "portal",
+            RouteClass::Viewer => "viewer",
+        }
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    pub pages: Pages,
+    pub cookies: Cookies,
+    pub sessions: Sessions,
+    pub db: PortalDb,
+    pub psc: Option<PscClient>,
+    pub hm_sso: Option<HmSso>,
+    pub login_rate: pingora_limits::rate::Rate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Pages(#[from] pages::PagesError),
+    #[error(transparent)]
+    Db(#[from] crate::state::DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Psc(#[from] crate::auth::psc::PscError),
+    #[error(transparent)]
+    HmSso(#[from] crate::auth::hm_sso::HmSsoError),
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Arc<App>, AppError> {
+        let pages = Pages::new(config.pages_dir.as_deref())?;
+        let store: Arc<dyn KvStore> = match &config.sessions.store {
+            SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
+            SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
+        };
+        let sessions = Sessions::new(
+            store,
+            &config.sessions.key_prefix,
+            config.sessions.idle_timeout,
+            config.sessions.absolute_timeout,
+        );
+        let db = PortalDb::connect(&config.database_url, config.database_max_connections).await?;
+        let psc = config.psc.clone().map(PscClient::new).transpose()?;
+        let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
+        Ok(Arc::new(App {
+            cookies: Cookies::new(&config.server),
+            pages,
+            sessions,
+            db,
+            psc,
+            hm_sso,
+            login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
+            config,
+        }))
+    }
+
+    /// The session of a request, if any. A store failure is an error: the
+    /// caller refuses the request.
+    pub async fn session_of(&self, req: &Req) -> Result<Option<(String, SessionData)>, StoreError> {
+        let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
+            return Ok(None);
+        };
+        match self.sessions.load(&id).await {
+            Ok(found) => Ok(found.map(|data| (id, data))),
+            Err(e) => {
+                METRICS.store_errors.with_label_values(&["load"]).inc();
+                tracing::error!(error = %e, "session store failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// The user block every page shows.
+    pub fn user_view(&self, data: &SessionData) -> Value {
+        let p = &data.professional;
+        json!({
+            "name": p.display_name(),
+            "national_id": p.national_id.as_str(),
+            "rpps": p.rpps,
+            "login_method": match p.login_method {
+                crate::identity::LoginMethod::PscCard => "Pro Santé Connect, carte CPS",
+                crate::identity::LoginMethod::PscApp => "Pro Santé Connect, application e-CPS",
+                crate::identity::LoginMethod::HmSso => "Hopital Manager",
+            },
+            "csrf_token": data.csrf_token,
+        })
+    }
+
+    pub fn error(&self, page: &ErrorPage) -> Resp {
+        self.pages.error(page, None)
+    }
+
+    /// Answers one of espace-ps's own routes.
+    pub async fn handle_local(&self, req: Req) -> Resp {
+        match RouteClass::of(&req.path) {
+            RouteClass::Auth => crate::auth::handle(self, req).await,
+            RouteClass::Health => self.health(&req).await,
+            RouteClass::Static => match (req.method == Method::GET || req.method == Method::HEAD)
+                .then(|| pages::asset(&req.path))
+                .flatten()
+            {
+                Some(a) => {
+                    let mut r = http::Response::new(bytes::Bytes::from_static(a.body));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(a.content_type),
+                    );
+                    web::security_headers(r.headers_mut(), web::Cache::Public);
+                    r
+                }
+                None => self.error(&pages::NOT_FOUND),
+            },
+            RouteClass::Portal => crate::portal::handle(self, req).await,
+            RouteClass::Viewer => self.error(&pages::NOT_FOUND),
+        }
+    }
+
+    async fn health(&self, req: &Req) -> Resp {
+        match req.path.as_str() {
+            "/-/healthz" => web::text(StatusCode::OK, "ok\n"),
+            "/-/readyz" => {
+                let store = self.sessions.ping().await;
+                let db = self.db.ping().await;
+                match (store, db) {
+                    (Ok(()), Ok(())) => web::text(StatusCode::OK, "ready\n"),
+                    (Err(_), _) => web::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: session store unreachable\n",
+                    ),
+                    (_, Err(_)) => web::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: portal database unreachable\n",
+                    ),
+                }
+            }
+            _ => self.error(&pages::NOT_FOUND),
+        }
+    }
+
+    /// For a request to the viewer: the session, or the response that
+    /// refuses it (login redirect, 401, or 503 when the store is down).
+    pub async fn viewer_session(&self, req: &Req) -> Result<SessionData, Resp> {
+        match self.session_of(req).await {
+            Ok(Some((_, data))) => Ok(data),
+            Ok(None) => Err(self.login_required(req)),
+            Err(_) => Err(self.error(&pages::UNAVAILABLE)),
+        }
+    }
+
+    /// A browser navigating gets the login page (and comes back after);
+    /// an API call gets 401.
+    pub fn login_required(&self, req: &Req) -> Resp {
+        let wants_html = req
+            .header("accept")
+            .is_some_and(|a| a.contains("text/html"));
+        if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
+            let back = web::safe_return_to(&req.path_and_query()).unwrap_or_else(|| "/".into());
+            web::redirect(&format!(
+                "/auth/login?return_to={}",
+                urlencoding::encode(&back)
+            ))
+        } else {
+            web::json(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "authentification requise"}),
+            )
+        }
+    }
+
+    /// Counts a login attempt from this address; true when over the limit.
+    pub fn over_login_limit(&self, req: &Req, endpoint: &'static str) -> bool {
+        let n = self.login_rate.observe(&req.client_ip, 1);
+        let over = n > self.config.login_rate_per_minute;
+        if over {
+            METRICS.rate_limited.with_label_values(&[endpoint]).inc();
+        }
+        over
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RouteClass::{self, *};
+
+    #[test]
+    fn route_classes() {
+        let cases = [
+            ("/auth/login", Auth),
+            ("/auth", Auth),
+            ("/authx", Viewer),
+            ("/-/readyz", Health),
+            ("/static/style.css", Static),
+            ("/", Portal),
+            ("/portail/patients", Portal),
+            ("/portailx", Viewer),
+            ("/web-viewer/app/viewer.html", Viewer),
+            ("/dicom-web/studies", Viewer),
+        ];
+        for (path, class) in cases {
+            assert_eq!(RouteClass::of(path), class, "{path}");
+        }
+    }
+}

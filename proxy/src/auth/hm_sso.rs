@@ -1,0 +1,241 @@
+//! Single sign-on from Hopital Manager: a short-lived JWT signed by Hopital
+//! Manager (RS256 or ES256 only), verified with configured PEM keys or a
+//! JWKS URL. `iss`, `aud`, `exp`, `nbf`, `iat` are checked, the lifetime is
+//! capped, and `jti` is single use (the caller remembers it in the session
+//! store until the token's expiry).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::config::{HmAlg, HmSsoConfig};
+use crate::identity::{LoginMethod, NationalId, NationalIdError, Professional};
+use crate::web::safe_return_to;
+
+const JWKS_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HmSsoError {
+    #[error("no token in the request")]
+    Missing,
+    #[error("token rejected: {0}")]
+    Invalid(String),
+    #[error("token lifetime above the configured maximum")]
+    TooLong,
+    #[error("token has no jti")]
+    NoJti,
+    #[error("token already used")]
+    Replayed,
+    #[error("keys unavailable: {0}")]
+    Keys(String),
+    #[error("national identifier: {0}")]
+    NationalId(#[from] NationalIdError),
+}
+
+impl HmSsoError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            HmSsoError::Missing => "missing_token",
+            HmSsoError::Invalid(_) => "token_invalid",
+            HmSsoError::TooLong => "lifetime_too_long",
+            HmSsoError::NoJti => "no_jti",
+            HmSsoError::Replayed => "replayed",
+            HmSsoError::Keys(_) => "keys_unavailable",
+            HmSsoError::NationalId(_) => "national_id",
+        }
+    }
+}
+
+/// The claims Hopital Manager sends.
+#[derive(Debug, Deserialize)]
+struct HmClaims {
+    /// National id (`8` + RPPS, `0` + ADELI…); `sub` is used when absent.
+    national_id: Option<String>,
+    sub: Option<String>,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    family_name: String,
+    #[serde(default)]
+    professions: Vec<String>,
+    #[serde(default)]
+    savoir_faire: Vec<String>,
+    jti: Option<String>,
+    exp: i64,
+    iat: i64,
+    /// Optionally, what to open: a dossier number, a patient id, or a path.
+    dossier: Option<String>,
+    patient: Option<String>,
+    return_to: Option<String>,
+}
+
+/// A verified SSO launch.
+#[derive(Debug, Clone)]
+pub struct HmLaunch {
+    pub professional: Professional,
+    pub jti: String,
+    /// How long the `jti` must be remembered.
+    pub jti_ttl: Duration,
+    /// Where to send the browser: a same-origin path.
+    pub target: String,
+}
+
+pub struct HmSso {
+    cfg: HmSsoConfig,
+    static_keys: Vec<(HmAlg, DecodingKey)>,
+    http: reqwest::Client,
+    jwks: RwLock<Option<(Arc<jsonwebtoken::jwk::JwkSet>, Instant)>>,
+}
+
+impl HmSso {
+    pub fn new(cfg: HmSsoConfig) -> Result<HmSso, HmSsoError> {
+        let mut static_keys = Vec::new();
+        for path in &cfg.public_keys {
+            let pem = std::fs::read(path)
+                .map_err(|e| HmSsoError::Keys(format!("{}: {e}", path.display())))?;
+            if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                static_keys.push((HmAlg::Rs256, k));
+            } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                static_keys.push((HmAlg::Es256, k));
+            } else {
+                return Err(HmSsoError::Keys(format!(
+                    "{}: not an RSA or EC public key in PEM",
+                    path.display()
+                )));
+            }
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| HmSsoError::Keys(e.to_string()))?;
+        Ok(HmSso {
+            cfg,
+            static_keys,
+            http,
+            jwks: RwLock::new(None),
+        })
+    }
+
+    async fn jwks(&self) -> Result<Option<Arc<jsonwebtoken::jwk::JwkSet>>, HmSsoError> {
+        let Some(url) = &self.cfg.jwks_url else {
+            return Ok(None);
+        };
+        if let Some((set, at)) = self.jwks.read().await.as_ref() {
+            if at.elapsed() < JWKS_TTL {
+                return Ok(Some(set.clone()));
+            }
+        }
+        let set: jsonwebtoken::jwk::JwkSet = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| HmSsoError::Keys(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| HmSsoError::Keys(e.to_string()))?;
+        let set = Arc::new(set);
+        *self.jwks.write().await = Some((set.clone(), Instant::now()));
+        Ok(Some(set))
+    }
+
+    /// Verifies a token. The caller then claims its `jti` once.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<HmLaunch, HmSsoError> {
+        let invalid = |e: &dyn std::fmt::Display| HmSsoError::Invalid(e.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
+        let alg = match header.alg {
+            Algorithm::RS256 => HmAlg::Rs256,
+            Algorithm::ES256 => HmAlg::Es256,
+            other => return Err(HmSsoError::Invalid(format!("algorithm {other:?} refused"))),
+        };
+        if !self.cfg.algorithms.contains(&alg) {
+            return Err(HmSsoError::Invalid(format!(
+                "algorithm {alg:?} not configured"
+            )));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
+        validation.set_issuer(&[&self.cfg.issuer]);
+        validation.set_audience(&[&self.cfg.audience]);
+        validation.validate_nbf = true;
+        validation.leeway = self.cfg.leeway.as_secs();
+
+        let mut keys: Vec<DecodingKey> = self
+            .static_keys
+            .iter()
+            .filter(|(a, _)| *a == alg)
+            .map(|(_, k)| k.clone())
+            .collect();
+        if let Some(set) = self.jwks().await? {
+            let jwks: Vec<_> = match &header.kid {
+                Some(kid) => set.find(kid).into_iter().collect(),
+                None => set.keys.iter().collect(),
+            };
+            keys.extend(
+                jwks.into_iter()
+                    .filter_map(|j| DecodingKey::from_jwk(j).ok()),
+            );
+        }
+        let mut last = HmSsoError::Invalid("no key for this token".into());
+        let mut claims = None;
+        for key in &keys {
+            match jsonwebtoken::decode::<HmClaims>(token, key, &validation) {
+                Ok(d) => {
+                    claims = Some(d.claims);
+                    break;
+                }
+                Err(e) => last = invalid(&e),
+            }
+        }
+        let claims = claims.ok_or(last)?;
+
+        let leeway = self.cfg.leeway.as_secs() as i64;
+        if claims.iat > now + leeway {
+            return Err(HmSsoError::Invalid("issued in the future".into()));
+        }
+        if claims.exp - claims.iat > self.cfg.max_lifetime.as_secs() as i64 {
+            return Err(HmSsoError::TooLong);
+        }
+        let jti = claims
+            .jti
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or(HmSsoError::NoJti)?;
+        let raw_id = claims
+            .national_id
+            .or(claims.sub)
+            .ok_or(NationalIdError::Missing)?;
+        let national_id = NationalId::parse(&raw_id)?;
+        let mut professional = Professional::new(
+            national_id,
+            claims.given_name.trim().to_owned(),
+            claims.family_name.trim().to_owned(),
+            LoginMethod::HmSso,
+        );
+        professional.professions = claims.professions;
+        professional.savoir_faire = claims.savoir_faire;
+        let enc = |s: &str| urlencoding::encode(s).into_owned();
+        let target = if let Some(d) = claims.dossier.filter(|d| !d.is_empty()) {
+            format!("/dossiers/{}", enc(&d))
+        } else if let Some(p) = claims.patient.filter(|p| !p.is_empty()) {
+            format!("/patients/{}", enc(&p))
+        } else {
+            claims
+                .return_to
+                .as_deref()
+                .and_then(safe_return_to)
+                .unwrap_or_else(|| "/".to_owned())
+        };
+        let jti_ttl = Duration::from_secs((claims.exp - now + leeway).clamp(1, 7200) as u64);
+        Ok(HmLaunch {
+            professional,
+            jti,
+            jti_ttl,
+            target,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match Config::from_toml(text, no_env) {
+        Err(ConfigError::Invalid(i)) => i,
+        other => panic!("expected invalid configuration, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_file_gives_single_instance_defaults() {
+    let c = Config::defaults();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(matches!(c.sessions.store, SessionStoreConfig::Memory));
+    assert!(c.database_url.starts_with("sqlite:"));
+    assert_eq!(c.sessions.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(c.sessions.absolute_timeout, Duration::from_secs(4 * 3600));
+    assert!(c.summary().starts_with("ok: "));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let i = issues("[server]\nlisten = \"127.0.0.1:1\"\nlistne = \"x\"\n");
+    assert_eq!(i[0].key, "listne");
+    assert_eq!(i[0].line, Some(3));
+}
+
+#[test]
+fn semantic_errors_are_all_collected_with_lines() {
+    let text = "[server]\nlisten = \"nope\"\n\n[sessions]\nstore = \"redis\"\n";
+    let i = issues(text);
+    let keys: Vec<_> = i.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert!(keys.contains(&("server.listen", Some(2))), "{keys:?}");
+    assert!(keys.contains(&("sessions.redis_url", None)), "{keys:?}");
+}
+
+#[test]
+fn psc_defaults_follow_pro_sante_connect() {
+    let c = Config::from_toml(
+        "[psc]\nissuer = \"https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+        no_env,
+    )
+    .unwrap();
+    let p = c.psc.unwrap();
+    assert_eq!(
+        p.discovery_url.as_str(),
+        "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration"
+    );
+    assert_eq!(p.scopes, vec!["openid", "scope_all"]);
+    assert_eq!(p.acr_values, "eidas1");
+    assert_eq!(p.required_acr, vec!["eidas1"]);
+    assert_eq!(p.client_auth, ClientAuth::ClientSecretBasic);
+    assert_eq!(
+        p.redirect_uri.as_str(),
+        "http://127.0.0.1:8080/auth/callback"
+    );
+    assert!(!p.dev_idp);
+}
+
+#[test]
+fn secret_comes_from_environment() {
+    let text = "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\n";
+    assert_eq!(issues(text)[0].key, "psc.client_secret");
+    let env = |k: &str| (k == ENV_PSC_CLIENT_SECRET).then(|| "from-env".to_owned());
+    let c = Config::from_toml(text, env).unwrap();
+    assert_eq!(c.psc.unwrap().client_secret.as_deref(), Some("from-env"));
+}
+
+#[test]
+fn mtls_needs_certificate_and_key() {
+    let text = "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\nclient_auth = \"tls_client_auth\"\n";
+    let keys: Vec<_> = issues(text).into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, vec!["psc.tls_client_cert", "psc.tls_client_key"]);
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback() {
+    let i = issues("[server]\npublic_url = \"http://portail.example.fr\"\n");
+    assert_eq!(i[0].key, "server.public_url");
+    assert_eq!(i[0].line, Some(2));
+    assert!(Config::from_toml(
+        "[server]\npublic_url = \"https://portail.example.fr\"\n",
+        no_env
+    )
+    .is_ok());
+}
+
+#[test]
+fn trusted_gateway_networks() {
+    let net = IpNet::parse("10.1.0.0/16").unwrap();
+    assert!(net.contains("10.1.200.3".parse().unwrap()));
+    assert!(!net.contains("10.2.0.1".parse().unwrap()));
+    assert!(!net.contains("::1".parse().unwrap()));
+    assert!(IpNet::parse("10.0.0.0/33").is_none());
+    assert!(IpNet::parse("::1")
+        .unwrap()
+        .contains("::1".parse().unwrap()));
+    assert_eq!(
+        issues("[server]\ntrusted_gateways = [\"bad\"]\n")[0].key,
+        "server.trusted_gateways"
+    );
+}
+
+#[test]
+fn hm_sso_refuses_symmetric_algorithms() {
+    let i = issues("[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://hm.example/jwks\"\n");
+    assert_eq!(i[0].key, "hm_sso.algorithms");
+}

@@ -1,0 +1,239 @@
+//! The portal's pages: handlebars templates compiled into the binary (a
+//! missing one fails the build), strict mode, HTML escaping kept, and an
+//! optional directory that overrides them for a hospital's branding.
+//! Static files come from an explicit allowlist, never from a request path.
+
+use std::path::Path;
+
+use handlebars::Handlebars;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::web::{self, Resp};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "base",
+        include_str!("../../portal-pages/templates/base.hbs"),
+    ),
+    (
+        "login",
+        include_str!("../../portal-pages/templates/login.hbs"),
+    ),
+    (
+        "home",
+        include_str!("../../portal-pages/templates/home.hbs"),
+    ),
+    (
+        "error",
+        include_str!("../../portal-pages/templates/error.hbs"),
+    ),
+    (
+        "logout",
+        include_str!("../../portal-pages/templates/logout.hbs"),
+    ),
+];
+
+/// A static asset: path served, content type, bytes.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+pub const ASSETS: &[Asset] = &[Asset {
+    path: "/static/style.css",
+    content_type: "text/css; charset=utf-8",
+    body: include_bytes!("../../portal-pages/static/style.css"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PagesError {
+    #[error("template {name} is invalid: {source}")]
+    Template {
+        name: String,
+        #[source]
+        source: Box<handlebars::TemplateError>,
+    },
+    #[error("cannot read template override {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Pages {
+    hb: Handlebars<'static>,
+}
+
+/// What a French error page says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub status: StatusCode,
+    pub heading: &'static str,
+    pub message: &'static str,
+    /// A short reason code the user can quote to the help desk.
+    pub reference: Option<&'static str>,
+    pub action_href: &'static str,
+    pub action_label: &'static str,
+}
+
+impl ErrorPage {
+    pub const fn new(status: StatusCode, heading: &'static str, message: &'static str) -> Self {
+        ErrorPage {
+            status,
+            heading,
+            message,
+            reference: None,
+            action_href: "/",
+            action_label: "Retour à l'accueil",
+        }
+    }
+
+    pub const fn with_reference(mut self, reference: &'static str) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    pub const fn with_action(mut self, href: &'static str, label: &'static str) -> Self {
+        self.action_href = href;
+        self.action_label = label;
+        self
+    }
+}
+
+pub const NOT_FOUND: ErrorPage = ErrorPage::new(
+    StatusCode::NOT_FOUND,
+    "Page introuvable",
+    "La page demandée n'existe pas.",
+);
+pub const UNAVAILABLE: ErrorPage = ErrorPage::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Service momentanément indisponible",
+    "L'espace professionnel de santé ne peut pas vérifier votre session pour le moment. Par sécurité, l'accès est refusé. Réessayez dans quelques minutes.",
+)
+.with_reference("indisponible");
+pub const TOO_MANY: ErrorPage = ErrorPage::new(
+    StatusCode::TOO_MANY_REQUESTS,
+    "Trop de tentatives",
+    "Trop de tentatives de connexion depuis votre adresse. Patientez une minute avant de réessayer.",
+)
+.with_reference("limite");
+pub const FORBIDDEN_CSRF: ErrorPage = ErrorPage::new(
+    StatusCode::FORBIDDEN,
+    "Action refusée",
+    "Cette action n'a pas pu être vérifiée comme venant de l'espace professionnel de santé. Rechargez la page et réessayez.",
+)
+.with_reference("csrf");
+pub const METHOD_NOT_ALLOWED: ErrorPage = ErrorPage::new(
+    StatusCode::METHOD_NOT_ALLOWED,
+    "Action non permise",
+    "Cette action n'est pas permise sur cette page.",
+);
+
+impl Pages {
+    pub fn new(override_dir: Option<&Path>) -> Result<Pages, PagesError> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        for (name, text) in TEMPLATES {
+            let owned;
+            let text = match override_dir.map(|d| d.join(format!("{name}.hbs"))) {
+                Some(p) if p.is_file() => {
+                    owned = std::fs::read_to_string(&p).map_err(|source| PagesError::Read {
+                        path: p.display().to_string(),
+                        source,
+                    })?;
+                    owned.as_str()
+                }
+                _ => text,
+            };
+            hb.register_template_string(name, text)
+                .map_err(|e| PagesError::Template {
+                    name: (*name).to_owned(),
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(Pages { hb })
+    }
+
+    /// Renders a page. A rendering failure is a bug: the user gets a plain
+    /// error page and the cause goes to the log (without the data).
+    pub fn render(&self, status: StatusCode, name: &str, data: &Value) -> Resp {
+        match self.hb.render(name, data) {
+            Ok(body) => web::html(status, body),
+            Err(e) => {
+                tracing::error!(template = name, error = %e.reason(), "template rendering failed");
+                web::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Erreur interne de l'espace professionnel de santé.",
+                )
+            }
+        }
+    }
+
+    pub fn error(&self, page: &ErrorPage, user: Option<&Value>) -> Resp {
+        let data = json!({
+            "title": page.heading,
+            "heading": page.heading,
+            "message": page.message,
+            "reference": page.reference,
+            "action_href": page.action_href,
+            "action_label": page.action_label,
+            "user": user,
+            "refresh_to": null,
+        });
+        self.render(page.status, "error", &data)
+    }
+}
+
+pub fn asset(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_page_is_french_and_escaped() {
+        let p = Pages::new(None).unwrap();
+        let r = p.error(
+            &NOT_FOUND,
+            Some(&json!({"name": "<b>x</b>", "csrf_token": "t"})),
+        );
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let body = String::from_utf8(r.body().to_vec()).unwrap();
+        assert!(body.contains("Page introuvable"));
+        assert!(body.contains("lang=\"fr\""));
+        assert!(body.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn override_directory_replaces_a_template() {
+        let dir = std::env::temp_dir().join(format!("espace-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("login.hbs"), "{{#> base}}CHU de Test{{/base}}").unwrap();
+        let p = Pages::new(Some(&dir)).unwrap();
+        let r = p.render(
+            StatusCode::OK,
+            "login",
+            &json!({"title": "x", "user": null}),
+        );
+        assert!(String::from_utf8_lossy(r.body()).contains("CHU de Test"));
+        std::fs::write(dir.join("login.hbs"), "{{#if}}").unwrap();
+        assert!(Pages::new(Some(&dir)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_listed_assets_are_served() {
+        assert!(asset("/static/style.css").is_some());
+        assert!(asset("/static/../Cargo.toml").is_none());
+    }
+}

@@ -1,0 +1,366 @@
+//! Pingora wiring. The `ProxyHttp` methods only sequence the work:
+//! `request_filter` routes, answers espace-ps's own routes, and for the
+//! viewer checks the session and stops early on "no";
+//! `upstream_request_filter` strips what the client must not send upstream;
+//! `response_filter` adds headers; `logging` counts.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::header;
+use pingora::apps::http_app::ServeHttp;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::server::configuration::{Opt, ServerConf};
+
+use crate::app::{App, RouteClass};
+use crate::config::Config;
+use crate::metrics::{self, METRICS};
+use crate::pages::{self, ErrorPage};
+use crate::session::SessionData;
+use crate::web::{self, Req, Resp, FLOW_COOKIE, MAX_LOCAL_BODY, SESSION_COOKIE};
+
+/// Headers a client may not send to the viewer: identity claims that a
+/// viewer might trust, and method overrides.
+const STRIPPED_REQUEST_HEADERS: &[&str] = &[
+    "x-remote-user",
+    "remote-user",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-auth-request-user",
+    "x-user",
+    "x-espace-user",
+    "x-espace-rpps",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "authorization",
+    "proxy-authorization",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
+    http::StatusCode::BAD_GATEWAY,
+    "Visualiseur indisponible",
+    "Le visualiseur d'images de l'établissement ne répond pas pour le moment. Réessayez dans quelques minutes.",
+)
+.with_reference("visualiseur");
+
+pub struct EspaceProxy {
+    app: Arc<App>,
+}
+
+pub struct Ctx {
+    route: RouteClass,
+    started: Instant,
+    client_ip: IpAddr,
+    session: Option<SessionData>,
+}
+
+impl EspaceProxy {
+    pub fn new(app: Arc<App>) -> EspaceProxy {
+        EspaceProxy { app }
+    }
+
+    fn request_of(&self, session: &Session, body: Bytes) -> Req {
+        let h = session.req_header();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        Req {
+            method: h.method.clone(),
+            path: h.uri.path().to_owned(),
+            query: h.uri.query().map(str::to_owned),
+            headers: h.headers.clone(),
+            body,
+            client_ip: web::client_ip(peer, &h.headers, &self.app.config.server.trusted_gateways),
+        }
+    }
+}
+
+/// Writes a whole response of ours to the client.
+pub async fn write_response(session: &mut Session, resp: Resp) -> Result<()> {
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let (parts, body) = resp.into_parts();
+    let mut h = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    for (k, v) in parts.headers.iter() {
+        h.append_header(k.clone(), v.clone())?;
+    }
+    h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    let end = head_only || body.is_empty();
+    session.write_response_header(Box::new(h), end).await?;
+    if !end {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Reads a request body up to `limit` bytes; None when it is longer.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if buf.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// Removes our own cookies from a Cookie header value; None when nothing is left.
+fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| {
+            let name = c.split('=').next().unwrap_or("");
+            !ours.iter().any(|o| o == name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+#[async_trait]
+impl ProxyHttp for EspaceProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            route: RouteClass::Viewer,
+            started: Instant::now(),
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            session: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.route = RouteClass::of(session.req_header().uri.path());
+        if ctx.route != RouteClass::Viewer {
+            let Some(body) = read_body(session, MAX_LOCAL_BODY).await? else {
+                let page = ErrorPage::new(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "Requête trop volumineuse",
+                    "La requête envoyée est trop volumineuse.",
+                );
+                write_response(session, self.app.error(&page)).await?;
+                return Ok(true);
+            };
+            let req = self.request_of(session, body);
+            ctx.client_ip = req.client_ip;
+            let resp = self.app.handle_local(req).await;
+            write_response(session, resp).await?;
+            return Ok(true);
+        }
+        let req = self.request_of(session, Bytes::new());
+        ctx.client_ip = req.client_ip;
+        match self.app.viewer_session(&req).await {
+            Ok(data) => {
+                ctx.session = Some(data);
+                Ok(false)
+            }
+            Err(resp) => {
+                write_response(session, resp).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        // Deny by default: nothing reaches the viewer without a session.
+        if ctx.session.is_none() {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(403),
+                "no session for a viewer request",
+            ));
+        }
+        let up = &self.app.config.upstream;
+        Ok(Box::new(HttpPeer::new(
+            up.address.as_str(),
+            up.tls,
+            up.sni.clone(),
+        )))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        for name in STRIPPED_REQUEST_HEADERS {
+            upstream_request.remove_header(*name);
+        }
+        let ours = [
+            self.app.cookies.name(SESSION_COOKIE),
+            self.app.cookies.name(FLOW_COOKIE),
+        ];
+        let cookies: Vec<String> = upstream_request
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| strip_our_cookies(v, &ours))
+            .collect();
+        upstream_request.remove_header(&header::COOKIE);
+        if !cookies.is_empty() {
+            upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
+        }
+        upstream_request.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Viewer answers carry patient data: never cached, never framed elsewhere.
+        upstream_response.insert_header(header::CACHE_CONTROL, "no-store")?;
+        upstream_response.insert_header("x-content-type-options", "nosniff")?;
+        upstream_response.insert_header("referrer-policy", "same-origin")?;
+        if upstream_response
+            .headers
+            .get("content-security-policy")
+            .is_none()
+        {
+            upstream_response.insert_header("content-security-policy", "frame-ancestors 'self'")?;
+        }
+        upstream_response.remove_header("server");
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => 0,
+                _ => 500,
+            },
+        };
+        if code > 0 {
+            let resp = match code {
+                502..=504 => self.app.error(&VIEWER_UNAVAILABLE),
+                403 => self.app.error(&pages::ErrorPage::new(
+                    http::StatusCode::FORBIDDEN,
+                    "Accès refusé",
+                    "Vous n'avez pas accès à cette ressource.",
+                )),
+                _ => self.app.error(&pages::ErrorPage::new(
+                    http::StatusCode::from_u16(code)
+                        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                    "Erreur",
+                    "La demande n'a pas pu aboutir.",
+                )),
+            };
+            let _ = write_response(session, resp).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let route = ctx.route.label();
+        METRICS
+            .requests
+            .with_label_values(&[route, metrics::status_class(status)])
+            .inc();
+        METRICS
+            .duration
+            .with_label_values(&[route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        // No path, query, identity or address here: those belong to the audit trail.
+        tracing::debug!(
+            method = %session.req_header().method,
+            route,
+            status,
+            ms = ctx.started.elapsed().as_millis() as u64,
+            error = e.map(|e| e.etype().as_str()),
+            "request"
+        );
+    }
+}
+
+// === admin listener ===
+
+/// `/metrics` and `/-/healthz` on the admin listener.
+pub struct AdminApp;
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let (status, ctype, body) = match session.req_header().uri.path() {
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4",
+                metrics::render().into_bytes(),
+            ),
+            "/-/healthz" => (200, "text/plain", b"ok\n".to_vec()),
+            _ => (404, "text/plain", b"not found\n".to_vec()),
+        };
+        http::Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, ctype)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .expect("static response")
+    }
+}
+
+/// A Pingora server with espace-ps's services, ready to run.
+pub fn build_server(config: &Config, app: Arc<App>) -> pingora::server::Server {
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..ServerConf::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(Some(Opt::default()), conf);
+    server.bootstrap();
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        EspaceProxy::new(app),
+        "espace-ps",
+    );
+    proxy.add_tcp(&config.server.listen.to_string());
+    let mut admin = pingora::services::listening::Service::new("espace-ps admin".into(), AdminApp);
+    admin.add_tcp(&config.server.admin_listen.to_string());
+    server.add_service(proxy);
+    server.add_service(admin);
+    server
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_cookies_never_reach_the_viewer() {
+        let ours = ["espace-session".to_owned(), "espace-login".to_owned()];
+        assert_eq!(
+            strip_our_cookies("espace-session=abc; viewer=1; espace-login=x", &ours).as_deref(),
+            Some("viewer=1")
+        );
+        assert_eq!(strip_our_cookies("espace-session=abc", &ours), None);
+    }
+}

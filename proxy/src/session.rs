@@ -1,0 +1,488 @@
+//! Server-side sessions and the other short-lived records of a login:
+//! pending login flows (state, nonce, PKCE verifier) and single-use token ids.
+//!
+//! The browser holds an opaque 256-bit id only; the store keys records by
+//! the SHA-256 of that id, so a dump of the store holds no usable cookie.
+//! Two stores: in-memory (one instance) and Redis (several instances). A
+//! store error is an error to the caller, who answers "no" (503), never "yes".
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::Professional;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unreachable: {0}")]
+    Unreachable(String),
+    #[error("session store timed out")]
+    Timeout,
+    #[error("session record unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// A key-value store with expiry: what a session store needs and no more.
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    async fn del(&self, key: &str) -> Result<(), StoreError>;
+    /// Get and delete in one step (single use).
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Set only if absent; true when this call set it.
+    async fn set_nx(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+// === impl MemoryStore ===
+
+/// One-instance store. Expired entries are dropped when read and swept
+/// every few hundred writes.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    map: HashMap<String, (Vec<u8>, Instant)>,
+    writes: u64,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryInner) -> T) -> T {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+}
+
+impl MemoryInner {
+    fn live(&mut self, key: &str) -> Option<&Vec<u8>> {
+        let now = Instant::now();
+        if self.map.get(key).is_some_and(|(_, exp)| *exp <= now) {
+            self.map.remove(key);
+        }
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration) {
+        self.writes += 1;
+        if self.writes % 256 == 0 {
+            let now = Instant::now();
+            self.map.retain(|_, (_, exp)| *exp > now);
+        }
+        self.map
+            .insert(key.to_owned(), (value, Instant::now() + ttl));
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|m| m.live(key).cloned()))
+    }
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with(|m| m.insert(key, value.to_vec(), ttl));
+        Ok(())
+    }
+    async fn del(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|m| m.map.remove(key));
+        Ok(())
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|m| {
+            let v = m.live(key).cloned();
+            m.map.remove(key);
+            v
+        }))
+    }
+    async fn set_nx(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with(|m| {
+            if m.live(key).is_some() {
+                false
+            } else {
+                m.insert(key, Vec::new(), ttl);
+                true
+            }
+        }))
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+// === impl RedisStore ===
+
+/// Redis store, shared by every espace-ps instance. The connection is made
+/// lazily and re-made by the connection manager; every command has a
+/// deadline so an outage turns into a quick refusal.
+pub struct RedisStore {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    pub fn new(url: &str) -> Result<RedisStore, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        Ok(RedisStore {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            timeout: Duration::from_millis(1500),
+        })
+    }
+
+    async fn conn(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1);
+        let c = tokio::time::timeout(
+            self.timeout * 2,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout)?
+        .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut c = self.conn().await?;
+        tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut c))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|e| StoreError::Unreachable(e.to_string()))
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64
+}
+
+#[async_trait]
+impl KvStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GET").arg(key).clone()).await
+    }
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.run(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .clone(),
+        )
+        .await
+    }
+    async fn del(&self, key: &str) -> Result<(), StoreError> {
+        self.run::<i64>(redis::cmd("DEL").arg(key).clone())
+            .await
+            .map(|_| ())
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GETDEL").arg(key).clone()).await
+    }
+    async fn set_nx(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let r: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms(ttl))
+                    .clone(),
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run::<String>(redis::cmd("PING").clone())
+            .await
+            .map(|_| ())
+    }
+}
+
+// === impl Sessions ===
+
+/// What the server keeps for a signed-in professional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionData {
+    pub professional: Professional,
+    pub account_id: i64,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen: i64,
+    /// The ID token, kept for PSC's logout `id_token_hint`.
+    pub id_token: Option<String>,
+}
+
+/// A login in progress: what the callback must find again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginFlow {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+}
+
+/// The lifetime of a pending login.
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+
+pub struct Sessions {
+    store: Arc<dyn KvStore>,
+    prefix: String,
+    idle: Duration,
+    absolute: Duration,
+}
+
+/// A new random opaque id: 256 bits, base64url.
+pub fn new_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Touch the record (and push its idle deadline) at most this often.
+const TOUCH_EVERY: i64 = 30;
+
+impl Sessions {
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        prefix: &str,
+        idle: Duration,
+        absolute: Duration,
+    ) -> Sessions {
+        Sessions {
+            store,
+            prefix: prefix.to_owned(),
+            idle,
+            absolute,
+        }
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        let digest = Sha256::digest(id.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        format!("{}{kind}:{hex}", self.prefix)
+    }
+
+    fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+        serde_json::to_vec(v).expect("session records serialize")
+    }
+
+    fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Starts a session: always a new id (no fixation).
+    pub async fn create(
+        &self,
+        professional: Professional,
+        account_id: i64,
+        id_token: Option<String>,
+    ) -> Result<(String, SessionData), StoreError> {
+        let id = new_token();
+        let now = now_secs();
+        let data = SessionData {
+            professional,
+            account_id,
+            csrf_token: new_token(),
+            created_at: now,
+            last_seen: now,
+            id_token,
+        };
+        self.store
+            .set(&self.key("s", &id), &Self::encode(&data), self.idle)
+            .await?;
+        Ok((id, data))
+    }
+
+    /// The live session for an id, or None when unknown, idle too long or
+    /// past its absolute lifetime.
+    pub async fn load(&self, id: &str) -> Result<Option<SessionData>, StoreError> {
+        if id.len() != 43 {
+            return Ok(None);
+        }
+        let key = self.key("s", id);
+        let Some(raw) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let mut data: SessionData = Self::decode(&raw)?;
+        let now = now_secs();
+        let absolute_end = data.created_at + self.absolute.as_secs() as i64;
+        if now >= absolute_end || now - data.last_seen >= self.idle.as_secs() as i64 {
+            self.store.del(&key).await?;
+            return Ok(None);
+        }
+        if now - data.last_seen >= TOUCH_EVERY {
+            data.last_seen = now;
+            let remaining = Duration::from_secs((absolute_end - now) as u64);
+            self.store
+                .set(&key, &Self::encode(&data), self.idle.min(remaining))
+                .await?;
+        }
+        Ok(Some(data))
+    }
+
+    pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
+        self.store.del(&self.key("s", id)).await
+    }
+
+    /// Records a pending login under a new id (the flow cookie).
+    pub async fn put_flow(&self, flow: &LoginFlow) -> Result<String, StoreError> {
+        let id = new_token();
+        self.store
+            .set(&self.key("f", &id), &Self::encode(flow), FLOW_TTL)
+            .await?;
+        Ok(id)
+    }
+
+    /// Takes a pending login: a flow is used once.
+    pub async fn take_flow(&self, id: &str) -> Result<Option<LoginFlow>, StoreError> {
+        match self.store.take(&self.key("f", id)).await? {
+            Some(raw) => Self::decode(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers a single-use token id (a JWT `jti`) until `ttl`; false if
+    /// it was already used.
+    pub async fn claim_once(
+        &self,
+        namespace: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .set_nx(&self.key(&format!("once-{namespace}"), id), ttl)
+            .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{LoginMethod, NationalId};
+
+    fn pro() -> Professional {
+        Professional::new(
+            NationalId::parse("0123456789").unwrap(),
+            "A".into(),
+            "B".into(),
+            LoginMethod::PscCard,
+        )
+    }
+
+    fn sessions(idle: u64, absolute: u64) -> Sessions {
+        Sessions::new(
+            Arc::new(MemoryStore::default()),
+            "t:",
+            Duration::from_secs(idle),
+            Duration::from_secs(absolute),
+        )
+    }
+
+    #[tokio::test]
+    async fn new_id_each_login_and_destroy() {
+        let s = sessions(60, 600);
+        let (a, _) = s.create(pro(), 1, None).await.unwrap();
+        let (b, _) = s.create(pro(), 1, None).await.unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(s.load(&a).await.unwrap().is_some());
+        s.destroy(&a).await.unwrap();
+        assert!(s.load(&a).await.unwrap().is_none());
+        assert!(s.load(&b).await.unwrap().is_some());
+        assert!(s.load("short").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn absolute_lifetime_ends_a_session() {
+        let s = sessions(60, 600);
+        let (id, mut data) = s.create(pro(), 1, None).await.unwrap();
+        data.created_at -= 601;
+        s.store
+            .set(
+                &s.key("s", &id),
+                &Sessions::encode(&data),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(s.load(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_ends_a_session() {
+        let s = sessions(60, 600);
+        let (id, mut data) = s.create(pro(), 1, None).await.unwrap();
+        data.last_seen -= 61;
+        s.store
+            .set(
+                &s.key("s", &id),
+                &Sessions::encode(&data),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(s.load(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn flows_and_jti_are_single_use() {
+        let s = sessions(60, 600);
+        let flow = LoginFlow {
+            state: "st".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            return_to: "/".into(),
+        };
+        let id = s.put_flow(&flow).await.unwrap();
+        assert_eq!(s.take_flow(&id).await.unwrap().unwrap().state, "st");
+        assert!(s.take_flow(&id).await.unwrap().is_none());
+        assert!(s
+            .claim_once("hm", "jti-1", Duration::from_secs(5))
+            .await
+            .unwrap());
+        assert!(!s
+            .claim_once("hm", "jti-1", Duration::from_secs(5))
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn store_keys_do_not_contain_the_cookie() {
+        let s = sessions(60, 600);
+        let id = new_token();
+        let key = s.key("s", &id);
+        assert!(!key.contains(&id));
+        assert!(key.starts_with("t:s:"));
+    }
+}

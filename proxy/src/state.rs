@@ -1,0 +1,141 @@
+//! espace-ps's own database: accounts created at first login and the audit
+//! trail (later: seen marks, dossier grants). SQLite by default, PostgreSQL
+//! by URL, through sqlx's `Any` driver; each backend has its own migrations.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::identity::Professional;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the portal database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the portal database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("portal database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The portal database.
+#[derive(Clone)]
+pub struct PortalDb {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The result of recording a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLogin {
+    pub account_id: i64,
+    /// True at the first login: the account was created now.
+    pub created: bool,
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl PortalDb {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PortalDb, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(DbError::Connect)?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers go on while one writer writes.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(DbError::Connect)?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(DbError::Migrate)?;
+        Ok(PortalDb { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates the account at the first login, updates it at the next ones.
+    pub async fn record_login(&self, p: &Professional) -> Result<AccountLogin, DbError> {
+        let now = now_ms();
+        let row: AnyRow = sqlx::query(
+            "INSERT INTO accounts (national_id, rpps, given_name, family_name, last_login_method, \
+                                   first_login_at, last_login_at, login_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 1) \
+             ON CONFLICT (national_id) DO UPDATE SET \
+                rpps = excluded.rpps, given_name = excluded.given_name, \
+                family_name = excluded.family_name, last_login_method = excluded.last_login_method, \
+                last_login_at = excluded.last_login_at, login_count = accounts.login_count + 1 \
+             RETURNING id, login_count",
+        )
+        .bind(p.national_id.as_str())
+        .bind(p.rpps.as_deref())
+        .bind(&p.given_name)
+        .bind(&p.family_name)
+        .bind(p.login_method.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let account_id: i64 = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        Ok(AccountLogin {
+            account_id,
+            created: count == 1,
+        })
+    }
+
+    /// Counts accounts for a national id (tests and operations).
+    pub async fn account_count(&self, national_id: &str) -> Result<i64, DbError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM accounts WHERE national_id = $1")
+            .bind(national_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}

@@ -1,0 +1,426 @@
+//! Plain HTTP values for the pages espace-ps serves itself: the request as
+//! handlers see it, responses with the security headers built in one place,
+//! the one cookie builder, the client address, safe `return_to` paths, and
+//! the CSRF check. No sockets here: handlers are plain async functions.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+
+use crate::config::{IpNet, ServerConfig};
+
+/// A request to one of espace-ps's own routes, body read in full (bounded).
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub client_ip: IpAddr,
+}
+
+pub type Resp = http::Response<Bytes>;
+
+/// The most a local route reads of a request body.
+pub const MAX_LOCAL_BODY: usize = 64 * 1024;
+
+impl Req {
+    /// First value of a query parameter (decoded).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_param(self.query.as_deref()?.as_bytes(), name)
+    }
+
+    /// First value of an `application/x-www-form-urlencoded` body parameter.
+    pub fn form_param(&self, name: &str) -> Option<String> {
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            return None;
+        }
+        form_param(&self.body, name)
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The path with its query, as the browser asked for it.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+fn form_param(data: &[u8], name: &str) -> Option<String> {
+    url::form_urlencoded::parse(data)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+// === responses ===
+
+/// Which cache policy a response gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// Anything personal: never stored.
+    NoStore,
+    /// Static assets that carry no personal data.
+    Public,
+}
+
+/// Adds the security headers every page of ours carries.
+pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    };
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "referrer-policy", "same-origin");
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "cross-origin-opener-policy", "same-origin");
+    set(
+        headers,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), usb=()",
+    );
+    match cache {
+        Cache::NoStore => set(headers, "cache-control", "no-store"),
+        Cache::Public => set(headers, "cache-control", "public, max-age=3600"),
+    }
+}
+
+pub fn html(status: StatusCode, body: String) -> Resp {
+    let mut r = http::Response::new(Bytes::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    security_headers(r.headers_mut(), Cache::NoStore);
+    r
+}
+
+pub fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
+    let mut r = http::Response::new(Bytes::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    security_headers(r.headers_mut(), Cache::NoStore);
+    r
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Resp {
+    let mut r = http::Response::new(Bytes::from_static(body.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    security_headers(r.headers_mut(), Cache::NoStore);
+    r
+}
+
+/// A 303 to `location` (a relative path or an absolute URL we built).
+pub fn redirect(location: &str) -> Resp {
+    let mut r = http::Response::new(Bytes::new());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    security_headers(r.headers_mut(), Cache::NoStore);
+    r
+}
+
+pub fn add_cookie(resp: &mut Resp, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+// === cookies ===
+
+/// The one cookie builder: `__Host-` prefix, Secure, HttpOnly, SameSite=Lax,
+/// Path=/ on https; without the prefix and Secure only on a loopback http
+/// origin (demo and tests).
+#[derive(Debug, Clone)]
+pub struct Cookies {
+    secure: bool,
+}
+
+pub const SESSION_COOKIE: &str = "espace-session";
+pub const FLOW_COOKIE: &str = "espace-login";
+
+impl Cookies {
+    pub fn new(server: &ServerConfig) -> Cookies {
+        Cookies {
+            secure: server.secure_cookies(),
+        }
+    }
+
+    pub fn name(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// `max_age` None: a browser-session cookie.
+    pub fn set(&self, base: &str, value: &str, max_age: Option<u64>) -> String {
+        let mut c = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+            self.name(base)
+        );
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        c
+    }
+
+    pub fn clear(&self, base: &str) -> String {
+        self.set(base, "", Some(0))
+    }
+}
+
+// === client address ===
+
+/// The client's address: the connection's peer, or the right-most address
+/// of `X-Forwarded-For` that is not a trusted gateway, when the connection
+/// itself comes from a trusted gateway.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(s) = v.to_str() else {
+            return peer;
+        };
+        for part in s.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+}
+
+// === return_to ===
+
+/// A same-origin relative path to go back to after login, or None. Refuses
+/// absolute URLs, scheme-relative `//host`, `/\host`, encoded variants of
+/// those, control characters, and our own `/auth/` routes.
+pub fn safe_return_to(raw: &str) -> Option<String> {
+    if raw.len() > 2048 || !raw.starts_with('/') {
+        return None;
+    }
+    // Decode repeatedly so that encoded slashes or backslashes cannot hide.
+    let mut decoded = raw.to_owned();
+    for _ in 0..3 {
+        let next = urlencoding::decode(&decoded).ok()?.into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    let bad_start = |s: &str| {
+        let b = s.as_bytes();
+        b.len() >= 2 && matches!(b[1], b'/' | b'\\')
+    };
+    if bad_start(raw)
+        || bad_start(&decoded)
+        || decoded.contains('\\')
+        || decoded.chars().any(|c| c.is_control())
+        || raw.chars().any(|c| c.is_control() || c == ' ')
+        || decoded.starts_with("/auth/")
+    {
+        return None;
+    }
+    // The URL parser must agree it stays on our origin.
+    let base = url::Url::parse("https://espace.invalid/").expect("static URL");
+    let joined = base.join(raw).ok()?;
+    if joined.origin() != base.origin() {
+        return None;
+    }
+    Some(raw.to_owned())
+}
+
+// === CSRF ===
+
+/// A state-changing request carries our CSRF token and comes from our origin.
+pub fn csrf_ok(req: &Req, expected_token: &str, public_origin: &str) -> bool {
+    let origin_ok = match req.header("origin") {
+        Some(o) => o == public_origin,
+        None => req
+            .header("referer")
+            .is_some_and(|r| r == public_origin || r.starts_with(&format!("{public_origin}/"))),
+    };
+    let token = req
+        .form_param("csrf_token")
+        .or_else(|| req.header("x-csrf-token").map(str::to_owned))
+        .unwrap_or_default();
+    let token_ok = !expected_token.is_empty()
+        && subtle::ConstantTimeEq::ct_eq(token.as_bytes(), expected_token.as_bytes()).into();
+    origin_ok && token_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_accepts_plain_paths() {
+        for ok in [
+            "/",
+            "/patients/12",
+            "/app/viewer.html?study=1.2.3",
+            "/a%20b",
+        ] {
+            assert_eq!(safe_return_to(ok).as_deref(), Some(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn return_to_refuses_open_redirects() {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/%2Fevil.example",
+            "/%2fevil.example",
+            "/%5Cevil.example",
+            "/%252Fevil.example",
+            "\\\\evil.example",
+            "/\tevil",
+            "/%09/evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            "/auth/logout",
+            "/%61uth/logout",
+        ] {
+            assert_eq!(safe_return_to(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_ip_trusts_forwarded_for_only_from_gateways() {
+        let gw = vec![IpNet::parse("10.0.0.0/8").unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.7".parse().unwrap());
+        let peer_gw: IpAddr = "10.0.0.1".parse().unwrap();
+        let peer_other: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(peer_gw, &h, &gw),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer_other, &h, &gw), peer_other);
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_ip(peer_gw, &h, &gw), peer_gw);
+    }
+
+    #[test]
+    fn cookies_are_host_prefixed_and_secure_on_https() {
+        let c = Cookies { secure: true };
+        let s = c.set(SESSION_COOKIE, "abc", None);
+        assert_eq!(
+            s,
+            "__Host-espace-session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert!(c.clear(SESSION_COOKIE).contains("Max-Age=0"));
+        let plain = Cookies { secure: false };
+        assert_eq!(plain.name(SESSION_COOKIE), "espace-session");
+        assert!(!plain.set(SESSION_COOKIE, "abc", None).contains("Secure"));
+    }
+
+    fn post(headers: &[(&str, &str)], body: &str) -> Req {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        for (k, v) in headers {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Req {
+            method: Method::POST,
+            path: "/x".into(),
+            query: None,
+            headers: h,
+            body: Bytes::from(body.to_owned()),
+            client_ip: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn csrf_needs_token_and_origin() {
+        let o = "https://espace.example";
+        assert!(csrf_ok(&post(&[("origin", o)], "csrf_token=tok"), "tok", o));
+        assert!(!csrf_ok(
+            &post(&[("origin", o)], "csrf_token=other"),
+            "tok",
+            o
+        ));
+        assert!(!csrf_ok(
+            &post(&[("origin", "https://evil")], "csrf_token=tok"),
+            "tok",
+            o
+        ));
+        assert!(!csrf_ok(&post(&[], "csrf_token=tok"), "tok", o));
+        assert!(csrf_ok(
+            &post(&[("referer", "https://espace.example/x")], "csrf_token=tok"),
+            "tok",
+            o
+        ));
+        assert!(!csrf_ok(
+            &post(
+                &[("referer", "https://espace.example.evil/")],
+                "csrf_token=tok"
+            ),
+            "tok",
+            o
+        ));
+        assert!(!csrf_ok(&post(&[("origin", o)], "csrf_token="), "", o));
+    }
+}
