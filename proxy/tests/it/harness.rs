@@ -1,0 +1,432 @@
+//! The test harness: boots the real `espace-ps` binary with every listener on
+//! a free loopback port, a browser-like HTTP client that follows redirects by
+//! hand with a cookie jar, a wait-until helper, and the real peers that
+//! `./scripts/test.sh` starts (their addresses come in `ESPACE_TEST_*`).
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_espace-ps");
+
+/// A peer address from the test script; a clear failure when it is missing.
+pub fn peer(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run the tests with ./scripts/test.sh, which starts the real peers"
+        )
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_healthy(url: &str, child: &mut Child, stderr: &std::path::Path) {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "espace-ps exited ({status}) before it was healthy:\n{}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "espace-ps not healthy at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sections of a test configuration.
+#[derive(Default, Clone)]
+pub struct ProxyOpts {
+    /// Body of the `[psc]` table.
+    pub psc: Option<String>,
+    /// Body of the `[hm_sso]` table.
+    pub hm_sso: Option<String>,
+    /// Body of the `[sessions]` table.
+    pub sessions: Option<String>,
+    /// Portal database URL; a fresh SQLite file by default.
+    pub database_url: Option<String>,
+    /// The viewer upstream address.
+    pub upstream: Option<String>,
+    pub login_per_minute: Option<u32>,
+    /// Fixed listen port (when a peer must know the redirect URI in advance).
+    pub port: Option<u16>,
+    pub log_format_json: bool,
+}
+
+/// A running `espace-ps serve`, killed on drop.
+pub struct Proxy {
+    child: Child,
+    pub base: String,
+    pub admin: String,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    pub async fn start(opts: ProxyOpts) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = opts.port.unwrap_or_else(free_port);
+        let admin = free_port();
+        let database_url = opts.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("portal.sqlite").display()
+            )
+        });
+        let mut toml = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
+             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
+             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n\n\
+             [rate_limit]\nlogin_per_minute = {}\n\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n",
+            opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.login_per_minute.unwrap_or(1000),
+            if opts.log_format_json { "json" } else { "text" },
+        );
+        for (name, body) in [
+            ("psc", &opts.psc),
+            ("hm_sso", &opts.hm_sso),
+            ("sessions", &opts.sessions),
+        ] {
+            if let Some(body) = body {
+                toml.push_str(&format!("\n[{name}]\n{body}\n"));
+            }
+        }
+        let config = dir.path().join("espace-ps.toml");
+        std::fs::write(&config, toml).unwrap();
+        let stderr = dir.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("ESPACE_PSC_CLIENT_SECRET")
+            .env_remove("ESPACE_REDIS_URL")
+            .env_remove("ESPACE_DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(&format!("{base}/-/healthz"), &mut child, &stderr).await;
+        Proxy {
+            child,
+            base,
+            admin: format!("http://127.0.0.1:{admin}"),
+            database_url,
+            dir,
+        }
+    }
+
+    /// What the proxy has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub async fn db(&self) -> espace_ps::state::PortalDb {
+        espace_ps::state::PortalDb::connect(&self.database_url, 1)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed on drop.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `espace-ps dev-idp` on a free port, registered for a proxy at `portal`.
+pub async fn start_dev_idp(portal: &str, secret: &str) -> (Running, String) {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["dev-idp", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--client-id", "espace-ps-test", "--portal-url", portal])
+        .env("ESPACE_DEVIDP_CLIENT_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let issuer = format!("http://127.0.0.1:{port}/auth/realms/esante-wallet");
+    let discovery = format!("{issuer}/.well-known/wallet-openid-configuration");
+    wait_healthy(&discovery, &mut child, std::path::Path::new("/dev/null")).await;
+    (Running(child), issuer)
+}
+
+// === a browser-like client ===
+
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+/// One response, body read.
+#[derive(Debug)]
+pub struct Page {
+    pub url: String,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<String> {
+        let loc = self.headers.get("location")?.to_str().ok()?;
+        Some(
+            reqwest::Url::parse(&self.url)
+                .unwrap()
+                .join(loc)
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Hidden and named inputs of the first form whose action ends with `action`.
+    pub fn form_fields(&self, action: &str) -> Vec<(String, String)> {
+        let form_re =
+            regex::Regex::new(r#"(?s)<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>"#).unwrap();
+        let input_re =
+            regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)""#).unwrap();
+        for f in form_re.captures_iter(&self.body) {
+            if f[1].ends_with(action) {
+                return input_re
+                    .captures_iter(&f[2])
+                    .map(|c| (c[1].to_owned(), html_unescape(&c[2])))
+                    .collect();
+            }
+        }
+        panic!(
+            "no form with action {action} in {}:\n{}",
+            self.url, self.body
+        );
+    }
+}
+
+pub fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#x3D;", "=")
+        .replace("&#x2F;", "/")
+        .replace("&#x60;", "`")
+        .replace("&amp;", "&")
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        Browser { client, jar }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        form: Option<&[(String, String)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut rb = self.client.request(method, url);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            rb = rb.header("accept", "text/html,application/xhtml+xml");
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(f) = form {
+            rb = rb.form(f);
+        }
+        let r = rb.send().await.unwrap();
+        Page {
+            url: r.url().to_string(),
+            status: r.status(),
+            headers: r.headers().clone(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        self.request(Method::GET, url, None, &[]).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(String, String)], origin: &str) -> Page {
+        self.request(Method::POST, url, Some(form), &[("origin", origin)])
+            .await
+    }
+
+    /// Follows redirects from `page` (GET each Location), at most 10 hops.
+    pub async fn follow(&self, mut page: Page) -> Page {
+        for _ in 0..10 {
+            if !page.status.is_redirection() {
+                return page;
+            }
+            let next = page.location().expect("redirect without Location");
+            page = self.get(&next).await;
+        }
+        panic!("too many redirects, last at {}", page.url);
+    }
+
+    pub async fn get_follow(&self, url: &str) -> Page {
+        let p = self.get(url).await;
+        self.follow(p).await
+    }
+
+    /// Cookies the jar would send to `url`, by name.
+    pub fn cookies_for(&self, url: &str) -> HashMap<String, String> {
+        use reqwest::cookie::CookieStore;
+        let url = reqwest::Url::parse(url).unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|h| {
+                h.to_str()
+                    .unwrap()
+                    .split("; ")
+                    .filter_map(|c| c.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Signs in through the dev identity provider as `national_id` with the
+/// card tab; returns the page the portal lands on.
+pub async fn dev_idp_login(
+    b: &Browser,
+    proxy_base: &str,
+    national_id: &str,
+    return_to: &str,
+) -> Page {
+    let start = b
+        .get(&format!(
+            "{proxy_base}/auth/login?start=1&return_to={}",
+            urlencoding::encode(return_to)
+        ))
+        .await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let authorize = b.follow(start).await;
+    assert_eq!(authorize.status, StatusCode::OK, "{}", authorize.body);
+    assert!(authorize.body.contains("Carte CPS"));
+    let mut form = authorize.form_fields("/auth");
+    form.retain(|(k, _)| k != "auth_mode");
+    form.push(("auth_mode".into(), "CARD".into()));
+    form.push(("national_id".into(), national_id.into()));
+    let action = reqwest::Url::parse(&authorize.url)
+        .unwrap()
+        .join("/auth")
+        .unwrap();
+    let chosen = b
+        .request(Method::POST, action.as_str(), Some(&form), &[])
+        .await;
+    assert_eq!(chosen.status, StatusCode::SEE_OTHER, "{}", chosen.body);
+    b.follow(chosen).await
+}
+
+/// A tiny upstream that answers every request with what it received
+/// (method, path, headers) as JSON: it lets tests see what the proxy forwards.
+pub async fn start_echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let mut lines = head.split("\r\n");
+                let request_line = lines.next().unwrap_or("").to_owned();
+                let headers: Vec<String> = lines
+                    .take_while(|l| !l.is_empty())
+                    .map(|l| l.to_ascii_lowercase())
+                    .collect();
+                let body = serde_json::json!({"request_line": request_line, "headers": headers})
+                    .to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (addr, task)
+}

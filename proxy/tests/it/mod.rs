@@ -1,0 +1,4 @@
+pub mod harness;
+
+mod cli;
+mod devidp_login;
