@@ -2,3 +2,5 @@ pub mod harness;
 
 mod cli;
 mod devidp_login;
+mod hm_sso;
+mod stores;
