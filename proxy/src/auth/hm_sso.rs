@@ -220,9 +220,9 @@ impl HmSso {
         professional.savoir_faire = claims.savoir_faire;
         let enc = |s: &str| urlencoding::encode(s).into_owned();
         let target = if let Some(d) = claims.dossier.filter(|d| !d.is_empty()) {
-            format!("/dossiers/{}", enc(&d))
+            format!("/portail/dossiers/{}", enc(&d))
         } else if let Some(p) = claims.patient.filter(|p| !p.is_empty()) {
-            format!("/patients/{}", enc(&p))
+            format!("/portail/patients/{}", enc(&p))
         } else {
             claims
                 .return_to

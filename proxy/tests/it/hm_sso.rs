@@ -124,7 +124,7 @@ async fn a_form_post_launch_opens_the_dossier_asked() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
         r.location().unwrap(),
-        format!("{}/dossiers/2024%2F0001", proxy.base)
+        format!("{}/portail/dossiers/2024%2F0001", proxy.base)
     );
 }
 

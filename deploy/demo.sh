@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the espace-ps demo on this machine: the dev identity provider (a Pro
+# Santé Connect look-alike), SQLite, in-memory sessions, the viewer expected
+# on 127.0.0.1:8042. Installs what is missing on Debian/Ubuntu (as root, or
+# with sudo), builds, and starts. Stop with Ctrl-C.
+#
+#   ./deploy/demo.sh                 # portal on http://127.0.0.1:8080/
+#   ./deploy/demo.sh --listen 127.0.0.1:8888 --idp-listen 127.0.0.1:8889
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "demo: installing ${need_apt[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "demo: cargo (the Rust toolchain) is needed: https://rustup.rs" >&2
+  exit 1
+fi
+
+echo "demo: building espace-ps (first build takes a few minutes)"
+cargo build -p espace-ps
+target_dir="${CARGO_TARGET_DIR:-target}"
+exec "$target_dir/debug/espace-ps" demo --data-dir .demo "$@"
