@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the one command that runs every espace-ps test.
+#
+# On a fresh Debian machine (as root; CI runs `bash .ci/run` on a clean
+# clone) it installs what is missing, starts throwaway Redis, PostgreSQL and
+# the PSC look-alike OpenID provider on free loopback ports, exports their
+# addresses, then runs fmt, clippy, build, policy and config checks, the
+# provider's self-test and the Rust tests. It stops at the first failing
+# stage and always stops the services and removes their data.
+#
+# Usage:
+#   scripts/test.sh                  everything
+#   scripts/test.sh --keep-services  start the services, print the `export`
+#                                    lines, and wait (Ctrl-C stops them), to
+#                                    run `cargo test` by hand in another shell
+# Environment:
+#   ESPACE_TEST_KEEP_SERVICES=1      same as --keep-services
+#   ESPACE_TEST_SKIP_CARGO=1         skip every cargo stage (try the script itself)
+#   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
+#   ESPACE_TEST_WITH_ORTHANC=1, ESPACE_TEST_WITH_NGINX=1, ESPACE_TEST_WITH_CHROMIUM=1
+#                                    install those peers (hooks, see below)
+#   CARGO_TARGET_DIR                 honoured (debug builds only)
+# Exported for the tests:
+#   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
+#   ESPACE_TEST_PG_URL         postgres://espace@127.0.0.1:PORT/espace_test
+#   ESPACE_TEST_OIDC_ISSUER    http://127.0.0.1:PORT/auth/realms/esante-wallet
+#   ESPACE_TEST_OIDC_CONTROL   http://127.0.0.1:PORT   (the provider's /__test API)
+# Service logs are kept in .test-run/logs/ (overwritten by the next run).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PROVIDER_DIR=$ROOT/proxy/tests/peers/oidc-provider
+KEEP_SERVICES=${ESPACE_TEST_KEEP_SERVICES:-0}
+for arg in "$@"; do
+  case $arg in
+    --keep-services) KEEP_SERVICES=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# ------------------------------------------------------------------ helpers
+
+STAGE_REPORT=()
+STAGE_NAME=""
+STAGE_START=0
+stage() {
+  stage_done
+  STAGE_NAME=$1
+  STAGE_START=$SECONDS
+  printf '\n\033[1m==> %s\033[0m\n' "$STAGE_NAME"
+}
+stage_done() {
+  if [[ -n $STAGE_NAME ]]; then
+    STAGE_REPORT+=("ok    $STAGE_NAME ($((SECONDS - STAGE_START))s)")
+    STAGE_NAME=""
+  fi
+}
+notice() { printf '    notice: %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null && SUDO=(sudo)
+fi
+
+APT_UPDATED=0
+# apt_install PACKAGE...: installs the packages that dpkg does not know.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]] && die "missing packages: ${missing[*]} (ESPACE_TEST_SKIP_INSTALL=1)"
+  if ((!APT_UPDATED)); then
+    "${SUDO[@]}" apt-get update
+    APT_UPDATED=1
+  fi
+  echo "    installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# pg_bin_dir: the newest Debian PostgreSQL bin directory, if any.
+pg_bin_dir() {
+  local d
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]] && echo "$d"
+}
+
+USED_PORTS=" "
+# free_port: a loopback TCP port nobody listens on (and not handed out yet).
+free_port() {
+  local p
+  for _ in {1..200}; do
+    p=$((20000 + RANDOM % 40000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_until WHAT SECONDS PID COMMAND...: polls COMMAND until it succeeds;
+# fails if PID (when not empty) dies or the time is up.
+wait_until() {
+  local what=$1 timeout=$2 pid=$3
+  shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "$what exited before it was ready" >&2
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "timed out after ${timeout}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+show_log() { # show_log FILE: the end of a service log, after a failure
+  [[ -f $1 ]] && { echo "---- last lines of $1"; tail -n 30 "$1"; echo "----"; } >&2
+  return 0
+}
+
+# ------------------------------------------------------------------ install
+
+# Hook points for peers that later work will enable (flip the variable or
+# set the environment variable); each installs only what is absent.
+install_orthanc() { # Orthanc + DICOMweb + web viewer: viewer/PACS stand-in
+  [[ ${ESPACE_TEST_WITH_ORTHANC:-0} == 1 ]] || return 0
+  apt_install orthanc orthanc-dicomweb orthanc-webviewer
+}
+install_nginx() { # hospital gateway stand-in
+  [[ ${ESPACE_TEST_WITH_NGINX:-0} == 1 ]] || return 0
+  apt_install nginx
+}
+install_chromium() { # browser for Playwright (playwright-core from npm)
+  [[ ${ESPACE_TEST_WITH_CHROMIUM:-0} == 1 ]] || return 0
+  apt_install chromium
+}
+
+install_prerequisites() {
+  local pkgs=()
+  command -v cmake >/dev/null || pkgs+=(cmake)
+  command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+  command -v curl >/dev/null || pkgs+=(curl)
+  { command -v redis-server && command -v redis-cli; } >/dev/null || pkgs+=(redis-server)
+  pg_bin_dir >/dev/null || pkgs+=(postgresql)
+  command -v node >/dev/null || pkgs+=(nodejs)
+  command -v npm >/dev/null || pkgs+=(npm)
+  ((${#pkgs[@]})) && apt_install "${pkgs[@]}"
+  install_orthanc
+  install_nginx
+  install_chromium
+  install_rust_components
+  local node_major
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  ((node_major >= 20)) || die "Node.js $(node -v) is too old for oidc-provider 9 (need 20 or later)"
+}
+
+install_rust_components() {
+  [[ ${ESPACE_TEST_SKIP_CARGO:-0} == 1 ]] && return 0
+  # Debian's cargo is older than the workspace's rust-version: use rustup.
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  local c
+  for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null || die "cargo $c missing and no rustup to add it"
+      rustup component add "$c"
+    fi
+  done
+}
+
+install_provider() {
+  # npm ci when node_modules is absent or was installed from another lock file.
+  local stamp=$PROVIDER_DIR/node_modules/.espace-lock.sha256 want
+  want=$(sha256sum "$PROVIDER_DIR/package-lock.json" | cut -d' ' -f1)
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    echo "    node_modules up to date"
+    return 0
+  fi
+  (cd "$PROVIDER_DIR" && npm ci --no-audit --no-fund)
+  echo "$want" >"$stamp"
+}
+
+# ------------------------------------------------------------------ services
+
+RUN_DIR=""      # per-run data (removed at exit)
+PG_DATA_DIR=""  # PostgreSQL cluster (removed at exit; in /tmp so that the
+                # postgres user can reach it whatever the repo's permissions)
+PG_OS_USER=""   # system user that owns the cluster ("" = the current user)
+PIDS=()         # background processes we started
+LOG_DIR=$ROOT/.test-run/logs
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null
+  done
+  if [[ -n $PG_DATA_DIR && -f $PG_DATA_DIR/data/postmaster.pid ]]; then
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA_DIR/data" stop -m immediate >/dev/null 2>&1
+  fi
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null
+  done
+  [[ -n $PG_DATA_DIR ]] && rm -rf "$PG_DATA_DIR"
+  [[ -n $RUN_DIR ]] && rm -rf "$RUN_DIR"
+  if ((${#STAGE_REPORT[@]})) || [[ -n $STAGE_NAME ]]; then
+    echo
+    echo "Stages:"
+    printf '  %s\n' "${STAGE_REPORT[@]}"
+    [[ -n $STAGE_NAME ]] && echo "  FAIL  $STAGE_NAME ($((SECONDS - STAGE_START))s)"
+  fi
+  if ((rc == 0)) && [[ $KEEP_SERVICES == 1 ]]; then
+    echo "Services stopped."
+  elif ((rc == 0)); then
+    echo "All stages passed."
+  else
+    echo "FAILED (exit $rc). Service logs: $LOG_DIR"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+as_pg_user() {
+  if [[ -n $PG_OS_USER ]]; then
+    setpriv --reuid="$PG_OS_USER" --regid="$(id -g "$PG_OS_USER")" --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start_redis() {
+  REDIS_PORT=$(free_port)
+  mkdir -p "$RUN_DIR/redis"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --dir "$RUN_DIR/redis" --daemonize no >"$LOG_DIR/redis.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_until "redis-server" 20 "$pid" \
+    bash -c "[[ \$(redis-cli -h 127.0.0.1 -p $REDIS_PORT ping) == PONG ]]" || { show_log "$LOG_DIR/redis.log"; return 1; }
+  export ESPACE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+  echo "    redis on 127.0.0.1:$REDIS_PORT"
+}
+
+start_postgres() {
+  PG_BIN=$(pg_bin_dir) || die "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin"
+  PG_PORT=$(free_port)
+  local db_user=espace
+  if [[ $(id -u) -eq 0 ]]; then
+    # PostgreSQL refuses to run as root: use Debian's postgres user, or make one.
+    if id postgres >/dev/null 2>&1; then
+      PG_OS_USER=postgres
+    else
+      id espace >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin espace
+      PG_OS_USER=espace
+    fi
+  fi
+  PG_DATA_DIR=$(mktemp -d /tmp/espace-pg.XXXXXX)
+  [[ -n $PG_OS_USER ]] && chown "$PG_OS_USER" "$PG_DATA_DIR"
+  as_pg_user "$PG_BIN/initdb" -D "$PG_DATA_DIR/data" -U "$db_user" --auth=trust \
+    -E UTF8 --locale=C --no-sync >"$LOG_DIR/postgres-initdb.log" 2>&1 || { show_log "$LOG_DIR/postgres-initdb.log"; return 1; }
+  # Trust, on loopback TCP and the private socket only.
+  printf '%s\n' 'local all all trust' 'host all all 127.0.0.1/32 trust' >"$PG_DATA_DIR/data/pg_hba.conf"
+  # (the log file is opened by this shell, so the postgres user needs no
+  # access to the log dir)
+  as_pg_user "$PG_BIN/postgres" -D "$PG_DATA_DIR/data" -c listen_addresses=127.0.0.1 -p "$PG_PORT" \
+    -k "$PG_DATA_DIR" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    >"$LOG_DIR/postgres.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_until "postgres" 60 "$pid" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U "$db_user" \
+    || { show_log "$LOG_DIR/postgres.log"; return 1; }
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$db_user" espace_test
+  export ESPACE_TEST_PG_URL="postgres://$db_user@127.0.0.1:$PG_PORT/espace_test"
+  echo "    postgres ($(basename "$(dirname "$PG_BIN")")) on 127.0.0.1:$PG_PORT, database espace_test"
+}
+
+start_oidc_provider() {
+  OIDC_PORT=$(free_port)
+  (cd "$PROVIDER_DIR" && exec node server.mjs --port "$OIDC_PORT") >"$LOG_DIR/oidc-provider.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_until "oidc-provider" 30 "$pid" curl -fsS "http://127.0.0.1:$OIDC_PORT/__test/health" \
+    || { show_log "$LOG_DIR/oidc-provider.log"; return 1; }
+  export ESPACE_TEST_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT/auth/realms/esante-wallet"
+  export ESPACE_TEST_OIDC_CONTROL="http://127.0.0.1:$OIDC_PORT"
+  echo "    oidc-provider on 127.0.0.1:$OIDC_PORT"
+}
+
+print_exports() {
+  local v
+  for v in ESPACE_TEST_REDIS_URL ESPACE_TEST_PG_URL ESPACE_TEST_OIDC_ISSUER ESPACE_TEST_OIDC_CONTROL; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done
+}
+
+# ------------------------------------------------------------------ cargo
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+BIN=$TARGET_DIR/debug/espace-ps
+
+# has_subcommand NAME: does `espace-ps --help` list that subcommand?
+has_subcommand() {
+  "$BIN" --help 2>&1 | grep -Eq "^[[:space:]]+$1([[:space:]]|$)"
+}
+
+run_cargo_stages() {
+  cd "$ROOT"
+  stage "cargo fmt --check"
+  cargo fmt --all -- --check
+
+  stage "cargo clippy"
+  cargo clippy --workspace --all-targets -- -D warnings
+
+  stage "cargo build -p espace-ps"
+  cargo build -p espace-ps
+
+  stage "espace-ps policies check policies"
+  if has_subcommand policies; then
+    "$BIN" policies check policies
+  else
+    notice "skipped: espace-ps has no 'policies' subcommand yet"
+  fi
+
+  stage "espace-ps check-config deploy/*.toml"
+  local configs=()
+  shopt -s nullglob
+  configs=("$ROOT"/deploy/*.toml)
+  shopt -u nullglob
+  if ! has_subcommand check-config; then
+    notice "skipped: espace-ps has no 'check-config' subcommand yet"
+  elif ((${#configs[@]} == 0)); then
+    notice "skipped: no deploy/*.toml"
+  else
+    local c
+    for c in "${configs[@]}"; do
+      echo "    $c"
+      # The shipped examples take the PSC secret from the environment.
+      ESPACE_PSC_CLIENT_SECRET=${ESPACE_PSC_CLIENT_SECRET:-placeholder-for-check-config} \
+        "$BIN" check-config "$c"
+    done
+  fi
+
+  if cargo nextest --version >/dev/null 2>&1; then
+    stage "cargo nextest run --workspace"
+    cargo nextest run --workspace --no-fail-fast
+    stage "cargo test --doc --workspace (doctests: nextest does not run them)"
+    cargo test --doc --workspace
+  else
+    stage "cargo test --workspace"
+    cargo test --workspace --no-fail-fast
+  fi
+}
+
+# ------------------------------------------------------------------ main
+
+cd "$ROOT"
+mkdir -p "$LOG_DIR"
+
+stage "install prerequisites"
+if [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]]; then
+  notice "skipped (ESPACE_TEST_SKIP_INSTALL=1)"
+else
+  install_prerequisites
+fi
+
+stage "npm ci (oidc provider)"
+install_provider
+
+stage "start services"
+RUN_DIR=$(mktemp -d "$ROOT/.test-run/run.XXXXXX")
+start_redis
+start_postgres
+start_oidc_provider
+
+if [[ $KEEP_SERVICES == 1 ]]; then
+  stage_done
+  echo
+  echo "Services are up; in another shell:"
+  echo
+  print_exports
+  echo
+  echo "Ctrl-C stops them."
+  trap 'echo; echo "stopping services"; exit 0' INT TERM
+  # Wait for a signal, or for a service to die.
+  wait -n "${PIDS[@]}" || true
+  echo "a service exited; stopping" >&2
+  exit 1
+fi
+
+print_exports | sed 's/^/    /'
+
+stage "oidc provider self-test"
+(cd "$PROVIDER_DIR" && node selftest.mjs 2>&1 | grep -v 'oidc-provider WARNING')
+
+if [[ ${ESPACE_TEST_SKIP_CARGO:-0} == 1 ]]; then
+  stage "cargo stages"
+  notice "skipped (ESPACE_TEST_SKIP_CARGO=1)"
+else
+  run_cargo_stages
+fi
+stage_done
