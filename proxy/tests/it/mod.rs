@@ -3,4 +3,5 @@ pub mod harness;
 mod cli;
 mod devidp_login;
 mod hm_sso;
+mod psc_login;
 mod stores;

@@ -135,7 +135,8 @@ export const ACCOUNTS = [
       }),
       Unknown_Claim: 'surprise',
       x_psc_future: { nested: [1, 2, 3], flag: true },
-      email_verified: 'not-a-boolean',
+      // A standard claim as a string, as some Keycloak mappers emit it.
+      email_verified: 'true',
     },
   },
   {
