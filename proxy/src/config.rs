@@ -80,6 +80,7 @@ pub mod file {
         pub client_auth: Option<String>,
         pub tls_client_cert: Option<PathBuf>,
         pub tls_client_key: Option<PathBuf>,
+        pub ca_file: Option<PathBuf>,
         pub dev_idp: Option<bool>,
         pub http_timeout_secs: Option<u64>,
     }
@@ -217,6 +218,8 @@ pub struct PscConfig {
     pub client_auth: ClientAuth,
     pub tls_client_cert: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM) for calls to PSC.
+    pub ca_file: Option<PathBuf>,
     pub dev_idp: bool,
     pub http_timeout: Duration,
 }
@@ -719,6 +722,14 @@ impl Validator<'_> {
         if !scopes.iter().any(|s| s == "openid") {
             self.issue("psc.scopes", "must include \"openid\"");
         }
+        if let Some(ca) = &p.ca_file {
+            if !ca.is_file() {
+                self.issue(
+                    "psc.ca_file",
+                    format!("{} is not a readable file", ca.display()),
+                );
+            }
+        }
         let acr_values = p.acr_values.unwrap_or_else(|| "eidas1".to_owned());
         let required_acr = p
             .required_acr
@@ -737,6 +748,7 @@ impl Validator<'_> {
             client_auth,
             tls_client_cert: p.tls_client_cert,
             tls_client_key: p.tls_client_key,
+            ca_file: p.ca_file,
             dev_idp: p.dev_idp.unwrap_or(false),
             http_timeout: Duration::from_secs(p.http_timeout_secs.unwrap_or(10)),
         }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-    CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId,
@@ -87,6 +87,8 @@ struct Provider {
     jwks: jsonwebtoken::jwk::JwkSet,
     userinfo_endpoint: Option<Url>,
     end_session_endpoint: Option<Url>,
+    /// RFC 8705 `mtls_endpoint_aliases.token_endpoint`, used with mutual TLS.
+    mtls_token_endpoint: Option<Url>,
     fetched: Instant,
 }
 
@@ -107,6 +109,12 @@ impl PscClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(cfg.http_timeout)
             .user_agent("espace-ps");
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(provider_err)?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(provider_err)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
         if cfg.client_auth == ClientAuth::TlsClientAuth {
             let (Some(cert), Some(key)) = (&cfg.tls_client_cert, &cfg.tls_client_key) else {
                 return Err(PscError::Provider(
@@ -188,7 +196,13 @@ impl PscClient {
                 .and_then(Value::as_str)
                 .and_then(|u| Url::parse(u).ok())
         };
+        let mtls_token_endpoint = doc
+            .get("mtls_endpoint_aliases")
+            .and_then(|a| a.get("token_endpoint"))
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok());
         Ok(Provider {
+            mtls_token_endpoint,
             userinfo_endpoint: url_field("userinfo_endpoint"),
             end_session_endpoint: url_field("end_session_endpoint"),
             metadata: metadata.set_jwks(oidc_jwks),
@@ -211,17 +225,26 @@ impl PscClient {
         >,
         PscError,
     > {
+        // With mutual TLS no secret goes to the token endpoint (the ID
+        // token verifier below still uses it for HS256).
         let secret = match self.cfg.client_auth {
             ClientAuth::ClientSecretBasic => self.cfg.client_secret.clone().map(ClientSecret::new),
-            // With mTLS no secret is sent; HS256 ID tokens still need it.
-            ClientAuth::TlsClientAuth => self.cfg.client_secret.clone().map(ClientSecret::new),
+            ClientAuth::TlsClientAuth => None,
         };
         let auth_type = match self.cfg.client_auth {
             ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
             ClientAuth::TlsClientAuth => AuthType::RequestBody,
         };
+        let mut metadata = p.metadata.clone();
+        if let (ClientAuth::TlsClientAuth, Some(alias)) =
+            (self.cfg.client_auth, &p.mtls_token_endpoint)
+        {
+            metadata = metadata.set_token_endpoint(Some(
+                openidconnect::TokenUrl::new(alias.to_string()).map_err(provider_err)?,
+            ));
+        }
         let client = CoreClient::from_provider_metadata(
-            p.metadata.clone(),
+            metadata,
             ClientId::new(self.cfg.client_id.clone()),
             secret,
         )
@@ -286,8 +309,20 @@ impl PscClient {
             })
             .collect();
 
-        let verify = |client: &CoreClient<_, _, _, _, _, _>| {
-            let verifier = client.id_token_verifier().set_allowed_algs(algs.clone());
+        let verify = |p: &Provider| {
+            let client_id = ClientId::new(self.cfg.client_id.clone());
+            let issuer = p.metadata.issuer().clone();
+            let jwks = p.metadata.jwks().clone();
+            let verifier = match &self.cfg.client_secret {
+                Some(secret) => CoreIdTokenVerifier::new_confidential_client(
+                    client_id,
+                    ClientSecret::new(secret.clone()),
+                    issuer,
+                    jwks,
+                ),
+                None => CoreIdTokenVerifier::new_public_client(client_id, issuer, jwks),
+            }
+            .set_allowed_algs(algs.clone());
             id_token.claims(&verifier, &nonce).map(|c| {
                 (
                     c.subject().as_str().to_owned(),
@@ -295,14 +330,14 @@ impl PscClient {
                 )
             })
         };
-        let (subject, acr) = match verify(&client) {
+        let (subject, acr) = match verify(&p) {
             Ok(c) => c,
             // A key we do not know yet: the provider may have rotated its keys.
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
                 let p = self.provider(true).await?;
-                verify(&self.client(&p)?).map_err(|e| PscError::IdToken(e.to_string()))?
+                verify(&p).map_err(|e| PscError::IdToken(e.to_string()))?
             }
             Err(e) => return Err(PscError::IdToken(e.to_string())),
         };
