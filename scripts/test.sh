@@ -329,11 +329,7 @@ run_cargo_stages() {
   cargo build -p espace-ps
 
   stage "espace-ps policies check policies"
-  if has_subcommand policies; then
-    "$BIN" policies check policies
-  else
-    notice "skipped: espace-ps has no 'policies' subcommand yet"
-  fi
+  "$BIN" policies check policies
 
   stage "espace-ps check-config deploy/*.toml"
   local configs=()

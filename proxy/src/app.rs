@@ -19,6 +19,37 @@ use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, St
 use crate::state::PortalDb;
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
 
+/// Counts and logs the outcome of a policy reload (file change or SIGHUP).
+pub fn record_reload(outcome: espace_ps_access::ReloadOutcome) {
+    use espace_ps_access::ReloadOutcome;
+    match &outcome {
+        ReloadOutcome::Reloaded {
+            generation,
+            policies,
+            tests_passed,
+        } => {
+            METRICS.policy_reloads.with_label_values(&["applied"]).inc();
+            METRICS.policy_reload_failing.set(0);
+            tracing::info!(generation, policies, tests_passed, "policies reloaded");
+        }
+        ReloadOutcome::Unchanged { .. } => {}
+        ReloadOutcome::Rejected {
+            generation,
+            problems,
+        } => {
+            METRICS.policy_reloads.with_label_values(&["refused"]).inc();
+            METRICS.policy_reload_failing.set(1);
+            for p in problems {
+                tracing::error!(problem = %p, "policy reload refused");
+            }
+            tracing::error!(
+                generation,
+                "policy reload refused: the previous set stays in force"
+            );
+        }
+    }
+}
+
 /// Which part of espace-ps answers a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {
@@ -75,6 +106,10 @@ pub struct App {
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
     pub login_rate: pingora_limits::rate::Rate,
+    /// The access policies: one engine answers every access question.
+    pub policies: espace_ps_access::Engine,
+    /// Reloads the policies when their files change (kept alive here).
+    _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +124,8 @@ pub enum AppError {
     Psc(#[from] crate::auth::psc::PscError),
     #[error(transparent)]
     HmSso(#[from] crate::auth::hm_sso::HmSsoError),
+    #[error(transparent)]
+    Policies(#[from] espace_ps_access::LoadError),
 }
 
 impl App {
@@ -107,7 +144,17 @@ impl App {
         let db = PortalDb::connect(&config.database_url, config.database_max_connections).await?;
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
+        let policies = espace_ps_access::Engine::load(&config.policies_dir)?;
+        let watcher = match policies.watch(Duration::from_millis(300), record_reload) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "policy files are not watched; reload with SIGHUP");
+                None
+            }
+        };
         Ok(Arc::new(App {
+            policies,
+            _policy_watcher: watcher,
             cookies: Cookies::new(&config.server),
             pages,
             sessions,

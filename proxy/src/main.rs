@@ -55,6 +55,14 @@ enum Command {
         /// Where the demo keeps its SQLite database.
         #[arg(long, default_value = ".demo")]
         data_dir: PathBuf,
+        /// The access policies directory.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+    },
+    /// Check and explain the access policies (see docs/policies.md).
+    Policies {
+        #[command(subcommand)]
+        command: espace_ps_access::cli::PoliciesCommand,
     },
     /// Run the development identity provider alone (a Pro Santé Connect
     /// look-alike for demos; never for production).
@@ -80,7 +88,12 @@ enum Command {
 fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    // Logs go to stderr; stdout is for what the commands print.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -123,6 +136,7 @@ fn dev_idp(listen: SocketAddr, client: DevClient) -> Result<Arc<DevIdp>, String>
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Policies { command } => espace_ps_access::cli::run(command),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());
@@ -151,6 +165,7 @@ fn main() -> ExitCode {
             admin_listen,
             viewer,
             data_dir,
+            policies,
         } => {
             init_logging(LogFormat::Text, "info");
             if let Err(e) = std::fs::create_dir_all(&data_dir) {
@@ -178,8 +193,12 @@ dev_idp = true
 
 [database]
 url = "sqlite://{}?mode=rwc"
+
+[policies]
+dir = "{}"
 "#,
-                db.display()
+                db.display(),
+                policies.display()
             );
             let config = match Config::from_toml(&toml, |_| None) {
                 Ok(c) => c,
@@ -271,6 +290,18 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
         }
     };
     tracing::info!("{}", config.summary());
+    // SIGHUP reloads the policies (as a file change does).
+    let engine = app.policies.clone();
+    startup_runtime().spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading policies");
+            espace_ps::app::record_reload(engine.reload());
+        }
+    });
     let mut server = build_server(&config, app);
     if let Some((listen, idp)) = idp {
         let mut svc =

@@ -75,8 +75,12 @@ async fn doctor_signs_in_and_sees_name_and_rpps() {
         StatusCode::OK
     );
 
-    // No personal data in logs.
+    // The login is logged, without personal data.
     let logs = proxy.logs();
+    assert!(
+        logs.contains("login") && logs.contains("account=1"),
+        "{logs}"
+    );
     assert!(!logs.contains(ELISE) && !logs.contains("99700123450"));
     assert!(!logs.contains("Martin") && !logs.contains("MARTIN"));
 }
@@ -367,6 +371,8 @@ async fn demo_command_runs_the_whole_thing() {
         .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
         .arg("--data-dir")
         .arg(dir.path())
+        .arg("--policies")
+        .arg(shipped_policies())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -383,4 +389,30 @@ async fn demo_command_runs_the_whole_thing() {
     let b = Browser::new();
     let home = dev_idp_login(&b, &base, "899700234562", "/").await;
     assert!(home.body.contains("Hervé LEFÈVRE"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_personal_data() {
+    let (proxy, _idp, _) = proxy_with_dev_idp(ProxyOpts {
+        log_format_json: true,
+        ..Default::default()
+    })
+    .await;
+    dev_idp_login(&Browser::new(), &proxy.base, ELISE, "/").await;
+    wait_until(
+        std::time::Duration::from_secs(5),
+        "the login log line",
+        || async { proxy.logs().contains("\"login\"") },
+    )
+    .await;
+    let logs = proxy.logs();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("fields").is_some(),
+            "{line}"
+        );
+    }
+    assert!(!logs.contains(ELISE) && !logs.contains("Élise"));
 }

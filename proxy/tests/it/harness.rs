@@ -84,6 +84,13 @@ pub struct ProxyOpts {
     /// Fixed listen port (when a peer must know the redirect URI in advance).
     pub port: Option<u16>,
     pub log_format_json: bool,
+    /// The policy directory; the repository's `policies/` by default.
+    pub policies_dir: Option<std::path::PathBuf>,
+}
+
+/// The repository's shipped policy directory.
+pub fn shipped_policies() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
 }
 
 /// A running `espace-ps serve`, killed on drop.
@@ -110,10 +117,15 @@ impl Proxy {
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
              [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n\n\
-             [rate_limit]\nlogin_per_minute = {}\n\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n",
+             [rate_limit]\nlogin_per_minute = {}\n\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
+             [policies]\ndir = \"{}\"\n",
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
             opts.login_per_minute.unwrap_or(1000),
             if opts.log_format_json { "json" } else { "text" },
+            opts.policies_dir
+                .clone()
+                .unwrap_or_else(shipped_policies)
+                .display(),
         );
         for (name, body) in [
             ("psc", &opts.psc),
@@ -147,6 +159,21 @@ impl Proxy {
             database_url,
             dir,
         }
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The text of the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// What the proxy has logged so far.

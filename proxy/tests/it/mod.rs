@@ -5,3 +5,4 @@ mod devidp_login;
 mod hm_sso;
 mod psc_login;
 mod stores;
+mod policies;
