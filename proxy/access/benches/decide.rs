@@ -36,7 +36,7 @@ fn care_team() -> Vec<DossierRoles> {
         .map(|i| DossierRoles {
             dossier_id: format!("2024{i:06}"),
             roles: if i == 2 {
-                vec!["correspondant".into(), "prescripteur".into()]
+                vec!["CO".into(), "PR".into()]
             } else {
                 vec![]
             },

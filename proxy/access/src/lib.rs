@@ -21,7 +21,7 @@
 //!     resource: Resource::Dossier { id: "D1".into(), patient_id: "P1".into() },
 //!     context: RequestContext {
 //!         via: Via::CareTeam,
-//!         care_team: vec![DossierRoles { dossier_id: "D1".into(), roles: vec!["medecin_traitant".into()] }],
+//!         care_team: vec![DossierRoles { dossier_id: "D1".into(), roles: vec!["MT".into()] }],
 //!         birth_date_verified: false,
 //!         now: 1_700_000_000,
 //!     },

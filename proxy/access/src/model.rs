@@ -189,7 +189,7 @@ pub enum Via {
 #[serde(deny_unknown_fields)]
 pub struct DossierRoles {
     pub dossier_id: String,
-    /// Role codes as the records carry them (e.g. `medecin_traitant`).
+    /// Role codes as the records carry them (e.g. `MT` for médecin traitant).
     pub roles: Vec<String>,
 }
 

@@ -10,7 +10,7 @@
 //! policies = ["care-team"]         # optional: the @id that must decide
 //! professional = { national_id = "810001", rpps = "10001", login_method = "psc_card" }
 //! resource = { type = "dossier", id = "D1", patient_id = "P1" }
-//! context = { care_team = [{ dossier_id = "D1", roles = ["medecin_traitant"] }] }
+//! context = { care_team = [{ dossier_id = "D1", roles = ["MT"] }] }
 //! ```
 
 use std::path::{Path, PathBuf};

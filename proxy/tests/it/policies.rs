@@ -70,7 +70,7 @@ async fn a_bad_policy_edit_is_refused_and_a_good_one_applied_without_restart() {
     // Fixed, with a change: applied.
     std::fs::write(
         &file,
-        good.replace("\"adresseur\"", "\"adresseur\", \"interne\""),
+        good.replace("\"AD\"", "\"AD\", \"IN\""),
     )
     .unwrap();
     wait_until(Duration::from_secs(20), "the applied reload", || async {

@@ -114,7 +114,7 @@ action = "download_dicom"
 expect = "allow"
 professional = { national_id = "810001234567", rpps = "10001234567", login_method = "psc_card" }
 resource = { type = "study", uid = "1.2.3", dossier_id = "D-A" }
-context = { care_team = [{ dossier_id = "D-A", roles = ["medecin_traitant"] }] }
+context = { care_team = [{ dossier_id = "D-A", roles = ["MT"] }] }
 "#,
     )
     .expect("write");
@@ -171,7 +171,7 @@ fn explain_names_the_deciding_policy() {
         "--patient",
         "P1",
         "--roles",
-        "D-A=correspondant",
+        "D-A=CO",
     ]));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("decision: ALLOW"), "{out}");
@@ -191,7 +191,7 @@ fn explain_names_the_deciding_policy() {
         "--dossier",
         "D-A",
         "--roles",
-        "D-A=medecin_traitant",
+        "D-A=MT",
     ]));
     assert_eq!(code, 1);
     assert!(out.contains("decision: DENY"), "{out}");

@@ -176,11 +176,11 @@ fn engine_is_send_sync_and_cheap_to_clone() {
 fn every_default_care_team_role_opens_the_dossier() {
     let e = engine();
     for role in [
-        "medecin_responsable",
-        "medecin_traitant",
-        "correspondant",
-        "prescripteur",
-        "adresseur",
+        "MR",
+        "MT",
+        "CO",
+        "PR",
+        "AD",
     ] {
         for (action, resource) in [
             (Action::ViewDossier, dossier("D-A")),
@@ -199,7 +199,7 @@ fn every_default_care_team_role_opens_the_dossier() {
 #[test]
 fn correspondent_on_dossier_a_is_not_on_dossier_b_of_the_same_patient() {
     let e = engine();
-    let ctx = on_a(&["correspondant"]);
+    let ctx = on_a(&["CO"]);
     assert!(allowed(
         &e,
         req(doctor(), Action::ViewDossier, dossier("D-A"), ctx.clone())
@@ -242,7 +242,7 @@ fn unlisted_role_and_no_role_are_denied() {
 #[test]
 fn adeli_only_professional_never_matches_a_care_team() {
     let e = engine();
-    let ctx = on_a(&["medecin_traitant"]);
+    let ctx = on_a(&["MT"]);
     assert!(!allowed(
         &e,
         req(
@@ -270,7 +270,7 @@ fn adeli_only_professional_never_matches_a_care_team() {
             p,
             Action::ViewDossier,
             dossier("D-A"),
-            on_a(&["medecin_traitant"])
+            on_a(&["MT"])
         )
     ));
     // ... but a dossier-number grant works for them.
@@ -301,7 +301,7 @@ fn hopital_manager_sso_and_ecps_follow_the_same_rules() {
                 p.clone(),
                 Action::ViewDossier,
                 dossier("D-A"),
-                on_a(&["medecin_traitant"])
+                on_a(&["MT"])
             )
         ));
         assert!(!allowed(
@@ -310,7 +310,7 @@ fn hopital_manager_sso_and_ecps_follow_the_same_rules() {
                 p,
                 Action::ViewDossier,
                 dossier("D-B"),
-                on_a(&["medecin_traitant"])
+                on_a(&["MT"])
             )
         ));
     }
@@ -326,7 +326,7 @@ fn search_lists_a_patient_visible_through_one_dossier() {
         doctor(),
         Action::SearchPatients,
         patient.clone(),
-        on_a(&["correspondant"]),
+        on_a(&["CO"]),
     ));
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.policy_ids, vec!["care-team"]);
@@ -354,10 +354,10 @@ fn search_lists_a_patient_visible_through_one_dossier() {
 #[test]
 fn search_reaches_each_visible_dossier_and_only_those() {
     let e = engine();
-    let mut ctx = on_a(&["medecin_traitant"]);
+    let mut ctx = on_a(&["MT"]);
     ctx.care_team.push(DossierRoles {
         dossier_id: "D-C".into(),
-        roles: vec!["prescripteur".into()],
+        roles: vec!["PR".into()],
     });
     assert!(allowed(
         &e,
@@ -450,7 +450,7 @@ fn download_refused_to_care_team_doctor_without_habilitation() {
         doctor(),
         Action::DownloadDicom,
         series("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(!d.allowed);
     assert_eq!(d.policy_ids, vec!["dicom-download-habilitation"]);
@@ -469,7 +469,7 @@ fn download_allowed_with_habilitation_and_view_rights() {
         doctor(),
         Action::DownloadDicom,
         series("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.policy_ids, vec!["care-team"]);
@@ -484,7 +484,7 @@ fn download_allowed_with_habilitation_and_view_rights() {
             radiologist.clone(),
             Action::DownloadDicom,
             study("D-A"),
-            on_a(&["prescripteur"])
+            on_a(&["PR"])
         )
     ));
     assert_eq!(
@@ -512,7 +512,7 @@ fn download_needs_view_rights_even_with_habilitation() {
             doctor(),
             Action::DownloadDicom,
             series("D-B"),
-            on_a(&["medecin_traitant"])
+            on_a(&["MT"])
         )
     ));
     assert!(!allowed(
@@ -534,7 +534,7 @@ fn download_needs_view_rights_even_with_habilitation() {
             other,
             Action::DownloadDicom,
             series("D-A"),
-            on_a(&["medecin_traitant"])
+            on_a(&["MT"])
         )
     ));
 }
@@ -550,7 +550,7 @@ fn invalid_requests_are_denied_with_an_error() {
         p,
         Action::ViewDossier,
         dossier("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(!d.allowed);
     assert_eq!(d.errors.len(), 1);
@@ -558,7 +558,7 @@ fn invalid_requests_are_denied_with_an_error() {
         doctor(),
         Action::ViewDossier,
         dossier(""),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(!d.allowed && !d.errors.is_empty());
     // A resource type the action does not apply to.
@@ -566,7 +566,7 @@ fn invalid_requests_are_denied_with_an_error() {
         doctor(),
         Action::ViewReport,
         dossier("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
 }
@@ -588,7 +588,7 @@ fn an_evaluation_error_is_a_deny_even_when_a_permit_matches() {
         doctor(),
         Action::ViewDossier,
         dossier("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     ));
     assert!(!d.allowed, "{d:?}");
     assert_eq!(d.errors.len(), 1, "{d:?}");
@@ -643,7 +643,7 @@ fn bad_set_is_refused_and_the_old_one_stays() {
         doctor(),
         Action::ViewDossier,
         dossier("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     );
     assert!(allowed(&e, r.clone()));
 
@@ -697,7 +697,7 @@ fn good_set_replaces_the_old_one_atomically() {
         doctor(),
         Action::DownloadDicom,
         series("D-A"),
-        on_a(&["medecin_traitant"]),
+        on_a(&["MT"]),
     );
     assert!(!allowed(&e, r.clone()));
 
