@@ -3,8 +3,9 @@
 #
 # On a fresh Debian machine (as root; CI runs `bash .ci/run` on a clean
 # clone) it installs what is missing, starts throwaway Redis, PostgreSQL and
-# the PSC look-alike OpenID provider on free loopback ports, exports their
-# addresses, then runs fmt, clippy, build, policy and config checks, the
+# the PSC look-alike OpenID provider on free loopback ports, with nginx in
+# front of the provider as a TLS terminator that asks for client
+# certificates (mutual TLS, RFC 8705), exports their addresses, then runs fmt, clippy, build, policy and config checks, the
 # provider's self-test and the Rust tests. It stops at the first failing
 # stage and always stops the services and removes their data.
 #
@@ -17,14 +18,25 @@
 #   ESPACE_TEST_KEEP_SERVICES=1      same as --keep-services
 #   ESPACE_TEST_SKIP_CARGO=1         skip every cargo stage (try the script itself)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
-#   ESPACE_TEST_WITH_ORTHANC=1, ESPACE_TEST_WITH_NGINX=1, ESPACE_TEST_WITH_CHROMIUM=1
-#                                    install those peers (hooks, see below)
+#   ESPACE_TEST_WITH_ORTHANC=1, ESPACE_TEST_WITH_CHROMIUM=1
+#                                    install those peers (hooks, see below;
+#                                    nginx is always installed)
 #   CARGO_TARGET_DIR                 honoured (debug builds only)
 # Exported for the tests:
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
 #   ESPACE_TEST_PG_URL         postgres://espace@127.0.0.1:PORT/espace_test
 #   ESPACE_TEST_OIDC_ISSUER    http://127.0.0.1:PORT/auth/realms/esante-wallet
 #   ESPACE_TEST_OIDC_CONTROL   http://127.0.0.1:PORT   (the provider's /__test API)
+#   ESPACE_TEST_MTLS_URL       https://127.0.0.1:PORT  (nginx in front of the
+#                              provider; discovery names its token endpoint in
+#                              mtls_endpoint_aliases)
+#   ESPACE_TEST_MTLS_CA        PEM of the throwaway CA (server and client certs)
+#   ESPACE_TEST_MTLS_CLIENT_CERT, ESPACE_TEST_MTLS_CLIENT_KEY
+#                              a client certificate and its key (PEM files)
+#   ESPACE_TEST_MTLS_CLIENT_DN its subject DN (RFC 4514), to register as
+#                              tls_client_auth_subject_dn
+#   ESPACE_TEST_MTLS_OTHER_CERT, ESPACE_TEST_MTLS_OTHER_KEY
+#                              another certificate from the same CA, another DN
 # Service logs are kept in .test-run/logs/ (overwritten by the next run).
 set -euo pipefail
 
@@ -136,8 +148,7 @@ install_orthanc() { # Orthanc + DICOMweb + web viewer: viewer/PACS stand-in
   [[ ${ESPACE_TEST_WITH_ORTHANC:-0} == 1 ]] || return 0
   apt_install orthanc orthanc-dicomweb orthanc-webviewer
 }
-install_nginx() { # hospital gateway stand-in
-  [[ ${ESPACE_TEST_WITH_NGINX:-0} == 1 ]] || return 0
+install_nginx() { # TLS terminator for mutual TLS to the provider (always)
   apt_install nginx
 }
 install_chromium() { # browser for Playwright (playwright-core from npm)
@@ -150,6 +161,7 @@ install_prerequisites() {
   command -v cmake >/dev/null || pkgs+=(cmake)
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   command -v curl >/dev/null || pkgs+=(curl)
+  command -v openssl >/dev/null || pkgs+=(openssl)
   { command -v redis-server && command -v redis-cli; } >/dev/null || pkgs+=(redis-server)
   pg_bin_dir >/dev/null || pkgs+=(postgresql)
   command -v node >/dev/null || pkgs+=(nodejs)
@@ -287,21 +299,122 @@ start_postgres() {
   echo "    postgres ($(basename "$(dirname "$PG_BIN")")) on 127.0.0.1:$PG_PORT, database espace_test"
 }
 
+# make_mtls_pki DIR: a throwaway CA, a server certificate for 127.0.0.1 and
+# two client certificates (EC P-256, valid 2 days), as PEM files in DIR.
+make_mtls_pki() {
+  local d=$1
+  mkdir -p "$d"
+  chmod 700 "$d"
+  newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$1.key"; }
+  # sign NAME SUBJECT EXTENSIONS: a certificate for a new key, signed by the CA
+  sign() {
+    newkey "$1"
+    openssl req -new -key "$d/$1.key" -subj "$2" \
+      | openssl x509 -req -CA "$d/ca.pem" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+        -days 2 -extfile <(printf '%s\n' "$3") -out "$d/$1.pem" 2>/dev/null
+  }
+  newkey ca
+  openssl req -x509 -new -key "$d/ca.key" -subj "/C=FR/O=Espace PS Test/CN=espace-ps test CA" -days 2 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$d/ca.pem"
+  local leaf
+  leaf=$'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature'
+  sign server "/C=FR/O=Espace PS Test/CN=127.0.0.1" "$leaf"$'\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1'
+  sign client "/C=FR/O=Espace PS Test/CN=espace-ps-client" "$leaf"$'\nextendedKeyUsage=clientAuth'
+  sign other "/C=FR/O=Espace PS Test/CN=other-client" "$leaf"$'\nextendedKeyUsage=clientAuth'
+  chmod 600 "$d"/*.key
+}
+
+# write_nginx_conf FILE DIR PKI SECRET: nginx on MTLS_PORT in front of the
+# provider on OIDC_PORT. TLS with the test CA's server certificate; a client
+# certificate is asked for (optional_no_ca: nginx records the verification
+# against the test CA in $ssl_client_verify and the provider refuses anything
+# but SUCCESS); the certificate goes to the provider in X-SSL-Client-Cert,
+# with the shared secret that makes the provider believe that header.
+write_nginx_conf() {
+  local file=$1 dir=$2 pki=$3 secret=$4 user_line=""
+  # As root the workers would switch to nobody, who cannot enter the run dir.
+  [[ $(id -u) -eq 0 ]] && user_line="user root;"
+  cat >"$file" <<NGINX_CONF
+# generated by scripts/test.sh: TLS terminator in front of the test provider
+$user_line
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $LOG_DIR/nginx-error.log info;
+events { worker_connections 64; }
+http {
+  access_log $LOG_DIR/nginx-access.log;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$MTLS_PORT ssl;
+    ssl_certificate $pki/server.pem;
+    ssl_certificate_key $pki/server.key;
+    ssl_client_certificate $pki/ca.pem;
+    ssl_verify_client optional_no_ca;
+    location / {
+      proxy_pass http://127.0.0.1:$OIDC_PORT;
+      proxy_http_version 1.1;
+      proxy_set_header X-SSL-Client-Cert \$ssl_client_escaped_cert;
+      proxy_set_header X-SSL-Client-Verify \$ssl_client_verify;
+      proxy_set_header X-Mtls-Terminator-Secret $secret;
+    }
+  }
+}
+NGINX_CONF
+  chmod 600 "$file"
+}
+
+# The provider (plain HTTP) with nginx in front of it for mutual TLS.
 start_oidc_provider() {
   OIDC_PORT=$(free_port)
-  (cd "$PROVIDER_DIR" && exec node server.mjs --port "$OIDC_PORT") >"$LOG_DIR/oidc-provider.log" 2>&1 &
+  MTLS_PORT=$(free_port)
+  local pki=$RUN_DIR/mtls ngx=$RUN_DIR/nginx secret
+  make_mtls_pki "$pki"
+  secret=$(openssl rand -hex 24)
+
+  (cd "$PROVIDER_DIR" && OIDC_MTLS_TERMINATOR_SECRET=$secret \
+    exec node server.mjs --port "$OIDC_PORT" --mtls-url "https://127.0.0.1:$MTLS_PORT") \
+    >"$LOG_DIR/oidc-provider.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
+
+  mkdir -p "$ngx"
+  chmod 700 "$ngx"
+  write_nginx_conf "$ngx/nginx.conf" "$ngx" "$pki" "$secret"
+  : >"$LOG_DIR/nginx-error.log"
+  nginx -p "$ngx" -e "$LOG_DIR/nginx-error.log" -c "$ngx/nginx.conf" >"$LOG_DIR/nginx.log" 2>&1 &
+  local nginx_pid=$!
+  PIDS+=("$nginx_pid")
+
   wait_until "oidc-provider" 30 "$pid" curl -fsS "http://127.0.0.1:$OIDC_PORT/__test/health" \
     || { show_log "$LOG_DIR/oidc-provider.log"; return 1; }
+  wait_until "nginx (mutual TLS terminator)" 30 "$nginx_pid" \
+    curl -fsS --cacert "$pki/ca.pem" "https://127.0.0.1:$MTLS_PORT/__test/health" \
+    || { show_log "$LOG_DIR/nginx-error.log"; show_log "$LOG_DIR/nginx.log"; return 1; }
   export ESPACE_TEST_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT/auth/realms/esante-wallet"
   export ESPACE_TEST_OIDC_CONTROL="http://127.0.0.1:$OIDC_PORT"
-  echo "    oidc-provider on 127.0.0.1:$OIDC_PORT"
+  export ESPACE_TEST_MTLS_URL="https://127.0.0.1:$MTLS_PORT"
+  export ESPACE_TEST_MTLS_CA=$pki/ca.pem
+  export ESPACE_TEST_MTLS_CLIENT_CERT=$pki/client.pem
+  export ESPACE_TEST_MTLS_CLIENT_KEY=$pki/client.key
+  local dn
+  dn=$(openssl x509 -in "$pki/client.pem" -noout -subject -nameopt RFC2253)
+  export ESPACE_TEST_MTLS_CLIENT_DN=${dn#subject=}
+  export ESPACE_TEST_MTLS_OTHER_CERT=$pki/other.pem
+  export ESPACE_TEST_MTLS_OTHER_KEY=$pki/other.key
+  echo "    oidc-provider on 127.0.0.1:$OIDC_PORT, behind nginx (mutual TLS) on 127.0.0.1:$MTLS_PORT"
 }
 
 print_exports() {
   local v
-  for v in ESPACE_TEST_REDIS_URL ESPACE_TEST_PG_URL ESPACE_TEST_OIDC_ISSUER ESPACE_TEST_OIDC_CONTROL; do
+  for v in ESPACE_TEST_REDIS_URL ESPACE_TEST_PG_URL ESPACE_TEST_OIDC_ISSUER ESPACE_TEST_OIDC_CONTROL \
+    ESPACE_TEST_MTLS_URL ESPACE_TEST_MTLS_CA ESPACE_TEST_MTLS_CLIENT_CERT ESPACE_TEST_MTLS_CLIENT_KEY \
+    ESPACE_TEST_MTLS_CLIENT_DN ESPACE_TEST_MTLS_OTHER_CERT ESPACE_TEST_MTLS_OTHER_KEY; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }

@@ -9,17 +9,17 @@ use serde_json::{json, Value};
 
 use super::harness::*;
 
-const PAUL: &str = "899700000013"; // CARD, otherIds
+pub(super) const PAUL: &str = "899700000013"; // CARD, otherIds
 const CLAIRE: &str = "899700000021"; // MOBILE, otherIDs casing
 const SOPHIE_ADELI: &str = "0123456789";
 const EXTRA: &str = "899700000039"; // unknown claims
 const MINIMAL: &str = "899700000047";
 const MALFORMED: &str = "8ABC";
 
-struct PscSetup {
-    proxy: Proxy,
-    client_id: String,
-    control: String,
+pub(super) struct PscSetup {
+    pub(super) proxy: Proxy,
+    pub(super) client_id: String,
+    pub(super) control: String,
 }
 
 /// Registers a client on the provider and starts a proxy for it.
@@ -74,7 +74,7 @@ async fn psc_setup(
 }
 
 impl PscSetup {
-    async fn fault(&self, fault: Value) {
+    pub(super) async fn fault(&self, fault: Value) {
         let mut f = fault;
         f["client_id"] = json!(self.client_id);
         let r = reqwest::Client::new()
@@ -92,7 +92,7 @@ impl PscSetup {
 
     /// Runs the browser until PSC sends it back to our callback; returns
     /// the callback URL (not yet visited).
-    async fn to_callback(&self, b: &Browser, login_hint: &str) -> String {
+    pub(super) async fn to_callback(&self, b: &Browser, login_hint: &str) -> String {
         let start = b
             .get(&format!("{}/auth/login?start=1", self.proxy.base))
             .await;
@@ -124,12 +124,12 @@ impl PscSetup {
         panic!("PSC never came back to the callback");
     }
 
-    async fn login(&self, b: &Browser, login_hint: &str) -> Page {
+    pub(super) async fn login(&self, b: &Browser, login_hint: &str) -> Page {
         let cb = self.to_callback(b, login_hint).await;
         b.get_follow(&cb).await
     }
 
-    async fn assert_refused(&self, login_hint: &str, reference: &str) {
+    pub(super) async fn assert_refused(&self, login_hint: &str, reference: &str) {
         let b = Browser::new();
         let page = self.login(&b, login_hint).await;
         assert_eq!(

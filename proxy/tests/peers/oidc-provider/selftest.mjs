@@ -9,25 +9,52 @@ import net from 'node:net';
 
 import { luhnValid } from './accounts.mjs';
 
-const port = await new Promise((resolve) => {
+const freePort = () => new Promise((resolve) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => {
     const { port: p } = s.address();
     s.close(() => resolve(p));
   });
 });
-const child = spawn(process.execPath, ['server.mjs', '--port', String(port)], {
-  cwd: new URL('.', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'],
-});
-await new Promise((resolve, reject) => {
-  child.stdout.on('data', (d) => { if (String(d).includes('oidc-provider ready')) resolve(); });
-  child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-});
+const children = [];
+async function startServer(port, extraArgs = [], env = {}) {
+  const child = spawn(process.execPath, ['server.mjs', '--port', String(port), ...extraArgs], {
+    cwd: new URL('.', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  children.push(child);
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (String(d).includes('oidc-provider ready')) resolve(); });
+    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+  return child;
+}
+const port = await freePort();
+await startServer(port);
 
 const BASE = `http://127.0.0.1:${port}`;
 const ISSUER = `${BASE}/auth/realms/esante-wallet`;
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const b64json = (s) => JSON.parse(Buffer.from(s, 'base64url').toString());
 const decode = (jwt) => { const [h, p] = jwt.split('.'); return { header: b64json(h), payload: b64json(p) }; };
+// A certificate whose subject is SELFTEST_CERT_DN, for the mutual TLS check
+// (only its public half is used: the provider reads what the terminator
+// forwards). openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256
+// -nodes -subj "/C=FR/O=Espace PS Test/CN=selftest-client" -days 36500
+const SELFTEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIB1jCCAX2gAwIBAgIUX+IuWaWTj5ucnudI8SulDmDAyu4wCgYIKoZIzj0EAwIw
+QDELMAkGA1UEBhMCRlIxFzAVBgNVBAoMDkVzcGFjZSBQUyBUZXN0MRgwFgYDVQQD
+DA9zZWxmdGVzdC1jbGllbnQwIBcNMjYxMTI1MTcyMjU0WhgPMjEyNjExMDExNzIy
+NTRaMEAxCzAJBgNVBAYTAkZSMRcwFQYDVQQKDA5Fc3BhY2UgUFMgVGVzdDEYMBYG
+A1UEAwwPc2VsZnRlc3QtY2xpZW50MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+SOelFcF4BRVfDH44qwsOl0GFwOI6kwBfO6eba4yhwd9m3mIYOvpEUCtYUo2WpqW5
+qc312zWB5gCoJVFQwWeUO6NTMFEwHQYDVR0OBBYEFDw5DQWeW3CFfvIcQF49/nrL
+8Oj1MB8GA1UdIwQYMBaAFDw5DQWeW3CFfvIcQF49/nrL8Oj1MA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgTAMxBbLIspVNLGZMCmvpK75E7Qmey7r1
+XbdpAtpw1swCIEih5Xy4CAR/eUt/rLa7F1yuYWWpF1sCsRxEQQ5HDf+s
+-----END CERTIFICATE-----
+`;
+const SELFTEST_CERT_DN = 'CN=selftest-client,O=Espace PS Test,C=FR';
 let passed = 0;
 const check = (name, fn) => Promise.resolve().then(fn).then(() => { passed += 1; console.log(`ok   ${name}`); });
 
@@ -90,6 +117,9 @@ try {
     assert.equal(disco.end_session_endpoint, `${ISSUER}/protocol/openid-connect/logout`);
     assert.deepEqual(disco.acr_values_supported, ['eidas1']);
     assert.deepEqual(disco.code_challenge_methods_supported, ['S256']);
+    // Mutual TLS only with --mtls-url.
+    assert.equal(disco.mtls_endpoint_aliases, undefined);
+    assert.ok(!disco.token_endpoint_auth_methods_supported.includes('tls_client_auth'));
   });
   const jwks = await (await fetch(disco.jwks_uri)).json();
 
@@ -250,7 +280,48 @@ try {
     const back = await browser()(`${disco.authorization_endpoint}?${params}`, 'http://127.0.0.1:18080/');
     assert.ok(back.searchParams.get('code'));
   });
+  await check('mutual TLS (--mtls-url): discovery, registration, terminator headers', async () => {
+    // No TLS terminator here: the check plays nginx's part by sending its
+    // headers, with and without the shared secret.
+    const mtlsPort = await freePort();
+    const secret = crypto.randomBytes(24).toString('hex');
+    await startServer(mtlsPort, ['--mtls-url', 'https://127.0.0.1:1'], { OIDC_MTLS_TERMINATOR_SECRET: secret });
+    const issuer = `http://127.0.0.1:${mtlsPort}/auth/realms/esante-wallet`;
+    for (const path of ['wallet-openid-configuration', 'openid-configuration']) {
+      const d = await (await fetch(`${issuer}/.well-known/${path}`)).json();
+      assert.deepEqual(d.mtls_endpoint_aliases, {
+        token_endpoint: 'https://127.0.0.1:1/auth/realms/esante-wallet/protocol/openid-connect/token',
+      });
+      assert.ok(d.token_endpoint_auth_methods_supported.includes('tls_client_auth'));
+    }
+    const reg = (dn) => postJson(`${issuer}/clients-registrations/openid-connect`, {
+      redirect_uris: [REDIRECT], token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: dn,
+    });
+    const mine = await reg(SELFTEST_CERT_DN);
+    assert.equal(mine.status, 201, JSON.stringify(mine.body));
+    assert.equal(mine.body.client_secret, undefined);
+    const theirs = await reg('CN=someone-else,O=Espace PS Test,C=FR');
+    assert.equal(theirs.status, 201);
+    // A made-up code: invalid_grant once the client is authenticated.
+    const probe = async (clientId, headers) => {
+      const res = await fetch(`${issuer}/protocol/openid-connect/token`, {
+        method: 'POST',
+        headers,
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: 'nope', client_id: clientId, redirect_uri: REDIRECT }),
+      });
+      return (await res.json()).error;
+    };
+    const cert = { 'x-ssl-client-cert': encodeURIComponent(SELFTEST_CERT), 'x-ssl-client-verify': 'SUCCESS' };
+    const trusted = { ...cert, 'x-mtls-terminator-secret': secret };
+    assert.equal(await probe(mine.body.client_id, trusted), 'invalid_grant');
+    assert.equal(await probe(mine.body.client_id, cert), 'invalid_client'); // no secret
+    assert.equal(await probe(mine.body.client_id, { ...trusted, 'x-mtls-terminator-secret': 'x'.repeat(48) }), 'invalid_client');
+    assert.equal(await probe(mine.body.client_id, { ...trusted, 'x-ssl-client-verify': 'FAILED:unknown ca' }), 'invalid_client');
+    assert.equal(await probe(mine.body.client_id, { 'x-mtls-terminator-secret': secret }), 'invalid_client'); // no cert
+    assert.equal(await probe(theirs.body.client_id, trusted), 'invalid_client'); // other DN
+  });
+
   console.log(`selftest: ${passed} checks passed`);
 } finally {
-  child.kill();
+  children.forEach((c) => c.kill());
 }

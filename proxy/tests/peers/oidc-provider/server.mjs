@@ -1,6 +1,9 @@
 // A Pro Santé Connect (PSC) look-alike OpenID provider for espace-ps
 // integration tests, built on node-oidc-provider (an independent, certified
 // implementation). Usage: node server.mjs --port PORT   (binds 127.0.0.1)
+//   [--mtls-url https://127.0.0.1:TLSPORT]  with OIDC_MTLS_TERMINATOR_SECRET
+//   set: mutual TLS client authentication (tls_client_auth, RFC 8705) behind
+//   a TLS terminator at that URL (README.md, "Mutual TLS").
 //
 // PSC quirks reproduced (see /work/shared/design/pro-sante-connect.md):
 // - issuer http://127.0.0.1:PORT/auth/realms/esante-wallet, Keycloak paths
@@ -22,7 +25,10 @@ import Provider, { interactionPolicy } from 'oidc-provider';
 import { ACCOUNTS, SCOPE_ALL_CLAIMS, subFor } from './accounts.mjs';
 
 const { values: args } = parseArgs({
-  options: { port: { type: 'string', default: '18090' } },
+  options: {
+    port: { type: 'string', default: '18090' },
+    'mtls-url': { type: 'string' },
+  },
 });
 const PORT = Number(args.port);
 const VERBOSE = Boolean(process.env.OIDC_PROVIDER_LOG);
@@ -30,6 +36,56 @@ const REALM_PATH = '/auth/realms/esante-wallet';
 const ISSUER = `http://127.0.0.1:${PORT}${REALM_PATH}`;
 // PSC serves the authorization endpoint from wallet.* and the rest from auth.*.
 const AUTHORIZE_URL = `http://localhost:${PORT}/auth`;
+
+// ---------------------------------------------------------------- mutual TLS
+
+// With --mtls-url, a TLS terminator (nginx in scripts/test.sh) listens there,
+// verifies client certificates and forwards requests here with the
+// certificate in X-SSL-Client-Cert (URL-encoded PEM, nginx's
+// $ssl_client_escaped_cert) and the verification result in
+// X-SSL-Client-Verify ($ssl_client_verify: SUCCESS, FAILED:…, NONE). Those
+// headers are believed only on a loopback connection that also carries the
+// terminator's shared secret (OIDC_MTLS_TERMINATOR_SECRET) in
+// X-Mtls-Terminator-Secret: a client talking to this port directly cannot
+// claim a certificate.
+const MTLS_URL = args['mtls-url']?.replace(/\/+$/, '');
+const MTLS_SECRET = process.env.OIDC_MTLS_TERMINATOR_SECRET || '';
+if (MTLS_URL) {
+  if (!/^https:\/\//.test(MTLS_URL)) throw new Error('--mtls-url must be an https:// URL');
+  if (MTLS_SECRET.length < 16) {
+    throw new Error('--mtls-url needs OIDC_MTLS_TERMINATOR_SECRET (16 characters or more) in the environment');
+  }
+}
+const MTLS_TOKEN_ENDPOINT = MTLS_URL && `${MTLS_URL}${REALM_PATH}/protocol/openid-connect/token`;
+
+function fromTrustedTerminator(ctx) {
+  if (!MTLS_URL) return false;
+  const remote = ctx.req.socket.remoteAddress || '';
+  if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(remote)) return false;
+  const given = Buffer.from(ctx.get('x-mtls-terminator-secret'));
+  const want = Buffer.from(MTLS_SECRET);
+  return given.length === want.length && crypto.timingSafeEqual(given, want);
+}
+
+// The PEM client certificate the terminator saw, or undefined.
+function clientCertificate(ctx) {
+  if (!fromTrustedTerminator(ctx)) return undefined;
+  const escaped = ctx.get('x-ssl-client-cert');
+  if (!escaped) return undefined;
+  try {
+    return decodeURIComponent(escaped);
+  } catch {
+    return undefined;
+  }
+}
+
+// RFC 4514 string of a certificate's subject (node lists the RDNs
+// most-significant first, one a line; RFC 4514 reverses them). Enough for
+// the simple DNs of the tests (no multi-valued RDNs, no escaping).
+function subjectDn(pem) {
+  return new crypto.X509Certificate(pem).subject.split('\n').reverse().join(',');
+}
+const normalizeDn = (dn) => dn.split(',').map((rdn) => rdn.trim()).join(',');
 
 // ---------------------------------------------------------------- keys
 
@@ -150,6 +206,11 @@ const provider = new Provider(ISSUER, {
     require_auth_time: true, // PSC ID tokens always carry auth_time
   },
   jwks: { keys: [signingJwk] },
+  // node-oidc-provider's default list, plus tls_client_auth with --mtls-url.
+  clientAuthMethods: [
+    'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+    ...(MTLS_URL ? ['tls_client_auth'] : []),
+  ],
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
   enabledJWA: {
     idTokenSigningAlgValues: ['RS256', 'HS256'],
@@ -161,6 +222,19 @@ const provider = new Provider(ISSUER, {
     jwtUserinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     revocation: { enabled: true },
+    mTLS: {
+      enabled: Boolean(MTLS_URL),
+      tlsClientAuth: true,
+      certificateBoundAccessTokens: false,
+      getCertificate: clientCertificate,
+      // The terminator checked the chain against the test CA.
+      certificateAuthorized: (ctx) => fromTrustedTerminator(ctx) && ctx.get('x-ssl-client-verify') === 'SUCCESS',
+      certificateSubjectMatches(ctx, property, expected) {
+        const pem = clientCertificate(ctx);
+        if (!pem || property !== 'tls_client_auth_subject_dn') return false;
+        return normalizeDn(subjectDn(pem)) === normalizeDn(expected);
+      },
+    },
   },
   acrValues: ['eidas1'],
   scopes: ['openid', 'scope_all', 'offline_access'],
@@ -207,6 +281,8 @@ provider.use(async (ctx, next) => {
 
   if (route === 'discovery' && ctx.status === 200) {
     ctx.body = { ...ctx.body, authorization_endpoint: AUTHORIZE_URL };
+    // RFC 8705: the token endpoint that asks for a client certificate.
+    if (MTLS_TOKEN_ENDPOINT) ctx.body.mtls_endpoint_aliases = { token_endpoint: MTLS_TOKEN_ENDPOINT };
   } else if (route === 'token' && client) {
     const tokenFault = takeFault(client.clientId, 'token');
     if (tokenFault) {
@@ -397,6 +473,7 @@ const server = http.createServer(async (req, res) => {
 
 server.listen(PORT, '127.0.0.1', () => {
   console.log(`oidc-provider ready on http://127.0.0.1:${PORT}`);
+  if (MTLS_URL) console.log(`mutual TLS token endpoint: ${MTLS_TOKEN_ENDPOINT}`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));
