@@ -432,6 +432,9 @@ has_subcommand() {
 
 run_cargo_stages() {
   cd "$ROOT"
+  stage "portal JavaScript tests (node --test)"
+  node --test portal-pages/static/tests/
+
   stage "cargo fmt --check"
   cargo fmt --all -- --check
 

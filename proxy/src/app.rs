@@ -77,7 +77,7 @@ impl RouteClass {
             RouteClass::Auth
         } else if under("/-") {
             RouteClass::Health
-        } else if under("/static") {
+        } else if under("/static") || path == "/manifest.webmanifest" || path == "/sw.js" {
             RouteClass::Static
         } else if path == "/" || under("/portail") || under("/api/portail") {
             RouteClass::Portal
@@ -106,6 +106,10 @@ pub struct App {
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
     pub login_rate: pingora_limits::rate::Rate,
+    /// For espace-ps's own calls to the viewer (never the browser's).
+    pub viewer_http: reqwest::Client,
+    /// The hospital records, read-only (None: not configured).
+    pub records: Option<espace_ps_records::Records>,
     /// The access policies: one engine answers every access question.
     pub policies: espace_ps_access::Engine,
     /// Reloads the policies when their files change (kept alive here).
@@ -126,6 +130,10 @@ pub enum AppError {
     HmSso(#[from] crate::auth::hm_sso::HmSsoError),
     #[error(transparent)]
     Policies(#[from] espace_ps_access::LoadError),
+    #[error(transparent)]
+    Records(#[from] espace_ps_records::RecordsError),
+    #[error("viewer client: {0}")]
+    Viewer(String),
 }
 
 impl App {
@@ -144,6 +152,13 @@ impl App {
         let db = PortalDb::connect(&config.database_url, config.database_max_connections).await?;
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
+        let records = match &config.records_url {
+            Some(url) => Some(
+                espace_ps_records::Records::connect_with(url, config.records_max_connections)
+                    .await?,
+            ),
+            None => None,
+        };
         let policies = espace_ps_access::Engine::load(&config.policies_dir)?;
         let watcher = match policies.watch(Duration::from_millis(300), record_reload) {
             Ok(w) => Some(w),
@@ -152,7 +167,13 @@ impl App {
                 None
             }
         };
+        let viewer_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AppError::Viewer(e.to_string()))?;
         Ok(Arc::new(App {
+            viewer_http,
+            records,
             policies,
             _policy_watcher: watcher,
             cookies: Cookies::new(&config.server),
@@ -217,7 +238,14 @@ impl App {
                         http::header::CONTENT_TYPE,
                         http::HeaderValue::from_static(a.content_type),
                     );
-                    web::security_headers(r.headers_mut(), web::Cache::Public);
+                    web::security_headers(
+                        r.headers_mut(),
+                        if a.revalidate {
+                            web::Cache::Revalidate
+                        } else {
+                            web::Cache::Public
+                        },
+                    );
                     r
                 }
                 None => self.error(&pages::NOT_FOUND),
@@ -233,7 +261,15 @@ impl App {
             "/-/readyz" => {
                 let store = self.sessions.ping().await;
                 let db = self.db.ping().await;
+                let records_ok = match &self.records {
+                    Some(r) => r.ping().await.is_ok(),
+                    None => true,
+                };
                 match (store, db) {
+                    (Ok(()), Ok(())) if !records_ok => web::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: records database unreachable\n",
+                    ),
                     (Ok(()), Ok(())) => web::text(StatusCode::OK, "ready\n"),
                     (Err(_), _) => web::text(
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ use url::Url;
 pub const ENV_PSC_CLIENT_SECRET: &str = "ESPACE_PSC_CLIENT_SECRET";
 pub const ENV_REDIS_URL: &str = "ESPACE_REDIS_URL";
 pub const ENV_DATABASE_URL: &str = "ESPACE_DATABASE_URL";
+pub const ENV_RECORDS_URL: &str = "ESPACE_RECORDS_URL";
 
 /// The file format. Every table rejects unknown keys.
 pub mod file {
@@ -41,6 +42,8 @@ pub mod file {
         pub rate_limit: RateLimit,
         #[serde(default)]
         pub portal: Portal,
+        #[serde(default)]
+        pub records: Records,
         #[serde(default)]
         pub policies: Policies,
     }
@@ -132,6 +135,18 @@ pub mod file {
     #[serde(deny_unknown_fields)]
     pub struct Portal {
         pub pages_dir: Option<PathBuf>,
+        pub unseen_days: Option<u32>,
+        pub search_limit: Option<u32>,
+        pub grant_days: Option<u32>,
+        pub dossier_attempts_max: Option<u32>,
+        pub dossier_lockout_minutes: Option<u32>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Records {
+        pub url: Option<String>,
+        pub max_connections: Option<u32>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -157,6 +172,25 @@ pub struct Config {
     pub login_rate_per_minute: isize,
     pub pages_dir: Option<PathBuf>,
     pub policies_dir: PathBuf,
+    pub portal: PortalConfig,
+    /// The hospital records (read-only); None: the portal has no records.
+    pub records_url: Option<String>,
+    pub records_max_connections: u32,
+}
+
+/// Portal rules (user guide sections 2 and 3).
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Results younger than this many days are listed on the home page.
+    pub unseen_days: u32,
+    /// At most this many patients per name search.
+    pub search_limit: u32,
+    /// A dossier opened by number and birth date stays open this long.
+    pub grant_days: u32,
+    /// Failed dossier-number attempts before a lockout, per professional and per dossier number.
+    pub dossier_attempts_max: u32,
+    /// How long a lockout lasts (and the window failures are counted in).
+    pub dossier_lockout_minutes: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -599,6 +633,41 @@ impl Validator<'_> {
                 LogFormat::Text
             }
         };
+        let portal = PortalConfig {
+            unseen_days: f.portal.unseen_days.unwrap_or(30),
+            search_limit: f.portal.search_limit.unwrap_or(20),
+            grant_days: f.portal.grant_days.unwrap_or(7),
+            dossier_attempts_max: f.portal.dossier_attempts_max.unwrap_or(5),
+            dossier_lockout_minutes: f.portal.dossier_lockout_minutes.unwrap_or(15),
+        };
+        for (key, v, max) in [
+            ("portal.unseen_days", portal.unseen_days, 366),
+            ("portal.search_limit", portal.search_limit, 100),
+            ("portal.grant_days", portal.grant_days, 366),
+            (
+                "portal.dossier_attempts_max",
+                portal.dossier_attempts_max,
+                100,
+            ),
+            (
+                "portal.dossier_lockout_minutes",
+                portal.dossier_lockout_minutes,
+                24 * 60,
+            ),
+        ] {
+            if v == 0 || v > max {
+                self.issue(key, format!("must be between 1 and {max}"));
+            }
+        }
+        let records_url = env(ENV_RECORDS_URL).or(f.records.url);
+        if let Some(u) = &records_url {
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                self.issue("records.url", "must be a sqlite: or postgres:// URL");
+            }
+        }
         let login_rate = f.rate_limit.login_per_minute.unwrap_or(30);
         if login_rate < 1 {
             self.issue("rate_limit.login_per_minute", "must be at least 1");
@@ -625,6 +694,9 @@ impl Validator<'_> {
             login_rate_per_minute: login_rate,
             pages_dir: f.portal.pages_dir,
             policies_dir: f.policies.dir.unwrap_or_else(|| PathBuf::from("policies")),
+            portal,
+            records_url,
+            records_max_connections: f.records.max_connections.unwrap_or(8),
         }
     }
 

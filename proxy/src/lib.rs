@@ -6,10 +6,12 @@
 //! The Pingora layer ([`server`]) only sequences the work; each concern is a
 //! plain module that tests call without a socket.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod devidp_server;
 pub mod identity;
 pub mod metrics;
@@ -18,4 +20,5 @@ pub mod portal;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod viewer;
 pub mod web;

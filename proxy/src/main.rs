@@ -59,6 +59,24 @@ enum Command {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
     },
+    /// Generate the demo records (seeded, reproducible) and load the
+    /// matching DICOM studies into an Orthanc viewer.
+    DemoData {
+        /// The records database to fill (created if missing).
+        #[arg(long, default_value = "sqlite://.demo/records.sqlite")]
+        records: String,
+        #[arg(long, default_value_t = 1961)]
+        seed: u64,
+        /// Random patients on top of the showcase ones.
+        #[arg(long, default_value_t = 2000)]
+        patients: u32,
+        /// Orthanc's base URL; studies are generated and uploaded there.
+        #[arg(long)]
+        orthanc: Option<String>,
+        /// At most this many studies are uploaded.
+        #[arg(long, default_value_t = 400)]
+        studies: u32,
+    },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
         #[command(subcommand)]
@@ -137,6 +155,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(command),
+        Command::DemoData {
+            records,
+            seed,
+            patients,
+            orthanc,
+            studies,
+        } => {
+            init_logging(LogFormat::Text, "warn");
+            let run = async {
+                if let Some(dir) = records
+                    .strip_prefix("sqlite://")
+                    .and_then(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)).parent())
+                {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let generated = espace_ps::demo::ensure_records(&records, seed, patients).await?;
+                if !generated {
+                    eprintln!("demo-data: {records} already holds records; left as is");
+                }
+                if let Some(o) = orthanc {
+                    espace_ps::demo::load_studies(&records, &o, studies).await?;
+                }
+                Ok::<_, espace_ps::demo::DemoDataError>(())
+            };
+            match startup_runtime().block_on(run) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    print_error_chain(&e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());
@@ -175,6 +225,33 @@ fn main() -> ExitCode {
             let secret = espace_ps::session::new_token();
             let public = format!("http://{listen}");
             let db = data_dir.join("espace-ps.sqlite");
+            let records = format!("sqlite://{}", data_dir.join("records.sqlite").display());
+            let prepared = startup_runtime().block_on(async {
+                espace_ps::demo::ensure_records(&records, 1961, 2000).await?;
+                // Load the studies into the viewer when it runs and is empty.
+                let base = format!("http://{viewer}");
+                let empty = match reqwest::get(format!("{base}/studies")).await {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Vec<serde_json::Value>>()
+                        .await
+                        .map(|v| v.is_empty())
+                        .unwrap_or(false),
+                    _ => {
+                        eprintln!(
+                            "demo: no viewer answers on {viewer}: the portal runs without images"
+                        );
+                        false
+                    }
+                };
+                if empty {
+                    espace_ps::demo::load_studies(&records, &base, 400).await?;
+                }
+                Ok::<_, espace_ps::demo::DemoDataError>(())
+            });
+            if let Err(e) = prepared {
+                print_error_chain(&e);
+                return ExitCode::FAILURE;
+            }
             let toml = format!(
                 r#"
 [server]
@@ -193,6 +270,9 @@ dev_idp = true
 
 [database]
 url = "sqlite://{}?mode=rwc"
+
+[records]
+url = "{records}?mode=ro"
 
 [policies]
 dir = "{}"

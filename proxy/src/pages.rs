@@ -11,41 +11,100 @@ use serde_json::{json, Value};
 
 use crate::web::{self, Resp};
 
+macro_rules! template {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../portal-pages/templates/", $name, ".hbs")),
+        )
+    };
+}
+
+/// The page templates (compiled in: a missing one fails the build).
 const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "base",
-        include_str!("../../portal-pages/templates/base.hbs"),
-    ),
-    (
-        "login",
-        include_str!("../../portal-pages/templates/login.hbs"),
-    ),
-    (
-        "home",
-        include_str!("../../portal-pages/templates/home.hbs"),
-    ),
-    (
-        "error",
-        include_str!("../../portal-pages/templates/error.hbs"),
-    ),
-    (
-        "logout",
-        include_str!("../../portal-pages/templates/logout.hbs"),
-    ),
+    template!("base"),
+    template!("login"),
+    template!("home"),
+    template!("error"),
+    template!("logout"),
+    template!("search"),
+    template!("dossier_form"),
+    template!("patient"),
+    template!("report"),
 ];
 
-/// A static asset: path served, content type, bytes.
+/// A static asset: path served, content type, bytes, cache policy.
 pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub body: &'static [u8],
+    /// Revalidate every time (the service worker and the manifest must update promptly).
+    pub revalidate: bool,
 }
 
-pub const ASSETS: &[Asset] = &[Asset {
-    path: "/static/style.css",
-    content_type: "text/css; charset=utf-8",
-    body: include_bytes!("../../portal-pages/static/style.css"),
-}];
+macro_rules! asset {
+    ($path:literal, $file:literal, $ctype:literal, $revalidate:literal) => {
+        Asset {
+            path: $path,
+            content_type: $ctype,
+            body: include_bytes!(concat!("../../portal-pages/static/", $file)),
+            revalidate: $revalidate,
+        }
+    };
+}
+
+/// The allowlist of static files (compiled in).
+pub const ASSETS: &[Asset] = &[
+    asset!(
+        "/static/style.css",
+        "style.css",
+        "text/css; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/static/app.js",
+        "app.js",
+        "text/javascript; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/static/hors-ligne.html",
+        "hors-ligne.html",
+        "text/html; charset=utf-8",
+        false
+    ),
+    asset!(
+        "/static/icons/icon-192.png",
+        "icons/icon-192.png",
+        "image/png",
+        false
+    ),
+    asset!(
+        "/static/icons/icon-512.png",
+        "icons/icon-512.png",
+        "image/png",
+        false
+    ),
+    asset!(
+        "/static/icons/maskable-512.png",
+        "icons/maskable-512.png",
+        "image/png",
+        false
+    ),
+    asset!(
+        "/static/icons/apple-touch-icon.png",
+        "icons/apple-touch-icon.png",
+        "image/png",
+        false
+    ),
+    asset!(
+        "/manifest.webmanifest",
+        "manifest.webmanifest",
+        "application/manifest+json",
+        true
+    ),
+    asset!("/sw.js", "sw.js", "text/javascript; charset=utf-8", true),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PagesError {

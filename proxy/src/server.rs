@@ -49,7 +49,7 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
     "x-real-ip",
 ];
 
-const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
+pub const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
     http::StatusCode::BAD_GATEWAY,
     "Visualiseur indisponible",
     "Le visualiseur d'images de l'établissement ne répond pas pour le moment. Réessayez dans quelques minutes.",

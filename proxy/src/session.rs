@@ -230,6 +230,20 @@ pub struct SessionData {
     pub last_seen: i64,
     /// The ID token, kept for PSC's logout `id_token_hint`.
     pub id_token: Option<String>,
+    /// "Mes dernières recherches": patients opened during the session, newest first.
+    #[serde(default)]
+    pub recent_patients: Vec<RecentPatient>,
+}
+
+/// A patient opened during the session (what "Mes dernières recherches" shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentPatient {
+    pub id: String,
+    pub sex: String,
+    pub family_name: String,
+    pub given_name: String,
+    /// `jj/mm/aaaa`.
+    pub birth_date: String,
 }
 
 /// A login in progress: what the callback must find again.
@@ -313,6 +327,7 @@ impl Sessions {
             created_at: now,
             last_seen: now,
             id_token,
+            recent_patients: Vec::new(),
         };
         self.store
             .set(&self.key("s", &id), &Self::encode(&data), self.idle)
@@ -345,6 +360,20 @@ impl Sessions {
                 .await?;
         }
         Ok(Some(data))
+    }
+
+    /// Writes back a session's data (recent patients…), keeping its deadlines.
+    pub async fn update(&self, id: &str, data: &SessionData) -> Result<(), StoreError> {
+        let now = now_secs();
+        let absolute_end = data.created_at + self.absolute.as_secs() as i64;
+        let remaining = Duration::from_secs((absolute_end - now).max(1) as u64);
+        self.store
+            .set(
+                &self.key("s", id),
+                &Self::encode(data),
+                self.idle.min(remaining),
+            )
+            .await
     }
 
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {

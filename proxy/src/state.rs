@@ -139,3 +139,138 @@ impl PortalDb {
         Ok(row.try_get(0)?)
     }
 }
+
+// === portal state: seen marks, dossier grants, dossier-number attempts ===
+
+impl PortalDb {
+    /// Marks a report seen by an account (idempotent).
+    pub async fn mark_seen(&self, account_id: i64, report_id: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO seen_reports (account_id, report_id, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id, report_id) DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(report_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Which of `report_ids` the account has seen.
+    pub async fn seen_among(
+        &self,
+        account_id: i64,
+        report_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let mut seen = std::collections::HashSet::new();
+        for chunk in report_ids.chunks(100) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT report_id FROM seen_reports WHERE account_id = $1 AND report_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(account_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                seen.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Records (or renews) a dossier-number grant until `expires_at_ms`.
+    pub async fn grant_dossier(
+        &self,
+        account_id: i64,
+        dossier_number: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO dossier_grants (account_id, dossier_number, granted_at, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, dossier_number) \
+             DO UPDATE SET granted_at = excluded.granted_at, expires_at = excluded.expires_at",
+        )
+        .bind(account_id)
+        .bind(dossier_number)
+        .bind(now_ms())
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The dossiers this account holds a live grant for.
+    pub async fn granted_dossiers(&self, account_id: i64) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query(
+            "SELECT dossier_number FROM dossier_grants WHERE account_id = $1 AND expires_at > $2 \
+             ORDER BY granted_at DESC",
+        )
+        .bind(account_id)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    pub async fn has_grant(&self, account_id: i64, dossier_number: &str) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM dossier_grants WHERE account_id = $1 AND dossier_number = $2 \
+             AND expires_at > $3",
+        )
+        .bind(account_id)
+        .bind(dossier_number)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
+    pub async fn record_dossier_attempt(
+        &self,
+        account_id: i64,
+        dossier_number: &str,
+        success: bool,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO dossier_attempts (account_id, dossier_number, at_ms, success) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(account_id)
+        .bind(dossier_number)
+        .bind(now_ms())
+        .bind(i64::from(success))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Failed attempts since `since_ms`: by this account, and on this dossier number (by anyone).
+    pub async fn dossier_failures_since(
+        &self,
+        account_id: i64,
+        dossier_number: &str,
+        since_ms: i64,
+    ) -> Result<(i64, i64), DbError> {
+        let by_account = sqlx::query(
+            "SELECT COUNT(*) FROM dossier_attempts WHERE account_id = $1 AND at_ms >= $2 AND success = 0",
+        )
+        .bind(account_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        let on_dossier = sqlx::query(
+            "SELECT COUNT(*) FROM dossier_attempts WHERE dossier_number = $1 AND at_ms >= $2 AND success = 0",
+        )
+        .bind(dossier_number)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok((by_account, on_dossier))
+    }
+}

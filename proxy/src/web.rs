@@ -88,6 +88,8 @@ pub enum Cache {
     NoStore,
     /// Static assets that carry no personal data.
     Public,
+    /// Static, but checked with the server every time.
+    Revalidate,
 }
 
 /// Adds the security headers every page of ours carries.
@@ -114,6 +116,7 @@ pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
     match cache {
         Cache::NoStore => set(headers, "cache-control", "no-store"),
         Cache::Public => set(headers, "cache-control", "public, max-age=3600"),
+        Cache::Revalidate => set(headers, "cache-control", "no-cache"),
     }
 }
 

@@ -68,11 +68,7 @@ async fn a_bad_policy_edit_is_refused_and_a_good_one_applied_without_restart() {
     assert!(health.status().is_success());
 
     // Fixed, with a change: applied.
-    std::fs::write(
-        &file,
-        good.replace("\"AD\"", "\"AD\", \"IN\""),
-    )
-    .unwrap();
+    std::fs::write(&file, good.replace("\"AD\"", "\"AD\", \"IN\"")).unwrap();
     wait_until(Duration::from_secs(20), "the applied reload", || async {
         metric(&proxy.metrics().await, applied) >= 1.0
     })

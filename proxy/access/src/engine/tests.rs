@@ -175,13 +175,7 @@ fn engine_is_send_sync_and_cheap_to_clone() {
 #[test]
 fn every_default_care_team_role_opens_the_dossier() {
     let e = engine();
-    for role in [
-        "MR",
-        "MT",
-        "CO",
-        "PR",
-        "AD",
-    ] {
+    for role in ["MR", "MT", "CO", "PR", "AD"] {
         for (action, resource) in [
             (Action::ViewDossier, dossier("D-A")),
             (Action::ViewReport, report("D-A")),
@@ -266,12 +260,7 @@ fn adeli_only_professional_never_matches_a_care_team() {
     p.rpps = Some(String::new());
     assert!(!allowed(
         &e,
-        req(
-            p,
-            Action::ViewDossier,
-            dossier("D-A"),
-            on_a(&["MT"])
-        )
+        req(p, Action::ViewDossier, dossier("D-A"), on_a(&["MT"]))
     ));
     // ... but a dossier-number grant works for them.
     assert!(allowed(
@@ -306,12 +295,7 @@ fn hopital_manager_sso_and_ecps_follow_the_same_rules() {
         ));
         assert!(!allowed(
             &e,
-            req(
-                p,
-                Action::ViewDossier,
-                dossier("D-B"),
-                on_a(&["MT"])
-            )
+            req(p, Action::ViewDossier, dossier("D-B"), on_a(&["MT"]))
         ));
     }
 }
@@ -530,12 +514,7 @@ fn download_needs_view_rights_even_with_habilitation() {
     other.savoir_faire = vec![];
     assert!(!allowed(
         &e,
-        req(
-            other,
-            Action::DownloadDicom,
-            series("D-A"),
-            on_a(&["MT"])
-        )
+        req(other, Action::DownloadDicom, series("D-A"), on_a(&["MT"]))
     ));
 }
 
@@ -546,12 +525,7 @@ fn invalid_requests_are_denied_with_an_error() {
     let e = engine();
     let mut p = doctor();
     p.national_id = String::new();
-    let d = e.decide(&req(
-        p,
-        Action::ViewDossier,
-        dossier("D-A"),
-        on_a(&["MT"]),
-    ));
+    let d = e.decide(&req(p, Action::ViewDossier, dossier("D-A"), on_a(&["MT"])));
     assert!(!d.allowed);
     assert_eq!(d.errors.len(), 1);
     let d = e.decide(&req(
@@ -639,12 +613,7 @@ fn viewers_folder_and_unknown_files_are_ignored() {
 fn bad_set_is_refused_and_the_old_one_stays() {
     let tmp = copy_policies();
     let e = Engine::load(tmp.path()).expect("load");
-    let r = req(
-        doctor(),
-        Action::ViewDossier,
-        dossier("D-A"),
-        on_a(&["MT"]),
-    );
+    let r = req(doctor(), Action::ViewDossier, dossier("D-A"), on_a(&["MT"]));
     assert!(allowed(&e, r.clone()));
 
     // A syntax error.

@@ -1,0 +1,664 @@
+//! espace-ps records adapter.
+//!
+//! Patients, dossiers (a patient's venues), care teams, exams, reports and
+//! study UIDs belong to the hospital (Hopital Manager). espace-ps reads them,
+//! and only reads them, through [`Records`], over the documented `rec_*`
+//! schema (`schema/*.sql`, `docs/records.md`) that a hospital maps onto its
+//! own database with views. The same SQL runs on SQLite (embedded demo) and
+//! PostgreSQL (production) through sqlx's `Any` driver.
+//!
+//! Nothing here logs: the values handled are patient data.
+//!
+//! [`demo_data`] fills a database with reproducible French demo records.
+
+pub mod demo_data;
+mod tokens;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use tokens::{patient_tokens, search_tokens};
+
+/// The SQLite schema (tables, then indexes after the `-- @indexes` line).
+pub const SQLITE_SCHEMA: &str = include_str!("../schema/sqlite.sql");
+/// The PostgreSQL schema (tables, then indexes after the `-- @indexes` line).
+pub const POSTGRES_SCHEMA: &str = include_str!("../schema/postgres.sql");
+
+/// Care-team role codes as the records carry them, with their French labels.
+pub const ROLE_CODES: [(&str, &str); 5] = [
+    ("MR", "Médecin responsable"),
+    ("MT", "Médecin traitant"),
+    ("CO", "Correspondant"),
+    ("PR", "Prescripteur"),
+    ("AD", "Adressant"),
+];
+
+/// The French label of a role code, if it is one of [`ROLE_CODES`].
+pub fn role_label(code: &str) -> Option<&'static str> {
+    ROLE_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, label)| *label)
+}
+
+/// A name query shorter than this (in characters, after trimming) finds
+/// nothing.
+pub const MIN_QUERY_CHARS: usize = 2;
+/// Words of a query beyond this many are ignored.
+pub const MAX_QUERY_WORDS: usize = 6;
+/// At most this many (patient, dossier, role) rows are considered for one
+/// name search before ranking. A professional would need that many matching
+/// care-team rows for one query for a relevant patient to be missed.
+pub const SEARCH_ROW_CAP: u32 = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("cannot connect to the records database")]
+    Connect(#[source] sqlx::Error),
+    #[error("records query failed")]
+    Query(#[from] sqlx::Error),
+    #[error("demo data: {0}")]
+    Demo(String),
+}
+
+pub type Result<T, E = RecordsError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL points to (`postgres://`, `postgresql://`,
+    /// anything else is SQLite).
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    /// The schema text of this backend.
+    pub fn schema(self) -> &'static str {
+        match self {
+            Backend::Sqlite => SQLITE_SCHEMA,
+            Backend::Postgres => POSTGRES_SCHEMA,
+        }
+    }
+}
+
+/// A patient. Dates are `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    pub patient_id: String,
+    /// As the records carry it (the demo data: upper case, with accents).
+    pub family_name: String,
+    pub given_name: String,
+    /// `F`, `M` or `U`.
+    pub sex: String,
+    pub birth_date: String,
+}
+
+/// A dossier number and the role codes one professional holds on it.
+pub type DossierRoles = (String, Vec<String>);
+
+/// One result of a name search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatientHit {
+    pub patient: Patient,
+    /// The dossiers of this patient whose care team lists the searching
+    /// professional, with their roles there (newest dossier first; roles
+    /// sorted). Never empty. The policy engine decides what they allow.
+    pub dossiers: Vec<DossierRoles>,
+}
+
+/// A dossier: one venue of a patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dossier {
+    pub dossier_number: String,
+    pub patient_id: String,
+    pub dossier_date: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exam {
+    pub exam_id: String,
+    pub dossier_number: String,
+    /// e.g. "SCANNER CEREBRAL".
+    pub act_label: String,
+    pub exam_date: String,
+    /// None for an act without images (e.g. "Acte majoration DOMTOM2").
+    pub study_instance_uid: Option<String>,
+    pub accession_number: Option<String>,
+    /// DICOM modality: CT, MR, CR, DX, US, MG…
+    pub modality: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub report_id: String,
+    pub dossier_number: String,
+    /// The exam this report is about, when the records say so.
+    pub exam_id: Option<String>,
+    /// e.g. "CR Médical".
+    pub title: String,
+    pub report_date: String,
+    /// The text of the report, when stored inline.
+    pub content: Option<String>,
+    /// Where the document lives (URL or path); not read by espace-ps yet.
+    pub content_location: Option<String>,
+}
+
+/// What a StudyInstanceUID belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudyRef {
+    pub study_instance_uid: String,
+    pub exam_id: String,
+    pub dossier_number: String,
+    pub patient_id: String,
+}
+
+/// One line of the "derniers résultats" list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecentResult {
+    pub report: Report,
+    pub exam: Option<Exam>,
+    pub dossier: Dossier,
+    pub patient: Patient,
+    /// The professional's role codes on the dossier (sorted, never empty).
+    pub roles: Vec<String>,
+}
+
+/// The read-only records adapter. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Records {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const PATIENT_COLS: &str = "p.patient_id, p.family_name, p.given_name, p.sex, p.birth_date";
+const EXAM_COLS: &str = "e.exam_id, e.dossier_number, e.act_label, e.exam_date, \
+     e.study_instance_uid, e.accession_number, e.modality";
+const REPORT_COLS: &str = "r.report_id, r.dossier_number, r.exam_id, r.title, r.report_date, \
+     r.content, r.content_location";
+
+impl Records {
+    /// Connects with up to 8 connections. SQLite: `sqlite://path?mode=ro`
+    /// opens the file read-only; PostgreSQL: `postgres://user@host/db`.
+    pub async fn connect(url: &str) -> Result<Records> {
+        Records::connect_with(url, 8).await
+    }
+
+    /// Connects with up to `max_connections` connections. Every connection
+    /// is made read-only (`PRAGMA query_only` on SQLite,
+    /// `default_transaction_read_only` on PostgreSQL).
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Records> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url);
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let sql = match backend {
+                        Backend::Sqlite => "PRAGMA query_only = ON",
+                        Backend::Postgres => "SET default_transaction_read_only = on",
+                    };
+                    sqlx::query(sql).execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(RecordsError::Connect)?;
+        Ok(Records { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Checks that the database answers and the schema is there.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT COUNT(*) FROM rec_patients WHERE patient_id = ''")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Name search among the patients for whom `rpps` is on the care team of
+    /// at least one dossier (any role).
+    ///
+    /// The query must have at least [`MIN_QUERY_CHARS`] characters once
+    /// trimmed, else the result is empty. It is split into words like names
+    /// are ([`search_tokens`]: case and accents do not matter); each word
+    /// must be the start of a word of the family or given name, in any
+    /// order. Ranking: hits whose words are all whole name words first, then
+    /// those whose first word starts a family-name word, then by family
+    /// name, given name, birth date; at most `limit` hits.
+    pub async fn search_patients(
+        &self,
+        rpps: &str,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<PatientHit>> {
+        let words = query_words(query);
+        if words.is_empty() || limit == 0 || rpps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!(
+            "SELECT {PATIENT_COLS}, c.dossier_number, c.role_code, d.dossier_date \
+             FROM rec_care_team c \
+             JOIN rec_dossiers d ON d.dossier_number = c.dossier_number \
+             JOIN rec_patients p ON p.patient_id = d.patient_id \
+             WHERE c.rpps = $1"
+        );
+        for i in 0..words.len() {
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM rec_patient_tokens t \
+                 WHERE t.patient_id = p.patient_id AND t.token LIKE ${})",
+                i + 2
+            ));
+        }
+        sql.push_str(&format!(" LIMIT {SEARCH_ROW_CAP}"));
+        let mut q = sqlx::query(&sql).bind(rpps);
+        for w in &words {
+            // words are [A-Z0-9]+: no LIKE wildcard to escape
+            q = q.bind(format!("{w}%"));
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+
+        // patient_id -> (patient, dossier_number -> (date, roles))
+        type PerPatient = (Patient, BTreeMap<String, (String, Vec<String>)>);
+        let mut by_patient: HashMap<String, PerPatient> = HashMap::new();
+        for row in &rows {
+            let patient = patient_from(row, 0)?;
+            let dossier: String = row.try_get(5)?;
+            let role: String = row.try_get(6)?;
+            let date: String = row.try_get(7)?;
+            let entry = by_patient
+                .entry(patient.patient_id.clone())
+                .or_insert_with(|| (patient, BTreeMap::new()));
+            let roles = &mut entry.1.entry(dossier).or_insert((date, Vec::new())).1;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        let mut ranked: Vec<(RankKey, PatientHit)> = by_patient
+            .into_values()
+            .map(|(patient, dossiers)| {
+                let key = rank_key(&patient, &words);
+                let mut dossiers: Vec<(String, String, Vec<String>)> = dossiers
+                    .into_iter()
+                    .map(|(n, (date, mut roles))| {
+                        roles.sort();
+                        (date, n, roles)
+                    })
+                    .collect();
+                dossiers.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+                let dossiers = dossiers.into_iter().map(|(_, n, r)| (n, r)).collect();
+                (key, PatientHit { patient, dossiers })
+            })
+            .collect();
+        ranked.sort_by(|a, b| a.0.cmp(&b.0));
+        ranked.truncate(limit as usize);
+        Ok(ranked.into_iter().map(|(_, hit)| hit).collect())
+    }
+
+    pub async fn patient(&self, patient_id: &str) -> Result<Option<Patient>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PATIENT_COLS} FROM rec_patients p WHERE p.patient_id = $1"
+        ))
+        .bind(patient_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| patient_from(&r, 0)).transpose()
+    }
+
+    /// The patient's dossiers, newest first.
+    pub async fn dossiers_of_patient(&self, patient_id: &str) -> Result<Vec<Dossier>> {
+        let rows = sqlx::query(
+            "SELECT d.dossier_number, d.patient_id, d.dossier_date FROM rec_dossiers d \
+             WHERE d.patient_id = $1 ORDER BY d.dossier_date DESC, d.dossier_number DESC",
+        )
+        .bind(patient_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| dossier_from(r, 0)).collect()
+    }
+
+    pub async fn dossier(&self, dossier_number: &str) -> Result<Option<Dossier>> {
+        let row = sqlx::query(
+            "SELECT d.dossier_number, d.patient_id, d.dossier_date FROM rec_dossiers d \
+             WHERE d.dossier_number = $1",
+        )
+        .bind(dossier_number)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| dossier_from(&r, 0)).transpose()
+    }
+
+    /// The dossier with this number if its patient was born on `birth_date`
+    /// (`YYYY-MM-DD`); None otherwise, without telling which field did not
+    /// match (one query).
+    pub async fn dossier_by_number_and_birth_date(
+        &self,
+        dossier_number: &str,
+        birth_date: &str,
+    ) -> Result<Option<Dossier>> {
+        let row = sqlx::query(
+            "SELECT d.dossier_number, d.patient_id, d.dossier_date FROM rec_dossiers d \
+             JOIN rec_patients p ON p.patient_id = d.patient_id \
+             WHERE d.dossier_number = $1 AND p.birth_date = $2",
+        )
+        .bind(dossier_number)
+        .bind(birth_date)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| dossier_from(&r, 0)).transpose()
+    }
+
+    /// The role codes of `rpps` on the care team of this dossier (sorted,
+    /// empty if none).
+    pub async fn roles_on_dossier(&self, dossier_number: &str, rpps: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT c.role_code FROM rec_care_team c \
+             WHERE c.dossier_number = $1 AND c.rpps = $2 ORDER BY c.role_code",
+        )
+        .bind(dossier_number)
+        .bind(rpps)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(Into::into))
+            .collect()
+    }
+
+    /// For each dossier of the patient whose care team lists `rpps`: its
+    /// number and the roles (newest dossier first, roles sorted).
+    pub async fn roles_by_dossier(
+        &self,
+        patient_id: &str,
+        rpps: &str,
+    ) -> Result<Vec<DossierRoles>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT d.dossier_date, c.dossier_number, c.role_code FROM rec_dossiers d \
+             JOIN rec_care_team c ON c.dossier_number = d.dossier_number \
+             WHERE d.patient_id = $1 AND c.rpps = $2 \
+             ORDER BY d.dossier_date DESC, c.dossier_number DESC, c.role_code",
+        )
+        .bind(patient_id)
+        .bind(rpps)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<DossierRoles> = Vec::new();
+        for row in &rows {
+            let number: String = row.try_get(1)?;
+            let role: String = row.try_get(2)?;
+            match out.last_mut() {
+                Some((n, roles)) if *n == number => roles.push(role),
+                _ => out.push((number, vec![role])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The exams of a dossier, by date then id.
+    pub async fn exams_of_dossier(&self, dossier_number: &str) -> Result<Vec<Exam>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EXAM_COLS} FROM rec_exams e WHERE e.dossier_number = $1 \
+             ORDER BY e.exam_date, e.exam_id"
+        ))
+        .bind(dossier_number)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| exam_from(r, 0)).collect()
+    }
+
+    /// The reports of a dossier, newest first.
+    pub async fn reports_of_dossier(&self, dossier_number: &str) -> Result<Vec<Report>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REPORT_COLS} FROM rec_reports r WHERE r.dossier_number = $1 \
+             ORDER BY r.report_date DESC, r.report_id DESC"
+        ))
+        .bind(dossier_number)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| report_from(r, 0)).collect()
+    }
+
+    pub async fn report(&self, report_id: &str) -> Result<Option<Report>> {
+        let row = sqlx::query(&format!(
+            "SELECT {REPORT_COLS} FROM rec_reports r WHERE r.report_id = $1"
+        ))
+        .bind(report_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| report_from(&r, 0)).transpose()
+    }
+
+    /// The exam, dossier and patient a StudyInstanceUID belongs to.
+    pub async fn study(&self, study_instance_uid: &str) -> Result<Option<StudyRef>> {
+        let row = sqlx::query(
+            "SELECT e.study_instance_uid, e.exam_id, e.dossier_number, d.patient_id \
+             FROM rec_exams e JOIN rec_dossiers d ON d.dossier_number = e.dossier_number \
+             WHERE e.study_instance_uid = $1 ORDER BY e.exam_id LIMIT 1",
+        )
+        .bind(study_instance_uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<StudyRef> {
+            Ok(StudyRef {
+                study_instance_uid: r.try_get(0)?,
+                exam_id: r.try_get(1)?,
+                dossier_number: r.try_get(2)?,
+                patient_id: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Reports dated `since_date` (`YYYY-MM-DD`) or later, of the dossiers
+    /// whose care team lists `rpps`, newest first, at most `limit`.
+    pub async fn recent_reports_for(
+        &self,
+        rpps: &str,
+        since_date: &str,
+        limit: u32,
+    ) -> Result<Vec<RecentResult>> {
+        if rpps.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {REPORT_COLS}, d.dossier_number, d.patient_id, d.dossier_date, \
+             {PATIENT_COLS}, {EXAM_COLS} \
+             FROM rec_reports r \
+             JOIN rec_dossiers d ON d.dossier_number = r.dossier_number \
+             JOIN rec_patients p ON p.patient_id = d.patient_id \
+             LEFT JOIN rec_exams e ON e.exam_id = r.exam_id \
+             WHERE r.report_date >= $2 AND r.dossier_number IN \
+               (SELECT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1) \
+             ORDER BY r.report_date DESC, r.report_id DESC LIMIT $3"
+        ))
+        .bind(rpps)
+        .bind(since_date)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let role_rows = sqlx::query(
+            "SELECT DISTINCT c.dossier_number, c.role_code FROM rec_care_team c \
+             JOIN rec_reports r ON r.dossier_number = c.dossier_number \
+             WHERE c.rpps = $1 AND r.report_date >= $2",
+        )
+        .bind(rpps)
+        .bind(since_date)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut roles: HashMap<String, Vec<String>> = HashMap::new();
+        for row in &role_rows {
+            roles
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let report = report_from(row, 0)?;
+            let dossier = dossier_from(row, 7)?;
+            let patient = patient_from(row, 10)?;
+            let exam_id: Option<String> = row.try_get(15)?;
+            let exam = match exam_id {
+                Some(_) => Some(exam_from(row, 15)?),
+                None => None,
+            };
+            let mut r = roles
+                .get(&dossier.dossier_number)
+                .cloned()
+                .unwrap_or_default();
+            r.sort();
+            out.push(RecentResult {
+                report,
+                exam,
+                dossier,
+                patient,
+                roles: r,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The normalized words of a name query; empty when the trimmed query has
+/// fewer than [`MIN_QUERY_CHARS`] characters. Duplicates removed, at most
+/// [`MAX_QUERY_WORDS`].
+pub fn query_words(query: &str) -> Vec<String> {
+    if query.trim().chars().count() < MIN_QUERY_CHARS {
+        return Vec::new();
+    }
+    let mut words: Vec<String> = Vec::new();
+    for w in search_tokens(query) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words.truncate(MAX_QUERY_WORDS);
+    words
+}
+
+/// Sort key of a search hit (smaller first): words that are not a whole
+/// name word, whether the first word does not start a family-name word,
+/// normalized family name, given name, birth date, patient id.
+type RankKey = (usize, bool, String, String, String, String);
+
+fn rank_key(p: &Patient, words: &[String]) -> RankKey {
+    let all = patient_tokens(&p.family_name, &p.given_name);
+    let family = patient_tokens(&p.family_name, "");
+    let not_exact = words.iter().filter(|w| !all.contains(w)).count();
+    let first_in_family = words
+        .first()
+        .is_some_and(|w| family.iter().any(|t| t.starts_with(w.as_str())));
+    (
+        not_exact,
+        !first_in_family,
+        search_tokens(&p.family_name).join(" "),
+        search_tokens(&p.given_name).join(" "),
+        p.birth_date.clone(),
+        p.patient_id.clone(),
+    )
+}
+
+fn patient_from(row: &AnyRow, at: usize) -> Result<Patient> {
+    Ok(Patient {
+        patient_id: row.try_get(at)?,
+        family_name: row.try_get(at + 1)?,
+        given_name: row.try_get(at + 2)?,
+        sex: row.try_get(at + 3)?,
+        birth_date: row.try_get(at + 4)?,
+    })
+}
+
+fn dossier_from(row: &AnyRow, at: usize) -> Result<Dossier> {
+    Ok(Dossier {
+        dossier_number: row.try_get(at)?,
+        patient_id: row.try_get(at + 1)?,
+        dossier_date: row.try_get(at + 2)?,
+    })
+}
+
+fn exam_from(row: &AnyRow, at: usize) -> Result<Exam> {
+    Ok(Exam {
+        exam_id: row.try_get(at)?,
+        dossier_number: row.try_get(at + 1)?,
+        act_label: row.try_get(at + 2)?,
+        exam_date: row.try_get(at + 3)?,
+        study_instance_uid: row.try_get(at + 4)?,
+        accession_number: row.try_get(at + 5)?,
+        modality: row.try_get(at + 6)?,
+    })
+}
+
+fn report_from(row: &AnyRow, at: usize) -> Result<Report> {
+    Ok(Report {
+        report_id: row.try_get(at)?,
+        dossier_number: row.try_get(at + 1)?,
+        exam_id: row.try_get(at + 2)?,
+        title: row.try_get(at + 3)?,
+        report_date: row.try_get(at + 4)?,
+        content: row.try_get(at + 5)?,
+        content_location: row.try_get(at + 6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_words_rules() {
+        assert!(query_words("s").is_empty());
+        assert!(query_words("  s  ").is_empty());
+        assert!(query_words("é").is_empty());
+        assert_eq!(query_words("sc"), ["SC"]);
+        assert_eq!(query_words("Fra  sca"), ["FRA", "SCA"]);
+        assert_eq!(query_words("sca sca"), ["SCA"]);
+        assert!(query_words("--").is_empty());
+        assert_eq!(query_words("a b c d e f g h").len(), MAX_QUERY_WORDS);
+    }
+
+    #[test]
+    fn ranking_key() {
+        let p = |f: &str, g: &str| Patient {
+            patient_id: "1".into(),
+            family_name: f.into(),
+            given_name: g.into(),
+            sex: "U".into(),
+            birth_date: "2000-01-01".into(),
+        };
+        let w = vec!["MARTIN".to_string()];
+        let mut v = [
+            rank_key(&p("DUPONT", "Martine"), &w),
+            rank_key(&p("MARTINEZ", "Paul"), &w),
+            rank_key(&p("LE GALL", "Martin"), &w),
+            rank_key(&p("MARTIN", "Hélène"), &w),
+        ];
+        v.sort();
+        let fam: Vec<&str> = v.iter().map(|k| k.2.as_str()).collect();
+        assert_eq!(fam, ["MARTIN", "LE GALL", "MARTINEZ", "DUPONT"]);
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(role_label("MT"), Some("Médecin traitant"));
+        assert_eq!(role_label("XX"), None);
+    }
+}

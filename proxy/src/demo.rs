@@ -1,0 +1,85 @@
+//! Demo data: the records database (seeded, reproducible) and, when a
+//! viewer is given, the matching DICOM studies loaded into Orthanc.
+
+use espace_ps_dicomgen::{generate_study, upload_study, StudySpec};
+use espace_ps_records::demo_data::{self, DemoConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoDataError {
+    #[error("records: {0}")]
+    Records(#[from] espace_ps_records::RecordsError),
+    #[error("DICOM generation: {0}")]
+    Dicom(String),
+    #[error("viewer upload: {0}")]
+    Upload(String),
+}
+
+/// Fills an empty records database; leaves a filled one alone. Returns
+/// whether it generated.
+pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool, DemoDataError> {
+    if let Ok(r) = espace_ps_records::Records::connect_with(url, 1).await {
+        let filled = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM rec_patients")
+            .fetch_one(r.pool())
+            .await
+            .map(|n| n > 0)
+            .unwrap_or(false);
+        if filled {
+            return Ok(false);
+        }
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut cfg = DemoConfig::demo(today);
+    cfg.seed = seed;
+    cfg.patients = patients;
+    let summary = demo_data::generate(url, &cfg).await?;
+    eprintln!(
+        "demo-data: {} patients, {} dossiers, {} care-team rows, {} exams, {} reports",
+        summary.patients, summary.dossiers, summary.care_team, summary.exams, summary.reports
+    );
+    Ok(true)
+}
+
+/// Generates the DICOM studies of the demo professionals' patients and
+/// uploads them to Orthanc at `orthanc` (skips studies already there).
+pub async fn load_studies(
+    records_url: &str,
+    orthanc: &str,
+    limit: u32,
+) -> Result<usize, DemoDataError> {
+    let rows =
+        demo_data::studies(records_url, &demo_data::default_national_ids(), Some(limit)).await?;
+    let client = reqwest::Client::new();
+    let mut loaded = 0;
+    for row in rows {
+        let spec = StudySpec {
+            study_instance_uid: row.study_instance_uid.clone(),
+            accession_number: row.accession_number.clone().unwrap_or_default(),
+            modality: row.modality.clone(),
+            description: row.act_label.clone(),
+            study_date: row.exam_date.replace('-', ""),
+            patient_id: row.patient_id.clone(),
+            family_name: row.family_name.clone(),
+            given_name: row.given_name.clone(),
+            sex: match row.sex.as_str() {
+                "F" => "F",
+                "M" => "M",
+                _ => "O",
+            }
+            .to_owned(),
+            birth_date: row.birth_date.replace('-', ""),
+        };
+        let instances = match generate_study(&spec) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("demo-data: a study was skipped: {e}");
+                continue;
+            }
+        };
+        upload_study(&client, orthanc, &instances)
+            .await
+            .map_err(|e| DemoDataError::Upload(e.to_string()))?;
+        loaded += 1;
+    }
+    eprintln!("demo-data: {loaded} studies in the viewer");
+    Ok(loaded)
+}

@@ -1,0 +1,174 @@
+//! The portal pages (user guide sections 2 and 3): patient search, dossier
+//! access by number and birth date, unseen results, exam history grouped by
+//! venue, reports. Every page needs a session; every record shown passed
+//! the policy engine; anything with patient data is `no-store`.
+
+mod pages;
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::access::AccessError;
+use crate::app::App;
+use crate::pages::{ErrorPage, NOT_FOUND, UNAVAILABLE};
+use crate::session::SessionData;
+use crate::web::{self, Req, Resp};
+
+/// The signed-in request, as handlers see it.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req: &'a Req,
+    pub session_id: String,
+    pub session: SessionData,
+    pub user: Value,
+}
+
+pub const RECORDS_UNAVAILABLE: ErrorPage = ErrorPage::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Dossiers momentanément inaccessibles",
+    "Les dossiers de l'établissement ne peuvent pas être consultés pour le moment. Par sécurité, rien n'est affiché. Réessayez dans quelques minutes.",
+)
+.with_reference("dossiers");
+
+impl Ctx<'_> {
+    pub fn render(&self, name: &str, title: &str, mut data: Value) -> Resp {
+        data["title"] = json!(title);
+        data["user"] = self.user.clone();
+        if data.get("refresh_to").is_none() {
+            data["refresh_to"] = Value::Null;
+        }
+        self.app.pages.render(StatusCode::OK, name, &data)
+    }
+
+    pub fn error(&self, page: &ErrorPage) -> Resp {
+        self.app.pages.error(page, Some(&self.user))
+    }
+
+    /// The answer when a record source fails: no.
+    pub fn unavailable(&self, e: &AccessError) -> Resp {
+        tracing::error!(error = %e, "portal dependency failed");
+        match e {
+            AccessError::Db(_) => self.error(&UNAVAILABLE),
+            _ => self.error(&RECORDS_UNAVAILABLE),
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.req.path.starts_with("/api/")
+    }
+}
+
+pub async fn handle(app: &App, req: Req) -> Resp {
+    let (session_id, session) = match app.session_of(&req).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return app.login_required(&req),
+        Err(_) => return app.error(&UNAVAILABLE),
+    };
+    let user = app.user_view(&session);
+    let ctx = Ctx {
+        app,
+        req: &req,
+        session_id,
+        session,
+        user,
+    };
+    let path = req.path.clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    let post = req.method == Method::POST;
+    if post
+        && !web::csrf_ok(
+            &req,
+            &ctx.session.csrf_token,
+            &app.config.server.public_origin(),
+        )
+    {
+        return ctx.error(&crate::pages::FORBIDDEN_CSRF);
+    }
+    match (get, post, segments.as_slice()) {
+        (true, _, [""]) => pages::home(ctx).await,
+        (true, _, ["portail", "recherche"]) => pages::search_page(ctx).await,
+        (true, _, ["api", "portail", "patients"]) => pages::search_api(ctx).await,
+        (true, _, ["portail", "dossier"]) => pages::dossier_form(ctx, None, StatusCode::OK),
+        (_, true, ["portail", "dossier"]) => pages::dossier_submit(ctx).await,
+        (true, _, ["portail", "patients", id]) => {
+            let id = decode(id);
+            pages::patient(ctx, &id).await
+        }
+        (true, _, ["portail", "dossiers", number]) => {
+            let number = decode(number);
+            pages::dossier(ctx, &number).await
+        }
+        (true, _, ["portail", "comptes-rendus", id]) => {
+            let id = decode(id);
+            pages::report(ctx, &id).await
+        }
+        (_, true, ["portail", "comptes-rendus", id, "vu"]) => {
+            let id = decode(id);
+            pages::mark_seen(ctx, &id).await
+        }
+        (true, _, ["portail", "images", uid]) => {
+            let uid = decode(uid);
+            pages::images(ctx, &uid).await
+        }
+        _ if ctx.is_json() => web::json(StatusCode::NOT_FOUND, &json!({"error": "introuvable"})),
+        _ => ctx.error(&NOT_FOUND),
+    }
+}
+
+fn decode(segment: &str) -> String {
+    urlencoding::decode(segment)
+        .map(|s| s.into_owned())
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD` → `jj/mm/aaaa` (as the user guide shows dates).
+pub fn fr_date(iso: &str) -> String {
+    let p: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
+    match p.as_slice() {
+        [y, m, d] => format!("{d}/{m}/{y}"),
+        _ => iso.to_owned(),
+    }
+}
+
+/// `jj/mm/aaaa` → `YYYY-MM-DD`, for a real calendar date only.
+pub fn iso_date(fr: &str) -> Option<String> {
+    let parts: Vec<&str> = fr.trim().split('/').collect();
+    let [d, m, y] = parts.as_slice() else {
+        return None;
+    };
+    if d.len() != 2 || m.len() != 2 || y.len() != 4 {
+        return None;
+    }
+    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
+    let month = time::Month::try_from(m).ok()?;
+    let date = time::Date::from_calendar_date(y, month, d).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_both_ways() {
+        assert_eq!(fr_date("1961-08-13"), "13/08/1961");
+        assert_eq!(iso_date("13/08/1961").as_deref(), Some("1961-08-13"));
+        assert_eq!(iso_date(" 29/02/2024 ").as_deref(), Some("2024-02-29"));
+        for bad in [
+            "29/02/2023",
+            "13-08-1961",
+            "1/8/1961",
+            "32/01/2000",
+            "",
+            "aa/bb/cccc",
+        ] {
+            assert_eq!(iso_date(bad), None, "{bad}");
+        }
+    }
+}
