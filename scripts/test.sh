@@ -151,8 +151,7 @@ install_orthanc() { # Orthanc + DICOMweb + web viewer: viewer/PACS stand-in
 install_nginx() { # TLS terminator for mutual TLS to the provider (always)
   apt_install nginx
 }
-install_chromium() { # browser for Playwright (playwright-core from npm)
-  [[ ${ESPACE_TEST_WITH_CHROMIUM:-0} == 1 ]] || return 0
+install_chromium() { # browser for the Playwright tests (playwright-core from npm): always
   apt_install chromium
 }
 
@@ -166,6 +165,7 @@ install_prerequisites() {
   pg_bin_dir >/dev/null || pkgs+=(postgresql)
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
+  command -v sqlite3 >/dev/null || pkgs+=(sqlite3) # browser tests read the demo records
   ((${#pkgs[@]})) && apt_install "${pkgs[@]}"
   install_orthanc
   install_nginx
@@ -475,6 +475,29 @@ run_cargo_stages() {
     stage "cargo test --workspace"
     cargo test --workspace --no-fail-fast
   fi
+
+  run_browser_stage
+}
+
+# Browser tests: Playwright (playwright-core, npm) in Debian's Chromium,
+# against Orthanc and `espace-ps demo` (the binary built above), which
+# proxy/tests/browser/lib/stack.mjs starts once for every test file.
+run_browser_stage() {
+  stage "browser tests (Playwright in Chromium)"
+  local dir=$ROOT/proxy/tests/browser stamp want
+  # shellcheck source=/dev/null
+  . "$ROOT/scripts/lib/orthanc.sh"
+  # (chromium and sqlite3: install_prerequisites)
+  [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]] || orthanc_install
+  [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium missing (apt-get install chromium)"
+  stamp=$dir/node_modules/.espace-lock.sha256
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    (cd "$dir" && npm ci --no-audit --no-fund)
+    echo "$want" >"$stamp"
+  fi
+  ESPACE_PS_BIN=$BIN timeout 300 node "$dir/lib/stack.mjs" \
+    node --test --test-concurrency=1 "$dir/"
 }
 
 # ------------------------------------------------------------------ main

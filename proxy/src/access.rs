@@ -84,6 +84,20 @@ impl App {
         resource: Resource,
         dossier: &str,
     ) -> Result<Option<Way>, AccessError> {
+        self.decide_on_dossier_via(session, action, resource, dossier, true)
+            .await
+    }
+
+    /// As [`App::decide_on_dossier`]; with `allow_grant` false, only the
+    /// care team counts (a grant opens its dossier alone, not the patient).
+    pub async fn decide_on_dossier_via(
+        &self,
+        session: &SessionData,
+        action: Action,
+        resource: Resource,
+        dossier: &str,
+        allow_grant: bool,
+    ) -> Result<Option<Way>, AccessError> {
         let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
         let roles = match &session.professional.rpps {
             Some(rpps) => records.roles_on_dossier(dossier, rpps).await?,
@@ -102,7 +116,8 @@ impl App {
         ) {
             return Ok(Some(Way::CareTeam));
         }
-        if self.db.has_grant(session.account_id, dossier).await?
+        if allow_grant
+            && self.db.has_grant(session.account_id, dossier).await?
             && self.decide(
                 session,
                 action,

@@ -19,6 +19,18 @@ use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, St
 use crate::state::PortalDb;
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
 
+/// Reloads the viewer's route table; a table that does not load leaves the
+/// previous one in force.
+pub fn reload_route_table(viewer: &crate::viewer::ViewerGuard, dir: &std::path::Path, name: &str) {
+    match crate::viewer::load_table(dir, name) {
+        Ok(Some(t)) => viewer.set_table(Some(t)),
+        Ok(None) => tracing::error!(name, "route table gone: the previous one stays in force"),
+        Err(e) => {
+            tracing::error!(problems = %e, "route table refused: the previous one stays in force")
+        }
+    }
+}
+
 /// Counts and logs the outcome of a policy reload (file change or SIGHUP).
 pub fn record_reload(outcome: espace_ps_access::ReloadOutcome) {
     use espace_ps_access::ReloadOutcome;
@@ -106,6 +118,8 @@ pub struct App {
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
     pub login_rate: pingora_limits::rate::Rate,
+    /// The viewer's route table and the caches of viewer decisions.
+    pub viewer: Arc<crate::viewer::ViewerGuard>,
     /// For espace-ps's own calls to the viewer (never the browser's).
     pub viewer_http: reqwest::Client,
     /// The hospital records, read-only (None: not configured).
@@ -134,6 +148,8 @@ pub enum AppError {
     Records(#[from] espace_ps_records::RecordsError),
     #[error("viewer client: {0}")]
     Viewer(String),
+    #[error("viewer route table: {0}")]
+    RouteTable(String),
 }
 
 impl App {
@@ -160,7 +176,28 @@ impl App {
             None => None,
         };
         let policies = espace_ps_access::Engine::load(&config.policies_dir)?;
-        let watcher = match policies.watch(Duration::from_millis(300), record_reload) {
+        let table = crate::viewer::load_table(&config.policies_dir, &config.upstream.viewer)
+            .map_err(AppError::RouteTable)?
+            .ok_or_else(|| {
+                AppError::RouteTable(format!(
+                    "no route table named {:?} in {}/viewers",
+                    config.upstream.viewer,
+                    config.policies_dir.display()
+                ))
+            })?;
+        let viewer = Arc::new(crate::viewer::ViewerGuard::new(Some(table)));
+        let on_reload = {
+            let viewer = viewer.clone();
+            let dir = config.policies_dir.clone();
+            let name = config.upstream.viewer.clone();
+            move |outcome: espace_ps_access::ReloadOutcome| {
+                if matches!(outcome, espace_ps_access::ReloadOutcome::Reloaded { .. }) {
+                    reload_route_table(&viewer, &dir, &name);
+                }
+                record_reload(outcome);
+            }
+        };
+        let watcher = match policies.watch(Duration::from_millis(300), on_reload) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, "policy files are not watched; reload with SIGHUP");
@@ -172,6 +209,7 @@ impl App {
             .build()
             .map_err(|e| AppError::Viewer(e.to_string()))?;
         Ok(Arc::new(App {
+            viewer,
             viewer_http,
             records,
             policies,
@@ -287,9 +325,9 @@ impl App {
 
     /// For a request to the viewer: the session, or the response that
     /// refuses it (login redirect, 401, or 503 when the store is down).
-    pub async fn viewer_session(&self, req: &Req) -> Result<SessionData, Resp> {
+    pub async fn viewer_session(&self, req: &Req) -> Result<(String, SessionData), Resp> {
         match self.session_of(req).await {
-            Ok(Some((_, data))) => Ok(data),
+            Ok(Some(found)) => Ok(found),
             Ok(None) => Err(self.login_required(req)),
             Err(_) => Err(self.error(&pages::UNAVAILABLE)),
         }

@@ -63,6 +63,8 @@ pub mod file {
     #[serde(deny_unknown_fields)]
     pub struct Upstream {
         pub address: Option<String>,
+        pub viewer: Option<String>,
+        pub hide_download: Option<Vec<String>>,
         pub tls: Option<bool>,
         pub sni: Option<String>,
     }
@@ -219,6 +221,11 @@ impl ServerConfig {
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub address: String,
+    /// The route table (`policies/viewers/*.toml`, by its `name`) of this viewer.
+    pub viewer: String,
+    /// CSS selectors of the viewer's download controls, hidden from
+    /// professionals without the habilitation.
+    pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
 }
@@ -550,6 +557,11 @@ impl Validator<'_> {
                 .upstream
                 .address
                 .unwrap_or_else(|| "127.0.0.1:8042".to_owned()),
+            viewer: f.upstream.viewer.unwrap_or_else(|| "orthanc".to_owned()),
+            hide_download: f
+                .upstream
+                .hide_download
+                .unwrap_or_else(|| vec!["button[title=\"Download DICOM\"]".to_owned()]),
             tls: f.upstream.tls.unwrap_or(false),
             sni: f.upstream.sni.unwrap_or_default(),
         };

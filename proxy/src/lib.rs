@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod devidp_server;
 pub mod identity;
+pub mod inject;
 pub mod metrics;
 pub mod pages;
 pub mod portal;

@@ -372,6 +372,8 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
     tracing::info!("{}", config.summary());
     // SIGHUP reloads the policies (as a file change does).
     let engine = app.policies.clone();
+    let viewer = app.viewer.clone();
+    let (dir, name) = (config.policies_dir.clone(), config.upstream.viewer.clone());
     startup_runtime().spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -379,7 +381,12 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading policies");
-            espace_ps::app::record_reload(engine.reload());
+            let outcome = engine.reload();
+            // Route tables are not watched: SIGHUP reloads them too.
+            if !matches!(outcome, espace_ps_access::ReloadOutcome::Rejected { .. }) {
+                espace_ps::app::reload_route_table(&viewer, &dir, &name);
+            }
+            espace_ps::app::record_reload(outcome);
         }
     });
     let mut server = build_server(&config, app);

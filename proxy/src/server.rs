@@ -65,6 +65,18 @@ pub struct Ctx {
     started: Instant,
     client_ip: IpAddr,
     session: Option<SessionData>,
+    /// What the viewer guard allowed: the target to forward and whether
+    /// DICOM bytes may come back.
+    forward: Option<crate::viewer::Forward>,
+    /// An HTML page of the viewer being buffered to get our additions.
+    inject: Option<Injection>,
+}
+
+struct Injection {
+    encoding: crate::inject::Encoding,
+    buf: BytesMut,
+    /// Too large to rewrite: the rest goes through as is.
+    passthrough: bool,
 }
 
 impl EspaceProxy {
@@ -143,6 +155,8 @@ impl ProxyHttp for EspaceProxy {
             started: Instant::now(),
             client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             session: None,
+            forward: None,
+            inject: None,
         }
     }
 
@@ -166,12 +180,42 @@ impl ProxyHttp for EspaceProxy {
         }
         let req = self.request_of(session, Bytes::new());
         ctx.client_ip = req.client_ip;
-        match self.app.viewer_session(&req).await {
-            Ok(data) => {
+        let (session_id, data) = match self.app.viewer_session(&req).await {
+            Ok(found) => found,
+            Err(resp) => {
+                write_response(session, resp).await?;
+                return Ok(true);
+            }
+        };
+        let raw_target = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_default();
+        let headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let verdict = self
+            .app
+            .check_viewer(
+                &session_id,
+                &data,
+                req.method.as_str(),
+                &raw_target,
+                &headers,
+                req.client_ip,
+            )
+            .await;
+        match verdict {
+            crate::viewer::Verdict::Forward(f) => {
                 ctx.session = Some(data);
+                ctx.forward = Some(f);
                 Ok(false)
             }
-            Err(resp) => {
+            crate::viewer::Verdict::Refuse(resp) => {
                 write_response(session, resp).await?;
                 Ok(true)
             }
@@ -179,8 +223,9 @@ impl ProxyHttp for EspaceProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        // Deny by default: nothing reaches the viewer without a session.
-        if ctx.session.is_none() {
+        // Deny by default: nothing reaches the viewer without a session and
+        // a decision.
+        if ctx.session.is_none() || ctx.forward.is_none() {
             return Err(Error::explain(
                 ErrorType::HTTPStatus(403),
                 "no session for a viewer request",
@@ -219,6 +264,31 @@ impl ProxyHttp for EspaceProxy {
             upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
         }
         upstream_request.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
+        // Forward exactly the request that was validated.
+        let Some(forward) = &ctx.forward else {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(403),
+                "no viewer decision",
+            ));
+        };
+        let uri: http::Uri = forward.target.parse().map_err(|_| {
+            Error::explain(ErrorType::HTTPStatus(400), "canonical target unparsable")
+        })?;
+        upstream_request.set_uri(uri);
+        upstream_request.insert_header(header::HOST, self.app.config.upstream.address.as_str())?;
+        // Pages are rewritten on the way back: ask for them uncompressed.
+        upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+        // The viewer builds absolute URLs (RetrieveURL, BulkDataURI) from
+        // this: make them point back through espace-ps.
+        let public = &self.app.config.server.public_url;
+        let host = match public.port() {
+            Some(p) => format!("{}:{p}", public.host_str().unwrap_or("localhost")),
+            None => public.host_str().unwrap_or("localhost").to_owned(),
+        };
+        upstream_request.insert_header(
+            "forwarded",
+            format!("host=\"{host}\";proto={}", public.scheme()),
+        )?;
         Ok(())
     }
 
@@ -226,8 +296,24 @@ impl ProxyHttp for EspaceProxy {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        // Defense in depth: DICOM bytes or an archive never flow to someone
+        // who may not download, whatever the route table said.
+        let may_download = ctx.forward.as_ref().is_some_and(|f| f.may_download);
+        let content_type = upstream_response
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if !may_download && crate::viewer::is_dicom_content(&content_type) {
+            tracing::warn!("DICOM content cut before its body: no download permission");
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(403),
+                "DICOM content without download permission",
+            ));
+        }
         // Viewer answers carry patient data: never cached, never framed elsewhere.
         upstream_response.insert_header(header::CACHE_CONTROL, "no-store")?;
         upstream_response.insert_header("x-content-type-options", "nosniff")?;
@@ -240,7 +326,69 @@ impl ProxyHttp for EspaceProxy {
             upstream_response.insert_header("content-security-policy", "frame-ancestors 'self'")?;
         }
         upstream_response.remove_header("server");
+        // Viewer HTML pages get the manifest link and the portal header.
+        let is_html = content_type.to_ascii_lowercase().starts_with("text/html");
+        if is_html && upstream_response.status == http::StatusCode::OK {
+            let encoding = upstream_response
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if let Some(encoding) = crate::inject::Encoding::of(encoding.as_deref()) {
+                upstream_response.remove_header(&header::CONTENT_LENGTH);
+                upstream_response.remove_header(&header::CONTENT_ENCODING);
+                upstream_response.remove_header(&header::ETAG);
+                ctx.inject = Some(Injection {
+                    encoding,
+                    buf: BytesMut::new(),
+                    passthrough: false,
+                });
+            }
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(inj) = ctx.inject.as_mut() else {
+            return Ok(None);
+        };
+        if inj.passthrough {
+            return Ok(None);
+        }
+        if let Some(chunk) = body.take() {
+            inj.buf.extend_from_slice(&chunk);
+        }
+        if inj.buf.len() > crate::inject::MAX_HTML {
+            // Too large to rewrite: send what we held, untouched, and stop.
+            // (Only identity bodies can go on unmodified after this point.)
+            if inj.encoding != crate::inject::Encoding::Identity {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "compressed viewer page too large to rewrite",
+                ));
+            }
+            inj.passthrough = true;
+            *body = Some(std::mem::take(&mut inj.buf).freeze());
+            return Ok(None);
+        }
+        if end_of_stream {
+            let raw = std::mem::take(&mut inj.buf);
+            let decoded = inj.encoding.decode(&raw).map_err(|_| {
+                Error::explain(ErrorType::HTTPStatus(502), "viewer page does not decode")
+            })?;
+            let html = String::from_utf8_lossy(&decoded);
+            let may_download = ctx.forward.as_ref().is_some_and(|f| f.may_download);
+            let out =
+                crate::inject::inject(&html, may_download, &self.app.config.upstream.hide_download);
+            *body = Some(Bytes::from(out));
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {

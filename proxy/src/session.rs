@@ -265,6 +265,14 @@ pub struct Sessions {
     absolute: Duration,
 }
 
+/// The hex SHA-256 of an id: what stores and caches key on, never the id.
+pub fn digest(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A new random opaque id: 256 bits, base64url.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];
@@ -295,12 +303,7 @@ impl Sessions {
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
-        let digest = Sha256::digest(id.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        format!("{}{kind}:{hex}", self.prefix)
+        format!("{}{kind}:{}", self.prefix, digest(id))
     }
 
     fn encode<T: Serialize>(v: &T) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! `espace-ps policies ...`: the administrator's commands.
 //!
-//! - `check [DIR]` parses, strictly validates and tests a policy directory;
-//!   prints every problem as `file:line:column: message`; exits 1 on any.
+//! - `check [DIR]` parses, strictly validates and tests a policy directory,
+//!   and validates its viewer route tables (`DIR/viewers/*.toml`); prints every problem as `file:line:column: message`; exits 1 on any.
 //! - `explain ...` decides one request and prints the decision with the
 //!   `@id` of the policies that decided it; exits 0 when allowed, 1 when
 //!   denied, 2 when the request or the directory cannot be used.
@@ -20,7 +20,7 @@ use crate::model::{
 #[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum PoliciesCommand {
     /// Parse, validate strictly against the schema and run the test cases of
-    /// a policy directory.
+    /// a policy directory; validate its viewer route tables (viewers/*.toml).
     Check {
         /// The policy directory.
         #[arg(default_value = "policies")]
@@ -141,26 +141,37 @@ pub fn run_with(cmd: PoliciesCommand, out: &mut dyn Write, err: &mut dyn Write) 
     }
 }
 
-/// `policies check DIR`.
+/// `policies check DIR`: the policies, their test cases, and the viewer
+/// route tables of `DIR/viewers/*.toml`.
 pub fn check(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match build_snapshot(dir, 1, true) {
-        Ok((snapshot, report, warnings)) => {
+    let viewers = crate::viewer::load_dir(dir);
+    let policies = build_snapshot(dir, 1, true);
+    match (policies, viewers) {
+        (Ok((snapshot, report, warnings)), Ok(tables)) => {
             for w in &warnings {
                 let _ = writeln!(err, "warning: {w}");
             }
             let ids = snapshot.policy_ids();
+            let tables: Vec<String> = tables
+                .iter()
+                .map(|t| format!("{} ({} routes)", t.name(), t.len()))
+                .collect();
             let _ = writeln!(
                 out,
-                "{}: OK: schema valid, {} policies valid in strict mode ({}), {} groups, {} test cases passed",
+                "{}: OK: schema valid, {} policies valid in strict mode ({}), {} groups, {} test cases passed, {} viewer route tables valid ({})",
                 dir.display(),
                 ids.len(),
                 ids.join(", "),
                 snapshot.group_count(),
-                report.passed
+                report.passed,
+                tables.len(),
+                tables.join(", ")
             );
             0
         }
-        Err(problems) => {
+        (policies, viewers) => {
+            let mut problems = policies.err().unwrap_or_default();
+            problems.extend(viewers.err().unwrap_or_default());
             for p in &problems {
                 let _ = writeln!(err, "error: {p}");
             }

@@ -40,6 +40,7 @@ mod groups;
 mod load;
 mod model;
 mod testcases;
+pub mod viewer;
 mod watch;
 
 pub use engine::{Engine, PolicySnapshot, ReloadOutcome, ReloadStats};
@@ -49,4 +50,8 @@ pub use model::{
     Resource, Via,
 };
 pub use testcases::{Expect, TestCase};
+pub use viewer::{
+    canonicalize, Candidate, CanonicalRequest, Class, Classification, Denied, IdKind, Level,
+    MediaType, Rejection, ResourceRef, RouteTable,
+};
 pub use watch::{PolicyWatcher, WatchError};

@@ -1,7 +1,8 @@
 //! Reading a policy directory: schema, policies, groups and test cases.
 //!
 //! What is read (everything else, including the `viewers/` subfolder, is
-//! ignored):
+//! ignored here; the viewer route tables are read by
+//! [`crate::viewer::load_dir`], which `policies check` also runs):
 //!
 //! | path | holds |
 //! |---|---|

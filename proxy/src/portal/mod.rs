@@ -137,7 +137,8 @@ pub fn iso_date(fr: &str) -> Option<String> {
     let [d, m, y] = parts.as_slice() else {
         return None;
     };
-    if d.len() != 2 || m.len() != 2 || y.len() != 4 {
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if d.len() != 2 || m.len() != 2 || y.len() != 4 || !digits(d) || !digits(m) || !digits(y) {
         return None;
     }
     let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);

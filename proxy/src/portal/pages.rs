@@ -12,6 +12,9 @@ use crate::pages::{ErrorPage, NOT_FOUND};
 use crate::session::RecentPatient;
 use crate::web::{self, Resp};
 
+/// How many unseen results the home page lists (the newest).
+const HOME_RESULTS_CAP: usize = 20;
+
 /// How many patients "Mes dernières recherches" keeps.
 const RECENT_CAP: usize = 10;
 
@@ -112,12 +115,17 @@ async fn search(ctx: &Ctx<'_>, q: &str) -> Result<(Vec<Value>, bool), AccessErro
     let Some(rpps) = ctx.session.professional.rpps.clone() else {
         return Ok((Vec::new(), false));
     };
-    let limit = ctx.app.config.portal.search_limit;
-    let hits = ctx.records()?.search_patients(&rpps, q, limit + 1).await?;
-    let truncated = hits.len() > limit as usize;
-    let found = hits
+    let limit = ctx.app.config.portal.search_limit as usize;
+    // The engine decides after the query: fetch more than shown, so that
+    // patients it refuses do not take the places of those it allows.
+    let fetch = limit * 4 + 1;
+    let hits = ctx
+        .records()?
+        .search_patients(&rpps, q, fetch as u32)
+        .await?;
+    let raw_overflow = hits.len() >= fetch;
+    let mut found: Vec<Value> = hits
         .into_iter()
-        .take(limit as usize)
         .filter(|h| {
             let care_team = h
                 .dossiers
@@ -139,6 +147,8 @@ async fn search(ctx: &Ctx<'_>, q: &str) -> Result<(Vec<Value>, bool), AccessErro
         })
         .map(|h| patient_json(&recent_of(&h.patient)))
         .collect();
+    let truncated = found.len() > limit || raw_overflow;
+    found.truncate(limit);
     Ok((found, truncated))
 }
 
@@ -206,10 +216,13 @@ pub async fn home(ctx: Ctx<'_>) -> Resp {
         .iter()
         .map(patient_json)
         .collect();
+    let more = results.len().saturating_sub(HOME_RESULTS_CAP);
+    let results: Vec<Value> = results.into_iter().take(HOME_RESULTS_CAP).collect();
     ctx.render(
         "home",
         "Accueil",
         json!({
+            "more": more,
             "results": results,
             "recent": recent,
             "unseen_days": ctx.app.config.portal.unseen_days,
@@ -372,6 +385,7 @@ async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, Ac
     }
     let expires = crate::state::now_ms() + i64::from(cfg.grant_days) * 86_400_000;
     ctx.app.db.grant_dossier(account, numero, expires).await?;
+    ctx.app.viewer.grants_changed();
     audit_or_refuse(ctx, audit(ctx, "dossier_number_access", "success", numero)).await?;
     Ok(Opened::Yes)
 }
@@ -436,6 +450,7 @@ async fn venue(ctx: &Ctx<'_>, d: &Dossier) -> Result<Value, AccessError> {
         "title": title,
         "date": fr_date(&d.dossier_date),
         "reports": visible_reports,
+        "multiple_images": images.len() > 1,
         "images": images,
     }))
 }
@@ -452,9 +467,17 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
                 id: d.dossier_number.clone(),
                 patient_id: p.patient_id.clone(),
             };
+            // Through the care team only: a dossier-number grant opens its
+            // dossier alone (at /portail/dossiers/{n}), not the patient.
             if ctx
                 .app
-                .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &d.dossier_number)
+                .decide_on_dossier_via(
+                    &ctx.session,
+                    Action::ViewDossier,
+                    res,
+                    &d.dossier_number,
+                    false,
+                )
                 .await?
                 .is_some()
             {

@@ -164,34 +164,42 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
     dev_idp_login(&b, &proxy.base, ELISE, "/").await;
     b.jar
         .add_cookie_str("viewer-pref=1", &reqwest::Url::parse(&proxy.base).unwrap());
+    // An unscoped search of every study: refused (deny by default).
     let r = b
         .request(
             reqwest::Method::GET,
             &format!("{}/dicom-web/studies", proxy.base),
             None,
+            &[("accept", "application/dicom+json")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The viewer application itself goes through, stripped of client identity.
+    let r = b
+        .request(
+            reqwest::Method::GET,
+            &format!("{}/web-viewer/app/viewer.html?series=1", proxy.base),
+            None,
             &[
                 ("x-remote-user", "admin"),
                 ("x-forwarded-user", "admin"),
-                ("x-http-method-override", "DELETE"),
                 ("authorization", "Basic YWRtaW46YWRtaW4="),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let seen: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(seen["request_line"], "GET /dicom-web/studies HTTP/1.1");
+    assert_eq!(
+        seen["request_line"],
+        "GET /web-viewer/app/viewer.html?series=1 HTTP/1.1"
+    );
     let headers: Vec<String> = seen["headers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| h.as_str().unwrap().to_owned())
         .collect();
-    for banned in [
-        "x-remote-user",
-        "x-forwarded-user",
-        "x-http-method-override",
-        "authorization",
-    ] {
+    for banned in ["x-remote-user", "x-forwarded-user", "authorization"] {
         assert!(
             !headers.iter().any(|h| h.starts_with(&format!("{banned}:"))),
             "{banned} reached the viewer: {headers:?}"
@@ -201,6 +209,16 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
     assert!(!cookie.contains("espace-session"), "{cookie}");
     assert!(cookie.contains("viewer-pref=1"));
     assert_eq!(r.headers["cache-control"], "no-store");
+    // A method override asking for another method is refused outright.
+    let r = b
+        .request(
+            reqwest::Method::GET,
+            &format!("{}/web-viewer/app/viewer.html?series=1", proxy.base),
+            None,
+            &[("x-http-method-override", "DELETE")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

@@ -86,6 +86,10 @@ pub struct ProxyOpts {
     pub log_format_json: bool,
     /// The policy directory; the repository's `policies/` by default.
     pub policies_dir: Option<std::path::PathBuf>,
+    /// Hospital records URL (`[records] url`); none by default.
+    pub records_url: Option<String>,
+    /// Body of the `[portal]` table.
+    pub portal: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -131,10 +135,14 @@ impl Proxy {
             ("psc", &opts.psc),
             ("hm_sso", &opts.hm_sso),
             ("sessions", &opts.sessions),
+            ("portal", &opts.portal),
         ] {
             if let Some(body) = body {
                 toml.push_str(&format!("\n[{name}]\n{body}\n"));
             }
+        }
+        if let Some(url) = &opts.records_url {
+            toml.push_str(&format!("\n[records]\nurl = \"{url}\"\n"));
         }
         let config = dir.path().join("espace-ps.toml");
         std::fs::write(&config, toml).unwrap();
@@ -145,6 +153,7 @@ impl Proxy {
             .env_remove("ESPACE_PSC_CLIENT_SECRET")
             .env_remove("ESPACE_REDIS_URL")
             .env_remove("ESPACE_DATABASE_URL")
+            .env_remove("ESPACE_RECORDS_URL")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())

@@ -291,3 +291,52 @@ context = { via = { grant = { dossier_id = "D-A" } } }
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("decided by: dossier-grant ("), "{out}");
 }
+
+#[test]
+fn check_validates_the_shipped_viewer_route_tables() {
+    let (code, out, err) = check(&shipped_policies());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 viewer route tables valid (orthanc ("),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_reports_a_route_table_problem_with_its_place() {
+    let tmp = copy_policies();
+    let path = tmp.path().join("viewers/orthanc.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    // A route that reads a path segment its pattern does not have.
+    let broken = text.replacen("resource = \"path:id\"", "resource = \"path:nope\"", 1);
+    std::fs::write(&path, &broken).expect("write");
+    let (code, _, err) = check(tmp.path());
+    assert_eq!(code, 1, "{err}");
+    // Problems are located at the start of the route's table.
+    let offset = broken.find("path:nope").expect("edited");
+    let route_line = broken[..offset]
+        .rfind("[[route]]")
+        .map(|o| broken[..o].matches('\n').count() + 1)
+        .expect("route header");
+    let expected = format!(
+        "orthanc.toml:{route_line}:1: route \"rest-instance-file\": resource \"path:nope\""
+    );
+    assert!(err.contains(&expected), "expected {expected:?} in:\n{err}");
+    assert!(err.contains("FAILED"), "{err}");
+}
+
+#[test]
+fn check_reports_a_route_table_syntax_error() {
+    let tmp = copy_policies();
+    std::fs::write(
+        tmp.path().join("viewers/extra.toml"),
+        "[viewer]\nname = \"extra\"\n\n[[route]]\nid = \"a\"\nmethods = [\"GET\"]\npattern = \"/a\"\nclass = \"shell\"\nlevel = \"none\"\nmethod = \"GET\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = check(tmp.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("extra.toml:10:1: invalid route table: unknown field `method`"),
+        "{err}"
+    );
+}

@@ -1,0 +1,538 @@
+//! Canonicalization of viewer requests: one meaning per accepted request.
+//!
+//! The rules (the numbers are those of `docs/policies.md`, "Viewer route
+//! tables", and of the pitfalls in the design's `viewer-routes.md`):
+//!
+//! - the target is in origin form (`/path?query`), without fragment; the
+//!   path is at most [`MAX_PATH_BYTES`], the query at most
+//!   [`MAX_QUERY_BYTES`] (raw, encoded bytes);
+//! - characters outside RFC 3986 must be percent-encoded (in the query,
+//!   printable ASCII except space and `#` is tolerated raw);
+//! - percent-encoding is decoded exactly once; after decoding a path segment
+//!   may not be `.` or `..`, hold `/`, `\`, `;`, a control character, a `%`
+//!   followed by two hex digits (double encoding) or invalid UTF-8 (so
+//!   overlong forms like `%c0%af` are refused); there is no empty segment
+//!   (double slash) and no trailing slash except for `/` itself;
+//! - query pairs are split on `&`, `+` is a space, then percent-decoded once;
+//!   control characters and double encoding are refused; the keys that
+//!   decide resources or classes ([`BUILTIN_SECURITY_KEYS`], plus the keys a
+//!   route table declares) are matched case-insensitively, DICOM tags (`0020000D`,
+//!   `0020,000d`, `(0020,000D)`) are mapped to their keyword through the
+//!   standard dictionary, and a second occurrence of such a key is refused;
+//! - the method is an upper-case token; `HEAD` is matched as `GET`; a method
+//!   override header ([`METHOD_OVERRIDE_HEADERS`]) with another method is
+//!   refused (the proxy strips them in any case);
+//! - the `Accept` header and the `accept` (and `type`) query parameters are
+//!   parsed as media type lists; a malformed one is refused.
+
+use std::fmt::Write as _;
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, TagRange};
+use dicom_core::Tag;
+use dicom_dictionary_std::StandardDataDictionary;
+
+use super::media::MediaType;
+
+/// Longest accepted raw path, in bytes.
+pub const MAX_PATH_BYTES: usize = 2048;
+/// Longest accepted raw query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// Headers that ask a server to treat a request as another method.
+pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Query keys that route tables read to find a resource or decide a class,
+/// in their canonical spelling. Matched case-insensitively; DICOM tags of
+/// the DICOM attributes among them map to them too.
+pub const BUILTIN_SECURITY_KEYS: &[&str] = &[
+    // DICOM attributes (QIDO-RS filters)
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "PatientID",
+    // WADO-URI
+    "requestType",
+    "studyUID",
+    "seriesUID",
+    "objectUID",
+    "contentType",
+    "transferSyntax",
+    // content negotiation in the query (DICOMweb)
+    "accept",
+    "type",
+    "transfer-syntax",
+    // Orthanc: GET /tools/create-archive?resources=...
+    "resources",
+];
+
+/// Why a request was refused before any routing. Messages hold no request
+/// data (no ids, no values): they may be shown and logged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the method is not an upper-case HTTP token")]
+    BadMethod,
+    #[error("a method override header ({header}) asks for another method")]
+    MethodOverride { header: &'static str },
+    #[error("the request target is not in origin form (/path?query)")]
+    NotOriginForm,
+    #[error("the request target has a fragment")]
+    Fragment,
+    #[error("the path is longer than {MAX_PATH_BYTES} bytes")]
+    PathTooLong,
+    #[error("the query is longer than {MAX_QUERY_BYTES} bytes")]
+    QueryTooLong,
+    #[error("a character must be percent-encoded")]
+    RawCharacter,
+    #[error("malformed percent-encoding")]
+    BadPercentEncoding,
+    #[error("double percent-encoding (%25 followed by hex digits)")]
+    DoubleEncoding,
+    #[error("dot segment in the path")]
+    DotSegment,
+    #[error("encoded slash (%2F) in a path segment")]
+    EncodedSlash,
+    #[error("backslash in the path")]
+    Backslash,
+    #[error("empty path segment (double slash)")]
+    EmptySegment,
+    #[error("trailing slash")]
+    TrailingSlash,
+    #[error("control character")]
+    ControlCharacter,
+    #[error("invalid UTF-8 after percent-decoding")]
+    InvalidUtf8,
+    #[error("path parameter (';') in the path")]
+    PathParameter,
+    #[error("malformed query parameter name")]
+    BadQueryKey,
+    #[error("duplicate query parameter {key} (after mapping aliases)")]
+    DuplicateParameter { key: String },
+    #[error("malformed media type in {place}")]
+    BadMediaType { place: &'static str },
+}
+
+/// One query parameter after decoding and key normalization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryParam {
+    /// Canonical key: the canonical spelling of a security-relevant key, the
+    /// keyword of a DICOM tag, or the key as sent.
+    pub key: String,
+    pub value: String,
+    /// Whether the key is security-relevant (route tables may read it; it
+    /// appears at most once).
+    pub security: bool,
+    /// `?key` without `=`: re-serialized the same way.
+    pub bare: bool,
+}
+
+/// A request in canonical form. Two requests with the same canonical form
+/// mean the same thing to espace-ps, and [`target`](Self::target) is what is
+/// forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanonicalRequest {
+    method: String,
+    segments: Vec<String>,
+    query: Vec<QueryParam>,
+    accept: Vec<MediaType>,
+    accept_param: Vec<MediaType>,
+}
+
+// === impl CanonicalRequest ===
+
+impl CanonicalRequest {
+    /// The method as received (validated); `HEAD` stays `HEAD`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The method routes are matched with: `HEAD` is `GET`.
+    pub fn route_method(&self) -> &str {
+        if self.method == "HEAD" {
+            "GET"
+        } else {
+            &self.method
+        }
+    }
+
+    /// Decoded path segments (`/` has none).
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// Decoded query parameters, in order.
+    pub fn query(&self) -> &[QueryParam] {
+        &self.query
+    }
+
+    /// The value of a query parameter by canonical key (the first one for a
+    /// key that is not security-relevant; security-relevant keys are unique).
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.value.as_str())
+    }
+
+    /// Media types of the `Accept` header(s).
+    pub fn accept_header(&self) -> &[MediaType] {
+        &self.accept
+    }
+
+    /// Media types of the `accept` and `type` query parameters.
+    pub fn accept_param(&self) -> &[MediaType] {
+        &self.accept_param
+    }
+
+    /// Every media type the client asked for, header and query.
+    pub fn negotiated(&self) -> impl Iterator<Item = &MediaType> {
+        self.accept.iter().chain(self.accept_param.iter())
+    }
+
+    /// The canonical origin-form target: segments and query re-encoded
+    /// minimally and always the same way. `canonicalize` of it gives back
+    /// this request.
+    pub fn target(&self) -> String {
+        let mut out = String::with_capacity(64);
+        if self.segments.is_empty() {
+            out.push('/');
+        }
+        for s in &self.segments {
+            out.push('/');
+            encode_into(&mut out, s, is_path_safe);
+        }
+        for (i, p) in self.query.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            encode_into(&mut out, &p.key, is_query_safe);
+            if !p.bare {
+                out.push('=');
+                encode_into(&mut out, &p.value, is_query_safe);
+            }
+        }
+        out
+    }
+
+    /// The decoded path, for display (`/a/b`).
+    pub fn path(&self) -> String {
+        if self.segments.is_empty() {
+            return "/".to_string();
+        }
+        let mut out = String::new();
+        for s in &self.segments {
+            out.push('/');
+            out.push_str(s);
+        }
+        out
+    }
+}
+
+/// Canonicalize with the built-in security-relevant keys only.
+pub fn canonicalize(
+    method: &str,
+    raw_target: &str,
+    headers: &[(String, String)],
+) -> Result<CanonicalRequest, Rejection> {
+    canonicalize_with(method, raw_target, headers, &[])
+}
+
+/// Canonicalize; `extra_keys` are security-relevant keys besides
+/// [`BUILTIN_SECURITY_KEYS`] (a route table's `security_query_keys`).
+pub fn canonicalize_with(
+    method: &str,
+    raw_target: &str,
+    headers: &[(String, String)],
+    extra_keys: &[String],
+) -> Result<CanonicalRequest, Rejection> {
+    // --- method
+    if method.is_empty()
+        || method.len() > 32
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        return Err(Rejection::BadMethod);
+    }
+    for (name, value) in headers {
+        if let Some(h) = METHOD_OVERRIDE_HEADERS
+            .iter()
+            .find(|h| name.eq_ignore_ascii_case(h))
+        {
+            if value.trim() != method {
+                return Err(Rejection::MethodOverride { header: h });
+            }
+        }
+    }
+
+    // --- target form
+    if !raw_target.starts_with('/') {
+        return Err(Rejection::NotOriginForm);
+    }
+    if raw_target.contains('#') {
+        return Err(Rejection::Fragment);
+    }
+    let (raw_path, raw_query) = match raw_target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw_target, None),
+    };
+    if raw_path.len() > MAX_PATH_BYTES {
+        return Err(Rejection::PathTooLong);
+    }
+    if raw_query.is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        return Err(Rejection::QueryTooLong);
+    }
+
+    // --- path
+    for b in raw_path.bytes() {
+        match b {
+            b'\\' => return Err(Rejection::Backslash),
+            0..=0x1f | 0x7f => return Err(Rejection::ControlCharacter),
+            b if is_raw_path_char(b) => {}
+            _ => return Err(Rejection::RawCharacter),
+        }
+    }
+    let mut segments = Vec::new();
+    if raw_path != "/" {
+        let mut parts = raw_path[1..].split('/').peekable();
+        while let Some(raw) = parts.next() {
+            if raw.is_empty() {
+                return Err(if parts.peek().is_none() {
+                    Rejection::TrailingSlash
+                } else {
+                    Rejection::EmptySegment
+                });
+            }
+            segments.push(decode_segment(raw)?);
+        }
+    }
+
+    // --- query
+    let mut query: Vec<QueryParam> = Vec::new();
+    if let Some(raw_query) = raw_query {
+        for b in raw_query.bytes() {
+            match b {
+                0..=0x1f | 0x7f => return Err(Rejection::ControlCharacter),
+                b' ' | 0x80..=0xff => return Err(Rejection::RawCharacter),
+                _ => {}
+            }
+        }
+        for raw_pair in raw_query.split('&') {
+            if raw_pair.is_empty() {
+                continue;
+            }
+            let (raw_key, raw_value, bare) = match raw_pair.split_once('=') {
+                Some((k, v)) => (k, v, false),
+                None => (raw_pair, "", true),
+            };
+            let key = decode_query_part(raw_key)?;
+            let value = decode_query_part(raw_value)?;
+            if key.is_empty() || key.trim() != key {
+                return Err(Rejection::BadQueryKey);
+            }
+            let (key, security) = canonical_key(&key, extra_keys);
+            if security && query.iter().any(|p| p.key == key) {
+                return Err(Rejection::DuplicateParameter { key });
+            }
+            query.push(QueryParam {
+                key,
+                value,
+                security,
+                bare,
+            });
+        }
+    }
+
+    // --- negotiation
+    let mut accept = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("accept") {
+            accept.extend(
+                MediaType::parse_list(value).ok_or(Rejection::BadMediaType { place: "Accept" })?,
+            );
+        }
+    }
+    let mut accept_param = Vec::new();
+    for p in &query {
+        if p.key == "accept" || p.key == "type" {
+            accept_param.extend(MediaType::parse_list(&p.value).ok_or(
+                Rejection::BadMediaType {
+                    place: "the accept query parameter",
+                },
+            )?);
+        }
+    }
+
+    Ok(CanonicalRequest {
+        method: method.to_string(),
+        segments,
+        query,
+        accept,
+        accept_param,
+    })
+}
+
+// === decoding ===
+
+/// RFC 3986 pchar plus `/` and `%` (checked when decoding).
+fn is_raw_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Decode `%XX` escapes once; malformed escapes are refused.
+fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Vec<u8>, Rejection> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(Rejection::BadPercentEncoding);
+                };
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks common to path segments and query parts, on decoded text.
+fn check_decoded(bytes: Vec<u8>) -> Result<String, Rejection> {
+    if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(Rejection::ControlCharacter);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Rejection::InvalidUtf8)?;
+    if text.chars().any(char::is_control) {
+        return Err(Rejection::ControlCharacter);
+    }
+    let b = text.as_bytes();
+    if b.windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]).is_some() && hex(w[2]).is_some())
+    {
+        return Err(Rejection::DoubleEncoding);
+    }
+    Ok(text)
+}
+
+fn decode_segment(raw: &str) -> Result<String, Rejection> {
+    let bytes = percent_decode(raw, false)?;
+    if bytes.contains(&b'/') {
+        return Err(Rejection::EncodedSlash);
+    }
+    if bytes.contains(&b'\\') {
+        return Err(Rejection::Backslash);
+    }
+    let text = check_decoded(bytes)?;
+    if text == "." || text == ".." {
+        return Err(Rejection::DotSegment);
+    }
+    if text.contains(';') {
+        return Err(Rejection::PathParameter);
+    }
+    Ok(text)
+}
+
+fn decode_query_part(raw: &str) -> Result<String, Rejection> {
+    check_decoded(percent_decode(raw, true)?)
+}
+
+// === keys ===
+
+/// The canonical key and whether it is security-relevant.
+fn canonical_key(key: &str, extra: &[String]) -> (String, bool) {
+    let known = BUILTIN_SECURITY_KEYS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str));
+    let mut known = known;
+    if let Some(k) = known.find(|k| k.eq_ignore_ascii_case(key)) {
+        return (k.to_string(), true);
+    }
+    if let Some(tag) = parse_tag(key) {
+        let dict = StandardDataDictionary;
+        let keyword = dict.by_tag(tag).and_then(|e| match e.tag_range() {
+            TagRange::Single(t) if t == tag => Some(e.alias().to_string()),
+            _ => None,
+        });
+        return match keyword {
+            Some(kw) => {
+                let security = is_security_key(&kw, extra);
+                (kw, security)
+            }
+            None => (format!("{:04X}{:04X}", tag.0, tag.1), false),
+        };
+    }
+    (key.to_string(), false)
+}
+
+fn is_security_key(key: &str, extra: &[String]) -> bool {
+    BUILTIN_SECURITY_KEYS.contains(&key) || extra.iter().any(|k| k == key)
+}
+
+/// `GGGGEEEE`, `GGGG,EEEE`, `(GGGG,EEEE)` or `GGGG-EEEE`, hex in any case.
+fn parse_tag(key: &str) -> Option<Tag> {
+    let inner = key
+        .strip_prefix('(')
+        .and_then(|k| k.strip_suffix(')'))
+        .unwrap_or(key);
+    let (g, e) = match inner.len() {
+        8 => (&inner[..4], &inner[4..]),
+        9 if matches!(inner.as_bytes()[4], b',' | b'-') => (&inner[..4], &inner[5..]),
+        _ => return None,
+    };
+    let all_hex = |s: &str| s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !all_hex(g) || !all_hex(e) {
+        return None;
+    }
+    Some(Tag(
+        u16::from_str_radix(g, 16).ok()?,
+        u16::from_str_radix(e, 16).ok()?,
+    ))
+}
+
+/// The keyword of a DICOM tag, or of a keyword in any case among the
+/// built-in security keys; used by route-table validation.
+pub(crate) fn canonical_query_key(key: &str, extra: &[String]) -> (String, bool) {
+    canonical_key(key, extra)
+}
+
+// === encoding ===
+
+fn is_path_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,=:@".contains(c)
+}
+
+fn is_query_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$'()*,:@/?".contains(c)
+}
+
+fn encode_into(out: &mut String, text: &str, safe: fn(char) -> bool) {
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if safe(c) {
+            out.push(c);
+        } else {
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+}

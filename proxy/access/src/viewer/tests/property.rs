@@ -1,0 +1,331 @@
+//! Seeded property test: the fuzz target's invariants
+//! ([`crate::viewer::fuzzing::check`]) on generated requests. Runs in every
+//! `cargo test`; `VIEWER_PROPTEST_ITERS` raises the number of requests.
+
+use super::orthanc;
+use crate::viewer::fuzzing;
+
+/// xorshift64*: small, deterministic, good enough to shuffle fragments.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+    fn chance(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+}
+
+const I: &str = "33333333-33333333-33333333-33333333-33333333";
+
+const SEGMENTS: &[&str] = &[
+    "instances",
+    "studies",
+    "series",
+    "patients",
+    "dicom-web",
+    "wado",
+    "web-viewer",
+    "app",
+    "tools",
+    "file",
+    "archive",
+    "media",
+    "frames",
+    "0",
+    "1,2",
+    "raw",
+    "preview",
+    "rendered",
+    "thumbnail",
+    "metadata",
+    "bulk",
+    "bulkdata",
+    "7fe00010",
+    "attachments",
+    "dicom",
+    "data",
+    "content",
+    "tags",
+    "create-archive",
+    "lookup",
+    "jobs",
+    "find",
+    "jpeg95-",
+    "_0",
+    I,
+    "1.2",
+    "1.2.3",
+    "1.2.3.4",
+    "*",
+    "%2e%2e",
+    "%2F",
+    "%5C",
+    "%252F",
+    "%c0%af",
+    "%2E",
+    ".",
+    "..",
+    "",
+    "%00",
+    ";x",
+    "%3B",
+    "%41",
+    "é",
+    "%C3%A9",
+    "%3F",
+    "+",
+    " ",
+    "\\",
+    "%",
+    "%2",
+    "~",
+];
+
+const KEYS: &[&str] = &[
+    "StudyInstanceUID",
+    "studyinstanceuid",
+    "0020000D",
+    "0020000d",
+    "(0020,000D)",
+    "0020,000d",
+    "SeriesInstanceUID",
+    "0020000E",
+    "SOPInstanceUID",
+    "00080018",
+    "PatientID",
+    "00100020",
+    "requestType",
+    "REQUESTTYPE",
+    "objectUID",
+    "studyUID",
+    "seriesUID",
+    "contentType",
+    "accept",
+    "ACCEPT",
+    "type",
+    "transfer-syntax",
+    "resources",
+    "limit",
+    "includefield",
+    "PatientName",
+    "00100010",
+    "expand",
+    "",
+    "%20",
+    "a%3Db",
+];
+
+const VALUES: &[&str] = &[
+    "1.2",
+    "1.2,1.3",
+    "1.2%2C1.3",
+    "1.2%5C1.3",
+    "1.2\\1.3",
+    "1.2*",
+    "?",
+    "",
+    "WADO",
+    "wado",
+    "application/dicom",
+    "application%2Fdicom",
+    "APPLICATION/ZIP",
+    "application/zip",
+    "multipart/related;type=%22application/dicom%22",
+    "multipart/related; type=\"application/dicom\"",
+    "image/jpeg",
+    "application/dicom+json",
+    "%00",
+    "%252F",
+    "a+b",
+    "%2B",
+    I,
+    "x=y",
+    "%c0%af",
+    "*",
+];
+
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get", "",
+];
+
+const HEADERS: &[(&str, &str)] = &[
+    ("Accept", "application/dicom"),
+    (
+        "Accept",
+        "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+    ),
+    ("Accept", "application/zip, image/jpeg;q=0.5"),
+    ("Accept", "*/*"),
+    ("Accept", "application/dicom+json"),
+    ("Accept", "multipart/related; type=\"application/dicom"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method-Override", "GET"),
+    ("x-method-override", "POST"),
+];
+
+/// Valid requests to mutate.
+const TEMPLATES: &[&str] = &[
+    "/instances/33333333-33333333-33333333-33333333-33333333/file",
+    "/instances/33333333-33333333-33333333-33333333-33333333/preview",
+    "/instances/33333333-33333333-33333333-33333333-33333333/frames/0/raw",
+    "/studies/33333333-33333333-33333333-33333333-33333333/archive",
+    "/series/33333333-33333333-33333333-33333333-33333333/attachments/dicom/data",
+    "/patients",
+    "/tools/create-archive?resources=33333333-33333333-33333333-33333333-33333333",
+    "/dicom-web/studies?StudyInstanceUID=1.2,1.3",
+    "/dicom-web/studies?PatientID=P1&limit=10",
+    "/dicom-web/studies/1.2",
+    "/dicom-web/studies/1.2/metadata",
+    "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/frames/1",
+    "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/bulk/7fe00010",
+    "/dicom-web/studies/1.2/series/1.2.3/rendered",
+    "/wado?requestType=WADO&objectUID=1.2.3.4",
+    "/wado?requestType=WADO&objectUID=1.2.3.4&contentType=application/dicom",
+    "/web-viewer/app/viewer.html",
+    "/web-viewer/series/33333333-33333333-33333333-33333333-33333333",
+    "/web-viewer/instances/jpeg95-33333333-33333333-33333333-33333333-33333333_0",
+];
+
+const INSERTS: &[&str] = &[
+    "/",
+    "//",
+    "/..",
+    "/.",
+    "%2e",
+    "%2F",
+    "%5C",
+    "%252F",
+    "%c0%af",
+    "?",
+    "&",
+    "=",
+    ";",
+    "%00",
+    "\\",
+    "&StudyInstanceUID=1.2",
+    "&0020000d=1.3",
+    "&accept=application%2Fzip",
+    "&contentType=application/dicom",
+    "&objectUID=1.2",
+    "*",
+    ",",
+    "%2C",
+    "A",
+    "é",
+    "#",
+    " ",
+    "+",
+    "%41",
+];
+
+fn mutate(rng: &mut Rng) -> String {
+    let mut t = rng.pick(TEMPLATES).to_string();
+    for _ in 0..rng.next() % 3 {
+        let ins = rng.pick(INSERTS);
+        let mut at = (rng.next() % (t.len() as u64 + 1)) as usize;
+        while !t.is_char_boundary(at) {
+            at -= 1;
+        }
+        if rng.chance(2) {
+            t.push_str(ins);
+        } else {
+            t.insert_str(at, ins);
+        }
+    }
+    t
+}
+
+fn generate(rng: &mut Rng) -> (String, String, Vec<(String, String)>) {
+    let method = if rng.chance(3) {
+        rng.pick(METHODS)
+    } else {
+        "GET"
+    }
+    .to_string();
+    if rng.chance(2) {
+        let mut headers = Vec::new();
+        if rng.chance(3) {
+            let (n, v) = HEADERS[(rng.next() % HEADERS.len() as u64) as usize];
+            headers.push((n.to_string(), v.to_string()));
+        }
+        return (method, mutate(rng), headers);
+    }
+    let mut target = String::new();
+    if rng.chance(40) {
+        target.push_str(rng.pick(&["http://h", "*", "", "h:1"]));
+    }
+    let n = 1 + rng.next() % 7;
+    for _ in 0..n {
+        target.push('/');
+        target.push_str(rng.pick(SEGMENTS));
+        if rng.chance(6) {
+            target.push_str(rng.pick(SEGMENTS));
+        }
+    }
+    if rng.chance(8) {
+        target.push('/');
+    }
+    if rng.chance(2) {
+        let m = 1 + rng.next() % 4;
+        for j in 0..m {
+            target.push(if j == 0 { '?' } else { '&' });
+            target.push_str(rng.pick(KEYS));
+            if !rng.chance(8) {
+                target.push('=');
+                target.push_str(rng.pick(VALUES));
+            }
+        }
+    }
+    if rng.chance(50) {
+        target.push('#');
+    }
+    let mut headers = Vec::new();
+    for _ in 0..rng.next() % 3 {
+        let (n, v) = HEADERS[(rng.next() % HEADERS.len() as u64) as usize];
+        headers.push((n.to_string(), v.to_string()));
+    }
+    (method, target, headers)
+}
+
+#[test]
+fn generated_requests_keep_the_invariants() {
+    let iters: u64 = std::env::var("VIEWER_PROPTEST_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let table = orthanc();
+    let mut rng = Rng(0x5eed_e5ba_ce00_0001);
+    let mut counts = [0u64; 3];
+    for _ in 0..iters {
+        let (method, target, headers) = generate(&mut rng);
+        counts[fuzzing::check(table, &method, &target, &headers) as usize] += 1;
+    }
+    // The generator must reach every outcome, not only rejections.
+    let [rejected, denied, candidates] = counts;
+    eprintln!("{iters} requests: {rejected} rejected, {denied} denied, {candidates} candidates");
+    assert!(candidates * 10 > iters, "too few candidates: {counts:?}");
+    assert!(denied * 20 > iters, "too few denials: {counts:?}");
+}
+
+#[test]
+fn corpus_targets_keep_the_invariants_under_byte_input() {
+    // The byte splitter of the fuzz target on a few hand-written inputs.
+    let table = orthanc();
+    for input in [
+        &b"GET\n/dicom-web/studies/1.2/metadata?accept=application%2Fzip\nAccept: */*"[..],
+        b"HEAD\n/instances/33333333-33333333-33333333-33333333-33333333/file",
+        b"GET\n/wado?requestType=WADO&objectUID=1.2&contentType=application/dicom",
+        b"\xff\xfe\n\x00",
+        b"",
+    ] {
+        fuzzing::check_bytes(table, input);
+    }
+}

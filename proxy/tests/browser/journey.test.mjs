@@ -1,0 +1,306 @@
+// One working session of Dr Élise Martin-Dupré (GP, médecin traitant of
+// SCANAP Françoise on every dossier but FEMUR), in Chromium, against the
+// real stack: login, search, history by venue, reports and "non vus",
+// images in the viewer, access by dossier number, offline page, PWA,
+// logout. The steps run in order and share one browser context, as a user
+// would; each saves a full-page screenshot in artifacts/.
+
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { useStack } from './lib/stack.mjs';
+import { openBrowser, shot, login } from './lib/browser.mjs';
+import { dossierNumberOf } from './lib/records.mjs';
+
+const ELISE = { id: '899700123450', name: 'Élise Martin-Dupré' };
+const FRANCOISE = { label: 'SCANAP Françoise', birth: '13/08/1961', birthIso: '1961-08-13' };
+
+let stack;
+let context;
+let page;
+
+/** dd/mm/yyyy → comparable yyyymmdd. */
+const sortable = (d) => d.split('/').reverse().join('');
+
+/** The `href`s of the report links in "Derniers résultats non vus". */
+async function unseenLinks(p) {
+  return p.locator('#resultats-non-vus li.resultat .resultat-actions a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+}
+
+/** Home → typeahead → patient page. */
+async function openPatientBySearch(p, query, label) {
+  await p.goto('/');
+  await p.locator('#recherche').fill(query);
+  const hit = p.locator('#resultats-recherche a.patient', { hasText: label });
+  await hit.first().waitFor({ timeout: 5_000 });
+  await Promise.all([p.waitForURL(/\/portail\/patients\//), hit.first().click()]);
+}
+
+describe('a GP’s session in the portal', { concurrency: false }, () => {
+  before(async () => {
+    stack = await useStack();
+    context = await openBrowser(stack);
+    page = context.pages()[0] || (await context.newPage());
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await stack?.stop();
+  });
+
+  test('1. login with Pro Santé Connect (Carte CPS)', async () => {
+    await page.goto('/');
+    await page.waitForURL(/\/auth\/login/);
+    await assertVisibleText(page.locator('#je-me-connecte'), 'Je me connecte');
+    await login(page, stack, ELISE.id, { shots: '01' });
+    // The portal writes the family name in capitals (Élise MARTIN-DUPRÉ).
+    await assertVisibleText(page.locator('header .utilisateur .nom'), ELISE.name, { anyCase: true });
+    await assertVisibleText(page.locator('section.identite-pro'), 'RPPS 99700123450');
+    await assertVisibleText(page.locator('h1#titre-recherche'), 'Rechercher un patient');
+    await shot(page, '01-home');
+  });
+
+  test('2. typeahead finds SCANAP Françoise; her venues, newest first, without FEMUR', async () => {
+    await page.goto('/');
+    await page.locator('#recherche').fill('sc');
+    const hit = page.locator('#resultats-recherche a.patient', { hasText: FRANCOISE.label });
+    await hit.first().waitFor({ timeout: 5_000 });
+    const text = await hit.first().innerText();
+    assert.match(text, /♀/, 'the sex symbol is shown');
+    assert.match(text, /13\/08\/1961/, 'the birth date is shown');
+    assert.equal(await page.locator('#resultats-recherche a.patient', { hasText: 'Jean-Baptiste' }).count(), 0,
+      'SCANAP Jean-Baptiste is not her patient');
+    await shot(page, '02-typeahead');
+
+    await Promise.all([page.waitForURL(/\/portail\/patients\//), hit.first().click()]);
+    await assertVisibleText(page.locator('h2#titre-imagerie'), "Résultats d'imagerie");
+    await assertVisibleText(page.locator('section.entete-patient h1'), FRANCOISE.label);
+    const summaries = await page.locator('details.venue > summary').allInnerTexts();
+    assert.ok(summaries.includes('SCANNER CEREBRAL du 22/01/2019'), `venues: ${JSON.stringify(summaries)}`);
+    assert.ok(summaries.includes("IRM DE L'ÉPAULE du 01/12/2017"), `venues: ${JSON.stringify(summaries)}`);
+    const dates = summaries.map((s) => /du (\d{2}\/\d{2}\/\d{4})$/.exec(s)?.[1]);
+    assert.ok(dates.every(Boolean), `every venue title ends with "du jj/mm/aaaa": ${JSON.stringify(summaries)}`);
+    const sorted = [...dates].sort((a, b) => sortable(b).localeCompare(sortable(a)));
+    assert.deepEqual(dates, sorted, 'venues newest first');
+    assert.ok(!summaries.some((s) => /FEMUR|27\/08\/2018/.test(s)), `FEMUR must not be listed: ${JSON.stringify(summaries)}`);
+    await shot(page, '02-patient');
+  });
+
+  test('3. reports: readable; opened or "marqué comme vu" leave the home list, stay reachable', async () => {
+    // A venue's report, from the patient page.
+    const venue = page.locator('details.venue', { has: page.locator('summary', { hasText: 'SCANNER CEREBRAL du 22/01/2019' }) });
+    await venue.locator('summary').click();
+    const crLink = venue.locator('ul.comptes-rendus a').first();
+    await crLink.waitFor({ state: 'visible' });
+    const crTitle = (await crLink.innerText()).trim();
+    assert.match(crTitle, /^(CR|Compte)/, `report link title: ${crTitle}`);
+    await shot(page, '03-venue-open');
+    await Promise.all([page.waitForURL(/\/portail\/comptes-rendus\//), crLink.click()]);
+    await assertReadableReport(page, crTitle);
+    await shot(page, '03-report-from-venue');
+
+    // Home: a listed result, opened from the list, leaves it on reload.
+    await page.goto('/');
+    const before = await unseenLinks(page);
+    assert.ok(before.length >= 2, `at least two unseen results on the home page, got ${before.length}`);
+    const recent = page.locator('#resultats-non-vus li.resultat', { hasText: FRANCOISE.label }).filter({ hasText: 'RADIOGRAPHIE DU THORAX' });
+    await recent.first().waitFor();
+    await shot(page, '03-home-unseen');
+    const openLink = recent.first().locator('.resultat-actions a');
+    const opened = await openLink.getAttribute('href');
+    await Promise.all([page.waitForURL(/\/portail\/comptes-rendus\//), openLink.click()]);
+    await assertReadableReport(page);
+    await shot(page, '03-report-from-home');
+    await page.goto('/');
+    let now = await unseenLinks(page);
+    assert.ok(!now.includes(opened), `${opened} is still listed after it was opened`);
+
+    // "Marquer comme vu" on another one.
+    const other = page.locator('#resultats-non-vus li.resultat').first();
+    const otherHref = await other.locator('.resultat-actions a').getAttribute('href');
+    const otherPatient = (await other.locator('.resultat-patient').innerText()).trim();
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === '/'),
+      other.getByRole('button', { name: 'Marquer comme vu' }).click(),
+    ]);
+    await page.reload();
+    now = await unseenLinks(page);
+    assert.ok(!now.includes(otherHref), `${otherHref} is still listed after "Marquer comme vu"`);
+    assert.equal(now.length, before.length - 2, 'exactly the two results left the list');
+    await shot(page, '03-home-after-seen');
+
+    // Still reachable from the patient's page.
+    const name = otherPatient.replace(/^[♀♂]\s*/, '').replace(/\s*\d{2}\/\d{2}\/\d{4}$/, '').replace(/\s+/g, ' ');
+    assert.ok(name.length >= 2, `patient line: ${otherPatient}`);
+    await openPatientBySearch(page, name, name);
+    const again = page.locator(`details.venue a[href="${otherHref}"]`);
+    assert.equal(await again.count(), 1, `${otherHref} is on the patient page of ${otherPatient}`);
+    const v = page.locator('details.venue', { has: again });
+    if (!(await again.isVisible())) await v.locator('summary').click();
+    await Promise.all([page.waitForURL(/\/portail\/comptes-rendus\//), again.click()]);
+    await assertReadableReport(page);
+  });
+
+  test('4. "Afficher les images" opens the Orthanc web viewer through the proxy', async (t) => {
+    const refused = [];
+    const onResponse = (r) => {
+      if (r.status() >= 400 && r.url().startsWith(stack.base)) refused.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    };
+    page.on('response', onResponse);
+    await openPatientBySearch(page, 'scanap fra', FRANCOISE.label);
+    const venue = page.locator('details.venue', { has: page.locator('summary', { hasText: 'SCANNER CEREBRAL du 22/01/2019' }) });
+    await venue.locator('summary').click();
+    const images = venue.locator('a.images', { hasText: 'Afficher les images' });
+    await images.waitFor({ state: 'visible' });
+    await Promise.all([page.waitForURL(/\/web-viewer\/app\/viewer\.html\?series=/, { waitUntil: 'load' }), images.click()]);
+    const url = page.url();
+    assert.ok(url.startsWith(`${stack.base}/web-viewer/app/viewer.html?series=`), `viewer URL through the proxy: ${url}`);
+    // The Orthanc web viewer's page: its title and its canvas area.
+    const title = await page.title();
+    assert.match(title, /Orthanc|Viewer/i, `viewer page title: ${title}`);
+    await page.locator('canvas, #dicomImage, .viewer, #viewer').first().waitFor({ state: 'attached' });
+    // Let the first image arrive (bounded: the canvas has been drawn on when
+    // it is not blank); the screenshot is taken either way.
+    await page.waitForFunction(() => {
+      const c = document.querySelector('canvas');
+      return c && c.width > 0 && c.height > 0;
+    }, null, { timeout: 10_000 }).catch(() => {});
+    await shot(page, '04-viewer');
+    page.off('response', onResponse);
+    // Reported, not asserted: what the viewer asked for and was refused.
+    if (refused.length) t.diagnostic(`viewer requests answered >= 400: ${JSON.stringify([...new Set(refused)])}`);
+  });
+
+  test('5. access by dossier number: French error that names no field; right date opens that dossier only', async (t) => {
+    const femur = dossierNumberOf(stack.dataDir, 'SCANAP', 'Françoise', FRANCOISE.birthIso, 'FEMUR');
+    await page.goto('/');
+    await Promise.all([page.waitForURL(/\/portail\/dossier$/), page.locator('#utiliser-numero').click()]);
+    await assertVisibleText(page.locator('label[for=numero-dossier]'), 'Numéro de dossier *');
+    await assertVisibleText(page.locator('label[for=date-naissance]'), 'Date de naissance du patient *');
+    assert.equal(await page.locator('#date-naissance').getAttribute('placeholder'), 'jj/mm/aaaa');
+    const submit = page.getByRole('button', { name: 'Accéder au dossier' });
+    await submit.waitFor();
+    await shot(page, '05-dossier-form');
+
+    const attempt = async (numero, date) => {
+      await page.locator('#numero-dossier').fill(numero);
+      await page.locator('#date-naissance').fill(date);
+      await Promise.all([page.waitForLoadState('load'), page.waitForResponse((r) => r.request().method() === 'POST'), submit.click()]);
+    };
+    await attempt(femur, '14/08/1961');
+    const wrongDate = (await page.locator('#erreur-dossier').innerText()).trim();
+    assert.match(wrongDate, /Aucun dossier ne correspond/, `error: ${wrongDate}`);
+    assert.doesNotMatch(wrongDate, /(numéro|date)[^.]*(incorrect|invalide|erron|inconnu|faux)/i, 'the error must not say which field is wrong');
+    await shot(page, '05-dossier-wrong-date');
+    // A wrong number with the right date gives the very same message.
+    await attempt('20180009999', FRANCOISE.birth);
+    assert.equal((await page.locator('#erreur-dossier').innerText()).trim(), wrongDate, 'same message for a wrong number');
+
+    await page.locator('#numero-dossier').fill(femur);
+    await page.locator('#date-naissance').fill(FRANCOISE.birth);
+    await Promise.all([page.waitForURL(new RegExp(`/portail/dossiers/${femur}$`)), submit.click()]);
+    await assertVisibleText(page.locator('section.entete-patient h1'), FRANCOISE.label);
+    const summaries = await page.locator('details.venue > summary').allInnerTexts();
+    assert.deepEqual(summaries, ['FEMUR du 27/08/2018'], 'only the dossier opened by number');
+    await assertVisibleText(page.locator('section.entete-patient .aide'), 'seul ce dossier est accessible');
+    await shot(page, '05-dossier-by-number');
+
+    // What the patient page shows afterwards (the grant is on that dossier
+    // only): reported, not asserted, the product's choice being open.
+    await openPatientBySearch(page, 'scanap', FRANCOISE.label);
+    const after = await page.locator('details.venue > summary').allInnerTexts();
+    t.diagnostic(`patient page after the grant: ${JSON.stringify(after)}`);
+    assert.ok(after.includes('SCANNER CEREBRAL du 22/01/2019'), 'her care-team dossiers are still there');
+    await shot(page, '05-patient-after-grant');
+  });
+
+  test('7. offline: the offline page with "Mes dernières recherches"', async () => {
+    await openPatientBySearch(page, 'scanap', FRANCOISE.label);
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    // The worker precaches the offline page before it activates.
+    await page.waitForFunction(async () => {
+      const r = await navigator.serviceWorker.ready;
+      return r.active && r.active.state === 'activated';
+    }, null, { polling: 100 });
+    const recent = await page.evaluate(() => localStorage.getItem('espace-ps:recent'));
+    assert.ok(recent && recent.includes('SCANAP'), `espace-ps:recent: ${recent}`);
+
+    await context.setOffline(true);
+    try {
+      await page.goto('/');
+      await assertVisibleText(page.locator('h1#titre-hors-ligne'), 'Vous êtes hors ligne');
+      const list = page.locator('#dernieres-recherches ul.liste-patients a.patient', { hasText: FRANCOISE.label });
+      await list.first().waitFor();
+      assert.match(await list.first().innerText(), /13\/08\/1961/);
+      assert.equal(await page.locator('#aucune-recherche').isVisible(), false, '"Aucune recherche" is hidden');
+      await shot(page, '07-offline');
+    } finally {
+      await context.setOffline(false);
+    }
+  });
+
+  test('8. installable: manifest, icons, worker controlling the page', async () => {
+    await page.goto('/');
+    const manifestHref = await page.locator('link[rel=manifest]').getAttribute('href');
+    assert.equal(manifestHref, '/manifest.webmanifest');
+    const res = await page.request.get(manifestHref);
+    assert.equal(res.status(), 200);
+    const m = await res.json();
+    for (const k of ['name', 'short_name', 'start_url']) assert.ok(m[k], `manifest.${k}`);
+    assert.equal(m.display, 'standalone');
+    for (const size of ['192x192', '512x512']) {
+      const icon = (m.icons || []).find((i) => String(i.sizes).split(/\s+/).includes(size));
+      assert.ok(icon, `an icon ${size}`);
+      const r = await page.request.get(icon.src);
+      assert.equal(r.status(), 200, `${icon.src}`);
+      assert.match(r.headers()['content-type'] || '', /^image\/png/, `${icon.src} content-type`);
+    }
+    await page.reload();
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { polling: 100 });
+
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors, [], `installability errors: ${JSON.stringify(installabilityErrors)}`);
+    await cdp.detach();
+    await shot(page, '08-home-installable');
+  });
+
+  test('9. logout: PSC end-session, storage cleared, portal closed', async () => {
+    await page.goto('/');
+    assert.ok(await page.evaluate(() => localStorage.getItem('espace-ps:recent')), 'a recent list before logout');
+    const visited = [];
+    // Navigation requests, redirects included (the IdP hop is a redirect).
+    const onNav = (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) visited.push(r.url()); };
+    page.on('request', onNav);
+    await page.getByRole('button', { name: 'Se déconnecter' }).click();
+    await page.getByText('Vous êtes déconnecté', { exact: false }).first().waitFor({ timeout: 15_000 });
+    page.off('request', onNav);
+    const idpOrigin = new URL(stack.idp || 'http://invalid').origin;
+    assert.ok(visited.some((u) => new URL(u).origin === idpOrigin),
+      `the logout went through the identity provider's end-session: ${JSON.stringify(visited)}`);
+    await shot(page, '09-logged-out');
+    assert.equal(await page.evaluate(() => localStorage.getItem('espace-ps:recent')), null, 'espace-ps:recent removed');
+    await page.goto('/');
+    await page.waitForURL(/\/auth\/login/);
+    await assertVisibleText(page.locator('#je-me-connecte'), 'Je me connecte');
+    await shot(page, '09-login-again');
+  });
+});
+
+async function assertVisibleText(locator, text, { anyCase = false } = {}) {
+  await locator.first().waitFor({ state: 'visible' });
+  const got = (await locator.first().innerText()).replace(/\s+/g, ' ').trim();
+  const norm = (x) => (anyCase ? x.toLocaleUpperCase('fr') : x);
+  assert.ok(norm(got).includes(norm(text)), `expected "${text}" in "${got}"`);
+}
+
+/** A report page a doctor can read: title, date line, text. */
+async function assertReadableReport(p, title) {
+  const h1 = p.locator('article.compte-rendu h1');
+  await h1.waitFor({ state: 'visible' });
+  if (title) assert.equal((await h1.innerText()).trim(), title);
+  assert.match(await p.locator('article.compte-rendu .date').innerText(), /^Compte rendu du \d{2}\/\d{2}\/\d{4}$/);
+  const paragraphs = await p.locator('article.compte-rendu > p:not(.date):not(.patient-cr)').allInnerTexts();
+  assert.ok(paragraphs.join(' ').length > 40, `report text: ${JSON.stringify(paragraphs)}`);
+}
