@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the espace-ps demo on this machine: the dev identity provider (a Pro
-# Santé Connect look-alike), SQLite, in-memory sessions, the viewer expected
-# on 127.0.0.1:8042. Installs what is missing on Debian/Ubuntu (as root, or
-# with sudo), builds, and starts. Stop with Ctrl-C.
+# Santé Connect look-alike), SQLite, in-memory sessions, and Orthanc as the
+# viewer on 127.0.0.1:8042 (started here unless something already answers
+# there), loaded with generated DICOM studies matching the demo records.
+# Installs what is missing on Debian/Ubuntu (as root, or with sudo), builds,
+# and starts. Stop with Ctrl-C.
 #
 #   ./deploy/demo.sh                 # portal on http://127.0.0.1:8080/
 #   ./deploy/demo.sh --listen 127.0.0.1:8888 --idp-listen 127.0.0.1:8889
@@ -15,6 +17,7 @@ need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "demo: installing ${need_apt[*]}"
   as_root apt-get update -qq
@@ -28,4 +31,16 @@ fi
 echo "demo: building espace-ps (first build takes a few minutes)"
 cargo build -p espace-ps
 target_dir="${CARGO_TARGET_DIR:-target}"
-exec "$target_dir/debug/espace-ps" demo --data-dir .demo "$@"
+
+# The viewer: Orthanc from Debian's packages, on loopback only.
+# shellcheck source=../scripts/lib/orthanc.sh
+. scripts/lib/orthanc.sh
+if curl -sf -o /dev/null http://127.0.0.1:8042/system; then
+  echo "demo: a viewer already answers on 127.0.0.1:8042; using it"
+else
+  if [ "$(id -u)" = 0 ]; then orthanc_install; else sudo bash -c '. scripts/lib/orthanc.sh && orthanc_install'; fi
+  mkdir -p .demo/orthanc
+  orthanc_start "$PWD/.demo/orthanc" 8042 4242 >/dev/null
+  trap 'orthanc_stop' EXIT
+fi
+"$target_dir/debug/espace-ps" demo --data-dir .demo "$@"
