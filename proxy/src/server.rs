@@ -287,7 +287,9 @@ impl ProxyHttp for EspaceProxy {
         };
         upstream_request.insert_header(
             "forwarded",
-            format!("host=\"{host}\";proto={}", public.scheme()),
+            // Unquoted: Orthanc copies a quoted value, quotes included,
+            // into the URLs it builds.
+            format!("host={host};proto={}", public.scheme()),
         )?;
         Ok(())
     }

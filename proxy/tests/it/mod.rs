@@ -8,3 +8,4 @@ mod portal;
 mod psc_login;
 mod psc_mtls;
 mod stores;
+mod viewer;

@@ -1,0 +1,1592 @@
+//! The viewer guard against a REAL Orthanc (DICOMweb + Web Viewer plugins),
+//! loaded with the DICOM studies of the demo records: who gets which bytes
+//! on which route (section 1, the matrix), and a corpus of crafted requests
+//! sent as raw HTTP that must not get anything they should not (section 2).
+//!
+//! Orthanc comes from `ESPACE_TEST_ORTHANC_URL` when set, else each test
+//! starts its own (`espace_ps_dicomgen::orthanc::OrthancServer`, killed on
+//! drop). Route classes: /work/shared/design/viewer-routes.md and
+//! docs/viewer-orthanc.md; rules S20–S27 in docs/security.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use espace_ps_dicomgen::orthanc::OrthancServer;
+use espace_ps_dicomgen::{generate_study, upload_study, StudySpec, UploadedStudy};
+use espace_ps_records::demo_data::{self, showcase::*, DemoConfig, StudyRow};
+use reqwest::{Method, StatusCode};
+use sqlx::Row;
+
+use super::harness::*;
+
+const SECRET: &str = "viewer-test-secret-for-the-dev-idp-0123456789";
+const PORTAL: &str = "search_limit = 5\ndossier_attempts_max = 3\ndossier_lockout_minutes = 15\nunseen_days = 30\ngrant_days = 7\n";
+
+const ELISE: &str = ELISE_NATIONAL_ID;
+const NOEL: &str = NOEL_NATIONAL_ID;
+const INES: &str = INES_NATIONAL_ID;
+
+const REFUSED_TITLE: &str = "Accès refusé";
+const DOWNLOAD_REFUSED_TITLE: &str = "Téléchargement non autorisé";
+
+// ===================================================================== fixture
+
+/// One study as uploaded: DICOM UIDs and Orthanc ids.
+#[derive(Debug, Clone)]
+struct Study {
+    dossier: String,
+    label: String,
+    patient_id: String,
+    family_name: String,
+    given_name: String,
+    uid: String,
+    up: UploadedStudy,
+    /// Generated Part-10 bytes of the first instance.
+    first_bytes: Vec<u8>,
+}
+
+impl Study {
+    fn sid(&self) -> &str {
+        &self.up.study
+    }
+    fn pid(&self) -> &str {
+        &self.up.patient
+    }
+    fn series_uid(&self) -> &str {
+        &self.up.series[0].0
+    }
+    fn seid(&self) -> &str {
+        &self.up.series[0].1
+    }
+    fn instance_uid(&self) -> &str {
+        &self.up.instances[0].sop_instance_uid
+    }
+    fn iid(&self) -> &str {
+        &self.up.instances[0].orthanc_id
+    }
+    /// Strings that, in a response, show this study's data.
+    fn markers(&self) -> Vec<String> {
+        let mut m = vec![
+            self.uid.clone(),
+            self.up.study.clone(),
+            self.series_uid().to_owned(),
+            self.seid().to_owned(),
+            self.instance_uid().to_owned(),
+            self.iid().to_owned(),
+        ];
+        for i in &self.up.instances {
+            m.push(i.sop_instance_uid.clone());
+        }
+        m
+    }
+}
+
+struct Fixture {
+    _orthanc: Option<OrthancServer>,
+    /// `http://127.0.0.1:PORT`
+    orthanc: String,
+    /// `127.0.0.1:PORT`
+    orthanc_addr: String,
+    records_url: String,
+    /// by dossier number
+    studies: HashMap<String, Study>,
+    /// SCANAP Jean-Baptiste's study: on none of Élise's, Noël's or Inès's care teams.
+    other: Study,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn study(&self, dossier: &str) -> &Study {
+        &self.studies[dossier]
+    }
+}
+
+fn spec_of(row: &StudyRow) -> StudySpec {
+    StudySpec {
+        study_instance_uid: row.study_instance_uid.clone(),
+        accession_number: row.accession_number.clone().unwrap_or_default(),
+        modality: row.modality.clone(),
+        description: row.act_label.clone(),
+        study_date: row.exam_date.replace('-', ""),
+        patient_id: row.patient_id.clone(),
+        family_name: row.family_name.clone(),
+        given_name: row.given_name.clone(),
+        sex: match row.sex.as_str() {
+            "F" => "F",
+            "M" => "M",
+            _ => "O",
+        }
+        .to_owned(),
+        birth_date: row.birth_date.replace('-', ""),
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, orthanc) = match std::env::var("ESPACE_TEST_ORTHANC_URL") {
+        Ok(url) if !url.is_empty() => (None, url.trim_end_matches('/').to_owned()),
+        _ => {
+            let s = OrthancServer::start(&dir.path().join("orthanc"), Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let base = s.base_url().to_owned();
+            (Some(s), base)
+        }
+    };
+    let orthanc_addr = orthanc
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    let records_path = dir.path().join("records.sqlite");
+    let records_url = format!("sqlite://{}", records_path.display());
+    let mut cfg = DemoConfig::demo(time::OffsetDateTime::now_utc().date());
+    cfg.patients = 400;
+    demo_data::generate(&records_url, &cfg).await.unwrap();
+    let rows = demo_data::studies(&records_url, &[], None).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut studies = HashMap::new();
+    let mut other = None;
+    for row in rows {
+        let francoise = row.patient_id == SCANAP_PATIENT_ID;
+        let jb = row.family_name == "SCANAP" && row.given_name == "Jean-Baptiste";
+        let wanted = francoise || (jb && other.is_none());
+        if !wanted {
+            continue;
+        }
+        let instances = generate_study(&spec_of(&row)).unwrap();
+        let up = upload_study(&client, &orthanc, &instances).await.unwrap();
+        let s = Study {
+            dossier: row.dossier_number.clone(),
+            label: row.act_label.clone(),
+            patient_id: row.patient_id.clone(),
+            family_name: row.family_name.clone(),
+            given_name: row.given_name.clone(),
+            uid: row.study_instance_uid.clone(),
+            up,
+            first_bytes: instances[0].bytes.clone(),
+        };
+        if jb {
+            other = Some(s);
+        } else {
+            studies.insert(row.dossier_number.clone(), s);
+        }
+    }
+    for d in [SCANAP_DOSSIER_SCANNER, SCANAP_DOSSIER_FEMUR] {
+        assert!(studies.contains_key(d), "no study for dossier {d}");
+    }
+    Fixture {
+        _orthanc: server,
+        orthanc,
+        orthanc_addr,
+        records_url,
+        studies,
+        other: other.expect("SCANAP Jean-Baptiste has no study"),
+        dir,
+    }
+}
+
+/// A copy of the shipped policies where Élise holds the DICOM download
+/// habilitation, checked with `espace-ps policies check`.
+fn habilitated_policies(into: &std::path::Path) -> std::path::PathBuf {
+    let to = into.join("policies-habilitated");
+    copy_dir(&shipped_policies(), &to);
+    let groups = to.join("groups.toml");
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let mut out = String::new();
+    let mut in_group = false;
+    let mut done = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_group = line.trim() == "[groups.dicom-download]";
+        }
+        if in_group && !done && line.trim_start().starts_with("rpps") {
+            out.push_str(&format!("rpps = [\"{ELISE_RPPS}\"]\n"));
+            done = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(done, "no rpps list in [groups.dicom-download]");
+    std::fs::write(&groups, out).unwrap();
+    let check = std::process::Command::new(BIN)
+        .args(["policies", "check"])
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "policies check failed:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    to
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A proxy in front of the fixture's Orthanc with the records, signing in
+/// through its own dev identity provider.
+async fn start_proxy(fx: &Fixture, policies_dir: Option<std::path::PathBuf>) -> (Proxy, Running) {
+    let port = free_port();
+    let portal = format!("http://127.0.0.1:{port}");
+    let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
+    let proxy = Proxy::start(ProxyOpts {
+        port: Some(port),
+        psc: Some(format!(
+            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+        )),
+        upstream: Some(fx.orthanc_addr.clone()),
+        records_url: Some(format!("{}?mode=ro", fx.records_url)),
+        policies_dir,
+        portal: Some(PORTAL.into()),
+        ..Default::default()
+    })
+    .await;
+    (proxy, idp)
+}
+
+async fn login(proxy: &Proxy, who: &str) -> Browser {
+    let b = Browser::new();
+    let home = dev_idp_login(&b, &proxy.base, who, "/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    b
+}
+
+/// Opens a dossier by its number and the patient's birth date.
+async fn grant(proxy: &Proxy, b: &Browser, numero: &str, naissance: &str) {
+    let form = b.get(&format!("{}/portail/dossier", proxy.base)).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form
+        .form_fields("/portail/dossier")
+        .into_iter()
+        .find(|(k, _)| k == "csrf_token")
+        .unwrap()
+        .1;
+    let r = b
+        .post_form(
+            &format!("{}/portail/dossier", proxy.base),
+            &[
+                ("csrf_token".to_owned(), csrf),
+                ("numero".to_owned(), numero.to_owned()),
+                ("naissance".to_owned(), naissance.to_owned()),
+            ],
+            &proxy.base,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+/// (actor, event, outcome, resource, detail) of the proxy's audit trail.
+async fn audit_rows(proxy: &Proxy) -> Vec<(String, String, String, String, String)> {
+    let db = proxy.db().await;
+    sqlx::query("SELECT actor, event, outcome, resource, detail FROM audit_events ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |i: usize| {
+                r.try_get::<Option<String>, _>(i)
+                    .unwrap()
+                    .unwrap_or_default()
+            };
+            (s(0), s(1), s(2), s(3), s(4))
+        })
+        .collect()
+}
+
+// ===================================================================== responses
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    accept: Option<&str>,
+    body: Option<&str>,
+) -> Resp {
+    let mut rb = client.request(method, url);
+    if let Some(a) = accept {
+        rb = rb.header("accept", a);
+    }
+    if let Some(b) = body {
+        rb = rb.body(b.to_owned());
+    }
+    let r = rb.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let headers: Vec<(String, String)> = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    Resp {
+        status: r.status().as_u16(),
+        content_type: r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        headers,
+        body: r.bytes().await.unwrap().to_vec(),
+    }
+}
+
+/// DICOM bytes or an archive, by Content-Type or by the bytes themselves.
+fn carries_dicom(r: &Resp) -> bool {
+    let ct = r.content_type.to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+    let by_type = matches!(
+        essence.as_str(),
+        "application/dicom"
+            | "application/x-dicom"
+            | "application/zip"
+            | "application/x-zip"
+            | "application/x-zip-compressed"
+            | "application/dicom+zip"
+    ) || (essence == "multipart/related" && ct.contains("dicom"));
+    let b = &r.body;
+    let by_bytes = (b.len() > 132 && &b[128..132] == b"DICM")
+        || b.starts_with(b"PK\x03\x04")
+        || find(b, b"DICM\x02\x00").is_some();
+    by_type || by_bytes
+}
+
+/// At most `n` characters of `s`.
+fn short(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn replace_bytes(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    if from.is_empty() {
+        return hay.to_vec();
+    }
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn boundary(ct: &str) -> Option<String> {
+    ct.split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_owned())
+}
+
+/// Is this one of our French refusal pages (and nothing of the viewer's)?
+fn assert_our_refusal(r: &Resp, title: &str, what: &str) {
+    let body = r.text();
+    assert!(
+        r.content_type.starts_with("text/html"),
+        "{what}: refusal is {} not HTML: {}",
+        r.content_type,
+        short(&body, 300)
+    );
+    assert!(body.contains(title), "{what}: no {title:?} in {body}");
+    assert!(!carries_dicom(r), "{what}: DICOM bytes in a refusal");
+    assert!(
+        !body.trim_start().starts_with('{') && !body.trim_start().starts_with('['),
+        "{what}: JSON in a refusal"
+    );
+}
+
+// ===================================================================== 1. matrix
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Cls {
+    D,
+    R,
+    V,
+    Q,
+    X,
+}
+
+/// One request of the matrix.
+struct Probe {
+    label: &'static str,
+    class: Cls,
+    method: Method,
+    path: String,
+    accept: Option<&'static str>,
+    body: Option<String>,
+    /// Bound to the study (false: unscoped or side effect, refused whatever
+    /// the study).
+    scoped: bool,
+}
+
+fn probes(s: &Study) -> Vec<Probe> {
+    let (su, sid, seu, seid, iu, iid) = (
+        s.uid.as_str(),
+        s.sid(),
+        s.series_uid(),
+        s.seid(),
+        s.instance_uid(),
+        s.iid(),
+    );
+    let p = |label, class, path: String| Probe {
+        label,
+        class,
+        method: Method::GET,
+        path,
+        accept: None,
+        body: None,
+        scoped: true,
+    };
+    let wado = format!("/wado?requestType=WADO&studyUID={su}&seriesUID={seu}&objectUID={iu}");
+    let mut v = vec![
+        p(
+            "D /instances/{id}/file",
+            Cls::D,
+            format!("/instances/{iid}/file"),
+        ),
+        p(
+            "D /studies/{id}/archive",
+            Cls::D,
+            format!("/studies/{sid}/archive"),
+        ),
+        p(
+            "D /series/{id}/media",
+            Cls::D,
+            format!("/series/{seid}/media"),
+        ),
+        p(
+            "D WADO-RS /dicom-web/studies/{uid}",
+            Cls::D,
+            format!("/dicom-web/studies/{su}"),
+        ),
+        p(
+            "D WADO-URI contentType=application/dicom",
+            Cls::D,
+            format!("{wado}&contentType=application/dicom"),
+        ),
+        p(
+            "D WADO-RS ?accept=application/zip",
+            Cls::D,
+            format!("/dicom-web/studies/{su}?accept=application/zip"),
+        ),
+        p(
+            "R /instances/{id}/tags",
+            Cls::R,
+            format!("/instances/{iid}/tags"),
+        ),
+        p(
+            "R /dicom-web/studies/{s}/metadata",
+            Cls::R,
+            format!("/dicom-web/studies/{su}/metadata"),
+        ),
+        p(
+            "R /instances/{id}/frames/0/raw",
+            Cls::R,
+            format!("/instances/{iid}/frames/0/raw"),
+        ),
+        p(
+            "V /instances/{id}/preview",
+            Cls::V,
+            format!("/instances/{iid}/preview"),
+        ),
+        p(
+            "V DICOMweb …/instances/{i}/rendered",
+            Cls::V,
+            format!("/dicom-web/studies/{su}/series/{seu}/instances/{iu}/rendered"),
+        ),
+        p("V WADO-URI default (JPEG)", Cls::V, wado.clone()),
+        p(
+            "V /web-viewer/series/{id}",
+            Cls::V,
+            format!("/web-viewer/series/{seid}"),
+        ),
+        p(
+            "Q QIDO ?StudyInstanceUID=uid",
+            Cls::Q,
+            format!("/dicom-web/studies?StudyInstanceUID={su}"),
+        ),
+    ];
+    let mut unscoped = |label, class, method: Method, path: String, body: Option<String>| {
+        v.push(Probe {
+            label,
+            class,
+            method,
+            path,
+            accept: None,
+            body,
+            scoped: false,
+        })
+    };
+    unscoped(
+        "Q /dicom-web/studies (unscoped)",
+        Cls::Q,
+        Method::GET,
+        "/dicom-web/studies".into(),
+        None,
+    );
+    unscoped(
+        "Q /studies (unscoped)",
+        Cls::Q,
+        Method::GET,
+        "/studies".into(),
+        None,
+    );
+    unscoped(
+        "X POST /tools/lookup",
+        Cls::X,
+        Method::POST,
+        "/tools/lookup".into(),
+        Some(su.to_owned()),
+    );
+    unscoped(
+        "X GET /modalities",
+        Cls::X,
+        Method::GET,
+        "/modalities".into(),
+        None,
+    );
+    unscoped(
+        "X POST /instances",
+        Cls::X,
+        Method::POST,
+        "/instances".into(),
+        Some("not a DICOM file".into()),
+    );
+    unscoped(
+        "X POST /studies/{id}/modify",
+        Cls::X,
+        Method::POST,
+        format!("/studies/{sid}/modify"),
+        Some(r#"{"Replace":{"PatientName":"X^Y"},"Force":true}"#.into()),
+    );
+    unscoped(
+        "X DELETE /studies/{id}",
+        Cls::X,
+        Method::DELETE,
+        format!("/studies/{sid}"),
+        None,
+    );
+    v
+}
+
+struct Persona {
+    name: &'static str,
+    national_id: &'static str,
+    /// On the habilitated proxy.
+    habilitated: bool,
+    visible: Option<&'static str>,
+    invisible: &'static str,
+}
+
+const OTHER: &str = "other";
+
+fn study_of<'a>(fx: &'a Fixture, key: &str) -> &'a Study {
+    if key == OTHER {
+        &fx.other
+    } else {
+        fx.study(key)
+    }
+}
+
+/// `Err(message)` unless `cond`.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!($($arg)+));
+        }
+    };
+}
+
+/// Checks one allowed response against what Orthanc itself returns.
+async fn compare_with_orthanc(
+    fx: &Fixture,
+    proxy: &Proxy,
+    probe: &Probe,
+    study: &Study,
+    got: &Resp,
+    what: &str,
+) -> Result<(), String> {
+    let direct = send(
+        &reqwest::Client::new(),
+        probe.method.clone(),
+        &format!("{}{}", fx.orthanc, probe.path),
+        probe.accept,
+        probe.body.as_deref(),
+    )
+    .await;
+    ensure!(
+        direct.status == 200,
+        "{what}: direct fetch answered {}",
+        direct.status
+    );
+    let essence = |ct: &str| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    ensure!(
+        essence(&got.content_type) == essence(&direct.content_type),
+        "{what}: content type {} vs Orthanc's {}",
+        got.content_type,
+        direct.content_type
+    );
+    ensure!(
+        find(&got.body, fx.orthanc_addr.as_bytes()).is_none(),
+        "{what}: the Orthanc address leaks in the response"
+    );
+    let same = if let (Some(bg), Some(bd)) =
+        (boundary(&got.content_type), boundary(&direct.content_type))
+    {
+        replace_bytes(&got.body, bg.as_bytes(), b"BOUNDARY")
+            == replace_bytes(&direct.body, bd.as_bytes(), b"BOUNDARY")
+    } else if essence(&got.content_type).contains("json") {
+        replace_bytes(&direct.body, fx.orthanc.as_bytes(), proxy.base.as_bytes()) == got.body
+    } else if essence(&got.content_type) == "application/zip" {
+        // Archives are built anew each time (names, times): a ZIP of about
+        // the same size.
+        got.body.starts_with(b"PK\x03\x04")
+            && got.body.len().abs_diff(direct.body.len()) * 100 <= direct.body.len()
+    } else {
+        got.body == direct.body
+    };
+    ensure!(
+        find(&got.body, b"://\\\"").is_none(),
+        "{what}: Orthanc wrote the quoted Forwarded host into its URLs (http://\\\"host:port\\\"/…): \
+         the proxy sends `Forwarded: host=\\\"…\\\"` and Orthanc's DICOMweb plugin does not unquote it"
+    );
+    ensure!(
+        same,
+        "{what}: the proxied body differs from Orthanc's ({} vs {} bytes)",
+        got.body.len(),
+        direct.body.len()
+    );
+    if probe.label.starts_with("D /instances") || probe.label.starts_with("D WADO-URI") {
+        ensure!(
+            got.body == study.first_bytes,
+            "{what}: not the uploaded Part-10 file"
+        );
+    }
+    if probe.class == Cls::D {
+        ensure!(
+            carries_dicom(got),
+            "{what}: a download without DICOM bytes ({})",
+            got.content_type
+        );
+        if !got.content_type.contains("zip") {
+            ensure!(
+                find(&got.body, study.instance_uid().as_bytes()).is_some(),
+                "{what}: SOP Instance UID not in the bytes"
+            );
+        }
+    }
+    if probe.class == Cls::Q {
+        let v: serde_json::Value =
+            serde_json::from_slice(&got.body).map_err(|e| format!("{what}: {e}"))?;
+        let arr = v.as_array().cloned().unwrap_or_default();
+        ensure!(arr.len() == 1, "{what}: {v}");
+        let url = arr[0]["00081190"]["Value"][0].as_str().unwrap_or("");
+        ensure!(
+            url.starts_with(&format!("{}/dicom-web/", proxy.base)),
+            "{what}: RetrieveURL {url:?} does not go through the proxy"
+        );
+    }
+    Ok(())
+}
+
+/// What a matrix cell must be.
+#[allow(clippy::too_many_arguments)]
+async fn check_cell(
+    fx: &Fixture,
+    proxy: &Proxy,
+    probe: &Probe,
+    study: &Study,
+    r: &Resp,
+    expected_ok: bool,
+    download_refusal: bool,
+    what: &str,
+) -> Result<(), String> {
+    let text = r.text();
+    let short = short(&text, 300);
+    if expected_ok {
+        ensure!(r.status == 200, "{what}: {} {short}", r.status);
+        compare_with_orthanc(fx, proxy, probe, study, r, what).await?;
+    } else {
+        ensure!(
+            r.status == 403,
+            "{what}: {} ({}) {short}",
+            r.status,
+            r.content_type
+        );
+        let title = if download_refusal {
+            DOWNLOAD_REFUSED_TITLE
+        } else {
+            REFUSED_TITLE
+        };
+        ensure!(
+            r.content_type.starts_with("text/html"),
+            "{what}: refusal is {}",
+            r.content_type
+        );
+        ensure!(text.contains(title), "{what}: no {title:?} in {short}");
+        ensure!(!carries_dicom(r), "{what}: DICOM bytes in a refusal");
+        let t = text.trim_start();
+        ensure!(
+            !t.starts_with('{') && !t.starts_with('['),
+            "{what}: JSON in a refusal"
+        );
+    }
+    ensure!(
+        r.header("cache-control") == Some("no-store"),
+        "{what}: cache-control {:?}",
+        r.header("cache-control")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn viewer_matrix_against_orthanc() {
+    let fx = fixture().await;
+    let hab_dir = habilitated_policies(fx.dir.path());
+    let (plain, _idp1) = start_proxy(&fx, None).await;
+    let (hab, _idp2) = start_proxy(&fx, Some(hab_dir)).await;
+
+    // Noël before the grant is an outsider to FEMUR; after, FEMUR only.
+    let noel = login(&plain, NOEL).await;
+    let femur = fx.study(SCANAP_DOSSIER_FEMUR);
+    let before = send(
+        &noel.client,
+        Method::GET,
+        &format!("{}/instances/{}/preview", plain.base, femur.iid()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(before.status, 403, "Noël before the grant");
+    assert_our_refusal(&before, REFUSED_TITLE, "Noël before the grant");
+    grant(&plain, &noel, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
+    let after = send(
+        &noel.client,
+        Method::GET,
+        &format!("{}/instances/{}/preview", plain.base, femur.iid()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        after.status,
+        200,
+        "Noël after the grant (cached refusal not invalidated?): {}",
+        after.text()
+    );
+
+    let personas = [
+        Persona {
+            name: "Élise (care team, not habilitated)",
+            national_id: ELISE,
+            habilitated: false,
+            visible: Some(SCANAP_DOSSIER_SCANNER),
+            invisible: OTHER,
+        },
+        Persona {
+            name: "Élise habilitated",
+            national_id: ELISE,
+            habilitated: true,
+            visible: Some(SCANAP_DOSSIER_SCANNER),
+            invisible: OTHER,
+        },
+        Persona {
+            name: "Noël (FEMUR by number)",
+            national_id: NOEL,
+            habilitated: false,
+            visible: Some(SCANAP_DOSSIER_FEMUR),
+            invisible: SCANAP_DOSSIER_SCANNER,
+        },
+        Persona {
+            name: "Inès (outsider)",
+            national_id: INES,
+            habilitated: false,
+            visible: None,
+            invisible: SCANAP_DOSSIER_SCANNER,
+        },
+    ];
+    // persona → route → (visible status, invisible status)
+    let mut table: BTreeMap<(usize, usize), (String, Option<u16>, u16)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    // (proxy is habilitated, actor) → D attempts sent
+    let mut d_attempts: HashMap<(bool, &str), usize> = HashMap::new();
+    let mut viewed: HashMap<(bool, &str), Vec<String>> = HashMap::new();
+
+    for (pi, persona) in personas.iter().enumerate() {
+        let proxy = if persona.habilitated { &hab } else { &plain };
+        let b = if persona.national_id == NOEL {
+            Browser {
+                client: noel.client.clone(),
+                jar: noel.jar.clone(),
+            }
+        } else {
+            login(proxy, persona.national_id).await
+        };
+        let mut targets: Vec<(bool, &Study)> = Vec::new();
+        if let Some(v) = persona.visible {
+            targets.push((true, study_of(&fx, v)));
+        }
+        targets.push((false, study_of(&fx, persona.invisible)));
+        // Side effects last (a DELETE that got through would spoil the rest).
+        for (ri, _) in probes(targets[0].1).iter().enumerate() {
+            for (visible, study) in &targets {
+                let probe = &probes(study)[ri];
+                if !probe.scoped && !*visible && persona.visible.is_some() {
+                    continue; // unscoped: once per persona is enough
+                }
+                let what = format!(
+                    "{} · {} · {}",
+                    persona.name,
+                    probe.label,
+                    if *visible {
+                        study.label.as_str()
+                    } else {
+                        "invisible"
+                    }
+                );
+                let r = send(
+                    &b.client,
+                    probe.method.clone(),
+                    &format!("{}{}", proxy.base, probe.path),
+                    probe.accept,
+                    probe.body.as_deref(),
+                )
+                .await;
+                if probe.class == Cls::D {
+                    *d_attempts
+                        .entry((persona.habilitated, persona.national_id))
+                        .or_default() += 1;
+                }
+                let entry = table
+                    .entry((pi, ri))
+                    .or_insert((probe.label.to_owned(), None, 0));
+                if *visible || !probe.scoped {
+                    entry.1 = Some(r.status);
+                } else {
+                    entry.2 = r.status;
+                }
+                let expected_ok = probe.scoped
+                    && *visible
+                    && (probe.class != Cls::D || persona.habilitated)
+                    && probe.class != Cls::X;
+                let download_refusal = *visible && probe.scoped && probe.class == Cls::D;
+                if expected_ok && probe.class != Cls::D {
+                    viewed
+                        .entry((persona.habilitated, persona.national_id))
+                        .or_default()
+                        .push(study.uid.clone());
+                }
+                if let Err(e) = check_cell(
+                    &fx,
+                    proxy,
+                    probe,
+                    study,
+                    &r,
+                    expected_ok,
+                    download_refusal,
+                    &what,
+                )
+                .await
+                {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+
+    // The audit trail: one dicom_download per D attempt, one images_view per study.
+    for (habilitated, proxy) in [(false, &plain), (true, &hab)] {
+        let rows = audit_rows(proxy).await;
+        for ((h, actor), n) in &d_attempts {
+            if *h != habilitated {
+                continue;
+            }
+            let got = rows
+                .iter()
+                .filter(|r| r.0 == *actor && r.1 == "dicom_download")
+                .count();
+            if got != *n {
+                failures.push(format!("audit: {actor} on the {} proxy: {n} download attempts, {got} dicom_download records", if habilitated { "habilitated" } else { "plain" }));
+            }
+            let views: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.0 == *actor && r.1 == "images_view")
+                .map(|r| r.3.as_str())
+                .collect();
+            let mut expected: Vec<String> = viewed.get(&(*h, *actor)).cloned().unwrap_or_default();
+            expected.sort();
+            expected.dedup();
+            let mut got_views: Vec<String> = views.iter().map(|s| s.to_string()).collect();
+            got_views.sort();
+            if got_views != expected {
+                failures.push(format!("audit: {actor}: images_view records for {got_views:?}, expected once for {expected:?}"));
+            }
+        }
+        for r in rows.iter().filter(|r| r.1 == "dicom_download") {
+            if r.2 == "success" && !habilitated {
+                failures.push(format!(
+                    "audit: a successful download on the plain proxy: {r:?}"
+                ));
+            }
+        }
+    }
+
+    // The matrix, printed.
+    println!("\n| persona | route | visible study | invisible study |\n|---|---|---|---|");
+    for ((pi, _), (label, vis, inv)) in &table {
+        let vis = vis.map(|s| s.to_string()).unwrap_or_else(|| "–".into());
+        let inv = if *inv == 0 {
+            "–".to_owned()
+        } else {
+            inv.to_string()
+        };
+        println!("| {} | {label} | {vis} | {inv} |", personas[*pi].name);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+// ===================================================================== 2. bypass corpus
+
+/// What a corpus entry must get for the care-team doctor who may view but
+/// not download the study `{S}` (the outsider must be refused everything
+/// but the viewer's shell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Exp {
+    /// Not 2xx.
+    Deny,
+    /// 2xx, and nothing it should not carry.
+    View,
+    /// Either, as long as nothing leaks (the hard invariants below).
+    NoLeak,
+    /// The viewer application itself (no patient data): 2xx for both.
+    Shell,
+}
+use Exp::*;
+
+/// Placeholders: `{S} {SE} {I}` DICOM UIDs and `{sid} {seid} {iid} {pid}`
+/// Orthanc ids of a study the doctor may view (SCANAP Françoise's SCANNER
+/// CEREBRAL), `{IIDU}` that instance id in upper case; `{XS} {XSE} {XI}
+/// {xsid} {xseid} {xiid} {xpid} {XIIDU}` the same for a study she may not
+/// view (SCANAP Jean-Baptiste's); `{OADDR}` Orthanc's `host:port`; `{C0AE}`
+/// the raw bytes C0 AE (over-long UTF-8 '.'). Headers are `Name: value`
+/// lines separated by `|`.
+///
+/// (expectation for the doctor, method, target, headers, body)
+const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
+    // --- the D routes themselves, and path spellings of them
+    (Deny, "GET", "/instances/{iid}/file", "", ""),
+    (Deny, "HEAD", "/instances/{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/file/", "", ""),
+    (Deny, "GET", "//instances/{iid}/file", "", ""),
+    (Deny, "GET", "/instances//{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}//file", "", ""),
+    (Deny, "GET", "/instances/{iid}/./file", "", ""),
+    (Deny, "GET", "/instances/{iid}/x/../file", "", ""),
+    (Deny, "GET", "/instances/{iid}/%2e%2e/{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/../file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/%2e%2e/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/%2E%2E/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/.%2e/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview%2F..%2Ffile", "", ""),
+    (Deny, "GET", "/instances/{iid}%2Ffile", "", ""),
+    (Deny, "GET", "/instances/{iid}%2ffile", "", ""),
+    (Deny, "GET", "/instances/{iid}%5Cfile", "", ""),
+    (Deny, "GET", "/instances/{iid}\\file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview%5C..%5Cfile", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview%252F..%252Ffile", "", ""),
+    (Deny, "GET", "/instances/{iid}%252Ffile", "", ""),
+    (Deny, "GET", "/instances/{iid}/%66ile", "", ""),
+    (Deny, "GET", "/instances/{iid}/fil%65", "", ""),
+    (Deny, "GET", "/%69nstances/{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/FILE", "", ""),
+    (Deny, "GET", "/INSTANCES/{iid}/file", "", ""),
+    (Deny, "GET", "/Instances/{iid}/File", "", ""),
+    (Deny, "GET", "/instances/{IIDU}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/file%00", "", ""),
+    (Deny, "GET", "/instances/{iid}/file%00.jpg", "", ""),
+    (Deny, "GET", "/instances/{iid}/file;x=1", "", ""),
+    (Deny, "GET", "/instances/{iid};/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/file?x=1", "", ""),
+    (Deny, "GET", "/instances/{iid}/file?contentType=image/jpeg", "", ""),
+    (Deny, "GET", "/instances/{iid}/file#frag", "", ""),
+    (Deny, "GET", "/instances/{iid}/%C0%AE%C0%AE/{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/%C0%AE%C0%AE/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/{C0AE}{C0AE}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview%C0%AFfile", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview%E0%80%AF..%E0%80%AFfile", "", ""),
+    (Deny, "GET", "http://{OADDR}/instances/{iid}/file", "", ""),
+    (Deny, "GET", "http://evil.example/instances/{iid}/file", "", ""),
+    (Deny, "GET", "http://{PADDR}/instances/{iid}/file", "", ""),
+    (Deny, "GET", "/instances/{iid}/file", "Accept: image/jpeg", ""),
+    (Deny, "GET", "/instances/{iid}/preview", "X-HTTP-Method-Override: DELETE", ""),
+    (Deny, "POST", "/instances/{iid}/preview", "X-HTTP-Method-Override: GET", ""),
+    (Deny, "GET", "/instances/{iid}/preview", "X-Method-Override: DELETE", ""),
+    (Deny, "GET", "/instances/{iid}/preview?_method=DELETE", "", ""),
+    (Deny, "GET", "/instances/{iid}/attachments/dicom/data", "", ""),
+    (Deny, "GET", "/instances/{iid}/attachments/dicom/data/", "", ""),
+    (Deny, "GET", "/instances/{iid}/attachments/dicom/compressed-data", "", ""),
+    (Deny, "GET", "/instances/{iid}/attachments/1/data", "", ""),
+    (Deny, "GET", "/instances/{iid}/attachments/dicom-until-pixel-data/data", "", ""),
+    (Deny, "GET", "/instances/{iid}/pdf", "", ""),
+    (Deny, "GET", "/studies/{sid}/archive", "", ""),
+    (Deny, "HEAD", "/studies/{sid}/archive", "", ""),
+    (Deny, "POST", "/studies/{sid}/archive", "Content-Type: application/json", "{}"),
+    (Deny, "GET", "/studies/{sid}/archive?filename=x.jpg", "", ""),
+    (Deny, "GET", "/studies/{sid}/media", "", ""),
+    (Deny, "GET", "/series/{seid}/archive", "", ""),
+    (Deny, "GET", "/series/{seid}/media?extended", "", ""),
+    (Deny, "GET", "/patients/{pid}/archive", "", ""),
+    (Deny, "GET", "/tools/create-archive?resources={sid}", "", ""),
+    (Deny, "POST", "/tools/create-archive", "Content-Type: application/json", "{\"Resources\":[\"{sid}\"]}"),
+    (Deny, "POST", "/tools/create-media-extended", "Content-Type: application/json", "{\"Resources\":[\"{sid}\"]}"),
+    (Deny, "GET", "/jobs/x/archive", "", ""),
+    (Deny, "GET", "/jobs/00000000-0000-0000-0000-000000000000/archive", "", ""),
+    // --- WADO-RS retrieve and content negotiation
+    (Deny, "GET", "/dicom-web/studies/{S}", "", ""),
+    (Deny, "HEAD", "/dicom-web/studies/{S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/", "", ""),
+    (Deny, "GET", "/dicom-web//studies/{S}", "", ""),
+    (Deny, "GET", "/dicom-web/STUDIES/{S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}%2Fseries%2F{SE}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/metadata/../", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/metadata/%2e%2e", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}?accept=application/zip", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}?accept=application%2Fzip", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}?accept=APPLICATION/ZIP", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}?accept=multipart/related;type=\"application/dicom\"", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}?accept=multipart%2Frelated%3B%20type%3D%22application%2Fdicom%22", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}", "Accept: multipart/related; type=\"application/dicom\"", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}", "Accept: multipart/related;type=application/dicom;transfer-syntax=*", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}", "Accept: application/zip", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}", "Accept: */*", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}", "Accept: image/jpeg", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/metadata?accept=application/dicom", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/metadata", "Accept: multipart/related; type=\"application/dicom\"", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/rendered", "Accept: application/dicom", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/rendered?accept=multipart%2Frelated%3B%20type%3D%22application%2Fdicom%22", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/frames/1?accept=application/zip", "", ""),
+    (NoLeak, "GET", "/instances/{iid}/preview?accept=application/zip", "", ""),
+    (NoLeak, "GET", "/instances/{iid}/frames/0/raw", "Accept: application/dicom", ""),
+    // --- WADO-URI
+    (Deny, "GET", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "HEAD", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application%2Fdicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=image/jpeg&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=image%2Fjpeg&contentType=application%2Fdicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=&contentType=application/dicom", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom&contentType=image/jpeg", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&ContentType=application/dicom", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&CONTENTTYPE=application/dicom", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contenttype=application/dicom", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=APPLICATION/DICOM", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom;transfer-syntax=1.2.840.10008.1.2.1", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom%3Btransfer-syntax%3D1.2.840.10008.1.2", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/x-dicom", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/octet-stream", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=multipart/related;type=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom", "Accept: image/jpeg", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&contentType=application/dicom%00", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}%26contentType%3Dapplication%2Fdicom", "", ""),
+    (Deny, "GET", "/wado/?requestType=WADO&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/WADO?requestType=WADO&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=wado&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requesttype=WADO&objectUID={I}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&requestType=WADO&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={XI}", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={XI}&contentType=application/dicom", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={XI}", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}&objectUID={XI}", "", ""),
+    (NoLeak, "GET", "/wado?requestType=WADO&objectUID={XI}&objectUID={I}", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I},{XI}", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&objectuid={XI}", "", ""),
+    (Deny, "GET", "/wado?requestType=WADO&OBJECTUID={XI}", "", ""),
+    // --- mismatched parents (only the innermost id identifies the resource)
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{XSE}/instances/{XI}/rendered", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{XSE}/metadata", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{XI}/frames/1", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{XI}/metadata", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{XSE}/instances", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{XSE}/rendered", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{XI}/bulk/7fe00010", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{XS}/series/{SE}/instances/{I}/rendered", "", ""),
+    // --- QIDO: scope, aliases, duplicates, lists, wildcards
+    (Deny, "GET", "/dicom-web/studies", "", ""),
+    (Deny, "GET", "/dicom-web/studies/", "", ""),
+    (Deny, "GET", "/dicom-web/studies?", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?studyinstanceuid={S}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?STUDYINSTANCEUID={S}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?studyInstanceUID={S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}&0020000D={XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?0020000D={XS}&StudyInstanceUID={S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}&0020000d={XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}&StudyInstanceUID={XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}&StudyInstanceUID=", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}&studyinstanceuid={XS}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?0020000d={S}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?0020000D={S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S},{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%2C{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%2c{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}\\{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%5C{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={XS},{S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=%2A", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=1.2*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=?", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?PatientName=SCANAP*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?00100010=*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?PatientID={xpatient}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?PatientID=10000001", "", ""),
+    (Deny, "GET", "/dicom-web/studies?PatientID=*", "", ""),
+    (Deny, "GET", "/dicom-web/studies?limit=1000", "", ""),
+    (Deny, "GET", "/dicom-web/studies?includefield=all", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}&PatientName=*", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}&limit=1000&offset=0", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}&includefield=all", "", ""),
+    (Deny, "GET", "/dicom-web/series", "", ""),
+    (Deny, "GET", "/dicom-web/instances", "", ""),
+    (Deny, "GET", "/dicom-web/series?SeriesInstanceUID={XSE}", "", ""),
+    (Deny, "GET", "/dicom-web/instances?SOPInstanceUID={XI}", "", ""),
+    (Deny, "GET", "/dicom-web/series?StudyInstanceUID={S}&SeriesInstanceUID={XSE}", "", ""),
+    (Deny, "GET", "/dicom-web/instances?StudyInstanceUID={S}&SOPInstanceUID={XI}", "", ""),
+    (NoLeak, "GET", "/dicom-web/instances?StudyInstanceUID={XS}&SOPInstanceUID={I}", "", ""),
+    (NoLeak, "GET", "/dicom-web/series?studyinstanceuid={S}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{XS}/series", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{XS}/instances", "", ""),
+    (Deny, "GET", "/studies", "", ""),
+    (Deny, "GET", "/studies/", "", ""),
+    (Deny, "GET", "/studies?expand", "", ""),
+    (Deny, "GET", "/patients", "", ""),
+    (Deny, "GET", "/series", "", ""),
+    (Deny, "GET", "/instances", "", ""),
+    (Deny, "POST", "/tools/find", "Content-Type: application/json", "{\"Level\":\"Study\",\"Query\":{\"PatientName\":\"*\"}}"),
+    (Deny, "POST", "/tools/find", "Content-Type: application/json", "{\"Level\":\"Study\",\"Query\":{\"StudyInstanceUID\":\"{S}\"}}"),
+    (Deny, "GET", "/tools/lookup", "", ""),
+    (Deny, "POST", "/tools/lookup", "", "{XS}"),
+    (Deny, "POST", "/tools/lookup", "", "{S}"),
+    (Deny, "POST", "/tools/count-resources", "", "{}"),
+    // --- Host / Forwarded tricks on allowed requests: URLs must stay ours
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}", "Host: evil.example:9999", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}", "Forwarded: host=evil.example;proto=https", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}", "X-Forwarded-Host: evil.example|X-Forwarded-Proto: https", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/metadata", "Forwarded: host=evil.example;proto=https", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/metadata", "Host: {OADDR}", ""),
+    (NoLeak, "GET", "/instances/{iid}/preview", "X-Remote-User: admin|Authorization: Basic YWRtaW46YWRtaW4=", ""),
+    // --- the invisible study, directly
+    (Deny, "GET", "/instances/{xiid}/preview", "", ""),
+    (Deny, "HEAD", "/instances/{xiid}/preview", "", ""),
+    (Deny, "GET", "/instances/{xiid}/tags", "", ""),
+    (Deny, "GET", "/instances/{xiid}/simplified-tags", "", ""),
+    (Deny, "GET", "/instances/{xiid}/frames/0/raw", "", ""),
+    (Deny, "GET", "/instances/{xiid}/file", "", ""),
+    (Deny, "GET", "/instances/{XIIDU}/preview", "", ""),
+    (Deny, "GET", "/studies/{xsid}", "", ""),
+    (Deny, "GET", "/studies/{xsid}/archive", "", ""),
+    (Deny, "GET", "/studies/{xsid}/series", "", ""),
+    (Deny, "GET", "/series/{xseid}", "", ""),
+    (Deny, "GET", "/patients/{xpid}", "", ""),
+    (Deny, "GET", "/patients/{pid}", "", ""),
+    (Deny, "GET", "/patients/{pid}/studies", "", ""),
+    (Deny, "GET", "/web-viewer/series/{xseid}", "", ""),
+    (Deny, "GET", "/web-viewer/instances/jpeg95-{xiid}_0", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{XS}/metadata", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{XS}/rendered", "", ""),
+    (Deny, "GET", "/instances/{iid}/../../instances/{xiid}/preview", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/%2e%2e/%2e%2e/{xiid}/preview", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview/..%2F..%2F{xiid}/preview", "", ""),
+    (Deny, "GET", "/web-viewer/app/../../instances/{xiid}/preview", "", ""),
+    (Deny, "GET", "/web-viewer/app/%2e%2e/%2e%2e/instances/{xiid}/file", "", ""),
+    (Deny, "GET", "/web-viewer/libs/..%2F..%2Finstances/{iid}/file", "", ""),
+    // --- legitimate viewing (the doctor may view)
+    (View, "GET", "/instances/{iid}/preview", "", ""),
+    (NoLeak, "HEAD", "/instances/{iid}/preview", "", ""),
+    (View, "GET", "/instances/{iid}/tags", "", ""),
+    (View, "GET", "/instances/{iid}/frames/0/raw", "", ""),
+    (View, "GET", "/web-viewer/series/{seid}", "", ""),
+    (View, "GET", "/web-viewer/instances/jpeg95-{iid}_0", "", ""),
+    (View, "GET", "/dicom-web/studies?StudyInstanceUID={S}", "", ""),
+    (View, "GET", "/dicom-web/studies/{S}/metadata", "", ""),
+    (View, "GET", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={I}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/bulk/7fe00010", "", ""),
+    (NoLeak, "GET", "/instances/{iid}/content/7fe0-0010", "", ""),
+    (NoLeak, "GET", "/instances/{iid}/attachments/dicom", "", ""),
+    (Shell, "GET", "/web-viewer/app/viewer.html", "", ""),
+    // --- side effects and administration
+    (Deny, "GET", "/system", "", ""),
+    (Deny, "GET", "/tools/metrics-prometheus", "", ""),
+    (Deny, "GET", "/plugins", "", ""),
+    (Deny, "GET", "/changes", "", ""),
+    (Deny, "GET", "/app/explorer.html", "", ""),
+    (Deny, "GET", "/modalities", "", ""),
+    (Deny, "GET", "/peers", "", ""),
+    (Deny, "POST", "/modalities/x/store", "", "{sid}"),
+    (Deny, "POST", "/tools/execute-script", "", "print(1)"),
+    (Deny, "GET", "/dicom-web/servers", "", ""),
+    (Deny, "POST", "/dicom-web/studies", "Content-Type: multipart/related; type=\"application/dicom\"; boundary=x", "--x--"),
+    (Deny, "POST", "/instances", "Content-Type: application/dicom", "not DICOM"),
+    (Deny, "POST", "/studies/{sid}/modify", "Content-Type: application/json", "{\"Replace\":{\"PatientName\":\"X\"},\"Force\":true}"),
+    (Deny, "POST", "/studies/{sid}/anonymize", "Content-Type: application/json", "{}"),
+    (Deny, "POST", "/instances/{iid}/export", "", "/tmp/x.dcm"),
+    (Deny, "PUT", "/instances/{iid}/metadata/1024", "", "x"),
+    (Deny, "PUT", "/studies/{sid}/labels/x", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview", "X-HTTP-Method-Override: DELETE|X-HTTP-Method: DELETE", ""),
+    (Deny, "DELETE", "/instances/{XIIDU}", "", ""),
+    (Deny, "DELETE", "/studies/{xsid}", "", ""),
+    (Deny, "DELETE", "/instances/{iid}", "", ""),
+    (Deny, "DELETE", "/studies/{sid}", "", ""),
+];
+
+fn fill(t: &str, fx: &Fixture, proxy_addr: &str) -> String {
+    let v = fx.study(SCANAP_DOSSIER_SCANNER);
+    let x = &fx.other;
+    t.replace("{S}", &v.uid)
+        .replace("{SE}", v.series_uid())
+        .replace("{I}", v.instance_uid())
+        .replace("{sid}", v.sid())
+        .replace("{seid}", v.seid())
+        .replace("{iid}", v.iid())
+        .replace("{pid}", v.pid())
+        .replace("{IIDU}", &v.iid().to_ascii_uppercase())
+        .replace("{XS}", &x.uid)
+        .replace("{XSE}", x.series_uid())
+        .replace("{XI}", x.instance_uid())
+        .replace("{xsid}", x.sid())
+        .replace("{xseid}", x.seid())
+        .replace("{xiid}", x.iid())
+        .replace("{xpid}", x.pid())
+        .replace("{xpatient}", &x.patient_id)
+        .replace("{XIIDU}", &x.iid().to_ascii_uppercase())
+        .replace("{OADDR}", &fx.orthanc_addr)
+        .replace("{PADDR}", proxy_addr)
+}
+
+/// One request as raw HTTP/1.1 (nothing normalized on the way), the
+/// response read to the end of the connection.
+async fn raw_request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    cookie: &str,
+    body: &str,
+) -> Resp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req: Vec<u8> = Vec::new();
+    req.extend_from_slice(format!("{method} ").as_bytes());
+    req.extend_from_slice(&replace_bytes(target.as_bytes(), b"{C0AE}", &[0xC0, 0xAE]));
+    req.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
+    }
+    for (k, v) in headers {
+        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    req.extend_from_slice(format!("Cookie: {cookie}\r\nConnection: close\r\n").as_bytes());
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        req.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body.as_bytes());
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(&req).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), sock.read_to_end(&mut buf)).await;
+    parse_response(&buf, method == "HEAD")
+}
+
+fn parse_response(buf: &[u8], head: bool) -> Resp {
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return Resp {
+            status: 0,
+            content_type: String::new(),
+            headers: vec![],
+            body: buf.to_vec(),
+        };
+    };
+    let head_text = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head_text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut body = buf[end + 4..].to_vec();
+    if head {
+        body.clear();
+    } else if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = find(rest, b"\r\n") {
+            let size_text = String::from_utf8_lossy(&rest[..eol]);
+            let Ok(size) =
+                usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            else {
+                break;
+            };
+            rest = &rest[eol + 2..];
+            if size == 0 || rest.len() < size {
+                out.extend_from_slice(&rest[..size.min(rest.len())]);
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[(size + 2).min(rest.len())..];
+        }
+        body = out;
+    }
+    Resp {
+        status,
+        content_type: get("content-type").unwrap_or_default(),
+        headers,
+        body,
+    }
+}
+
+fn cookie_header(b: &Browser, base: &str) -> String {
+    b.cookies_for(base)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Is this a refusal page of ours (as opposed to the viewer's own error)?
+fn is_our_page(r: &Resp) -> bool {
+    let t = r.text();
+    r.content_type.starts_with("text/html")
+        && (t.contains(REFUSED_TITLE)
+            || t.contains(DOWNLOAD_REFUSED_TITLE)
+            || t.contains("Requête refusée")
+            || t.contains("Requête"))
+}
+
+#[tokio::test]
+async fn viewer_bypass_corpus_against_orthanc() {
+    let fx = fixture().await;
+    let (proxy, _idp) = start_proxy(&fx, None).await;
+    let addr = proxy.base.trim_start_matches("http://").to_owned();
+    let elise = login(&proxy, ELISE).await;
+    let ines = login(&proxy, INES).await;
+    let cookies = [
+        ("Élise", cookie_header(&elise, &proxy.base)),
+        ("Inès", cookie_header(&ines, &proxy.base)),
+    ];
+    // What each may not see, in any 2xx body.
+    let mut elise_forbidden: Vec<String> = fx.other.markers();
+    elise_forbidden.extend(fx.study(SCANAP_DOSSIER_FEMUR).markers());
+    elise_forbidden.push(fx.other.given_name.clone());
+    let mut ines_forbidden = elise_forbidden.clone();
+    for s in fx.studies.values() {
+        ines_forbidden.extend(s.markers());
+        ines_forbidden.push(s.family_name.clone());
+    }
+    let visible_uid = fx.study(SCANAP_DOSSIER_SCANNER).uid.clone();
+    let scanner_dossier = fx.study(SCANAP_DOSSIER_SCANNER).dossier.clone();
+    assert_eq!(scanner_dossier, SCANAP_DOSSIER_SCANNER);
+
+    let mut sent = 0usize;
+    let mut leaks: Vec<String> = Vec::new();
+    let mut mismatches: Vec<String> = Vec::new();
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut by_exp: BTreeMap<(Exp, bool), usize> = BTreeMap::new();
+    let (mut ours, mut upstream_refusals) = (0usize, Vec::new());
+    for (exp, method, target, headers, body) in CORPUS {
+        for (who, cookie) in &cookies {
+            let target = fill(target, &fx, &addr);
+            let headers: Vec<(String, String)> = headers
+                .split('|')
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    let (k, v) = h.split_once(':').unwrap();
+                    (k.trim().to_owned(), fill(v.trim(), &fx, &addr))
+                })
+                .collect();
+            let body = fill(body, &fx, &addr);
+            let r = raw_request(&addr, method, &target, &headers, cookie, &body).await;
+            sent += 1;
+            if r.status != 403 && r.status != 400 {
+                println!(
+                    "  {:?} {who}: {method} {target} {headers:?} → {} {:?}",
+                    exp, r.status, r.content_type
+                );
+            }
+            *by_status.entry(r.status).or_default() += 1;
+            let ok = (200..300).contains(&r.status);
+            *by_exp.entry((*exp, ok)).or_default() += 1;
+            let line = format!(
+                "{who}: {method} {target} {headers:?} → {} {:?}",
+                r.status, r.content_type
+            );
+
+            // The hard invariants: no DICOM for anyone here, nothing of an
+            // invisible study, no backend or attacker URL, no list.
+            if ok {
+                if carries_dicom(&r) {
+                    leaks.push(format!("DICOM bytes: {line}"));
+                }
+                let forbidden = if *who == "Élise" {
+                    &elise_forbidden
+                } else {
+                    &ines_forbidden
+                };
+                for m in forbidden {
+                    if find(&r.body, m.as_bytes()).is_some() {
+                        leaks.push(format!("invisible data ({m}): {line}"));
+                        break;
+                    }
+                }
+                for bad in [fx.orthanc_addr.as_str(), "evil.example"] {
+                    if find(&r.body, bad.as_bytes()).is_some() {
+                        leaks.push(format!("URL of {bad} in the body: {line}"));
+                    }
+                }
+                // A search may only answer about the study the doctor may view.
+                let path = target.split('?').next().unwrap_or("");
+                if ["/studies", "/patients", "/series", "/instances"]
+                    .iter()
+                    .any(|p| path.trim_end_matches('/') == *p)
+                {
+                    leaks.push(format!("Orthanc list: {line}"));
+                }
+                if path.starts_with("/dicom-web/") && !path.starts_with("/dicom-web/studies/") {
+                    if let Ok(serde_json::Value::Array(a)) =
+                        serde_json::from_slice::<serde_json::Value>(&r.body)
+                    {
+                        for e in &a {
+                            let study = e["0020000D"]["Value"][0].as_str().unwrap_or("");
+                            if *who != "Élise" || study != visible_uid {
+                                leaks.push(format!("search result for study {study:?}: {line}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            } else if r.status != 0 && !r.body.is_empty() {
+                if carries_dicom(&r) {
+                    leaks.push(format!("DICOM bytes in a refusal: {line}"));
+                }
+                if is_our_page(&r) {
+                    ours += 1;
+                } else {
+                    upstream_refusals.push(format!("{line} {}", short(&r.text(), 120)));
+                }
+            } else {
+                ours += 1;
+            }
+
+            // The expectation of the entry.
+            let exp = if *who == "Inès" && *exp != Shell {
+                Deny
+            } else {
+                *exp
+            };
+            let right = match exp {
+                Deny => !ok,
+                View | Shell => ok,
+                NoLeak => true,
+            };
+            if !right {
+                mismatches.push(format!(
+                    "expected {exp:?}: {line} {}",
+                    short(&r.text(), 200)
+                ));
+            }
+        }
+    }
+    println!("\nbypass corpus: {} entries, {sent} requests", CORPUS.len());
+    println!("by status: {by_status:?}");
+    println!("by (expectation, 2xx): {by_exp:?}");
+    println!(
+        "refusals with our page (or empty): {ours}; from the viewer itself: {}",
+        upstream_refusals.len()
+    );
+    for u in &upstream_refusals {
+        println!("  viewer refusal: {u}");
+    }
+    println!("leaks: {}", leaks.len());
+    for l in &leaks {
+        println!("  LEAK {l}");
+    }
+    println!("expectation mismatches: {}", mismatches.len());
+    for m in &mismatches {
+        println!("  MISMATCH {m}");
+    }
+    assert!(sent >= 150, "corpus too small: {sent}");
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
