@@ -364,13 +364,25 @@ pub fn canonicalize_with(
         }
     }
 
-    Ok(CanonicalRequest {
+    let req = CanonicalRequest {
         method: method.to_string(),
         segments,
         query,
         accept,
         accept_param,
-    })
+    };
+    // The limits hold for what is forwarded too: re-encoding may lengthen
+    // the target (a raw `;` becomes `%3B`), and the canonical target must be
+    // accepted again (found by fuzzing).
+    let target = req.target();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if path.len() > MAX_PATH_BYTES {
+        return Err(Rejection::PathTooLong);
+    }
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(Rejection::QueryTooLong);
+    }
+    Ok(req)
 }
 
 // === decoding ===

@@ -331,16 +331,20 @@ fn read_resource(
     for p in &parts {
         check_id(kind, p)?;
     }
-    Ok(match parts.as_slice() {
-        [one] => ResourceRef::One {
-            kind,
-            id: one.to_string(),
-        },
-        _ => {
-            let mut ids: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
-            ids.dedup();
-            ResourceRef::List { kind, ids }
+    // Repeated ids count once (`1.3\1.3` is one study: found by fuzzing).
+    let mut ids: Vec<String> = Vec::with_capacity(parts.len());
+    for p in parts {
+        if !ids.iter().any(|i| i == p) {
+            ids.push(p.to_string());
         }
+    }
+    Ok(if ids.len() == 1 {
+        ResourceRef::One {
+            kind,
+            id: ids.remove(0),
+        }
+    } else {
+        ResourceRef::List { kind, ids }
     })
 }
 

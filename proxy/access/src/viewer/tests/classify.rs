@@ -556,6 +556,23 @@ fn qido_lists_and_wildcards() {
     ] {
         expect("GET", t, &[], Class::Search, Level::Study, unscoped.clone());
     }
+    // Repeated ids count once (found by fuzzing).
+    expect(
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID=1.3%5C1.3",
+        &[],
+        Class::Search,
+        Level::Study,
+        one_uid("1.3"),
+    );
+    expect(
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID=1.2,1.3,1.2",
+        &[],
+        Class::Search,
+        Level::Study,
+        list.clone(),
+    );
     // A malformed UID in a list is denied.
     expect_denied("GET", "/dicom-web/studies?StudyInstanceUID=1.2,abc", &[]);
 }
