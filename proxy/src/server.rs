@@ -425,6 +425,12 @@ impl ProxyHttp for EspaceProxy {
         }
     }
 
+    /// What Pingora's own error logs say about a request: never the path
+    /// or query (they carry study UIDs and ids), only the method and route class.
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        format!("{} <{}>", session.req_header().method, ctx.route.label())
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session
             .response_written()
