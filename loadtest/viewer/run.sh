@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# loadtest/viewer/run.sh: viewer requests through espace-ps vs direct to
+# Orthanc vs a plain nginx reverse proxy, and espace-ps's memory while it
+# streams a large study archive. See loadtest/viewer/README.md.
+#
+# Everything runs on loopback, in a temporary directory, and is stopped on
+# exit (trap). Results: loadtest/viewer/results/latest.md (also printed).
+#
+# Knobs (environment): DURATION (s, default 20), WARMUP (s, 5),
+# CONNECTIONS (8), WRK_THREADS (2), STUDIES (demo studies loaded, 50),
+# ARCHIVE_INSTANCES (512) x ARCHIVE_ROWS (1024) x ARCHIVE_COLS (1024) 16-bit
+# instances added to the archived study (512 x 2 MiB = 1 GiB),
+# ESPACE_PS_BIN (default $CARGO_TARGET_DIR or target, /release/espace-ps),
+# KEEP_RUN_DIR=1 to keep the temporary directory (logs, configs).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/loadtest/viewer
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-5}
+CONNECTIONS=${CONNECTIONS:-8}
+WRK_THREADS=${WRK_THREADS:-2}
+STUDIES=${STUDIES:-50}
+ARCHIVE_INSTANCES=${ARCHIVE_INSTANCES:-512}
+ARCHIVE_ROWS=${ARCHIVE_ROWS:-1024}
+ARCHIVE_COLS=${ARCHIVE_COLS:-1024}
+BIN=${ESPACE_PS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/espace-ps}
+DOCTOR=899700123450 # Dr Élise Martin-Dupré (demo records)
+
+log() { printf '[viewer-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# --- tools -----------------------------------------------------------------
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+[[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}" >&2
+fi
+command -v python3 >/dev/null || die "python3 is needed (standard library only)"
+# shellcheck source=../../scripts/lib/orthanc.sh
+. "$ROOT/scripts/lib/orthanc.sh"
+orthanc_install
+if [[ ! -x $BIN ]]; then
+  log "no $BIN: building it (cargo build --release -p espace-ps)"
+  (cd "$ROOT" && cargo build --release -p espace-ps) >&2
+fi
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# --- run directory, cleanup ------------------------------------------------
+RUN=$(mktemp -d /tmp/espace-viewer-bench.XXXXXX)
+ESPACE_PID="" NGINX_PID="" SAMPLER_PID=""
+cleanup() {
+  local rc=$?
+  set +e
+  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
+  for pid in $ESPACE_PID $NGINX_PID; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in $ESPACE_PID $NGINX_PID; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  orthanc_stop "$RUN/orthanc"
+  if [[ ${KEEP_RUN_DIR:-0} == 1 ]]; then
+    log "run directory kept: $RUN"
+  else
+    rm -rf "$RUN"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+read -r ORTHANC_PORT ORTHANC_DICOM ESPACE_PORT ADMIN_PORT NGINX_PORT <<<"$(free_ports 5)"
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+wait_http() { # URL: until it answers anything (bounded)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --max-time 1 "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# CPU seconds (user+system, in clock ticks) of a process and its children threads.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+TICKS=$(getconf CLK_TCK)
+
+# --- 1. Orthanc and the demo studies ---------------------------------------
+log "starting Orthanc on 127.0.0.1:$ORTHANC_PORT"
+orthanc_start "$RUN/orthanc" "$ORTHANC_PORT" "$ORTHANC_DICOM" >/dev/null || die "Orthanc did not start"
+ORTHANC_PID=$(<"$RUN/orthanc/orthanc.pid")
+ORTHANC=http://127.0.0.1:$ORTHANC_PORT
+
+log "demo records and $STUDIES studies"
+"$BIN" demo-data --records "sqlite://$RUN/records.sqlite" --orthanc "$ORTHANC" --studies "$STUDIES" >"$RUN/demo-data.log" 2>&1 ||
+  { tail -c 2000 "$RUN/demo-data.log" >&2; die "demo-data"; }
+grep '^demo-data:' "$RUN/demo-data.log" >&2 || true
+
+# Two of Élise's studies that are in Orthanc: one for the request benchmark,
+# one to grow to about 1 GB for the archive.
+mapfile -t candidates < <(sqlite3 "$RUN/records.sqlite" \
+  "SELECT DISTINCT e.study_instance_uid FROM rec_exams e JOIN rec_care_team c ON c.dossier_number = e.dossier_number
+   WHERE c.national_id = '$DOCTOR' AND e.study_instance_uid IS NOT NULL ORDER BY e.exam_date DESC, e.study_instance_uid")
+found=()
+for uid in "${candidates[@]}"; do
+  id=$(curl -fsS -X POST --data-binary "$uid" "$ORTHANC/tools/lookup" | json '" ".join(e["ID"] for e in d if e["Type"] == "Study")')
+  [[ -n $id ]] && found+=("$uid $id")
+  ((${#found[@]} == 2)) && break
+done
+((${#found[@]} == 2)) || die "fewer than two of the doctor's studies are in Orthanc (load more with STUDIES)"
+read -r STUDY_UID STUDY_ID <<<"${found[0]}"
+read -r BIG_UID BIG_ID <<<"${found[1]}"
+SERIES_ID=$(curl -fsS "$ORTHANC/studies/$STUDY_ID" | json 'd["Series"][0]')
+SERIES_UID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"]["SeriesInstanceUID"]')
+INSTANCE_ID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["Instances"][0]')
+INSTANCE_UID=$(curl -fsS "$ORTHANC/instances/$INSTANCE_ID" | json 'd["MainDicomTags"]["SOPInstanceUID"]')
+MODALITY=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"].get("Modality", "?")')
+BIG_PATIENT=$(curl -fsS "$ORTHANC/studies/$BIG_ID" | json 'd["PatientMainDicomTags"]["PatientID"]')
+log "benchmarked study: $MODALITY, instance $INSTANCE_ID; archived study: $BIG_ID"
+
+log "adding $ARCHIVE_INSTANCES instances of ${ARCHIVE_ROWS}x${ARCHIVE_COLS} 16-bit to the archived study"
+t0=$SECONDS
+python3 "$HERE/gen_study.py" --orthanc "$ORTHANC" --study-uid "$BIG_UID" --patient-id "$BIG_PATIENT" \
+  --count "$ARCHIVE_INSTANCES" --rows "$ARCHIVE_ROWS" --cols "$ARCHIVE_COLS" >"$RUN/uploaded"
+BIG_STATS=$(curl -fsS "$ORTHANC/studies/$BIG_ID/statistics")
+BIG_BYTES=$(json 'd["DiskSize"]' <<<"$BIG_STATS")
+BIG_INSTANCES=$(json 'd["CountInstances"]' <<<"$BIG_STATS")
+log "archived study: $BIG_INSTANCES instances, $BIG_BYTES bytes on disk (upload $((SECONDS - t0)) s)"
+
+# --- 2. espace-ps ----------------------------------------------------------
+# A copy of the policies in which the doctor holds the download habilitation.
+cp -r "$ROOT/policies" "$RUN/policies"
+python3 - "$RUN/policies/groups.toml" "$DOCTOR" <<'EOF'
+import re, sys
+path, doctor = sys.argv[1], sys.argv[2]
+text = open(path, encoding="utf-8").read()
+head, sep, rest = text.partition("[groups.dicom-download]")
+assert sep, "no [groups.dicom-download] in groups.toml"
+rest = re.sub(r"(?m)^national_ids = \[\]", f'national_ids = ["{doctor}"]', rest, count=1)
+open(path, "w", encoding="utf-8").write(head + sep + rest)
+EOF
+grep -q "\"$DOCTOR\"" "$RUN/policies/groups.toml" || die "could not grant the download habilitation in the copy"
+"$BIN" policies check "$RUN/policies" >"$RUN/policies-check.log" 2>&1 || { cat "$RUN/policies-check.log" >&2; die "policies check"; }
+
+# Hopital Manager SSO with a throw-away key: the simplest way to a session.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/hm.key.pem" 2>/dev/null
+openssl pkey -in "$RUN/hm.key.pem" -pubout -out "$RUN/hm.pub.pem"
+cat >"$RUN/espace-ps.toml" <<EOF
+[server]
+listen = "127.0.0.1:$ESPACE_PORT"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+public_url = "http://127.0.0.1:$ESPACE_PORT"
+threads = 2
+
+[upstream]
+address = "127.0.0.1:$ORTHANC_PORT"
+
+[hm_sso]
+issuer = "viewer-bench"
+audience = "espace-ps"
+public_keys = ["$RUN/hm.pub.pem"]
+
+[database]
+url = "sqlite://$RUN/espace-ps.sqlite?mode=rwc"
+
+[records]
+url = "sqlite://$RUN/records.sqlite?mode=ro"
+
+[policies]
+dir = "$RUN/policies"
+
+[logging]
+level = "warn"
+EOF
+"$BIN" check-config "$RUN/espace-ps.toml" >&2 || die "configuration"
+log "starting espace-ps on 127.0.0.1:$ESPACE_PORT"
+"$BIN" serve --config "$RUN/espace-ps.toml" </dev/null >"$RUN/espace-ps.out" 2>"$RUN/espace-ps.log" &
+ESPACE_PID=$!
+wait_http "http://127.0.0.1:$ADMIN_PORT/-/healthz" || { tail "$RUN/espace-ps.log" >&2; die "espace-ps did not start"; }
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+payload=$(printf '{"iss":"viewer-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
+  "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
+sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
+curl -s -o /dev/null -D "$RUN/sso.headers" "http://127.0.0.1:$ESPACE_PORT/auth/hm-sso?token=$header.$payload.$sig"
+COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso.headers" | tr -d '\r' | head -n1)
+[[ -n $COOKIE ]] || { cat "$RUN/sso.headers" >&2; die "no session cookie from the SSO launch"; }
+log "session opened for $DOCTOR"
+
+# --- 3. nginx --------------------------------------------------------------
+mkdir -p "$RUN/nginx/tmp"
+cat >"$RUN/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $RUN/nginx/tmp/body;
+  proxy_temp_path $RUN/nginx/tmp/proxy;
+  fastcgi_temp_path $RUN/nginx/tmp/fastcgi;
+  uwsgi_temp_path $RUN/nginx/tmp/uwsgi;
+  scgi_temp_path $RUN/nginx/tmp/scgi;
+  upstream orthanc {
+    server 127.0.0.1:$ORTHANC_PORT;
+    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://orthanc;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+log "starting nginx on 127.0.0.1:$NGINX_PORT"
+/usr/sbin/nginx -e "$RUN/nginx/error.log" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" </dev/null >"$RUN/nginx/out.log" 2>&1 &
+NGINX_PID=$!
+wait_http "http://127.0.0.1:$NGINX_PORT/system" || { cat "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
+# shellcheck disable=SC2046
+nginx_pids() { echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID"); }
+
+# --- 4. wrk ----------------------------------------------------------------
+REQUESTS=(
+  "web-viewer frame (JSON, JPEG 95)|/web-viewer/instances/jpeg95-${INSTANCE_ID}_0"
+  "DICOMweb rendered (JPEG)|/dicom-web/studies/$STUDY_UID/series/$SERIES_UID/instances/$INSTANCE_UID/rendered"
+  "Orthanc preview (PNG)|/instances/$INSTANCE_ID/preview"
+)
+PATHS=(
+  "direct|http://127.0.0.1:$ORTHANC_PORT"
+  "nginx|http://127.0.0.1:$NGINX_PORT"
+  "espace-ps|http://127.0.0.1:$ESPACE_PORT"
+)
+viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 4xx 5xx"
+  curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^espace_requests_total\{/ && /route="viewer"/ {
+      for (c = 3; c <= 5; c++) if ($0 ~ "status=\"" c "xx\"") n[c] += $NF
+    } END {print n[3] + 0, n[4] + 0, n[5] + 0}'
+}
+aborted() { grep -c 'Fail to proxy: Downstream' "$RUN/espace-ps.log" || true; }
+ROWS=()
+mkdir -p "$RUN/wrk"
+for r in "${REQUESTS[@]}"; do
+  rname=${r%%|*} rpath=${r#*|}
+  for p in "${PATHS[@]}"; do
+    pname=${p%%|*} base=${p#*|}
+    hdr=()
+    [[ $pname == espace-ps ]] && hdr=(-H "Cookie: $COOKIE")
+    # The exact request must be a 200 with a body (not a 302 to the login, not a 403).
+    check=$(curl -s -o "$RUN/wrk/body" -w '%{http_code} %{content_type} %{size_download}' "${hdr[@]}" "$base$rpath")
+    [[ $check == 200\ * ]] || die "$pname $rname: $check"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${hdr[@]}" "$base$rpath" >/dev/null
+    case $pname in
+      espace-ps) pids=$ESPACE_PID ;;
+      nginx) pids=$(nginx_pids) ;;
+      direct) pids="" ;;
+    esac
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks $pids $ORTHANC_PID) o0=$(cpu_ticks "$ORTHANC_PID")
+    read -r s30 s40 s50 <<<"$(viewer_statuses)"
+    a0=$(aborted)
+    out=$RUN/wrk/$pname-${rpath//[^a-z]/_}.txt
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/stats.lua" "${hdr[@]}" "$base$rpath" >"$out"
+    sleep 1 # connections wrk abandoned are logged and counted as they close
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks $pids $ORTHANC_PID) o1=$(cpu_ticks "$ORTHANC_PID")
+    read -r s31 s41 s51 <<<"$(viewer_statuses)"
+    a1=$(aborted)
+    res=$(grep '^RESULT ' "$out") || die "no wrk result in $out"
+    declare -A v=()
+    for kv in ${res#RESULT }; do v[${kv%%=*}]=${kv#*=}; done
+    proxy_cpu=$(((c1 - c0) - (o1 - o0)))
+    [[ $pname == direct ]] && proxy_cpu=""
+    espace_bad=""
+    [[ $pname == espace-ps ]] && espace_bad="$((s31 - s30)) / $((s41 - s40)) / $((s51 - s50)) ($((a1 - a0)) aborted)"
+    ROWS+=("$rname|$pname|${check#200 }|${v[requests]}|${v[duration_us]}|${v[p50]}|${v[p90]}|${v[p99]}|${v[max]}|${v[non200]}|${v[sockerr]}|$espace_bad|$proxy_cpu|$((o1 - o0))")
+    log "$rname via $pname: $(awk -v n="${v[requests]}" -v d="${v[duration_us]}" 'BEGIN {printf "%.0f req/s", n / d * 1e6}') p99 ${v[p99]} µs, non-200 ${v[non200]}"
+    unset v
+  done
+done
+
+# --- 5. archive through espace-ps: memory ----------------------------------
+ARCHIVE_URL=/studies/$BIG_ID/archive
+log "archive of $BIG_ID directly from Orthanc (reference)"
+direct_dl=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download} %{time_total}' "$ORTHANC$ARCHIVE_URL")
+sleep 1
+RSS_BASE=$(rss_kb "$ESPACE_PID")
+log "archive through espace-ps (RSS sampled every 100 ms; baseline $RSS_BASE kB)"
+(
+  while kill -0 "$ESPACE_PID" 2>/dev/null; do
+    echo "$(date +%s.%N) $(rss_kb "$ESPACE_PID")"
+    sleep 0.1
+  done
+) >"$RUN/rss.txt" &
+SAMPLER_PID=$!
+c0=$(cpu_ticks "$ESPACE_PID")
+proxied_dl=$(curl -s -o /dev/null --max-time 600 -H "Cookie: $COOKIE" -w '%{http_code} %{size_download} %{time_total} %{content_type}' "http://127.0.0.1:$ESPACE_PORT$ARCHIVE_URL")
+c1=$(cpu_ticks "$ESPACE_PID")
+sleep 1
+kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+RSS_AFTER=$(rss_kb "$ESPACE_PID")
+RSS_PEAK=$(awk '$2 > m {m = $2} END {print m + 0}' "$RUN/rss.txt")
+RSS_SAMPLES=$(wc -l <"$RUN/rss.txt")
+read -r p_code p_bytes p_time p_ctype <<<"$proxied_dl"
+read -r d_code d_bytes d_time <<<"$direct_dl"
+[[ $p_code == 200 ]] || log "WARNING: archive through espace-ps answered $p_code ($p_ctype)"
+log "archive: $p_bytes bytes in $p_time s through espace-ps ($d_bytes in $d_time s direct); RSS $RSS_BASE → peak $RSS_PEAK kB"
+
+# --- 6. report -------------------------------------------------------------
+mkdir -p "$HERE/results"
+REPORT=$HERE/results/latest.md
+mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
+{
+  echo "# Viewer requests: espace-ps vs direct vs nginx"
+  echo
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') by \`loadtest/viewer/run.sh\`."
+  echo
+  echo "## Machine"
+  echo
+  echo "- \`nproc\`: $(nproc); $(lscpu | grep 'Model name' | sed 's/  */ /g')"
+  echo "- \`free -g\`: $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}'); swap $(free -g | awk '/^Swap:/ {print $2}') GiB"
+  echo "- load average when the run started (1, 5, 15 min): $LOAD_BEFORE; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "- $(dpkg-query -W -f '${Package} ${Version}, ' orthanc orthanc-dicomweb orthanc-webviewer 2>/dev/null)$(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -n1 | awk '{print "wrk " $2}')"
+  echo "- $("$BIN" --version) (\`$BIN\`), \`threads = 2\`, \`[logging] level = \"warn\"\`; nginx \`worker_processes 2\`, keepalive 32 to Orthanc, no access log"
+  echo
+  echo "## Requests"
+  echo
+  echo "wrk $WRK_THREADS threads, $CONNECTIONS connections, ${DURATION} s after a ${WARMUP} s warm-up, the same URL"
+  echo "through each path (espace-ps: with the session cookie of Dr Élise Martin-Dupré, on the care team of the"
+  echo "study; one $MODALITY instance, 128x128). wrk, Orthanc and the proxy share the 2 cores."
+  echo "Latencies in ms. \"non-200\": responses that were not 200 (wrk's own count misses 3xx);"
+  echo "\"espace-ps 3xx / 4xx / 5xx\": viewer answers by status class according to espace-ps's \`/metrics\`"
+  echo "(a request wrk abandons when the run ends counts as 5xx there, with status 0; \"aborted\": Pingora's"
+  echo "\"Fail to proxy: Downstream …\" log lines, the client closed the connection)."
+  echo "CPU: proxy CPU seconds per second of run (nginx: master + workers), and Orthanc's."
+  echo
+  echo "| request | path | response | req/s | p50 | p90 | p99 | max | non-200 | socket errors | espace-ps 3xx / 4xx / 5xx | proxy CPU | Orthanc CPU |"
+  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r rname pname resp n dur p50 p90 p99 max bad sockerr ebad pcpu ocpu <<<"$row"
+    awk -v rn="$rname" -v pn="$pname" -v resp="$resp" -v n="$n" -v d="$dur" -v p50="$p50" -v p90="$p90" -v p99="$p99" \
+      -v max="$max" -v bad="$bad" -v se="$sockerr" -v eb="${ebad:--}" -v pc="$pcpu" -v oc="$ocpu" -v tk="$TICKS" 'BEGIN {
+        s = d / 1e6
+        printf "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %.2f |\n",
+          rn, pn, resp, n / s, p50 / 1000, p90 / 1000, p99 / 1000, max / 1000, bad, se, eb,
+          (pc == "" ? "-" : sprintf("%.2f", pc / tk / s)), oc / tk / s
+      }'
+  done
+  echo
+  echo "## Streaming a large archive through espace-ps"
+  echo
+  echo "\`GET /studies/{id}/archive\` of a study of $BIG_INSTANCES instances ($(mb "$BIG_BYTES") MiB on Orthanc's disk:"
+  echo "$ARCHIVE_INSTANCES generated ${ARCHIVE_ROWS}x${ARCHIVE_COLS} 16-bit instances with random pixels added to a demo study),"
+  echo "downloaded with curl by the same doctor, who holds the \`dicom-download\` habilitation in a copy of \`policies/\`."
+  echo "espace-ps's VmRSS sampled every 100 ms ($RSS_SAMPLES samples)."
+  echo
+  echo "| path | status | bytes transferred | time | throughput | espace-ps RSS baseline | peak | after | espace-ps CPU |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  awk -v c="$d_code" -v b="$d_bytes" -v t="$d_time" 'BEGIN {printf "| direct | %s | %d (%.0f MiB) | %.1f s | %.0f MiB/s | - | - | - | - |\n", c, b, b / 1048576, t, b / 1048576 / t}'
+  awk -v c="$p_code" -v b="$p_bytes" -v t="$p_time" -v r0="$RSS_BASE" -v rp="$RSS_PEAK" -v ra="$RSS_AFTER" -v cpu=$((c1 - c0)) -v tk="$TICKS" \
+    'BEGIN {printf "| espace-ps | %s | %d (%.0f MiB) | %.1f s | %.0f MiB/s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f s |\n", c, b, b / 1048576, t, b / 1048576 / t, r0 / 1024, rp / 1024, ra / 1024, cpu / tk}'
+  echo
+  echo "## espace-ps log (level warn) during the run"
+  echo
+  echo "$(wc -l <"$RUN/espace-ps.log") lines."
+  if [[ -s $RUN/espace-ps.log ]]; then
+    echo
+    echo '```'
+    sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^[0-9T:.-]*Z *//' "$RUN/espace-ps.log" | sort | uniq -c | sort -rn | head -n 10
+    echo '```'
+  fi
+} >"$REPORT"
+cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
+cat "$REPORT"
