@@ -228,7 +228,7 @@ pub async fn generate(url: &str, cfg: &DemoConfig) -> Result<Summary> {
     }
 
     let started = Instant::now();
-    let mut loader = Loader::new(&pool, cfg.progress).await?;
+    let mut loader = Loader::new(&pool, backend, cfg.progress).await?;
     Generator::new(cfg).run(&mut loader).await?;
     let mut summary = loader.finish().await?;
     summary.load_ms = started.elapsed().as_millis() as u64;
@@ -429,6 +429,7 @@ impl Table {
 
 struct Loader<'p> {
     tx: Option<Transaction<'p, Any>>,
+    backend: Backend,
     pool: &'p AnyPool,
     tables: Vec<Table>,
     since_commit: u64,
@@ -445,9 +446,10 @@ const T_EXAMS: usize = 4;
 const T_REPORTS: usize = 5;
 
 impl<'p> Loader<'p> {
-    async fn new(pool: &'p AnyPool, progress: bool) -> Result<Loader<'p>> {
+    async fn new(pool: &'p AnyPool, backend: Backend, progress: bool) -> Result<Loader<'p>> {
         Ok(Loader {
             tx: Some(pool.begin().await?),
+            backend,
             pool,
             tables: vec![
                 Table::new(
@@ -513,6 +515,7 @@ impl<'p> Loader<'p> {
     }
 
     async fn flush(&mut self, table: usize) -> Result<()> {
+        let backend = self.backend;
         let t = &mut self.tables[table];
         if t.rows.is_empty() {
             return Ok(());
@@ -531,7 +534,12 @@ impl<'p> Loader<'p> {
                 if c > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("${n}"));
+                // SQLite: anonymous `?` (sqlx looks every numbered parameter
+                // up by name, a linear scan: quadratic on big batches)
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${n}")),
+                }
             }
             sql.push(')');
         }
