@@ -125,7 +125,12 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     await page.reload();
     now = await unseenLinks(page);
     assert.ok(!now.includes(otherHref), `${otherHref} is still listed after "Marquer comme vu"`);
-    assert.equal(now.length, before.length - 2, 'exactly the two results left the list');
+    // The home page lists the 20 newest: the list shrinks unless older ones fill in.
+    if (before.length < 20) {
+      assert.equal(now.length, before.length - 2, 'exactly the two results left the list');
+    } else {
+      assert.equal(now.length, 20, 'the list is refilled up to 20 newest results');
+    }
     await shot(page, '03-home-after-seen');
 
     // Still reachable from the patient's page.
