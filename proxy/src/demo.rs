@@ -39,6 +39,27 @@ pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool,
     Ok(true)
 }
 
+/// What the DICOM generator needs of a study of the records.
+pub fn study_spec(row: &demo_data::StudyRow) -> StudySpec {
+    StudySpec {
+        study_instance_uid: row.study_instance_uid.clone(),
+        accession_number: row.accession_number.clone().unwrap_or_default(),
+        modality: row.modality.clone(),
+        description: row.act_label.clone(),
+        study_date: row.exam_date.replace('-', ""),
+        patient_id: row.patient_id.clone(),
+        family_name: row.family_name.clone(),
+        given_name: row.given_name.clone(),
+        sex: match row.sex.as_str() {
+            "F" => "F",
+            "M" => "M",
+            _ => "O",
+        }
+        .to_owned(),
+        birth_date: row.birth_date.replace('-', ""),
+    }
+}
+
 /// Generates the DICOM studies of the demo professionals' patients and
 /// uploads them to Orthanc at `orthanc` (skips studies already there).
 pub async fn load_studies(
@@ -51,23 +72,7 @@ pub async fn load_studies(
     let client = reqwest::Client::new();
     let mut loaded = 0;
     for row in rows {
-        let spec = StudySpec {
-            study_instance_uid: row.study_instance_uid.clone(),
-            accession_number: row.accession_number.clone().unwrap_or_default(),
-            modality: row.modality.clone(),
-            description: row.act_label.clone(),
-            study_date: row.exam_date.replace('-', ""),
-            patient_id: row.patient_id.clone(),
-            family_name: row.family_name.clone(),
-            given_name: row.given_name.clone(),
-            sex: match row.sex.as_str() {
-                "F" => "F",
-                "M" => "M",
-                _ => "O",
-            }
-            .to_owned(),
-            birth_date: row.birth_date.replace('-', ""),
-        };
+        let spec = study_spec(&row);
         let instances = match generate_study(&spec) {
             Ok(i) => i,
             Err(e) => {

@@ -466,3 +466,17 @@ pub async fn start_echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// Copies a directory tree (a policy directory to edit in a test).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -2,24 +2,10 @@
 //! changes is reloaded; a bad set is refused, counted, and the last good set
 //! stays in force; SIGHUP reloads too. And `espace-ps policies check`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use super::harness::*;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()

@@ -524,19 +524,6 @@ async fn search_cap_applies_after_the_policy() {
     assert_eq!(v["truncated"], true, "{v}");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 // ================================================================== 2. patient page
 
 async fn patient_page_shows_allowed_venues_only(backend: Backend) {

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use espace_ps_dicomgen::orthanc::OrthancServer;
-use espace_ps_dicomgen::{generate_study, upload_study, StudySpec, UploadedStudy};
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig, StudyRow};
+use espace_ps_dicomgen::{generate_study, upload_study, UploadedStudy};
+use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
 use reqwest::{Method, StatusCode};
 use sqlx::Row;
 
@@ -101,26 +101,6 @@ impl Fixture {
     }
 }
 
-fn spec_of(row: &StudyRow) -> StudySpec {
-    StudySpec {
-        study_instance_uid: row.study_instance_uid.clone(),
-        accession_number: row.accession_number.clone().unwrap_or_default(),
-        modality: row.modality.clone(),
-        description: row.act_label.clone(),
-        study_date: row.exam_date.replace('-', ""),
-        patient_id: row.patient_id.clone(),
-        family_name: row.family_name.clone(),
-        given_name: row.given_name.clone(),
-        sex: match row.sex.as_str() {
-            "F" => "F",
-            "M" => "M",
-            _ => "O",
-        }
-        .to_owned(),
-        birth_date: row.birth_date.replace('-', ""),
-    }
-}
-
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (server, orthanc) = match std::env::var("ESPACE_TEST_ORTHANC_URL") {
@@ -154,7 +134,7 @@ async fn fixture() -> Fixture {
         if !wanted {
             continue;
         }
-        let instances = generate_study(&spec_of(&row)).unwrap();
+        let instances = generate_study(&espace_ps::demo::study_spec(&row)).unwrap();
         let up = upload_study(&client, &orthanc, &instances).await.unwrap();
         let s = Study {
             dossier: row.dossier_number.clone(),
@@ -222,19 +202,6 @@ fn habilitated_policies(into: &std::path::Path) -> std::path::PathBuf {
         String::from_utf8_lossy(&check.stderr)
     );
     to
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A proxy in front of the fixture's Orthanc with the records, signing in
