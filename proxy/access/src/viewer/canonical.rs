@@ -505,6 +505,11 @@ fn parse_tag(key: &str) -> Option<Tag> {
         .strip_prefix('(')
         .and_then(|k| k.strip_suffix(')'))
         .unwrap_or(key);
+    // Byte slicing below: only ASCII can be a tag (found by fuzzing: a
+    // multi-byte character at byte 4 made the slice panic).
+    if !inner.is_ascii() {
+        return None;
+    }
     let (g, e) = match inner.len() {
         8 => (&inner[..4], &inner[4..]),
         9 if matches!(inner.as_bytes()[4], b',' | b'-') => (&inner[..4], &inner[5..]),

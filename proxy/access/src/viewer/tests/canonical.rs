@@ -279,3 +279,16 @@ fn security_keywords_resolve_through_the_dictionary() {
         assert_eq!(dict.by_tag(tag).map(|e| e.alias()), Some(kw), "{kw}");
     }
 }
+
+#[test]
+fn non_ascii_query_keys_of_tag_length_do_not_panic() {
+    // Found by cargo-fuzz: a 9-byte key with a multi-byte character at byte
+    // 4 made the tag parser slice inside the character.
+    for target in [
+        "/wado?abc%C3%9Cdef=1",
+        "/wado?(ab%C7%9Cef)=1",
+        "/wado?%C3%9C%C3%9C%C3%9C%C3%9C=1",
+    ] {
+        let _ = canonicalize("GET", target, &[]);
+    }
+}
