@@ -267,10 +267,13 @@ pub struct Sessions {
 
 /// The hex SHA-256 of an id: what stores and caches key on, never the id.
 pub fn digest(id: &str) -> String {
-    Sha256::digest(id.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in Sha256::digest(id.as_bytes()) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// A new random opaque id: 256 bits, base64url.
@@ -507,6 +510,14 @@ mod tests {
             .claim_once("hm", "jti-1", Duration::from_secs(5))
             .await
             .unwrap());
+    }
+
+    #[test]
+    fn digest_is_lowercase_hex_sha256() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
