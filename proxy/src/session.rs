@@ -458,36 +458,33 @@ mod tests {
         assert!(s.load("short").await.unwrap().is_none());
     }
 
-    #[tokio::test]
-    async fn absolute_lifetime_ends_a_session() {
+    /// A session whose stored record was changed by `age`, as if time passed.
+    async fn aged(age: impl FnOnce(&mut SessionData)) -> (Sessions, String) {
         let s = sessions(60, 600);
         let (id, mut data) = s.create(pro(), 1, None).await.unwrap();
-        data.created_at -= 601;
+        age(&mut data);
+        let key = s.key("s", &id);
         s.store
-            .set(
-                &s.key("s", &id),
-                &Sessions::encode(&data),
-                Duration::from_secs(60),
-            )
+            .set(&key, &Sessions::encode(&data), Duration::from_secs(60))
             .await
             .unwrap();
+        (s, id)
+    }
+
+    #[tokio::test]
+    async fn absolute_lifetime_ends_a_session() {
+        let (s, id) = aged(|d| d.created_at -= 601).await;
         assert!(s.load(&id).await.unwrap().is_none());
+        let (s, id) = aged(|d| d.created_at -= 599).await;
+        assert!(s.load(&id).await.unwrap().is_some());
     }
 
     #[tokio::test]
     async fn idle_timeout_ends_a_session() {
-        let s = sessions(60, 600);
-        let (id, mut data) = s.create(pro(), 1, None).await.unwrap();
-        data.last_seen -= 61;
-        s.store
-            .set(
-                &s.key("s", &id),
-                &Sessions::encode(&data),
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
+        let (s, id) = aged(|d| d.last_seen -= 61).await;
         assert!(s.load(&id).await.unwrap().is_none());
+        let (s, id) = aged(|d| d.last_seen -= 59).await;
+        assert!(s.load(&id).await.unwrap().is_some());
     }
 
     #[tokio::test]
