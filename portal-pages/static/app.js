@@ -143,6 +143,11 @@
     return sex === 'F' ? '♀' : sex === 'M' ? '♂' : '';
   }
 
+  /** What a screen reader says for the symbol (the server's words). */
+  function sexLabel(sex) {
+    return sex === 'F' ? 'Femme' : sex === 'M' ? 'Homme' : '';
+  }
+
   /** "♀ SCANAP Françoise", the text before the birth date. */
   function patientLabel(p) {
     const parts = [];
@@ -233,14 +238,34 @@
 
   // === DOM ===
 
+  /**
+   * The same markup as the server's lists: the symbol is an image named
+   * "Femme" / "Homme" for screen readers; name and birth date are the two
+   * ends of the flex line.
+   */
   function patientLink(doc, p, href) {
     const a = doc.createElement('a');
     a.className = 'patient';
     a.href = href || patientUrl(p);
     a.setAttribute('data-patient', JSON.stringify(p));
-    a.appendChild(doc.createTextNode(patientLabel(p) + ' '));
+    const name = doc.createElement('span');
+    name.className = 'nom-patient';
+    const sym = sexSymbol(p.sex);
+    if (sym) {
+      const s = doc.createElement('span');
+      s.className = 'sexe';
+      s.setAttribute('role', 'img');
+      s.setAttribute('aria-label', sexLabel(p.sex));
+      s.textContent = sym;
+      name.appendChild(s);
+      name.appendChild(doc.createTextNode(' '));
+    }
+    name.appendChild(doc.createTextNode(patientLabel(Object.assign({}, p, { sex: '' }))));
+    a.appendChild(name);
     if (p.birth_date) {
+      a.appendChild(doc.createTextNode(' '));
       const span = doc.createElement('span');
+      span.className = 'naissance';
       span.textContent = p.birth_date;
       a.appendChild(span);
     }
@@ -544,6 +569,7 @@
     normalizeRecent,
     parseRecent,
     sexSymbol,
+    sexLabel,
     patientLabel,
     patientUrl,
     resultStatus,

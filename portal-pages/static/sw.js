@@ -11,7 +11,7 @@
  */
 'use strict';
 
-const VERSION = 'v1';
+const VERSION = 'v2';
 const CACHE_NAME = 'espace-ps-shell-' + VERSION;
 const OFFLINE_PAGE = '/static/hors-ligne.html';
 

@@ -200,6 +200,10 @@ test('patient label and links', () => {
   assert.equal(app.patientLabel(P(1)), '♀ SCANAP Françoise');
   assert.equal(app.patientLabel(P(1, { sex: 'M', family_name: 'Dupont', given_name: 'Jean' })), '♂ DUPONT Jean');
   assert.equal(app.patientLabel(P(1, { sex: 'U' })), 'SCANAP Françoise');
+  // The symbol's name for screen readers: the server's words (sex_label).
+  assert.equal(app.sexLabel('F'), 'Femme');
+  assert.equal(app.sexLabel('M'), 'Homme');
+  assert.equal(app.sexLabel('U'), '');
   const p = app.sanitizePatient(P('a/b?c'));
   assert.equal(app.patientUrl(p), '/portail/patients/a%2Fb%3Fc');
   assert.equal(app.patientUrl(p, '/portail/patients/42'), '/portail/patients/42');
