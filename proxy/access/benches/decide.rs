@@ -11,6 +11,11 @@ use espace_ps_access::{
     Resource, Via,
 };
 
+/// The allocator of the `espace-ps` binary, so the figures are those of the
+/// proxy.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }
