@@ -1,6 +1,7 @@
 //! Patient-search benchmark: fills a records database with demo data at
 //! hospital scale, then times `Records::search_patients` for 2-, 3- and
-//! 5-character queries and prints p50/p95/p99. See README.md.
+//! 5-character queries (and two-word queries of 3 + 3 characters) and
+//! prints p50/p95/p99. See README.md.
 
 use std::time::{Duration, Instant};
 
@@ -75,9 +76,10 @@ async fn main() -> Result<()> {
             cfg.seed = seed;
             let s = demo_data::generate(&url, &cfg).await?;
             println!(
-                "patients {} tokens {} dossiers {} care_team {} exams {} reports {} load_s {:.1} index_s {:.1}",
+                "patients {} tokens {} search_tokens {} dossiers {} care_team {} exams {} reports {} load_s {:.1} index_s {:.1}",
                 s.patients,
                 s.tokens,
+                s.search_tokens,
                 s.dossiers,
                 s.care_team,
                 s.exams,
@@ -103,20 +105,21 @@ struct Pro {
 async fn search(url: &str, queries: usize, limit: u32) -> Result<()> {
     let rec = Records::connect_with(url, 2).await.context("connect")?;
     let pool = rec.pool();
-    let counts: (i64, i64, i64) = {
+    let counts: (i64, i64, i64, i64) = {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM rec_patients), (SELECT COUNT(*) FROM rec_dossiers), \
-             (SELECT COUNT(*) FROM rec_care_team)",
+             (SELECT COUNT(*) FROM rec_care_team), (SELECT COUNT(*) FROM rec_search_tokens)",
         )
         .fetch_one(pool)
         .await?;
-        (r.get(0), r.get(1), r.get(2))
+        (r.get(0), r.get(1), r.get(2), r.get(3))
     };
     println!(
-        "records: {} patients, {} dossiers, {} care-team rows ({:?})",
+        "records: {} patients, {} dossiers, {} care-team rows, {} search-index rows ({:?})",
         counts.0,
         counts.1,
         counts.2,
+        counts.3,
         rec.backend()
     );
     // professionals by care-team size: the demo GP, then the median, the
@@ -153,7 +156,8 @@ async fn search(url: &str, queries: usize, limit: u32) -> Result<()> {
         let names = sqlx::query(
             "SELECT DISTINCT p.patient_id, p.family_name, p.given_name FROM rec_care_team c \
              JOIN rec_dossiers d ON d.dossier_number = c.dossier_number \
-             JOIN rec_patients p ON p.patient_id = d.patient_id WHERE c.rpps = $1",
+             JOIN rec_patients p ON p.patient_id = d.patient_id WHERE c.rpps = $1 \
+             ORDER BY p.patient_id",
         )
         .bind(&pro.rpps)
         .fetch_all(pool)
@@ -163,22 +167,30 @@ async fn search(url: &str, queries: usize, limit: u32) -> Result<()> {
             .fetch_one(pool)
             .await?
             .get(0);
-        let tokens: Vec<Vec<String>> = names
+        // (family-name words, given-name words) of each patient
+        let patients: Vec<(Vec<String>, Vec<String>)> = names
             .iter()
             .map(|r| {
                 let f: String = r.get(1);
                 let g: String = r.get(2);
                 (search_tokens(&f), search_tokens(&g))
             })
-            .flat_map(|(f, g)| [f, g])
             .collect();
-        for len in [2usize, 3, 5] {
-            // prefixes of this professional's patients' names (mostly found)
-            // and of random words (mostly not)
+        let tokens: Vec<&Vec<String>> = patients.iter().flat_map(|(f, g)| [f, g]).collect();
+        let prefix = |w: &str, len: usize| w.chars().take(len).collect::<String>().to_lowercase();
+        for (label, len) in [("2", 2usize), ("3", 3), ("5", 5), ("3+3 (two words)", 0)] {
+            // prefixes of a word of the name of one of this professional's
+            // patients (so they find at least that patient); for "3+3", the
+            // start of a family-name word then of a given-name word
             let make = |rng: &mut ChaCha8Rng| -> String {
+                if len == 0 {
+                    let (f, g) = patients.choose(rng).expect("patients");
+                    let f = f.choose(rng).expect("family words");
+                    let g = g.choose(rng).expect("given words");
+                    return format!("{} {}", prefix(f, 3), prefix(g, 3));
+                }
                 let words = tokens.choose(rng).expect("patients");
-                let w = words.choose(rng).expect("words");
-                w.chars().take(len).collect::<String>().to_lowercase()
+                prefix(words.choose(rng).expect("words"), len)
             };
             for _ in 0..20 {
                 let q = make(&mut rng);
@@ -203,7 +215,7 @@ async fn search(url: &str, queries: usize, limit: u32) -> Result<()> {
                 pro.label,
                 rows,
                 names.len(),
-                len,
+                label,
                 pct(0.50),
                 pct(0.95),
                 pct(0.99),

@@ -16,6 +16,14 @@ CREATE TABLE IF NOT EXISTS rec_patient_tokens (
     patient_id TEXT NOT NULL
 );
 
+-- name-search index: (professional on the patient's care team, name token,
+-- patient); in production a materialized view (postgres-search-tokens-view.sql)
+CREATE TABLE IF NOT EXISTS rec_search_tokens (
+    rpps       TEXT NOT NULL,
+    token      TEXT NOT NULL,
+    patient_id TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS rec_dossiers (
     dossier_number TEXT NOT NULL PRIMARY KEY,
     patient_id     TEXT NOT NULL,
@@ -51,13 +59,15 @@ CREATE TABLE IF NOT EXISTS rec_reports (
 
 -- @indexes (the demo loader creates them after loading the rows)
 
--- name search: each typed word is checked against one patient's tokens
+-- name search: the candidates, a prefix range per professional and token
+CREATE UNIQUE INDEX IF NOT EXISTS rec_search_tokens_rpps ON rec_search_tokens (rpps, token, patient_id);
+-- name search: the other typed words, checked against one patient's tokens
 CREATE INDEX IF NOT EXISTS rec_patient_tokens_patient ON rec_patient_tokens (patient_id, token);
 -- a patient's dossiers, newest first
 CREATE INDEX IF NOT EXISTS rec_dossiers_patient ON rec_dossiers (patient_id, dossier_date);
--- name search and recent results start from the professional's care-team rows
+-- recent results start from the professional's care-team rows
 CREATE INDEX IF NOT EXISTS rec_care_team_rpps ON rec_care_team (rpps, dossier_number, role_code);
--- roles of one professional on one dossier
+-- roles of one professional on one dossier (and on a name-search candidate's dossiers)
 CREATE INDEX IF NOT EXISTS rec_care_team_dossier ON rec_care_team (dossier_number, rpps, role_code);
 CREATE INDEX IF NOT EXISTS rec_exams_dossier ON rec_exams (dossier_number, exam_date);
 CREATE INDEX IF NOT EXISTS rec_exams_study ON rec_exams (study_instance_uid);

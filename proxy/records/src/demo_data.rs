@@ -4,11 +4,12 @@
 //!
 //! The same seed and configuration give the same rows, on SQLite and on
 //! PostgreSQL. The loader writes batched multi-row INSERTs in transactions
-//! and creates the indexes at the end; it scales to 1 million patients.
+//! on SQLite and uses `COPY … FROM STDIN` on PostgreSQL, and creates the
+//! indexes at the end; it scales to 1 million patients.
 
 mod names;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::postgres::PgConnection;
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 use time::Date;
 
 use crate::{patient_tokens, Backend, RecordsError, Result};
@@ -169,6 +171,8 @@ impl DemoConfig {
 pub struct Summary {
     pub patients: u64,
     pub tokens: u64,
+    /// Rows of `rec_search_tokens` (professional, token, patient).
+    pub search_tokens: u64,
     pub dossiers: u64,
     pub care_team: u64,
     pub exams: u64,
@@ -228,7 +232,7 @@ pub async fn generate(url: &str, cfg: &DemoConfig) -> Result<Summary> {
     }
 
     let started = Instant::now();
-    let mut loader = Loader::new(&pool, backend, cfg.progress).await?;
+    let mut loader = Loader::new(&pool, &url, backend, cfg.progress).await?;
     Generator::new(cfg).run(&mut loader).await?;
     let mut summary = loader.finish().await?;
     summary.load_ms = started.elapsed().as_millis() as u64;
@@ -240,7 +244,13 @@ pub async fn generate(url: &str, cfg: &DemoConfig) -> Result<Summary> {
     for stmt in statements(indexes) {
         sqlx::query(&stmt).execute(&pool).await?;
     }
-    sqlx::query("ANALYZE").execute(&pool).await?;
+    // PostgreSQL: VACUUM too, so that the index-only scans of the name
+    // search do not visit the heap (as on a database autovacuum has seen)
+    let analyze = match backend {
+        Backend::Sqlite => "ANALYZE",
+        Backend::Postgres => "VACUUM ANALYZE",
+    };
+    sqlx::query(analyze).execute(&pool).await?;
     if backend == Backend::Sqlite {
         // back to a rollback journal: a read-only open needs no -shm file
         sqlx::query("PRAGMA journal_mode = DELETE")
@@ -250,13 +260,14 @@ pub async fn generate(url: &str, cfg: &DemoConfig) -> Result<Summary> {
     summary.index_ms = started.elapsed().as_millis() as u64;
     if cfg.progress {
         eprintln!(
-            "done: {} patients, {} dossiers, {} care-team rows, {} exams, {} reports \
-             (load {:.1} s, indexes {:.1} s)",
+            "done: {} patients, {} dossiers, {} care-team rows, {} exams, {} reports, \
+             {} search-index rows (load {:.1} s, indexes {:.1} s)",
             summary.patients,
             summary.dossiers,
             summary.care_team,
             summary.exams,
             summary.reports,
+            summary.search_tokens,
             summary.load_ms as f64 / 1000.0,
             summary.index_ms as f64 / 1000.0
         );
@@ -403,13 +414,21 @@ fn statements(sql: &str) -> Vec<String> {
 
 // ------------------------------------------------------------------ loader
 
+/// SQLite: bound values per multi-row INSERT.
 const MAX_BINDS: usize = 8_000;
+/// SQLite: rows per transaction.
 const ROWS_PER_TRANSACTION: u64 = 100_000;
+/// PostgreSQL: bytes of COPY text buffered per table before one `COPY … FROM
+/// STDIN`.
+const COPY_BYTES: usize = 4 << 20;
 
 struct Table {
     name: &'static str,
     columns: &'static [&'static str],
+    /// SQLite: rows waiting for the next INSERT.
     rows: Vec<Vec<Option<String>>>,
+    /// PostgreSQL: rows waiting for the next COPY, in COPY text format.
+    copy: String,
     total: u64,
 }
 
@@ -419,6 +438,7 @@ impl Table {
             name,
             columns,
             rows: Vec::new(),
+            copy: String::new(),
             total: 0,
         }
     }
@@ -427,12 +447,45 @@ impl Table {
     }
 }
 
+/// Appends one row to a COPY text-format buffer (tab-separated, `\N` for
+/// NULL, backslash escapes for backslash, tab, newline and carriage return).
+fn copy_row(buf: &mut String, row: &[Option<String>]) {
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            buf.push('\t');
+        }
+        match v {
+            None => buf.push_str("\\N"),
+            Some(s) => {
+                for ch in s.chars() {
+                    match ch {
+                        '\\' => buf.push_str("\\\\"),
+                        '\t' => buf.push_str("\\t"),
+                        '\n' => buf.push_str("\\n"),
+                        '\r' => buf.push_str("\\r"),
+                        c => buf.push(c),
+                    }
+                }
+            }
+        }
+    }
+    buf.push('\n');
+}
+
+/// Where the rows go: multi-row INSERTs in transactions (SQLite), or COPY
+/// on a dedicated connection (PostgreSQL).
+enum Sink<'p> {
+    Sqlite {
+        pool: &'p AnyPool,
+        tx: Option<Transaction<'p, Any>>,
+        since_commit: u64,
+    },
+    Postgres(PgConnection),
+}
+
 struct Loader<'p> {
-    tx: Option<Transaction<'p, Any>>,
-    backend: Backend,
-    pool: &'p AnyPool,
+    sink: Sink<'p>,
     tables: Vec<Table>,
-    since_commit: u64,
     progress: bool,
     started: Instant,
     last_progress: Instant,
@@ -444,13 +497,29 @@ const T_DOSSIERS: usize = 2;
 const T_CARE_TEAM: usize = 3;
 const T_EXAMS: usize = 4;
 const T_REPORTS: usize = 5;
+const T_SEARCH_TOKENS: usize = 6;
 
 impl<'p> Loader<'p> {
-    async fn new(pool: &'p AnyPool, backend: Backend, progress: bool) -> Result<Loader<'p>> {
+    async fn new(
+        pool: &'p AnyPool,
+        url: &str,
+        backend: Backend,
+        progress: bool,
+    ) -> Result<Loader<'p>> {
+        let sink = match backend {
+            Backend::Sqlite => Sink::Sqlite {
+                pool,
+                tx: Some(pool.begin().await?),
+                since_commit: 0,
+            },
+            Backend::Postgres => Sink::Postgres(
+                PgConnection::connect(url)
+                    .await
+                    .map_err(RecordsError::Connect)?,
+            ),
+        };
         Ok(Loader {
-            tx: Some(pool.begin().await?),
-            backend,
-            pool,
+            sink,
             tables: vec![
                 Table::new(
                     "rec_patients",
@@ -495,8 +564,8 @@ impl<'p> Loader<'p> {
                         "content_location",
                     ],
                 ),
+                Table::new("rec_search_tokens", &["rpps", "token", "patient_id"]),
             ],
-            since_commit: 0,
             progress,
             started: Instant::now(),
             last_progress: Instant::now(),
@@ -506,59 +575,86 @@ impl<'p> Loader<'p> {
     async fn push(&mut self, table: usize, row: Vec<Option<String>>) -> Result<()> {
         let t = &mut self.tables[table];
         debug_assert_eq!(row.len(), t.columns.len());
-        t.rows.push(row);
         t.total += 1;
-        if t.rows.len() >= t.batch_rows() {
+        let full = match self.sink {
+            Sink::Sqlite { .. } => {
+                t.rows.push(row);
+                t.rows.len() >= t.batch_rows()
+            }
+            Sink::Postgres(_) => {
+                copy_row(&mut t.copy, &row);
+                t.copy.len() >= COPY_BYTES
+            }
+        };
+        if full {
             self.flush(table).await?;
         }
         Ok(())
     }
 
     async fn flush(&mut self, table: usize) -> Result<()> {
-        let backend = self.backend;
         let t = &mut self.tables[table];
-        if t.rows.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut t.rows);
-        let ncols = t.columns.len();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", t.name, t.columns.join(", "));
-        let mut n = 0;
-        for i in 0..rows.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..ncols {
-                n += 1;
-                if c > 0 {
-                    sql.push_str(", ");
+        match &mut self.sink {
+            Sink::Postgres(conn) => {
+                if t.copy.is_empty() {
+                    return Ok(());
                 }
-                // SQLite: anonymous `?` (sqlx looks every numbered parameter
-                // up by name, a linear scan: quadratic on big batches)
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => sql.push_str(&format!("${n}")),
+                let data = std::mem::take(&mut t.copy);
+                let mut copy = conn
+                    .copy_in_raw(&format!(
+                        "COPY {} ({}) FROM STDIN",
+                        t.name,
+                        t.columns.join(", ")
+                    ))
+                    .await?;
+                copy.send(data.as_bytes()).await?;
+                copy.finish().await?;
+                Ok(())
+            }
+            Sink::Sqlite {
+                pool,
+                tx,
+                since_commit,
+            } => {
+                if t.rows.is_empty() {
+                    return Ok(());
                 }
+                let rows = std::mem::take(&mut t.rows);
+                let ncols = t.columns.len();
+                let mut sql = format!("INSERT INTO {} ({}) VALUES ", t.name, t.columns.join(", "));
+                for i in 0..rows.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for c in 0..ncols {
+                        if c > 0 {
+                            sql.push_str(", ");
+                        }
+                        // anonymous `?` (sqlx looks every numbered parameter
+                        // up by name, a linear scan: quadratic on big batches)
+                        sql.push('?');
+                    }
+                    sql.push(')');
+                }
+                let nrows = rows.len() as u64;
+                let mut q = sqlx::query(&sql);
+                for row in rows {
+                    for v in row {
+                        q = q.bind(v);
+                    }
+                }
+                let open = tx.as_mut().expect("open transaction");
+                q.execute(&mut **open).await?;
+                *since_commit += nrows;
+                if *since_commit >= ROWS_PER_TRANSACTION {
+                    tx.take().expect("open transaction").commit().await?;
+                    *tx = Some(pool.begin().await?);
+                    *since_commit = 0;
+                }
+                Ok(())
             }
-            sql.push(')');
         }
-        let nrows = rows.len() as u64;
-        let mut q = sqlx::query(&sql);
-        for row in rows {
-            for v in row {
-                q = q.bind(v);
-            }
-        }
-        let tx = self.tx.as_mut().expect("open transaction");
-        q.execute(&mut **tx).await?;
-        self.since_commit += nrows;
-        if self.since_commit >= ROWS_PER_TRANSACTION {
-            self.tx.take().expect("open transaction").commit().await?;
-            self.tx = Some(self.pool.begin().await?);
-            self.since_commit = 0;
-        }
-        Ok(())
     }
 
     fn patient_done(&mut self) {
@@ -581,11 +677,15 @@ impl<'p> Loader<'p> {
         for i in 0..self.tables.len() {
             self.flush(i).await?;
         }
-        self.tx.take().expect("open transaction").commit().await?;
+        match self.sink {
+            Sink::Sqlite { mut tx, .. } => tx.take().expect("open transaction").commit().await?,
+            Sink::Postgres(conn) => conn.close().await?,
+        }
         let t = &self.tables;
         Ok(Summary {
             patients: t[T_PATIENTS].total,
             tokens: t[T_TOKENS].total,
+            search_tokens: t[T_SEARCH_TOKENS].total,
             dossiers: t[T_DOSSIERS].total,
             care_team: t[T_CARE_TEAM].total,
             exams: t[T_EXAMS].total,
@@ -615,6 +715,9 @@ struct Generator<'c> {
     exam_seq: u64,
     report_seq: u64,
     min_dossier_day: i32,
+    /// The patient being written: id, name tokens, and the RPPS numbers on
+    /// the care teams of their dossiers so far (for `rec_search_tokens`).
+    current: Option<(String, Vec<String>, BTreeSet<String>)>,
 }
 
 /// One exam to write.
@@ -692,6 +795,7 @@ impl<'c> Generator<'c> {
             exam_seq: 0,
             report_seq: 0,
             min_dossier_day: day(2005, 1, 1).to_julian_day(),
+            current: None,
         };
         // each demo professional picks their random patients up front
         let mut pick_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xD3_40_F0_0D);
@@ -725,6 +829,24 @@ impl<'c> Generator<'c> {
             self.random_patient(loader, i).await?;
             loader.patient_done();
         }
+        self.patient_complete(loader).await
+    }
+
+    /// Writes the `rec_search_tokens` rows of the patient written last: one
+    /// per (RPPS on one of their care teams, name token).
+    async fn patient_complete(&mut self, loader: &mut Loader<'_>) -> Result<()> {
+        if let Some((id, tokens, rpps)) = self.current.take() {
+            for r in &rpps {
+                for t in &tokens {
+                    loader
+                        .push(
+                            T_SEARCH_TOKENS,
+                            vec![Some(r.clone()), Some(t.clone()), Some(id.clone())],
+                        )
+                        .await?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -749,11 +871,14 @@ impl<'c> Generator<'c> {
                 ],
             )
             .await?;
-        for t in patient_tokens(family, given) {
+        self.patient_complete(loader).await?;
+        let tokens = patient_tokens(family, given);
+        for t in &tokens {
             loader
-                .push(T_TOKENS, vec![Some(t), Some(id.into())])
+                .push(T_TOKENS, vec![Some(t.clone()), Some(id.into())])
                 .await?;
         }
+        self.current = Some((id.to_string(), tokens, BTreeSet::new()));
         Ok(())
     }
 
@@ -777,6 +902,10 @@ impl<'c> Generator<'c> {
                 ],
             )
             .await?;
+        if let Some((current, _, rpps)) = &mut self.current {
+            debug_assert_eq!(current, patient_id, "dossiers follow their patient");
+            rpps.extend(team.iter().filter_map(|(m, _)| m.rpps.clone()));
+        }
         for (m, role) in team {
             loader
                 .push(
@@ -1282,12 +1411,26 @@ mod tests {
     }
 
     #[test]
+    fn copy_text_format() {
+        let mut buf = String::new();
+        copy_row(
+            &mut buf,
+            &[
+                Some("CR\nligne 2\tx\\y\r".into()),
+                None,
+                Some("Françoise".into()),
+            ],
+        );
+        assert_eq!(buf, "CR\\nligne 2\\tx\\\\y\\r\t\\N\tFrançoise\n");
+    }
+
+    #[test]
     fn schema_split() {
         let (t, i) = split_schema(crate::SQLITE_SCHEMA);
-        assert_eq!(statements(t).len(), 6);
-        assert_eq!(statements(i).len(), 7);
+        assert_eq!(statements(t).len(), 7);
+        assert_eq!(statements(i).len(), 8);
         let (t, i) = split_schema(crate::POSTGRES_SCHEMA);
-        assert_eq!(statements(t).len(), 6);
-        assert_eq!(statements(i).len(), 7);
+        assert_eq!(statements(t).len(), 7);
+        assert_eq!(statements(i).len(), 8);
     }
 }

@@ -14,7 +14,8 @@
 pub mod demo_data;
 mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -50,10 +51,17 @@ pub fn role_label(code: &str) -> Option<&'static str> {
 pub const MIN_QUERY_CHARS: usize = 2;
 /// Words of a query beyond this many are ignored.
 pub const MAX_QUERY_WORDS: usize = 6;
-/// At most this many (patient, dossier, role) rows are considered for one
-/// name search before ranking. A professional would need that many matching
-/// care-team rows for one query for a relevant patient to be missed.
-pub const SEARCH_ROW_CAP: u32 = 20_000;
+/// At most this many candidate patients (or `limit`, if more) are ranked
+/// for one name search: for one word, the first ones of the search index
+/// (`rec_search_tokens`) in index order, those whose token is the word
+/// itself first, then by token; for several words, the first ones by
+/// patient id of those in the ranges of all words. Below this many matching
+/// patients the result is exact; above it, the ranking applies to these
+/// candidates only. The cost of a search grows with this number (about one
+/// patient lookup each), not with the professional's care-team size.
+pub const SEARCH_CANDIDATE_CAP: u32 = 200;
+/// Candidates whose live care-team rows are read in one query.
+const CARE_TEAM_BATCH: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
@@ -230,9 +238,12 @@ impl Records {
 
     /// Checks that the database answers and the schema is there.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT COUNT(*) FROM rec_patients WHERE patient_id = ''")
-            .fetch_one(&self.pool)
-            .await?;
+        sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM rec_patients WHERE patient_id = ''), \
+             (SELECT COUNT(*) FROM rec_search_tokens WHERE rpps = '')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -246,6 +257,13 @@ impl Records {
     /// order. Ranking: hits whose words are all whole name words first, then
     /// those whose first word starts a family-name word, then by family
     /// name, given name, birth date; at most `limit` hits.
+    ///
+    /// The search index `rec_search_tokens` only proposes candidates (at
+    /// most [`SEARCH_CANDIDATE_CAP`] or `limit`); each hit's dossiers and
+    /// roles are read live from `rec_care_team`, and a candidate without a
+    /// live care-team row for `rpps`, or whose current name no longer
+    /// matches, is dropped. A stale index can therefore hide a patient,
+    /// never add one.
     pub async fn search_patients(
         &self,
         rpps: &str,
@@ -256,48 +274,196 @@ impl Records {
         if words.is_empty() || limit == 0 || rpps.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = format!(
-            "SELECT {PATIENT_COLS}, c.dossier_number, c.role_code, d.dossier_date \
-             FROM rec_care_team c \
-             JOIN rec_dossiers d ON d.dossier_number = c.dossier_number \
-             JOIN rec_patients p ON p.patient_id = d.patient_id \
-             WHERE c.rpps = $1"
-        );
-        for i in 0..words.len() {
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM rec_patient_tokens t \
-                 WHERE t.patient_id = p.patient_id AND t.token LIKE ${})",
-                i + 2
-            ));
+        let limit = limit as usize;
+        // 1. candidates: the index, then the patients' current names
+        let cap = limit.max(SEARCH_CANDIDATE_CAP as usize);
+        let candidates = self.search_candidates(rpps, &words, cap).await?;
+        let mut ranked: Vec<(RankKey, Patient)> = candidates
+            .into_iter()
+            .filter_map(|p| rank_key(&p, &words).map(|k| (k, p)))
+            .collect();
+        ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+        // 2. the live care-team rows of the best candidates, in batches
+        // until `limit` hits (more than one batch only when the index is
+        // stale or `limit` is large)
+        let mut hits = Vec::with_capacity(limit.min(ranked.len()));
+        let mut rest = ranked.into_iter().map(|(_, p)| p);
+        while hits.len() < limit {
+            let batch: Vec<Patient> = rest
+                .by_ref()
+                .take((limit - hits.len()).min(CARE_TEAM_BATCH))
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            let ids: Vec<&str> = batch.iter().map(|p| p.patient_id.as_str()).collect();
+            let mut roles = self.live_roles(rpps, &ids).await?;
+            for patient in batch {
+                if let Some(dossiers) = roles.remove(&patient.patient_id) {
+                    hits.push(PatientHit { patient, dossiers });
+                }
+            }
         }
-        sql.push_str(&format!(" LIMIT {SEARCH_ROW_CAP}"));
+        Ok(hits)
+    }
+
+    /// The candidate patients of a name search, from `rec_search_tokens`,
+    /// with their current names, at most `cap`. One word: the first `cap`
+    /// patients of its range of the index for `rpps`, in index order (the
+    /// word itself first, then the tokens it starts, alphabetically).
+    /// Several words: the patients in the ranges of all of them
+    /// (intersection), the first `cap` by patient id. A range is `token >= W
+    /// AND token < W'` with `W'` the word with its last character
+    /// incremented: tokens are `[A-Z0-9]+` and compare bytewise (SQLite
+    /// BINARY, PostgreSQL `COLLATE "C"`), so no LIKE is needed.
+    ///
+    /// The candidate ids are chosen and limited in a subquery before the
+    /// patients are joined, so that no plan (PostgreSQL's generic plans
+    /// included) starts from anything else than the index ranges.
+    async fn search_candidates(
+        &self,
+        rpps: &str,
+        words: &[String],
+        cap: usize,
+    ) -> Result<Vec<Patient>> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut out: Vec<Patient> = Vec::new();
+        let mut keep = |row: &AnyRow, out: &mut Vec<Patient>| -> Result<()> {
+            // LEFT JOIN: an index entry whose patient is gone gives NULLs
+            let id: Option<String> = row.try_get(0)?;
+            if id.is_some_and(|id| seen.insert(id)) {
+                out.push(patient_from(row, 0)?);
+            }
+            Ok(())
+        };
+        if words.len() > 1 {
+            let ranges: Vec<String> = (0..words.len())
+                .map(|i| {
+                    format!(
+                        "SELECT s.patient_id FROM rec_search_tokens s \
+                         WHERE s.rpps = $1 AND s.token >= ${} AND s.token < ${}",
+                        2 + 2 * i,
+                        3 + 2 * i
+                    )
+                })
+                .collect();
+            // LEFT JOIN: SQLite keeps this join order
+            let sql = format!(
+                "SELECT {PATIENT_COLS} FROM (SELECT i.patient_id FROM ({}) i \
+                 ORDER BY i.patient_id LIMIT {cap}) x \
+                 LEFT JOIN rec_patients p ON p.patient_id = x.patient_id",
+                ranges.join(" INTERSECT ")
+            );
+            let mut q = sqlx::query(&sql).bind(rpps);
+            for w in words {
+                q = q.bind(w.as_str()).bind(next_prefix(w));
+            }
+            for row in &q.fetch_all(&self.pool).await? {
+                keep(row, &mut out)?;
+            }
+            return Ok(out);
+        }
+        // One word. A patient may have several tokens in the range (the
+        // words and the joined form of a compound name): read on after the
+        // last index entry until `cap` patients or the end of the range.
+        let word = &words[0];
+        let next = next_prefix(word);
+        // (token, patient_id) of the last index entry read
+        let mut after: (String, String) = (String::new(), String::new());
+        loop {
+            let want = cap - out.len();
+            // $2 is the word, then the last token read (the seek starts
+            // there); ($4, $5) skip the entries already read
+            let sql = format!(
+                "SELECT {PATIENT_COLS}, x.token, x.patient_id \
+                 FROM (SELECT s.token, s.patient_id FROM rec_search_tokens s \
+                 WHERE s.rpps = $1 AND s.token >= $2 AND s.token < $3 \
+                 AND (s.token > $4 OR s.patient_id > $5) \
+                 ORDER BY s.token, s.patient_id LIMIT $6) x \
+                 LEFT JOIN rec_patients p ON p.patient_id = x.patient_id \
+                 ORDER BY x.token, x.patient_id"
+            );
+            let from = if after.0.is_empty() { word } else { &after.0 };
+            let rows = sqlx::query(&sql)
+                .bind(rpps)
+                .bind(from.as_str())
+                .bind(next.as_str())
+                .bind(after.0.as_str())
+                .bind(after.1.as_str())
+                .bind(want as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                keep(row, &mut out)?;
+            }
+            // in the database's order (its collation for patient_id)
+            if let Some(last) = rows.last() {
+                after = (last.try_get(5)?, last.try_get(6)?);
+            }
+            if rows.len() < want || out.len() >= cap {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// For each of these patients with at least one dossier whose care team
+    /// lists `rpps` (read live from `rec_care_team`): the dossiers and roles,
+    /// newest dossier first, roles sorted.
+    ///
+    /// The professional is matched with `COALESCE(c.rpps, '') = $1`, an
+    /// expression no index serves: with `c.rpps = $1` a plan that does not
+    /// know the value (a PostgreSQL generic plan, after a few executions of
+    /// the prepared statement) can start from all of the professional's
+    /// care-team rows (66,636 for the busiest one of the benchmark), the
+    /// cost this search avoids. Here the only way in is the candidates'
+    /// dossiers.
+    async fn live_roles(
+        &self,
+        rpps: &str,
+        patient_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<DossierRoles>>> {
+        if patient_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let params: Vec<String> = (2..patient_ids.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect();
+        // CROSS JOIN: SQLite keeps this join order (from the candidates'
+        // dossiers)
+        let sql = format!(
+            "SELECT d.patient_id, d.dossier_number, d.dossier_date, c.role_code \
+             FROM rec_dossiers d CROSS JOIN rec_care_team c \
+             WHERE d.patient_id IN ({}) AND c.dossier_number = d.dossier_number \
+             AND COALESCE(c.rpps, '') = $1",
+            params.join(", ")
+        );
         let mut q = sqlx::query(&sql).bind(rpps);
-        for w in &words {
-            // words are [A-Z0-9]+: no LIKE wildcard to escape
-            q = q.bind(format!("{w}%"));
+        for id in patient_ids {
+            q = q.bind(*id);
         }
         let rows = q.fetch_all(&self.pool).await?;
-
-        // patient_id -> (patient, dossier_number -> (date, roles))
-        type PerPatient = (Patient, BTreeMap<String, (String, Vec<String>)>);
-        let mut by_patient: HashMap<String, PerPatient> = HashMap::new();
+        // patient_id -> dossier_number -> (date, roles)
+        let mut by_patient: HashMap<String, BTreeMap<String, (String, Vec<String>)>> =
+            HashMap::new();
         for row in &rows {
-            let patient = patient_from(row, 0)?;
-            let dossier: String = row.try_get(5)?;
-            let role: String = row.try_get(6)?;
-            let date: String = row.try_get(7)?;
-            let entry = by_patient
-                .entry(patient.patient_id.clone())
-                .or_insert_with(|| (patient, BTreeMap::new()));
-            let roles = &mut entry.1.entry(dossier).or_insert((date, Vec::new())).1;
+            let patient: String = row.try_get(0)?;
+            let dossier: String = row.try_get(1)?;
+            let date: String = row.try_get(2)?;
+            let role: String = row.try_get(3)?;
+            let roles = &mut by_patient
+                .entry(patient)
+                .or_default()
+                .entry(dossier)
+                .or_insert((date, Vec::new()))
+                .1;
             if !roles.contains(&role) {
                 roles.push(role);
             }
         }
-        let mut ranked: Vec<(RankKey, PatientHit)> = by_patient
-            .into_values()
+        Ok(by_patient
+            .into_iter()
             .map(|(patient, dossiers)| {
-                let key = rank_key(&patient, &words);
                 let mut dossiers: Vec<(String, String, Vec<String>)> = dossiers
                     .into_iter()
                     .map(|(n, (date, mut roles))| {
@@ -307,12 +473,9 @@ impl Records {
                     .collect();
                 dossiers.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
                 let dossiers = dossiers.into_iter().map(|(_, n, r)| (n, r)).collect();
-                (key, PatientHit { patient, dossiers })
+                (patient, dossiers)
             })
-            .collect();
-        ranked.sort_by(|a, b| a.0.cmp(&b.0));
-        ranked.truncate(limit as usize);
-        Ok(ranked.into_iter().map(|(_, hit)| hit).collect())
+            .collect())
     }
 
     pub async fn patient(&self, patient_id: &str) -> Result<Option<Patient>> {
@@ -476,10 +639,29 @@ impl Records {
         since_date: &str,
         limit: u32,
     ) -> Result<Vec<RecentResult>> {
+        self.recent_reports_page(rpps, since_date, None, limit)
+            .await
+    }
+
+    /// One page of [`Records::recent_reports_for`]: the results that come
+    /// after `after` (the last one of the previous page, see
+    /// [`RecentCursor::of`]) in the same order, at most `limit`.
+    pub async fn recent_reports_page(
+        &self,
+        rpps: &str,
+        since_date: &str,
+        after: Option<&RecentCursor>,
+        limit: u32,
+    ) -> Result<Vec<RecentResult>> {
         if rpps.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&format!(
+        let keyset = if after.is_some() {
+            " AND (r.report_date < $4 OR (r.report_date = $4 AND r.report_id < $5))"
+        } else {
+            ""
+        };
+        let sql = format!(
             "SELECT {REPORT_COLS}, d.dossier_number, d.patient_id, d.dossier_date, \
              {PATIENT_COLS}, {EXAM_COLS} \
              FROM rec_reports r \
@@ -487,30 +669,17 @@ impl Records {
              JOIN rec_patients p ON p.patient_id = d.patient_id \
              LEFT JOIN rec_exams e ON e.exam_id = r.exam_id \
              WHERE r.report_date >= $2 AND r.dossier_number IN \
-               (SELECT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1) \
+               (SELECT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1){keyset} \
              ORDER BY r.report_date DESC, r.report_id DESC LIMIT $3"
-        ))
-        .bind(rpps)
-        .bind(since_date)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let role_rows = sqlx::query(
-            "SELECT DISTINCT c.dossier_number, c.role_code FROM rec_care_team c \
-             JOIN rec_reports r ON r.dossier_number = c.dossier_number \
-             WHERE c.rpps = $1 AND r.report_date >= $2",
-        )
-        .bind(rpps)
-        .bind(since_date)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut roles: HashMap<String, Vec<String>> = HashMap::new();
-        for row in &role_rows {
-            roles
-                .entry(row.try_get(0)?)
-                .or_default()
-                .push(row.try_get(1)?);
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(rpps)
+            .bind(since_date)
+            .bind(i64::from(limit));
+        if let Some(c) = after {
+            q = q.bind(c.report_date.as_str()).bind(c.report_id.as_str());
         }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let report = report_from(row, 0)?;
@@ -521,20 +690,107 @@ impl Records {
                 Some(_) => Some(exam_from(row, 15)?),
                 None => None,
             };
-            let mut r = roles
-                .get(&dossier.dossier_number)
-                .cloned()
-                .unwrap_or_default();
-            r.sort();
             out.push(RecentResult {
                 report,
                 exam,
                 dossier,
                 patient,
-                roles: r,
+                roles: Vec::new(),
             });
         }
+        // the roles on the dossiers of this page only
+        let mut dossiers: Vec<&str> = out
+            .iter()
+            .map(|r| r.dossier.dossier_number.as_str())
+            .collect();
+        dossiers.sort_unstable();
+        dossiers.dedup();
+        let mut roles: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in dossiers.chunks(CARE_TEAM_BATCH) {
+            let params: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT DISTINCT c.dossier_number, c.role_code FROM rec_care_team c \
+                 WHERE c.rpps = $1 AND c.dossier_number IN ({})",
+                params.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(rpps);
+            for d in chunk {
+                q = q.bind(*d);
+            }
+            for row in &q.fetch_all(&self.pool).await? {
+                roles
+                    .entry(row.try_get(0)?)
+                    .or_default()
+                    .push(row.try_get(1)?);
+            }
+        }
+        for r in &mut out {
+            let mut rs = roles
+                .get(&r.dossier.dossier_number)
+                .cloned()
+                .unwrap_or_default();
+            rs.sort();
+            r.roles = rs;
+        }
         Ok(out)
+    }
+
+    /// Reads the recent results of `rpps` ([`Records::recent_reports_page`],
+    /// newest first) in pages of `page_size` and keeps what `keep` returns
+    /// of each page (e.g. the reports not seen yet that the policy allows),
+    /// until `wanted` results are kept, the list ends, or `max_rows` results
+    /// were read (a hard bound: a professional with many recent results,
+    /// nearly all of them filtered out, costs at most `max_rows` rows).
+    /// At most `wanted` results, in list order.
+    pub async fn collect_recent<F, Fut, E>(
+        &self,
+        rpps: &str,
+        since_date: &str,
+        page_size: u32,
+        max_rows: u32,
+        wanted: usize,
+        mut keep: F,
+    ) -> std::result::Result<Vec<RecentResult>, E>
+    where
+        F: FnMut(Vec<RecentResult>) -> Fut,
+        Fut: Future<Output = std::result::Result<Vec<RecentResult>, E>>,
+        E: From<RecordsError>,
+    {
+        let mut out = Vec::new();
+        let mut read = 0u32;
+        let mut after: Option<RecentCursor> = None;
+        while out.len() < wanted && read < max_rows && page_size > 0 {
+            let n = page_size.min(max_rows - read);
+            let page = self
+                .recent_reports_page(rpps, since_date, after.as_ref(), n)
+                .await?;
+            read += page.len() as u32;
+            let last_page = page.len() < n as usize;
+            after = page.last().map(RecentCursor::of);
+            out.extend(keep(page).await?);
+            if last_page {
+                break;
+            }
+        }
+        out.truncate(wanted);
+        Ok(out)
+    }
+}
+
+/// A position in the recent-results list: where a page ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentCursor {
+    pub report_date: String,
+    pub report_id: String,
+}
+
+impl RecentCursor {
+    /// The position of this result (the next page starts after it).
+    pub fn of(r: &RecentResult) -> RecentCursor {
+        RecentCursor {
+            report_date: r.report.report_date.clone(),
+            report_id: r.report.report_id.clone(),
+        }
     }
 }
 
@@ -555,26 +811,55 @@ pub fn query_words(query: &str) -> Vec<String> {
     words
 }
 
+/// The smallest string greater than every string that starts with `word`
+/// (and than `word` itself), for `[A-Z0-9]+` words compared bytewise: the
+/// last character incremented (`MA` -> `MB`, `MZ` -> `M[`, `M9` -> `M:`).
+fn next_prefix(word: &str) -> String {
+    debug_assert!(!word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let mut next = word.to_string();
+    if let Some(c) = next.pop() {
+        next.push(char::from_u32(c as u32 + 1).unwrap_or(char::MAX));
+    }
+    next
+}
+
 /// Sort key of a search hit (smaller first): words that are not a whole
 /// name word, whether the first word does not start a family-name word,
 /// normalized family name, given name, birth date, patient id.
 type RankKey = (usize, bool, String, String, String, String);
 
-fn rank_key(p: &Patient, words: &[String]) -> RankKey {
-    let all = patient_tokens(&p.family_name, &p.given_name);
-    let family = patient_tokens(&p.family_name, "");
-    let not_exact = words.iter().filter(|w| !all.contains(w)).count();
+/// The sort key of a patient for these query words, or None when a word
+/// does not start one of the patient's name tokens ([`patient_tokens`]).
+fn rank_key(p: &Patient, words: &[String]) -> Option<RankKey> {
+    let family = search_tokens(&p.family_name);
+    let given = search_tokens(&p.given_name);
+    let joined = |w: &[String]| (w.len() > 1).then(|| w.concat());
+    let family_joined = joined(&family);
+    let given_joined = joined(&given);
+    let family_tokens = || family.iter().chain(family_joined.iter());
+    let all = || {
+        family_tokens()
+            .chain(given.iter())
+            .chain(given_joined.iter())
+    };
+    if !words
+        .iter()
+        .all(|w| all().any(|t| t.starts_with(w.as_str())))
+    {
+        return None;
+    }
+    let not_exact = words.iter().filter(|w| !all().any(|t| t == *w)).count();
     let first_in_family = words
         .first()
-        .is_some_and(|w| family.iter().any(|t| t.starts_with(w.as_str())));
-    (
+        .is_some_and(|w| family_tokens().any(|t| t.starts_with(w.as_str())));
+    Some((
         not_exact,
         !first_in_family,
-        search_tokens(&p.family_name).join(" "),
-        search_tokens(&p.given_name).join(" "),
+        family.join(" "),
+        given.join(" "),
         p.birth_date.clone(),
         p.patient_id.clone(),
-    )
+    ))
 }
 
 fn patient_from(row: &AnyRow, at: usize) -> Result<Patient> {
@@ -646,14 +931,35 @@ mod tests {
         };
         let w = vec!["MARTIN".to_string()];
         let mut v = [
-            rank_key(&p("DUPONT", "Martine"), &w),
-            rank_key(&p("MARTINEZ", "Paul"), &w),
-            rank_key(&p("LE GALL", "Martin"), &w),
-            rank_key(&p("MARTIN", "Hélène"), &w),
+            rank_key(&p("DUPONT", "Martine"), &w).unwrap(),
+            rank_key(&p("MARTINEZ", "Paul"), &w).unwrap(),
+            rank_key(&p("LE GALL", "Martin"), &w).unwrap(),
+            rank_key(&p("MARTIN", "Hélène"), &w).unwrap(),
         ];
         v.sort();
         let fam: Vec<&str> = v.iter().map(|k| k.2.as_str()).collect();
         assert_eq!(fam, ["MARTIN", "LE GALL", "MARTINEZ", "DUPONT"]);
+        // a word that starts no name token: not a hit
+        assert!(rank_key(&p("MARTIN", "Hélène"), &["ARTIN".to_string()]).is_none());
+        assert!(rank_key(&p("MARTIN", "Hélène"), &w,).is_some());
+        // joined tokens count: "legall" is a whole word of LE GALL
+        let k = rank_key(&p("LE GALL", "Martin"), &["LEGALL".to_string()]).unwrap();
+        assert_eq!((k.0, k.1), (0, false));
+        let k = rank_key(&p("DUPONT", "Jean-Pierre"), &["JEANP".to_string()]).unwrap();
+        assert_eq!((k.0, k.1), (1, true));
+    }
+
+    #[test]
+    fn next_prefix_bounds_the_range() {
+        assert_eq!(next_prefix("MA"), "MB");
+        assert_eq!(next_prefix("MZ"), "M[");
+        assert_eq!(next_prefix("M9"), "M:");
+        for t in ["MA", "MAZZZ", "MA0", "MA9"] {
+            assert!(t >= "MA" && t < next_prefix("MA").as_str(), "{t}");
+        }
+        for t in ["M", "MB", "LZZZ", "MB0"] {
+            assert!(!(t >= "MA" && t < next_prefix("MA").as_str()), "{t}");
+        }
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! creates its own database); `scripts/test.sh` provides it. Without it they
 //! fail rather than pass silently.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
-use espace_ps_records::{patient_tokens, query_words, Backend, Records, POSTGRES_SCHEMA};
+use espace_ps_records::{
+    patient_tokens, query_words, search_tokens, Backend, PatientHit, RecentCursor, Records,
+    RecordsError, POSTGRES_SCHEMA,
+};
 use sqlx::{AnyPool, Connection, Row};
 use time::macros::date;
 use time::Date;
@@ -86,6 +89,7 @@ async fn dump(url: &str) -> Dump {
         ("rec_care_team", 4),
         ("rec_exams", 7),
         ("rec_reports", 7),
+        ("rec_search_tokens", 3),
     ] {
         let order: Vec<String> = (1..=cols).map(|i| i.to_string()).collect();
         let rows = sqlx::query(&format!(
@@ -233,6 +237,405 @@ async fn check_search(rec: &Records) {
                 assert!(h.dossiers.iter().all(|d| !d.1.is_empty()));
             }
         }
+    }
+}
+
+/// The name search as it was before the search index (commit 01ba427): from
+/// the professional's care-team rows, `LIKE 'WORD%'` on each patient's
+/// tokens, ranked in Rust. The reference for [`check_same_as_before`].
+async fn search_before_index(
+    pool: &AnyPool,
+    rpps: &str,
+    query: &str,
+    limit: usize,
+) -> Vec<PatientHit> {
+    let words = query_words(query);
+    if words.is_empty() || limit == 0 || rpps.is_empty() {
+        return Vec::new();
+    }
+    let mut sql = String::from(
+        "SELECT p.patient_id, p.family_name, p.given_name, p.sex, p.birth_date, \
+         c.dossier_number, c.role_code, d.dossier_date \
+         FROM rec_care_team c \
+         JOIN rec_dossiers d ON d.dossier_number = c.dossier_number \
+         JOIN rec_patients p ON p.patient_id = d.patient_id \
+         WHERE c.rpps = $1",
+    );
+    for i in 0..words.len() {
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM rec_patient_tokens t \
+             WHERE t.patient_id = p.patient_id AND t.token LIKE ${})",
+            i + 2
+        ));
+    }
+    let mut q = sqlx::query(&sql).bind(rpps);
+    for w in &words {
+        q = q.bind(format!("{w}%"));
+    }
+    type PerPatient = (
+        espace_ps_records::Patient,
+        BTreeMap<String, (String, Vec<String>)>,
+    );
+    let mut by_patient: HashMap<String, PerPatient> = HashMap::new();
+    for row in q.fetch_all(pool).await.unwrap() {
+        let patient = espace_ps_records::Patient {
+            patient_id: row.get(0),
+            family_name: row.get(1),
+            given_name: row.get(2),
+            sex: row.get(3),
+            birth_date: row.get(4),
+        };
+        let (dossier, role, date): (String, String, String) = (row.get(5), row.get(6), row.get(7));
+        let entry = by_patient
+            .entry(patient.patient_id.clone())
+            .or_insert_with(|| (patient, BTreeMap::new()));
+        let roles = &mut entry.1.entry(dossier).or_insert((date, Vec::new())).1;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    let mut ranked: Vec<_> = by_patient
+        .into_values()
+        .map(|(p, dossiers)| {
+            let all = patient_tokens(&p.family_name, &p.given_name);
+            let family = patient_tokens(&p.family_name, "");
+            let key = (
+                words.iter().filter(|w| !all.contains(w)).count(),
+                !words
+                    .first()
+                    .is_some_and(|w| family.iter().any(|t| t.starts_with(w.as_str()))),
+                search_tokens(&p.family_name).join(" "),
+                search_tokens(&p.given_name).join(" "),
+                p.birth_date.clone(),
+                p.patient_id.clone(),
+            );
+            let mut dossiers: Vec<(String, String, Vec<String>)> = dossiers
+                .into_iter()
+                .map(|(n, (date, mut roles))| {
+                    roles.sort();
+                    (date, n, roles)
+                })
+                .collect();
+            dossiers.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
+            let dossiers = dossiers.into_iter().map(|(_, n, r)| (n, r)).collect();
+            (
+                key,
+                PatientHit {
+                    patient: p,
+                    dossiers,
+                },
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    ranked.truncate(limit);
+    ranked.into_iter().map(|(_, h)| h).collect()
+}
+
+/// The index-based search gives exactly what the search before the index
+/// gave (same patients, same order, same dossiers and roles).
+async fn check_same_as_before(rec: &Records) {
+    let queries = [
+        "sc",
+        "scan",
+        "SCANAP",
+        "françoise scanap",
+        "scanap françoise",
+        "fra sca",
+        "le gall",
+        "legall",
+        "le ga",
+        "gall le",
+        "martin",
+        "mart",
+        "ma",
+        "ma ma",
+        "mar tin",
+        "hélène",
+        "HELENE",
+        "Hélè",
+        "aïss",
+        "n'di",
+        "ndiaye",
+        "n diaye",
+        "jean",
+        "jean-pierre",
+        "jean pi",
+        "le",
+        "du",
+        "ber",
+        "xyz",
+        "é",
+        "martin-dupré marie",
+    ];
+    for rpps in [
+        ELISE_RPPS,
+        HERVE_RPPS,
+        NOEL_RPPS,
+        INES_RPPS,
+        "10000000000",
+        "",
+    ] {
+        for q in queries {
+            for limit in [3usize, 20, 10_000] {
+                let before = search_before_index(rec.pool(), rpps, q, limit).await;
+                let now = rec.search_patients(rpps, q, limit as u32).await.unwrap();
+                assert_eq!(now, before, "{rpps} {q:?} limit {limit}");
+            }
+        }
+    }
+}
+
+/// The search index only proposes candidates: the dossiers and roles of a
+/// hit are the live care-team rows, a patient without any for this
+/// professional is never returned, and the current name decides. `url` is a
+/// writable database freshly generated with the demo data.
+async fn check_stale_index(url: &str) {
+    let rec = Records::connect_with(url, 1).await.unwrap();
+    let writer = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let exec = |sql: &'static str, binds: Vec<&'static str>| {
+        let writer = writer.clone();
+        async move {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.execute(&writer).await.unwrap().rows_affected()
+        }
+    };
+    let dossiers_of = |hits: &[PatientHit], id: &str| -> Option<Vec<(String, Vec<String>)>> {
+        hits.iter()
+            .find(|h| h.patient.patient_id == id)
+            .map(|h| h.dossiers.clone())
+    };
+
+    // Élise leaves the care team of the SCANNER CEREBRAL dossier; the index
+    // still says she is on Françoise's care team (unchanged)
+    let n = exec(
+        "DELETE FROM rec_care_team WHERE dossier_number = $1 AND rpps = $2",
+        vec![SCANAP_DOSSIER_SCANNER, ELISE_RPPS],
+    )
+    .await;
+    assert_eq!(n, 1);
+    let hits = rec.search_patients(ELISE_RPPS, "scanap", 20).await.unwrap();
+    let d = dossiers_of(&hits, SCANAP_PATIENT_ID).expect("still on other dossiers");
+    assert!(
+        d.iter().all(|(n, _)| n != SCANAP_DOSSIER_SCANNER),
+        "a dossier she left must not be handed to the policy engine: {d:?}"
+    );
+    assert_eq!(d.len(), 3);
+    // her role changes on another dossier: the hit carries the live role
+    exec(
+        "UPDATE rec_care_team SET role_code = 'CO' WHERE dossier_number = $1 AND rpps = $2",
+        vec![SCANAP_DOSSIER_EPAULE, ELISE_RPPS],
+    )
+    .await;
+    let hits = rec.search_patients(ELISE_RPPS, "scanap", 20).await.unwrap();
+    let d = dossiers_of(&hits, SCANAP_PATIENT_ID).unwrap();
+    assert!(d.contains(&(SCANAP_DOSSIER_EPAULE.to_string(), vec!["CO".to_string()])));
+
+    // Élise leaves MARTIN Hélène's only dossier: no longer found at all
+    assert!(dossiers_of(
+        &rec.search_patients(ELISE_RPPS, "martin", 50).await.unwrap(),
+        "10000003"
+    )
+    .is_some());
+    exec(
+        "DELETE FROM rec_care_team WHERE dossier_number = '20220000012' AND rpps = $1",
+        vec![ELISE_RPPS],
+    )
+    .await;
+    let index_rows: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM rec_search_tokens WHERE rpps = $1 AND patient_id = '10000003'",
+    )
+    .bind(ELISE_RPPS)
+    .fetch_one(&writer)
+    .await
+    .unwrap()
+    .get(0);
+    assert!(index_rows > 0, "the index is stale on purpose");
+    for q in ["martin", "helene", "martin hélène"] {
+        let hits = rec.search_patients(ELISE_RPPS, q, 50).await.unwrap();
+        assert!(dossiers_of(&hits, "10000003").is_none(), "{q:?}");
+    }
+
+    // index rows that propose a patient she was never on the care team of
+    // (SCANAP Jean-Baptiste): never returned
+    exec(
+        "INSERT INTO rec_search_tokens (rpps, token, patient_id) VALUES \
+         ($1, 'SCANAP', '10000002'), ($1, 'JEAN', '10000002'), ($1, 'BAPTISTE', '10000002')",
+        vec![ELISE_RPPS],
+    )
+    .await;
+    for q in ["scanap", "jean-baptiste scanap", "baptiste"] {
+        let hits = rec.search_patients(ELISE_RPPS, q, 50).await.unwrap();
+        assert!(dossiers_of(&hits, "10000002").is_none(), "{q:?}");
+    }
+
+    // the patient was renamed since the index was built: the current name
+    // decides (the old name no longer finds her; the new one not before the
+    // refresh: stale hides, never adds)
+    exec(
+        "UPDATE rec_patients SET family_name = 'DURAND' WHERE patient_id = '10000006'",
+        vec![],
+    )
+    .await;
+    assert!(dossiers_of(
+        &rec.search_patients(ELISE_RPPS, "dupont", 50).await.unwrap(),
+        "10000006"
+    )
+    .is_none());
+    let hits = rec
+        .search_patients(ELISE_RPPS, "martine", 50)
+        .await
+        .unwrap();
+    let durand = hits.iter().find(|h| h.patient.patient_id == "10000006");
+    assert_eq!(durand.unwrap().patient.family_name, "DURAND");
+
+    // missing index rows hide a patient (until the next refresh)
+    exec(
+        "DELETE FROM rec_search_tokens WHERE rpps = $1 AND patient_id = '10000005'",
+        vec![ELISE_RPPS],
+    )
+    .await;
+    assert!(dossiers_of(
+        &rec.search_patients(ELISE_RPPS, "martinez", 50)
+            .await
+            .unwrap(),
+        "10000005"
+    )
+    .is_none());
+
+    writer.close().await;
+    rec.pool().close().await;
+}
+
+/// More matching patients than [`espace_ps_records::SEARCH_CANDIDATE_CAP`]:
+/// the search stays bounded, returns `limit` hits, exact token matches
+/// first, and ranks the first candidates of the index only.
+async fn check_candidate_cap(url: &str) {
+    let cap = espace_ps_records::SEARCH_CANDIDATE_CAP as usize;
+    let n = cap + 205;
+    let writer = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let mut tx = writer.begin().await.unwrap();
+    // 5 patients "MARTI …" then cap + 200 "MARTINOT …", all on Élise's care
+    // teams; given names in the reverse order of the patient ids
+    let id = |i: usize| format!("2{i:07}");
+    for i in 0..n {
+        let family = if i < 5 { "MARTI" } else { "MARTINOT" };
+        insert_patient(&mut tx, &id(i), family, &format!("P{:05}", n - i)).await;
+    }
+    // 3/4 cap "DUVAL-DUVALIER" (three tokens starting with DUVAL: DUVAL,
+    // DUVALIER, DUVALDUVALIER), then 1/2 cap "DUVALOT"
+    let (dup, more) = (cap * 3 / 4, cap / 2);
+    for i in 0..dup + more {
+        let family = if i < dup { "DUVAL-DUVALIER" } else { "DUVALOT" };
+        insert_patient(&mut tx, &format!("3{i:07}"), family, "Jean").await;
+    }
+    tx.commit().await.unwrap();
+    writer.close().await;
+
+    let rec = Records::connect_with(url, 1).await.unwrap();
+    let hits = rec.search_patients(ELISE_RPPS, "marti", 20).await.unwrap();
+    assert_eq!(hits.len(), 20);
+    let fam: Vec<&str> = hits
+        .iter()
+        .map(|h| h.patient.family_name.as_str())
+        .collect();
+    assert_eq!(&fam[..5], ["MARTI"; 5], "exact token matches first");
+    // the candidates are the first `cap` of the index (by patient id here):
+    // the best of them by given name, not the best of all
+    let hits = rec
+        .search_patients(ELISE_RPPS, "martinot", 20)
+        .await
+        .unwrap();
+    let want: Vec<String> = (cap - 15..cap + 5).rev().map(id).collect();
+    assert_eq!(ids(&hits), want);
+    // a larger limit widens the candidates
+    let all = rec
+        .search_patients(ELISE_RPPS, "martinot", 100_000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), n - 5);
+    assert_eq!(all[0].patient.given_name, "P00001");
+    // a second word narrows the range of the first
+    let one = rec
+        .search_patients(ELISE_RPPS, "mart p00001", 20)
+        .await
+        .unwrap();
+    assert_eq!(ids(&one), [id(n - 1)]);
+    // several index entries of one patient in the range: still `cap`
+    // distinct candidates (the index is read on past the duplicates)
+    let duval = rec
+        .search_patients(ELISE_RPPS, "duval", cap as u32)
+        .await
+        .unwrap();
+    assert_eq!(duval.len(), cap);
+    let distinct: BTreeSet<&str> = ids(&duval).into_iter().collect();
+    assert_eq!(distinct.len(), cap);
+    let count = |family: &str| {
+        duval
+            .iter()
+            .filter(|h| h.patient.family_name == family)
+            .count()
+    };
+    // all those with three entries, and some of those after them
+    assert_eq!(count("DUVAL-DUVALIER"), dup);
+    assert!(count("DUVALOT") > 0);
+    rec.pool().close().await;
+}
+
+/// Inserts a patient with one dossier on which Élise is médecin traitant,
+/// with their `rec_patient_tokens` and `rec_search_tokens` rows.
+async fn insert_patient(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    family: &str,
+    given: &str,
+) {
+    let dossier = format!("19{id}");
+    sqlx::query("INSERT INTO rec_patients VALUES ($1, $2, $3, 'U', '1950-01-01')")
+        .bind(id)
+        .bind(family)
+        .bind(given)
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO rec_dossiers VALUES ($1, $2, '2020-01-01')")
+        .bind(&dossier)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO rec_care_team VALUES ($1, $2, $3, 'MT')")
+        .bind(&dossier)
+        .bind(ELISE_NATIONAL_ID)
+        .bind(ELISE_RPPS)
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    for t in patient_tokens(family, given) {
+        sqlx::query("INSERT INTO rec_patient_tokens VALUES ($1, $2)")
+            .bind(&t)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO rec_search_tokens VALUES ($1, $2, $3)")
+            .bind(ELISE_RPPS)
+            .bind(&t)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .unwrap();
     }
 }
 
@@ -530,6 +933,80 @@ async fn check_recent(rec: &Records) {
         .await
         .unwrap();
     assert_eq!(capped, list[..2]);
+
+    // pages: the same list, page after page, whatever the page size
+    for size in [1u32, 2, 3, 7] {
+        let mut paged = Vec::new();
+        let mut after: Option<RecentCursor> = None;
+        loop {
+            let page = rec
+                .recent_reports_page(ELISE_RPPS, &since(30), after.as_ref(), size)
+                .await
+                .unwrap();
+            assert!(page.len() <= size as usize);
+            after = page.last().map(RecentCursor::of);
+            let done = page.len() < size as usize;
+            paged.extend(page);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(paged, list, "page size {size}");
+    }
+
+    // unseen results: all but the two oldest already seen. A single capped
+    // read (what the home page did with 200) finds none of them; reading
+    // page after page finds both, and stops at the bound on rows read.
+    let n = list.len();
+    let seen: BTreeSet<String> = list[..n - 2]
+        .iter()
+        .map(|r| r.report.report_id.clone())
+        .collect();
+    let unseen_in = |rows: Vec<espace_ps_records::RecentResult>| -> Vec<_> {
+        rows.into_iter()
+            .filter(|r| !seen.contains(&r.report.report_id))
+            .collect()
+    };
+    assert!(unseen_in(
+        rec.recent_reports_for(ELISE_RPPS, &since(30), 3)
+            .await
+            .unwrap()
+    )
+    .is_empty());
+    let collect = |page_size: u32, max_rows: u32, wanted: usize| {
+        let unseen_in = &unseen_in;
+        async move {
+            let mut read = 0usize;
+            let kept = rec
+                .collect_recent(
+                    ELISE_RPPS,
+                    &since(30),
+                    page_size,
+                    max_rows,
+                    wanted,
+                    |page| {
+                        read += page.len();
+                        std::future::ready(Ok::<_, RecordsError>(unseen_in(page)))
+                    },
+                )
+                .await
+                .unwrap();
+            (kept, read)
+        }
+    };
+    let (kept, read) = collect(3, 1000, 20).await;
+    assert_eq!(kept, list[n - 2..]);
+    assert_eq!(read, n);
+    let (kept, read) = collect(3, 1000, 1).await;
+    assert_eq!(kept, list[n - 2..n - 1]);
+    assert_eq!(read, ((n - 1).div_ceil(3) * 3).min(n));
+    // the bound on rows read
+    let (kept, read) = collect(3, (n - 1) as u32, 20).await;
+    assert_eq!(kept, list[n - 2..n - 1]);
+    assert_eq!(read, n - 1);
+    let (kept, read) = collect(200, (n - 2) as u32, 20).await;
+    assert!(kept.is_empty());
+    assert_eq!(read, n - 2);
     assert!(rec
         .recent_reports_for("", &since(30), 10)
         .await
@@ -556,6 +1033,7 @@ async fn all_checks(url: &str) {
     let rec = Records::connect(url).await.unwrap();
     rec.ping().await.unwrap();
     check_search(&rec).await;
+    check_same_as_before(&rec).await;
     check_ranking(&rec).await;
     check_dossiers(&rec, url).await;
     check_recent(&rec).await;
@@ -576,6 +1054,35 @@ async fn sqlite_records() {
     all_checks(&format!("{url}?mode=ro")).await;
     // a second generation into the same database is refused
     assert!(demo_data::generate(&url, &config(7)).await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_stale_search_index_never_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir, "records.db");
+    demo_data::generate(&url, &config(7)).await.unwrap();
+    check_stale_index(&url).await;
+}
+
+#[tokio::test]
+async fn sqlite_search_candidate_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir, "records.db");
+    let mut cfg = config(7);
+    cfg.patients = 50;
+    demo_data::generate(&url, &cfg).await.unwrap();
+    check_candidate_cap(&url).await;
+}
+
+#[tokio::test]
+async fn postgres_stale_search_index_and_cap() {
+    let (url, name) = fresh_pg().await;
+    let mut cfg = config(7);
+    cfg.patients = 50;
+    demo_data::generate(&url, &cfg).await.unwrap();
+    check_stale_index(&url).await;
+    check_candidate_cap(&url).await;
+    drop_pg(&name).await;
 }
 
 #[tokio::test]
@@ -653,6 +1160,72 @@ async fn postgres_token_view_matches_patient_tokens() {
     );
     assert!(generated.len() > 800);
     assert_eq!(from_view, generated);
+    pool.close().await;
+    drop_pg(&name).await;
+}
+
+/// The materialized view documented for hospitals' search index yields the
+/// rows the generator writes into `rec_search_tokens`.
+#[tokio::test]
+async fn postgres_search_token_view_matches_generated_index() {
+    let (url, name) = fresh_pg().await;
+    demo_data::generate(&url, &config(3)).await.unwrap();
+    let view_sql = include_str!("../schema/postgres-search-tokens-view.sql")
+        .replace("rec_search_tokens", "rec_search_tokens_view");
+    assert!(POSTGRES_SCHEMA.contains("rec_search_tokens"));
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let body: Vec<&str> = view_sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    for stmt in body.join("\n").split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(stmt).execute(&pool).await.unwrap();
+    }
+    let q = |t: &str| {
+        format!("SELECT rpps, token, patient_id FROM {t} ORDER BY rpps, token, patient_id")
+    };
+    let rows = |rs: Vec<sqlx::any::AnyRow>| -> Vec<(String, String, String)> {
+        rs.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+    };
+    let from_view = rows(
+        sqlx::query(&q("rec_search_tokens_view"))
+            .fetch_all(&pool)
+            .await
+            .unwrap(),
+    );
+    let generated = rows(
+        sqlx::query(&q("rec_search_tokens"))
+            .fetch_all(&pool)
+            .await
+            .unwrap(),
+    );
+    assert!(generated.len() > 5_000, "{}", generated.len());
+    assert_eq!(from_view, generated);
+    // and the same rows straight from the definition, on both backends'
+    // generated data: one per (RPPS on a care team of the patient, token)
+    let brute: BTreeSet<(String, String, String)> = rows(
+        sqlx::query(
+            "SELECT DISTINCT c.rpps, p.patient_id, p.family_name || '|' || p.given_name \
+             FROM rec_care_team c JOIN rec_dossiers d ON d.dossier_number = c.dossier_number \
+             JOIN rec_patients p ON p.patient_id = d.patient_id WHERE c.rpps IS NOT NULL",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap(),
+    )
+    .into_iter()
+    .flat_map(|(rpps, id, names)| {
+        let (f, g) = names.split_once('|').unwrap();
+        patient_tokens(f, g)
+            .into_iter()
+            .map(move |t| (rpps.clone(), t, id.clone()))
+    })
+    .collect();
+    assert_eq!(brute.into_iter().collect::<Vec<_>>(), generated);
     pool.close().await;
     drop_pg(&name).await;
 }

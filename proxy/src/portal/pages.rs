@@ -232,7 +232,19 @@ pub async fn home(ctx: Ctx<'_>) -> Resp {
 }
 
 /// Results of the last days, not yet seen, that the engine lets this professional see.
+///
+/// The recent results are read page by page (newest first) until `WANTED`
+/// are kept, the list ends, or `MAX_ROWS` were read: a professional whose
+/// newest results are nearly all seen still gets the older unseen ones, and
+/// one with thousands of recent results costs at most `MAX_ROWS` rows.
 async fn unseen_results(ctx: &Ctx<'_>) -> Result<Vec<Value>, AccessError> {
+    /// Results read per page.
+    const PAGE: u32 = 200;
+    /// Hard bound on the recent results read for one home page.
+    const MAX_ROWS: u32 = 2_000;
+    /// Unseen results kept: the home page shows `HOME_RESULTS_CAP` and counts
+    /// the others ("Et N autres résultats non vus").
+    const WANTED: usize = 200;
     let (Some(rpps), Some(records)) = (&ctx.session.professional.rpps, &ctx.app.records) else {
         return Ok(Vec::new());
     };
@@ -244,27 +256,34 @@ async fn unseen_results(ctx: &Ctx<'_>) -> Result<Vec<Value>, AccessError> {
         u8::from(since.month()),
         since.day()
     );
-    let recent = records.recent_reports_for(rpps, &since, 200).await?;
-    let ids: Vec<String> = recent.iter().map(|r| r.report.report_id.clone()).collect();
-    let seen = ctx.app.db.seen_among(ctx.session.account_id, &ids).await?;
-    Ok(recent
-        .into_iter()
-        .filter(|r| !seen.contains(&r.report.report_id))
-        .filter(|r| {
-            ctx.app.decide(
-                &ctx.session,
-                Action::ViewReport,
-                Resource::Report {
-                    id: r.report.report_id.clone(),
-                    dossier_id: r.dossier.dossier_number.clone(),
-                },
-                Via::CareTeam,
-                vec![DossierRoles {
-                    dossier_id: r.dossier.dossier_number.clone(),
-                    roles: r.roles.clone(),
-                }],
+    let unseen = records
+        .collect_recent(rpps, &since, PAGE, MAX_ROWS, WANTED, |page| async move {
+            let ids: Vec<String> = page.iter().map(|r| r.report.report_id.clone()).collect();
+            let seen = ctx.app.db.seen_among(ctx.session.account_id, &ids).await?;
+            Ok::<_, AccessError>(
+                page.into_iter()
+                    .filter(|r| !seen.contains(&r.report.report_id))
+                    .filter(|r| {
+                        ctx.app.decide(
+                            &ctx.session,
+                            Action::ViewReport,
+                            Resource::Report {
+                                id: r.report.report_id.clone(),
+                                dossier_id: r.dossier.dossier_number.clone(),
+                            },
+                            Via::CareTeam,
+                            vec![DossierRoles {
+                                dossier_id: r.dossier.dossier_number.clone(),
+                                roles: r.roles.clone(),
+                            }],
+                        )
+                    })
+                    .collect(),
             )
         })
+        .await?;
+    Ok(unseen
+        .into_iter()
         .map(|r| {
             let id = &r.report.report_id;
             json!({
