@@ -18,13 +18,36 @@ pub enum DemoDataError {
 /// whether it generated.
 pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool, DemoDataError> {
     if let Ok(r) = espace_ps_records::Records::connect_with(url, 1).await {
-        let filled = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM rec_patients")
-            .fetch_one(r.pool())
-            .await
-            .map(|n| n > 0)
-            .unwrap_or(false);
-        if filled {
+        let count = |table: &'static str| {
+            let pool = r.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(0)
+            }
+        };
+        let patients_there = count("rec_patients").await > 0;
+        let current = patients_there && count("rec_search_tokens").await > 0;
+        r.pool().close().await;
+        if current {
             return Ok(false);
+        }
+        if patients_there {
+            // Demo records written by an older espace-ps (no name-search
+            // index): generated data, so a demo SQLite file is made anew;
+            // any other database is the operator's to empty.
+            let Some(path) = sqlite_file(url) else {
+                return Err(DemoDataError::Records(
+                    espace_ps_records::RecordsError::Demo(
+                        "the records database predates the search index (rec_search_tokens): empty it and run again".into(),
+                    ),
+                ));
+            };
+            eprintln!("demo-data: {path} predates the search index; generating it anew");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
         }
     }
     let today = time::OffsetDateTime::now_utc().date();
@@ -37,6 +60,13 @@ pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool,
         summary.patients, summary.dossiers, summary.care_team, summary.exams, summary.reports
     );
     Ok(true)
+}
+
+/// The file of a `sqlite://` URL (without its query), if it names one.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
 /// What the DICOM generator needs of a study of the records.
