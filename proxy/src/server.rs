@@ -58,6 +58,11 @@ pub const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
 
 pub struct EspaceProxy {
     app: Arc<App>,
+    /// The `Forwarded` value sent to the viewer (from `server.public_url`),
+    /// computed once.
+    forwarded: http::HeaderValue,
+    /// The `Host` sent to the viewer (`upstream.address`).
+    upstream_host: http::HeaderValue,
 }
 
 pub struct Ctx {
@@ -81,7 +86,25 @@ struct Injection {
 
 impl EspaceProxy {
     pub fn new(app: Arc<App>) -> EspaceProxy {
-        EspaceProxy { app }
+        // The viewer builds absolute URLs (RetrieveURL, BulkDataURI) from
+        // `Forwarded`: make them point back through espace-ps. Unquoted:
+        // Orthanc copies a quoted value, quotes included, into its URLs.
+        let public = &app.config.server.public_url;
+        let host = match public.port() {
+            Some(p) => format!("{}:{p}", public.host_str().unwrap_or("localhost")),
+            None => public.host_str().unwrap_or("localhost").to_owned(),
+        };
+        let header = |v: String| {
+            http::HeaderValue::try_from(v)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"))
+        };
+        let forwarded = header(format!("host={host};proto={}", public.scheme()));
+        let upstream_host = header(app.config.upstream.address.clone());
+        EspaceProxy {
+            app,
+            forwarded,
+            upstream_host,
+        }
     }
 
     fn request_of(&self, session: &Session, body: Bytes) -> Req {
@@ -275,22 +298,10 @@ impl ProxyHttp for EspaceProxy {
             Error::explain(ErrorType::HTTPStatus(400), "canonical target unparsable")
         })?;
         upstream_request.set_uri(uri);
-        upstream_request.insert_header(header::HOST, self.app.config.upstream.address.as_str())?;
+        upstream_request.insert_header(header::HOST, self.upstream_host.clone())?;
         // Pages are rewritten on the way back: ask for them uncompressed.
         upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
-        // The viewer builds absolute URLs (RetrieveURL, BulkDataURI) from
-        // this: make them point back through espace-ps.
-        let public = &self.app.config.server.public_url;
-        let host = match public.port() {
-            Some(p) => format!("{}:{p}", public.host_str().unwrap_or("localhost")),
-            None => public.host_str().unwrap_or("localhost").to_owned(),
-        };
-        upstream_request.insert_header(
-            "forwarded",
-            // Unquoted: Orthanc copies a quoted value, quotes included,
-            // into the URLs it builds.
-            format!("host={host};proto={}", public.scheme()),
-        )?;
+        upstream_request.insert_header("forwarded", self.forwarded.clone())?;
         Ok(())
     }
 

@@ -979,35 +979,48 @@ fn capture_names(segs: &[Seg]) -> Vec<String> {
 
 /// Match decoded segments; the captured values on success.
 pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(String, String)>> {
+    // Most routes do not match: check first, without allocating, then capture.
+    if !segments_match(segs, path) {
+        return None;
+    }
     let mut caps = Vec::new();
-    for (i, seg) in segs.iter().enumerate() {
-        if let Seg::Rest = seg {
-            return (path.len() > i).then_some(caps);
-        }
-        let p = path.get(i)?;
+    for (seg, p) in segs.iter().zip(path) {
         match seg {
-            Seg::Lit(l) => {
-                if l != p {
-                    return None;
-                }
-            }
-            Seg::Capture(n) => caps.push((n.clone(), p.clone())),
-            Seg::OneOf(n, opts) => {
-                if !opts.iter().any(|o| o == p) {
-                    return None;
-                }
-                caps.push((n.clone(), p.clone()));
-            }
+            Seg::Rest => break,
+            Seg::Lit(_) => {}
+            Seg::Capture(n) | Seg::OneOf(n, _) => caps.push((n.clone(), p.clone())),
             Seg::Mixed { regex, names, .. } => {
                 let m = regex.captures(p)?;
                 for (j, n) in names.iter().enumerate() {
                     caps.push((n.clone(), m.get(j + 1)?.as_str().to_string()));
                 }
             }
-            Seg::Rest => unreachable!("handled above"),
         }
     }
-    (path.len() == segs.len()).then_some(caps)
+    Some(caps)
+}
+
+/// Whether a path matches a route's segments (no captures kept).
+fn segments_match(segs: &[Seg], path: &[String]) -> bool {
+    for (i, seg) in segs.iter().enumerate() {
+        if let Seg::Rest = seg {
+            return path.len() > i;
+        }
+        let Some(p) = path.get(i) else {
+            return false;
+        };
+        let ok = match seg {
+            Seg::Lit(l) => l == p,
+            Seg::Capture(_) => true,
+            Seg::OneOf(_, opts) => opts.iter().any(|o| o == p),
+            Seg::Mixed { regex, .. } => regex.is_match(p),
+            Seg::Rest => unreachable!("handled above"),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    path.len() == segs.len()
 }
 
 fn methods_of(r: &Route) -> Vec<&str> {
