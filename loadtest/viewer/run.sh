@@ -11,7 +11,13 @@
 # ARCHIVE_INSTANCES (512) x ARCHIVE_ROWS (1024) x ARCHIVE_COLS (1024) 16-bit
 # instances added to the archived study (512 x 2 MiB = 1 GiB),
 # ESPACE_PS_BIN (default $CARGO_TARGET_DIR or target, /release/espace-ps),
-# KEEP_RUN_DIR=1 to keep the temporary directory (logs, configs).
+# KEEP_RUN_DIR=1 to keep the temporary directory (logs, configs),
+# LATENCY=0 to skip the one-connection latency runs, LAT_ROUNDS (4) rounds of
+# DURATION / LAT_ROUNDS seconds (at least 5) per path for them,
+# PERF=1 to record a CPU profile of espace-ps (perf record) during its
+# measured runs; the top symbols are printed and the data kept in the run
+# directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
+# options, e.g. "--call-graph dwarf").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -50,19 +56,24 @@ if [[ ! -x $BIN ]]; then
   log "no $BIN: building it (cargo build --release -p espace-ps)"
   (cd "$ROOT" && cargo build --release -p espace-ps) >&2
 fi
+BARE_BIN=${BARE_PROXY_BIN:-$(dirname "$BIN")/examples/bare_proxy}
+if [[ ! -x $BARE_BIN ]]; then
+  log "no $BARE_BIN: building it (cargo build --release -p espace-ps --example bare_proxy)"
+  (cd "$ROOT" && cargo build --release -p espace-ps --example bare_proxy) >&2
+fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- run directory, cleanup ------------------------------------------------
 RUN=$(mktemp -d /tmp/espace-viewer-bench.XXXXXX)
-ESPACE_PID="" NGINX_PID="" SAMPLER_PID=""
+ESPACE_PID="" NGINX_PID="" BARE_PID="" SAMPLER_PID=""
 cleanup() {
   local rc=$?
   set +e
   [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
-  for pid in $ESPACE_PID $NGINX_PID; do
+  for pid in $ESPACE_PID $NGINX_PID $BARE_PID; do
     kill -TERM "$pid" 2>/dev/null
   done
-  for pid in $ESPACE_PID $NGINX_PID; do
+  for pid in $ESPACE_PID $NGINX_PID $BARE_PID; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -87,7 +98,7 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r ORTHANC_PORT ORTHANC_DICOM ESPACE_PORT ADMIN_PORT NGINX_PORT <<<"$(free_ports 5)"
+read -r ORTHANC_PORT ORTHANC_DICOM ESPACE_PORT ADMIN_PORT NGINX_PORT BARE_PORT <<<"$(free_ports 6)"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -241,6 +252,11 @@ log "starting nginx on 127.0.0.1:$NGINX_PORT"
 /usr/sbin/nginx -e "$RUN/nginx/error.log" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" </dev/null >"$RUN/nginx/out.log" 2>&1 &
 NGINX_PID=$!
 wait_http "http://127.0.0.1:$NGINX_PORT/system" || { cat "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
+# The floor: a Pingora proxy that only forwards (proxy/examples/bare_proxy.rs).
+log "starting the bare Pingora proxy on 127.0.0.1:$BARE_PORT"
+"$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$ORTHANC_PORT" 2 </dev/null >"$RUN/bare.log" 2>&1 &
+BARE_PID=$!
+wait_http "http://127.0.0.1:$BARE_PORT/system" || { cat "$RUN/bare.log" >&2; die "bare proxy did not start"; }
 # shellcheck disable=SC2046
 nginx_pids() { echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID"); }
 
@@ -253,6 +269,7 @@ REQUESTS=(
 PATHS=(
   "direct|http://127.0.0.1:$ORTHANC_PORT"
   "nginx|http://127.0.0.1:$NGINX_PORT"
+  "bare Pingora|http://127.0.0.1:$BARE_PORT"
   "espace-ps|http://127.0.0.1:$ESPACE_PORT"
 )
 viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 4xx 5xx"
@@ -276,6 +293,7 @@ for r in "${REQUESTS[@]}"; do
     case $pname in
       espace-ps) pids=$ESPACE_PID ;;
       nginx) pids=$(nginx_pids) ;;
+      bare*) pids=$BARE_PID ;;
       direct) pids="" ;;
     esac
     # shellcheck disable=SC2086
@@ -283,7 +301,18 @@ for r in "${REQUESTS[@]}"; do
     read -r s30 s40 s50 <<<"$(viewer_statuses)"
     a0=$(aborted)
     out=$RUN/wrk/$pname-${rpath//[^a-z]/_}.txt
+    PERF_PID=""
+    if [[ ${PERF:-0} == 1 && $pname == espace-ps ]]; then
+      # shellcheck disable=SC2086
+      perf record -F 999 ${PERF_ARGS:-} -p "$ESPACE_PID" -o "$out.perf" >/dev/null 2>&1 &
+      PERF_PID=$!
+    fi
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/stats.lua" "${hdr[@]}" "$base$rpath" >"$out"
+    if [[ -n $PERF_PID ]]; then
+      kill -INT "$PERF_PID"; wait "$PERF_PID" || true
+      log "profile of espace-ps, $rname (top symbols):"
+      perf report -i "$out.perf" --no-children --percent-limit 1 --stdio 2>/dev/null | grep '%' | head -40 >&2 || true
+    fi
     sleep 1 # connections wrk abandoned are logged and counted as they close
     # shellcheck disable=SC2086
     c1=$(cpu_ticks $pids $ORTHANC_PID) o1=$(cpu_ticks "$ORTHANC_PID")
@@ -301,6 +330,51 @@ for r in "${REQUESTS[@]}"; do
     unset v
   done
 done
+
+# --- 4b. one connection: the latency each proxy adds ----------------------
+# With 8 connections the two cores are saturated and latencies mostly measure
+# queueing; one connection at a time leaves the machine idle between
+# requests, so the difference to "direct" is what a proxy adds to a request.
+# The paths take turns in LAT_ROUNDS short runs, and each percentile is the
+# median over the rounds: a hiccup of the machine (this is a shared VM) then
+# lands in one round of one path rather than in that path's whole figure.
+LAT_ROUNDS=${LAT_ROUNDS:-4}
+LAT_SLICE=$((DURATION / LAT_ROUNDS))
+((LAT_SLICE >= 5)) || LAT_SLICE=5
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+declare -A LAT_N=() LAT_P50=() LAT_P99=()
+LAT_KEYS=()
+if [[ ${LATENCY:-1} == 1 ]]; then
+  for r in "${REQUESTS[@]}"; do
+    rname=${r%%|*} rpath=${r#*|}
+    for p in "${PATHS[@]}"; do
+      pname=${p%%|*} base=${p#*|}
+      hdr=()
+      [[ $pname == espace-ps ]] && hdr=(-H "Cookie: $COOKIE")
+      wrk -t1 -c1 -d"${WARMUP}s" "${hdr[@]}" "$base$rpath" >/dev/null
+      LAT_KEYS+=("$rname|$pname")
+    done
+    for round in $(seq "$LAT_ROUNDS"); do
+      for p in "${PATHS[@]}"; do
+        pname=${p%%|*} base=${p#*|}
+        hdr=()
+        [[ $pname == espace-ps ]] && hdr=(-H "Cookie: $COOKIE")
+        out=$RUN/wrk/lat-$round-$pname-${rpath//[^a-z]/_}.txt
+        wrk -t1 -c1 -d"${LAT_SLICE}s" --latency -s "$HERE/stats.lua" "${hdr[@]}" "$base$rpath" >"$out"
+        res=$(grep '^RESULT ' "$out") || die "no wrk result in $out"
+        declare -A v=()
+        for kv in ${res#RESULT }; do v[${kv%%=*}]=${kv#*=}; done
+        [[ ${v[non200]} == 0 ]] || die "$pname $rname: ${v[non200]} answers that were not 200 at one connection"
+        k="$rname|$pname"
+        LAT_N[$k]=$((${LAT_N[$k]:-0} + v[requests]))
+        LAT_P50[$k]="${LAT_P50[$k]:-} ${v[p50]}"
+        LAT_P99[$k]="${LAT_P99[$k]:-} ${v[p99]}"
+        unset v
+      done
+    done
+    log "$rname, one connection: $LAT_ROUNDS rounds of ${LAT_SLICE} s per path done"
+  done
+fi
 
 # --- 5. archive through espace-ps: memory ----------------------------------
 ARCHIVE_URL=/studies/$BIG_ID/archive
@@ -334,7 +408,7 @@ mkdir -p "$HERE/results"
 REPORT=$HERE/results/latest.md
 mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
 {
-  echo "# Viewer requests: espace-ps vs direct vs nginx"
+  echo "# Viewer requests: espace-ps vs direct vs nginx vs bare Pingora"
   echo
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') by \`loadtest/viewer/run.sh\`."
   echo
@@ -357,20 +431,49 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   echo "(a request wrk abandons when the run ends counts as 5xx there, with status 0; \"aborted\": Pingora's"
   echo "\"Fail to proxy: Downstream …\" log lines, the client closed the connection)."
   echo "CPU: proxy CPU seconds per second of run (nginx: master + workers), and Orthanc's."
+  echo "\"bare Pingora\": \`proxy/examples/bare_proxy.rs\`, a Pingora proxy that only forwards (2 threads, mimalloc):"
+  echo "the floor under espace-ps's own work."
   echo
-  echo "| request | path | response | req/s | p50 | p90 | p99 | max | non-200 | socket errors | espace-ps 3xx / 4xx / 5xx | proxy CPU | Orthanc CPU |"
-  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| request | path | response | req/s | p50 | p90 | p99 | max | non-200 | socket errors | espace-ps 3xx / 4xx / 5xx | proxy CPU | proxy CPU per request | Orthanc CPU |"
+  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${ROWS[@]}"; do
     IFS='|' read -r rname pname resp n dur p50 p90 p99 max bad sockerr ebad pcpu ocpu <<<"$row"
     awk -v rn="$rname" -v pn="$pname" -v resp="$resp" -v n="$n" -v d="$dur" -v p50="$p50" -v p90="$p90" -v p99="$p99" \
       -v max="$max" -v bad="$bad" -v se="$sockerr" -v eb="${ebad:--}" -v pc="$pcpu" -v oc="$ocpu" -v tk="$TICKS" 'BEGIN {
         s = d / 1e6
-        printf "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %.2f |\n",
+        printf "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s | %.2f |\n",
           rn, pn, resp, n / s, p50 / 1000, p90 / 1000, p99 / 1000, max / 1000, bad, se, eb,
-          (pc == "" ? "-" : sprintf("%.2f", pc / tk / s)), oc / tk / s
+          (pc == "" ? "-" : sprintf("%.2f", pc / tk / s)),
+          (pc == "" ? "-" : sprintf("%.0f µs", pc / tk / n * 1e6)), oc / tk / s
       }'
   done
   echo
+  if [[ ${#LAT_KEYS[@]} -gt 0 ]]; then
+    echo "## One connection: the latency a proxy adds"
+    echo
+    echo "wrk 1 thread, 1 connection: one request at a time, so the machine is not saturated and the"
+    echo "difference to \"direct\" is the time the proxy adds to each request. The four paths take turns in"
+    echo "$LAT_ROUNDS rounds of ${LAT_SLICE} s (after a ${WARMUP} s warm-up each); p50 and p99 are the medians of the rounds'"
+    echo "percentiles, with the lowest and highest round's p99. Latencies in ms; \"added\": this path's"
+    echo "median minus direct's, same request, same run."
+    echo
+    echo "| request | path | requests | p50 | p99 | p99 of the rounds | added p50 | added p99 |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    d50="" d99=""
+    for k in "${LAT_KEYS[@]}"; do
+      rname=${k%%|*} pname=${k#*|}
+      p50=$(median <<<"${LAT_P50[$k]}") p99=$(median <<<"${LAT_P99[$k]}")
+      lo=$(tr ' ' '\n' <<<"${LAT_P99[$k]}" | grep . | sort -n | head -n1)
+      hi=$(tr ' ' '\n' <<<"${LAT_P99[$k]}" | grep . | sort -n | tail -n1)
+      [[ $pname == direct ]] && d50=$p50 d99=$p99
+      awk -v rn="$rname" -v pn="$pname" -v n="${LAT_N[$k]}" -v p50="$p50" -v p99="$p99" -v lo="$lo" -v hi="$hi" -v d50="$d50" -v d99="$d99" 'BEGIN {
+          a50 = (pn == "direct") ? "-" : sprintf("%+.3f", (p50 - d50) / 1000)
+          a99 = (pn == "direct") ? "-" : sprintf("%+.3f", (p99 - d99) / 1000)
+          printf "| %s | %s | %d | %.3f | %.3f | %.3f–%.3f | %s | %s |\n", rn, pn, n, p50 / 1000, p99 / 1000, lo / 1000, hi / 1000, a50, a99
+        }'
+    done
+    echo
+  fi
   echo "## Streaming a large archive through espace-ps"
   echo
   echo "\`GET /studies/{id}/archive\` of a study of $BIG_INSTANCES instances ($(mb "$BIG_BYTES") MiB on Orthanc's disk:"
