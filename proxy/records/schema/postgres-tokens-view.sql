@@ -28,5 +28,5 @@ FROM (
 ) t
 WHERE t.token <> '';
 
--- needed by REFRESH ... CONCURRENTLY, and the index the name search uses
+-- needed by REFRESH ... CONCURRENTLY, and by the join that builds rec_search_tokens
 CREATE UNIQUE INDEX rec_patient_tokens_patient ON rec_patient_tokens (patient_id, token);

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS rec_reports (
 
 -- name search: the candidates, a prefix range per professional and token
 CREATE UNIQUE INDEX IF NOT EXISTS rec_search_tokens_rpps ON rec_search_tokens (rpps, token, patient_id);
--- name search: the other typed words, checked against one patient's tokens
+-- rec_search_tokens is built from rec_patient_tokens joined per patient (the
+-- materialized view in production; the demo generator in the embedded demo)
 CREATE INDEX IF NOT EXISTS rec_patient_tokens_patient ON rec_patient_tokens (patient_id, token);
 -- a patient's dossiers, newest first
 CREATE INDEX IF NOT EXISTS rec_dossiers_patient ON rec_dossiers (patient_id, dossier_date);

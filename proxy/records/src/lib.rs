@@ -54,8 +54,9 @@ pub const MAX_QUERY_WORDS: usize = 6;
 /// At most this many candidate patients (or `limit`, if more) are ranked
 /// for one name search: for one word, the first ones of the search index
 /// (`rec_search_tokens`) in index order, those whose token is the word
-/// itself first, then by token; for several words, the first ones by
-/// patient id of those in the ranges of all words. Below this many matching
+/// itself first, then by token; for several words, those who have every
+/// word as a whole token first, then the first ones by patient id of those
+/// in the ranges of all words. Below this many matching
 /// patients the result is exact; above it, the ranking applies to these
 /// candidates only. The cost of a search grows with this number (about one
 /// patient lookup each), not with the professional's care-team size.
@@ -313,7 +314,8 @@ impl Records {
     /// patients of its range of the index for `rpps`, in index order (the
     /// word itself first, then the tokens it starts, alphabetically).
     /// Several words: the patients in the ranges of all of them
-    /// (intersection), the first `cap` by patient id. A range is `token >= W
+    /// (intersection), those with every word as a whole token first, then
+    /// the first ones by patient id, `cap` in all. A range is `token >= W
     /// AND token < W'` with `W'` the word with its last character
     /// incremented: tokens are `[A-Z0-9]+` and compare bytewise (SQLite
     /// BINARY, PostgreSQL `COLLATE "C"`), so no LIKE is needed.
@@ -355,13 +357,26 @@ impl Records {
                  LEFT JOIN rec_patients p ON p.patient_id = x.patient_id",
                 ranges.join(" INTERSECT ")
             );
-            let mut q = sqlx::query(&sql).bind(rpps);
-            for w in words {
-                q = q.bind(w.as_str()).bind(next_prefix(w));
+            // Two passes over the same ranges: first the patients who have
+            // every word as a whole token (`[W, W0)`: tokens are [A-Z0-9]+,
+            // so a longer token starting with W sorts at or after W0), so
+            // that "martin jean" keeps MARTIN Jean among the candidates
+            // however many MARTINEZ Jeanne there are; then every prefix.
+            for exact in [true, false] {
+                let mut q = sqlx::query(&sql).bind(rpps);
+                for w in words {
+                    let upper = if exact {
+                        format!("{w}0")
+                    } else {
+                        next_prefix(w)
+                    };
+                    q = q.bind(w.as_str()).bind(upper);
+                }
+                for row in &q.fetch_all(&self.pool).await? {
+                    keep(row, &mut out)?;
+                }
             }
-            for row in &q.fetch_all(&self.pool).await? {
-                keep(row, &mut out)?;
-            }
+            out.truncate(cap);
             return Ok(out);
         }
         // One word. A patient may have several tokens in the range (the
@@ -371,7 +386,11 @@ impl Records {
         let next = next_prefix(word);
         // (token, patient_id) of the last index entry read
         let mut after: (String, String) = (String::new(), String::new());
-        loop {
+        // Rounds read fewer rows each (only what is missing), but many
+        // dangling index entries (patients gone) could keep them going: at
+        // most this many, then the candidates found so far.
+        const MAX_ROUNDS: usize = 8;
+        for _ in 0..MAX_ROUNDS {
             let want = cap - out.len();
             // $2 is the word, then the last token read (the seek starts
             // there); ($4, $5) skip the entries already read
@@ -402,9 +421,10 @@ impl Records {
                 after = (last.try_get(5)?, last.try_get(6)?);
             }
             if rows.len() < want || out.len() >= cap {
-                return Ok(out);
+                break;
             }
         }
+        Ok(out)
     }
 
     /// For each of these patients with at least one dossier whose care team

@@ -540,6 +540,12 @@ async fn check_candidate_cap(url: &str) {
         let family = if i < dup { "DUVAL-DUVALIER" } else { "DUVALOT" };
         insert_patient(&mut tx, &format!("3{i:07}"), family, "Jean").await;
     }
+    // more than `cap` "MARTINEZ Jeanne", then one "MARTIN Jean" with the
+    // highest id: by patient id alone he would not be a candidate
+    for i in 0..cap + 10 {
+        insert_patient(&mut tx, &format!("4{i:07}"), "MARTINEZ", "Jeanne").await;
+    }
+    insert_patient(&mut tx, "59999999", "MARTIN", "Jean").await;
     tx.commit().await.unwrap();
     writer.close().await;
 
@@ -572,6 +578,13 @@ async fn check_candidate_cap(url: &str) {
         .await
         .unwrap();
     assert_eq!(ids(&one), [id(n - 1)]);
+    // several words: whole-word matches are candidates first
+    let jean = rec
+        .search_patients(ELISE_RPPS, "martin jean", 20)
+        .await
+        .unwrap();
+    assert_eq!(jean.len(), 20);
+    assert_eq!(ids(&jean)[0], "59999999", "MARTIN Jean first");
     // several index entries of one patient in the range: still `cap`
     // distinct candidates (the index is read on past the duplicates)
     let duval = rec
