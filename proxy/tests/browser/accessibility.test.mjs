@@ -16,7 +16,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { useStack } from './lib/stack.mjs';
-import { openBrowser, shot, login } from './lib/browser.mjs';
+import { openBrowser, shot, login, openPatientBySearch } from './lib/browser.mjs';
 import { recordsQuery } from './lib/records.mjs';
 import {
   AXE_VERSION, DESKTOP, PHONE, REFLOW, WCAG_TAGS, EXTRA_TAGS,
@@ -73,15 +73,6 @@ async function auditScreen(t, name) {
     console.log(report);
     assert.fail(report);
   }
-}
-
-/** Home → typeahead → patient page. */
-async function openPatientBySearch(query, label) {
-  await page.goto('/');
-  await page.locator('#recherche').fill(query);
-  const hit = page.locator('#resultats-recherche a.patient', { hasText: label });
-  await hit.first().waitFor({ timeout: 5_000 });
-  await Promise.all([page.waitForURL(/\/portail\/patients\//), hit.first().click()]);
 }
 
 describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concurrency: false }, () => {
@@ -158,7 +149,7 @@ describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concur
   });
 
   test('report', async (t) => {
-    await openPatientBySearch('scanap', FRANCOISE.label);
+    await openPatientBySearch(page, 'scanap', FRANCOISE.label);
     const link = page.locator('details.venue ul.comptes-rendus a').first();
     if (!(await link.isVisible())) {
       await page.locator('details.venue', { has: link }).locator('summary').click();
@@ -228,7 +219,7 @@ describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concur
   });
 
   test('offline page', async (t) => {
-    await openPatientBySearch('scanap', FRANCOISE.label);
+    await openPatientBySearch(page, 'scanap', FRANCOISE.label);
     // The worker precaches the offline page before it activates.
     await page.waitForFunction(async () => {
       const r = await navigator.serviceWorker.ready;

@@ -8,7 +8,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { useStack } from './lib/stack.mjs';
-import { openBrowser, shot, login } from './lib/browser.mjs';
+import { openBrowser, shot, login, openPatientBySearch } from './lib/browser.mjs';
 import { dossierNumberOf } from './lib/records.mjs';
 
 const ELISE = { id: '899700123450', name: 'Élise Martin-Dupré' };
@@ -24,15 +24,6 @@ const sortable = (d) => d.split('/').reverse().join('');
 /** The `href`s of the report links in "Derniers résultats non vus". */
 async function unseenLinks(p) {
   return p.locator('#resultats-non-vus li.resultat .resultat-actions a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
-}
-
-/** Home → typeahead → patient page. */
-async function openPatientBySearch(p, query, label) {
-  await p.goto('/');
-  await p.locator('#recherche').fill(query);
-  const hit = p.locator('#resultats-recherche a.patient', { hasText: label });
-  await hit.first().waitFor({ timeout: 5_000 });
-  await Promise.all([p.waitForURL(/\/portail\/patients\//), hit.first().click()]);
 }
 
 describe('a GP’s session in the portal', { concurrency: false }, () => {

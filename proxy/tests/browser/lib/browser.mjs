@@ -74,3 +74,12 @@ export async function login(page, stack, nationalId, { shots } = {}) {
   const origin = new URL(stack.base).origin;
   await page.waitForURL((u) => u.origin === origin && u.pathname === '/');
 }
+
+/** Home → typeahead → the patient page of the first hit labelled `label`. */
+export async function openPatientBySearch(page, query, label) {
+  await page.goto('/');
+  await page.locator('#recherche').fill(query);
+  const hit = page.locator('#resultats-recherche a.patient', { hasText: label });
+  await hit.first().waitFor({ timeout: 5_000 });
+  await Promise.all([page.waitForURL(/\/portail\/patients\//), hit.first().click()]);
+}
