@@ -169,10 +169,13 @@ impl App {
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
         let records = match &config.records_url {
-            Some(url) => Some(
-                espace_ps_records::Records::connect_with(url, config.records_max_connections)
-                    .await?,
-            ),
+            Some(url) => {
+                let records =
+                    espace_ps_records::Records::connect_with(url, config.records_max_connections)
+                        .await?;
+                records.check_search_index().await?;
+                Some(records)
+            }
             None => None,
         };
         let policies = espace_ps_access::Engine::load(&config.policies_dir)?;

@@ -72,6 +72,8 @@ pub enum RecordsError {
     Query(#[from] sqlx::Error),
     #[error("demo data: {0}")]
     Demo(String),
+    #[error("records schema: {0}")]
+    Schema(String),
 }
 
 pub type Result<T, E = RecordsError> = std::result::Result<T, E>;
@@ -246,6 +248,42 @@ impl Records {
         .fetch_one(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Checks, at start, what the name search relies on: the search index
+    /// answers, and on PostgreSQL its `token` column compares bytewise
+    /// (`COLLATE "C"`, as `postgres-search-tokens-view.sql` builds it). The
+    /// prefix ranges need that order: under a linguistic collation words
+    /// ending in Z or 9 would silently find nobody.
+    pub async fn check_search_index(&self) -> Result<()> {
+        self.ping().await?;
+        if self.backend != Backend::Postgres {
+            return Ok(()); // SQLite: BINARY unless the column says otherwise
+        }
+        let row = sqlx::query(
+            "SELECT COALESCE(pg_collation_for((SELECT token FROM rec_search_tokens LIMIT 0)), ''), \
+             (SELECT datcollate::text FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let column: String = row.try_get(0)?;
+        let database: String = row.try_get(1)?;
+        let bytewise = |c: &str| {
+            let c = c.trim_matches('"');
+            matches!(c, "C" | "POSIX" | "ucs_basic")
+                || c.eq_ignore_ascii_case("C.UTF-8")
+                || c.eq_ignore_ascii_case("C.utf8")
+        };
+        let column = column.trim_matches('"');
+        if bytewise(column) || (column == "default" && bytewise(&database)) {
+            Ok(())
+        } else {
+            Err(RecordsError::Schema(format!(
+                "rec_search_tokens.token has the collation {column:?} (database: {database:?}); \
+                 the name search needs a bytewise one: build it with `token COLLATE \"C\"` \
+                 (docs/records.md)"
+            )))
+        }
     }
 
     /// Name search among the patients for whom `rpps` is on the care team of

@@ -1087,6 +1087,43 @@ async fn sqlite_search_candidate_cap() {
     check_candidate_cap(&url).await;
 }
 
+/// espace-ps refuses to start on a search index whose tokens do not compare
+/// bytewise: the prefix ranges would silently miss words ending in Z or 9.
+#[tokio::test]
+async fn postgres_search_index_collation_is_checked() {
+    let (url, name) = fresh_pg().await;
+    let mut cfg = config(7);
+    cfg.patients = 5;
+    demo_data::generate(&url, &cfg).await.unwrap();
+    let collate = |c: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::query(&format!(
+                "ALTER TABLE rec_search_tokens ALTER COLUMN token TYPE TEXT COLLATE \"{c}\""
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.ok();
+            let rec = Records::connect_with(&url, 1).await.unwrap();
+            let checked = rec.check_search_index().await;
+            rec.pool().close().await;
+            checked
+        }
+    };
+    collate("C").await.expect("COLLATE \"C\" is bytewise");
+    // the test cluster's databases are created with LC_COLLATE C
+    collate("default")
+        .await
+        .expect("the database's C collation");
+    let err = collate("und-x-icu")
+        .await
+        .expect_err("a linguistic collation");
+    assert!(err.to_string().contains("COLLATE"), "{err}");
+    drop_pg(&name).await;
+}
+
 #[tokio::test]
 async fn postgres_stale_search_index_and_cap() {
     let (url, name) = fresh_pg().await;
