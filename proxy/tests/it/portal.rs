@@ -57,6 +57,7 @@ on_both_backends!(
     dossier_number_opens_that_dossier_only,
     dossier_number_lockout,
     unseen_results_and_seen_marks,
+    unseen_results_past_many_seen_ones,
 );
 
 fn today() -> Date {
@@ -924,6 +925,53 @@ async fn dossier_number_lockout(backend: Backend) {
 }
 
 // ================================================================== 4. unseen results
+
+/// A professional whose newest results are hundreds of reports already
+/// seen still gets the older unseen ones on the home page (the recent
+/// results are read page by page past the seen ones).
+async fn unseen_results_past_many_seen_ones(backend: Backend) {
+    let p = start_portal(backend).await;
+    let recent_dossier = demo_data::scanap_recent_dossier(today());
+    let scanap_report = p.reports_of_dossier(&recent_dossier).await[0].clone();
+    let (elise, home) = p.login(ELISE).await;
+    assert!(report_links(&unseen_section(&home)).contains(&scanap_report));
+
+    // 450 newer reports on that dossier (on Élise's care team), all seen by her
+    let account: i64 = {
+        let db = p.proxy.db().await;
+        sqlx::query("SELECT id FROM accounts WHERE national_id = $1")
+            .bind(ELISE)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    };
+    let newer: Vec<String> = (0..450).map(|i| format!("ZZ-SEEN-{i:04}")).collect();
+    let db = p.proxy.db().await;
+    for id in &newer {
+        sqlx::query(
+            "INSERT INTO rec_reports (report_id, dossier_number, exam_id, title, report_date, content, content_location) \
+             VALUES ($1, $2, NULL, 'CR Médical', $3, 'vu', NULL)",
+        )
+        .bind(id)
+        .bind(&recent_dossier)
+        .bind(iso(today()))
+        .execute(&p.records)
+        .await
+        .unwrap();
+        db.mark_seen(account, id).await.unwrap();
+    }
+
+    let home = elise.get(&p.url("/")).await;
+    assert_eq!(home.status, StatusCode::OK);
+    let unseen = report_links(&unseen_section(&home));
+    assert!(
+        unseen.contains(&scanap_report),
+        "{backend:?}: the older unseen report is hidden by 450 newer seen ones: {unseen:?}"
+    );
+    assert!(unseen.iter().all(|r| !newer.contains(r)), "{unseen:?}");
+}
 
 async fn unseen_results_and_seen_marks(backend: Backend) {
     let p = start_portal(backend).await;
