@@ -63,7 +63,7 @@ pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool,
 }
 
 /// The file of a `sqlite://` URL (without its query), if it names one.
-fn sqlite_file(url: &str) -> Option<&str> {
+pub fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://")?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)

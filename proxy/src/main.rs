@@ -170,9 +170,8 @@ fn main() -> ExitCode {
         } => {
             init_logging(LogFormat::Text, "warn");
             let run = async {
-                if let Some(dir) = records
-                    .strip_prefix("sqlite://")
-                    .and_then(|p| std::path::Path::new(p.split('?').next().unwrap_or(p)).parent())
+                if let Some(dir) = espace_ps::demo::sqlite_file(&records)
+                    .and_then(|p| std::path::Path::new(p).parent())
                 {
                     let _ = std::fs::create_dir_all(dir);
                 }
