@@ -889,27 +889,20 @@ type RankKey = (usize, bool, String, String, String, String);
 /// The sort key of a patient for these query words, or None when a word
 /// does not start one of the patient's name tokens ([`patient_tokens`]).
 fn rank_key(p: &Patient, words: &[String]) -> Option<RankKey> {
-    let family = search_tokens(&p.family_name);
-    let given = search_tokens(&p.given_name);
-    let joined = |w: &[String]| (w.len() > 1).then(|| w.concat());
-    let family_joined = joined(&family);
-    let given_joined = joined(&given);
-    let family_tokens = || family.iter().chain(family_joined.iter());
-    let all = || {
-        family_tokens()
-            .chain(given.iter())
-            .chain(given_joined.iter())
-    };
+    // the patient's tokens as the search index has them
+    let all = patient_tokens(&p.family_name, &p.given_name);
+    let family_tokens = patient_tokens(&p.family_name, "");
     if !words
         .iter()
-        .all(|w| all().any(|t| t.starts_with(w.as_str())))
+        .all(|w| all.iter().any(|t| t.starts_with(w.as_str())))
     {
         return None;
     }
-    let not_exact = words.iter().filter(|w| !all().any(|t| t == *w)).count();
+    let not_exact = words.iter().filter(|w| !all.contains(w)).count();
     let first_in_family = words
         .first()
-        .is_some_and(|w| family_tokens().any(|t| t.starts_with(w.as_str())));
+        .is_some_and(|w| family_tokens.iter().any(|t| t.starts_with(w.as_str())));
+    let (family, given) = (search_tokens(&p.family_name), search_tokens(&p.given_name));
     Some((
         not_exact,
         !first_in_family,
