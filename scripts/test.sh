@@ -18,9 +18,6 @@
 #   ESPACE_TEST_KEEP_SERVICES=1      same as --keep-services
 #   ESPACE_TEST_SKIP_CARGO=1         skip every cargo stage (try the script itself)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
-#   ESPACE_TEST_WITH_ORTHANC=1, ESPACE_TEST_WITH_CHROMIUM=1
-#                                    install those peers (hooks, see below;
-#                                    nginx is always installed)
 #   CARGO_TARGET_DIR                 honoured (debug builds only)
 # Exported for the tests:
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
@@ -77,11 +74,17 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 APT_UPDATED=0
-# apt_install PACKAGE...: installs the packages that dpkg does not know.
+# installed PACKAGE: is the package really installed? (`dpkg -s` also
+# succeeds for a package that was removed but not purged, status `rc`.)
+installed() {
+  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+# apt_install PACKAGE...: installs the packages that are not installed.
 apt_install() {
   local missing=() p
   for p in "$@"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    installed "$p" || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
   [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]] && die "missing packages: ${missing[*]} (ESPACE_TEST_SKIP_INSTALL=1)"
@@ -142,38 +145,56 @@ show_log() { # show_log FILE: the end of a service log, after a failure
 
 # ------------------------------------------------------------------ install
 
-# Hook points for peers that later work will enable (flip the variable or
-# set the environment variable); each installs only what is absent.
-install_orthanc() { # Orthanc + DICOMweb + web viewer: viewer/PACS stand-in
-  [[ ${ESPACE_TEST_WITH_ORTHANC:-0} == 1 ]] || return 0
-  apt_install orthanc orthanc-dicomweb orthanc-webviewer
-}
-install_nginx() { # TLS terminator for mutual TLS to the provider (always)
-  apt_install nginx
-}
-install_chromium() { # browser for the Playwright tests (playwright-core from npm): always
-  apt_install chromium
+# Every program a test stage runs, with the Debian package that brings it:
+# the one list. A program is an absolute path, or a command name looked up in
+# PATH (Node.js may come from elsewhere than Debian's package).
+# `install_prerequisites` installs the package of every program that is
+# missing, before the first stage, and `check_programs` refuses to start the
+# test stages when one is still missing. (PostgreSQL's server binaries live in
+# a versioned directory: see pg_bin_dir.)
+PEER_PROGRAMS=(
+  "/usr/sbin/Orthanc orthanc"                                       # viewer/PACS stand-in (Rust viewer tests, dicomgen, browser)
+  "/usr/share/orthanc/plugins/libOrthancDicomWeb.so orthanc-dicomweb"
+  "/usr/share/orthanc/plugins/libOrthancWebViewer.so orthanc-webviewer"
+  "/usr/sbin/nginx nginx"                                           # TLS terminator for mutual TLS to the provider
+  "/usr/bin/chromium chromium"                                      # Playwright browser tests
+  "/usr/bin/redis-server redis-server"                              # shared sessions
+  "/usr/bin/redis-cli redis-tools"
+  "/usr/bin/sqlite3 sqlite3"                                        # browser tests read the demo records
+  "node nodejs"                                                     # provider, JS and browser tests
+  "npm npm"
+  "/usr/bin/openssl openssl"                                        # throwaway PKI for mutual TLS
+  "/usr/bin/curl curl"
+  "/usr/bin/cmake cmake"                                            # building pingora (zlib-ng)
+  "/usr/bin/pkg-config pkg-config"
+)
+
+# has_program PROGRAM: an existing absolute path, or a command in PATH.
+has_program() {
+  if [[ $1 == /* ]]; then [[ -e $1 ]]; else command -v "$1" >/dev/null; fi
 }
 
 install_prerequisites() {
-  local pkgs=()
-  command -v cmake >/dev/null || pkgs+=(cmake)
-  command -v pkg-config >/dev/null || pkgs+=(pkg-config)
-  command -v curl >/dev/null || pkgs+=(curl)
-  command -v openssl >/dev/null || pkgs+=(openssl)
-  { command -v redis-server && command -v redis-cli; } >/dev/null || pkgs+=(redis-server)
+  local pkgs=() entry
+  for entry in "${PEER_PROGRAMS[@]}"; do
+    has_program "${entry%% *}" || pkgs+=("${entry#* }")
+  done
   pg_bin_dir >/dev/null || pkgs+=(postgresql)
-  command -v node >/dev/null || pkgs+=(nodejs)
-  command -v npm >/dev/null || pkgs+=(npm)
-  command -v sqlite3 >/dev/null || pkgs+=(sqlite3) # browser tests read the demo records
-  ((${#pkgs[@]})) && apt_install "${pkgs[@]}"
-  install_orthanc
-  install_nginx
-  install_chromium
+  ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
   install_rust_components
   local node_major
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   ((node_major >= 20)) || die "Node.js $(node -v) is too old for oidc-provider 9 (need 20 or later)"
+}
+
+# check_programs: every program of PEER_PROGRAMS (and PostgreSQL) is there.
+check_programs() {
+  local entry missing=()
+  for entry in "${PEER_PROGRAMS[@]}"; do
+    has_program "${entry%% *}" || missing+=("${entry%% *} (package ${entry#* })")
+  done
+  pg_bin_dir >/dev/null || missing+=("/usr/lib/postgresql/*/bin/initdb (package postgresql)")
+  ((${#missing[@]} == 0)) || die "programs the tests run are missing: ${missing[*]}"
 }
 
 install_rust_components() {
@@ -189,15 +210,17 @@ install_rust_components() {
   done
 }
 
-install_provider() {
-  # npm ci when node_modules is absent or was installed from another lock file.
-  local stamp=$PROVIDER_DIR/node_modules/.espace-lock.sha256 want
-  want=$(sha256sum "$PROVIDER_DIR/package-lock.json" | cut -d' ' -f1)
+# npm_ci DIR: `npm ci` in DIR when node_modules is absent or was installed
+# from another lock file.
+npm_ci() {
+  local dir=$1 stamp want
+  stamp=$dir/node_modules/.espace-lock.sha256
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
-    echo "    node_modules up to date"
+    echo "    $dir: node_modules up to date"
     return 0
   fi
-  (cd "$PROVIDER_DIR" && npm ci --no-audit --no-fund)
+  (cd "$dir" && npm ci --no-audit --no-fund)
   echo "$want" >"$stamp"
 }
 
@@ -425,6 +448,10 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 BIN=$TARGET_DIR/debug/espace-ps
 
+# The moved-clock runs: the tests whose data or expectations hold dates.
+MOVED_CLOCKS=(2028-02-29T10:00:00Z 2025-12-31T23:30:00Z)
+DATE_SENSITIVE_TESTS='package(espace-ps-records) | (package(espace-ps) & test(/^it::portal::/))'
+
 # has_subcommand NAME: does `espace-ps --help` list that subcommand?
 has_subcommand() {
   "$BIN" --help 2>&1 | grep -Eq "^[[:space:]]+$1([[:space:]]|$)"
@@ -471,6 +498,14 @@ run_cargo_stages() {
     cargo nextest run --workspace --no-fail-fast
     stage "cargo test --doc --workspace (doctests: nextest does not run them)"
     cargo test --doc --workspace
+    # Every test process lives at one instant (ESPACE_TEST_NOW, pinned by
+    # default): the date-sensitive tests run again on other days, a leap day
+    # and the last evening of a year, to prove that none depends on the date.
+    local now
+    for now in "${MOVED_CLOCKS[@]}"; do
+      stage "date-sensitive tests with the clock moved to $now"
+      ESPACE_TEST_NOW=$now cargo nextest run --workspace --no-fail-fast -E "$DATE_SENSITIVE_TESTS"
+    done
   else
     stage "cargo test --workspace"
     cargo test --workspace --no-fail-fast
@@ -484,18 +519,8 @@ run_cargo_stages() {
 # proxy/tests/browser/lib/stack.mjs starts once for every test file.
 run_browser_stage() {
   stage "browser tests (Playwright in Chromium)"
-  local dir=$ROOT/proxy/tests/browser stamp want
-  # shellcheck source=/dev/null
-  . "$ROOT/scripts/lib/orthanc.sh"
-  # (chromium and sqlite3: install_prerequisites)
-  [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]] || orthanc_install
-  [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium missing (apt-get install chromium)"
-  stamp=$dir/node_modules/.espace-lock.sha256
-  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
-  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    (cd "$dir" && npm ci --no-audit --no-fund)
-    echo "$want" >"$stamp"
-  fi
+  local dir=$ROOT/proxy/tests/browser
+  # (Orthanc, Chromium and sqlite3: install_prerequisites, checked by check_programs)
   ESPACE_PS_BIN=$BIN timeout 300 node "$dir/lib/stack.mjs" \
     node --test --test-concurrency=1 "$dir/"
 }
@@ -512,8 +537,12 @@ else
   install_prerequisites
 fi
 
-stage "npm ci (oidc provider)"
-install_provider
+stage "check that every program the tests run is installed"
+check_programs
+
+stage "npm ci (oidc provider, browser tests)"
+npm_ci "$PROVIDER_DIR"
+npm_ci "$ROOT/proxy/tests/browser"
 
 stage "start services"
 RUN_DIR=$(mktemp -d "$ROOT/.test-run/run.XXXXXX")

@@ -5,8 +5,8 @@
 #
 #   . scripts/lib/orthanc.sh
 #   orthanc_install                        # apt-get installs orthanc, orthanc-dicomweb,
-#                                          # orthanc-webviewer, only if /usr/sbin/Orthanc
-#                                          # is missing (needs root; runs apt-get update once)
+#                                          # orthanc-webviewer, unless all three are
+#                                          # installed (needs root; runs apt-get update once)
 #   orthanc_start DIR HTTP_PORT DICOM_PORT # writes DIR/orthanc.json from
 #                                          # deploy/orthanc/orthanc.json.in, starts
 #                                          # /usr/sbin/Orthanc in the background (log in
@@ -39,7 +39,12 @@ ORTHANC_BIN=${ORTHANC_BIN:-/usr/sbin/Orthanc}
 ORTHANC_TEMPLATE=${ORTHANC_TEMPLATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy/orthanc/orthanc.json.in}
 
 orthanc_install() {
-  [[ -x $ORTHANC_BIN ]] && return 0
+  local p all=1
+  for p in orthanc orthanc-dicomweb orthanc-webviewer; do
+    # (`dpkg -s` also succeeds for a removed but not purged package)
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || all=0
+  done
+  [[ -x $ORTHANC_BIN ]] && ((all)) && return 0
   echo "orthanc: installing orthanc, orthanc-dicomweb, orthanc-webviewer" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2 || return 1
