@@ -36,9 +36,7 @@ pub fn professional(p: &identity::Professional) -> Professional {
     }
 }
 
-pub fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+pub use crate::clock::now_secs;
 
 /// How a professional reaches one dossier, once the engine said yes.
 #[derive(Debug, Clone, PartialEq, Eq)]

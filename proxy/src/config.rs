@@ -46,6 +46,8 @@ pub mod file {
         pub records: Records,
         #[serde(default)]
         pub policies: Policies,
+        #[serde(default)]
+        pub testing: Testing,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -156,6 +158,12 @@ pub mod file {
     pub struct Policies {
         pub dir: Option<PathBuf>,
     }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Testing {
+        pub clock_start: Option<String>,
+    }
 }
 
 // === impl Config ===
@@ -178,6 +186,8 @@ pub struct Config {
     /// The hospital records (read-only); None: the portal has no records.
     pub records_url: Option<String>,
     pub records_max_connections: u32,
+    /// Tests only: the instant espace-ps's clock reads at start (see `clock`).
+    pub clock_start: Option<time::OffsetDateTime>,
 }
 
 /// Portal rules (user guide sections 2 and 3).
@@ -442,8 +452,12 @@ impl Config {
         } else {
             "SQLite"
         };
+        let clock = match self.clock_start {
+            Some(t) => format!(", CLOCK MOVED to {t} (tests only)"),
+            None => String::new(),
+        };
         format!(
-            "ok: listen {} (public {}), viewer {}, {login}, {store}, portal database {db}",
+            "ok: listen {} (public {}), viewer {}, {login}, {store}, portal database {db}{clock}",
             self.server.listen,
             self.server.public_origin(),
             self.upstream.address
@@ -680,6 +694,11 @@ impl Validator<'_> {
                 self.issue("records.url", "must be a sqlite: or postgres:// URL");
             }
         }
+        let clock_start = f.testing.clock_start.as_deref().and_then(|s| {
+            crate::clock::parse_instant(s)
+                .map_err(|e| self.issue("testing.clock_start", e))
+                .ok()
+        });
         let login_rate = f.rate_limit.login_per_minute.unwrap_or(30);
         if login_rate < 1 {
             self.issue("rate_limit.login_per_minute", "must be at least 1");
@@ -709,6 +728,7 @@ impl Validator<'_> {
             portal,
             records_url,
             records_max_connections: f.records.max_connections.unwrap_or(8),
+            clock_start,
         }
     }
 

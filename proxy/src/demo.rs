@@ -50,8 +50,7 @@ pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool,
             }
         }
     }
-    let today = time::OffsetDateTime::now_utc().date();
-    let mut cfg = DemoConfig::demo(today);
+    let mut cfg = DemoConfig::demo(crate::clock::today());
     cfg.seed = seed;
     cfg.patients = patients;
     let summary = demo_data::generate(url, &cfg).await?;

@@ -10,6 +10,7 @@ pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod devidp_server;

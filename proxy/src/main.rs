@@ -64,6 +64,11 @@ enum Command {
         /// The access policies directory.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
+        /// Run the demo as if it were this instant (RFC 3339, e.g.
+        /// 2028-02-29T10:00:00Z): the generated records, the unseen
+        /// results, grants and sessions all follow (tests).
+        #[arg(long, value_parser = espace_ps::clock::parse_instant)]
+        now: Option<time::OffsetDateTime>,
     },
     /// Generate the demo records (seeded, reproducible) and load the
     /// matching DICOM studies into an Orthanc viewer.
@@ -221,8 +226,15 @@ fn main() -> ExitCode {
             viewer,
             data_dir,
             policies,
+            now,
         } => {
             init_logging(LogFormat::Text, "info");
+            if let Some(t) = now {
+                if espace_ps::clock::start_at(t).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                tracing::warn!(now = %t, "demo: the clock is moved (--now)");
+            }
             if let Err(e) = std::fs::create_dir_all(&data_dir) {
                 eprintln!("cannot create {}: {e}", data_dir.display());
                 return ExitCode::FAILURE;
@@ -367,6 +379,13 @@ dir = "{}"
 }
 
 fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
+    if let Some(t) = config.clock_start {
+        if !espace_ps::clock::is_moved() && espace_ps::clock::start_at(t).is_err() {
+            eprintln!("the clock could not be moved");
+            return ExitCode::FAILURE;
+        }
+        tracing::warn!(clock_start = %t, "the clock is moved ([testing] clock_start): for tests only");
+    }
     let app = match startup_runtime().block_on(App::build(config.clone())) {
         Ok(app) => app,
         Err(e) => {

@@ -283,9 +283,7 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::clock::now_secs;
 
 /// Touch the record (and push its idle deadline) at most this often.
 const TOUCH_EVERY: i64 = 30;

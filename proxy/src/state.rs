@@ -41,9 +41,8 @@ pub struct AccountLogin {
     pub created: bool,
 }
 
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+/// Milliseconds since the epoch, on espace-ps's one clock.
+pub use crate::clock::now_ms;
 
 impl PortalDb {
     /// Connects and brings the schema up to date.

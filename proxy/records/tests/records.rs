@@ -16,10 +16,19 @@ use sqlx::{AnyPool, Connection, Row};
 use time::macros::date;
 use time::Date;
 
-const TODAY: Date = date!(2025 - 06 - 15);
+/// The "today" of the generated records: pinned, or `ESPACE_TEST_NOW`'s
+/// date when `scripts/test.sh` runs the tests again with the clock moved.
+fn today() -> Date {
+    match std::env::var("ESPACE_TEST_NOW") {
+        Ok(s) => time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("ESPACE_TEST_NOW={s}: {e}"))
+            .date(),
+        Err(_) => date!(2025 - 06 - 15),
+    }
+}
 
 fn config(seed: u64) -> DemoConfig {
-    let mut c = DemoConfig::demo(TODAY);
+    let mut c = DemoConfig::demo(today());
     c.seed = seed;
     c.patients = 400;
     c
@@ -184,7 +193,7 @@ async fn check_search(rec: &Records) {
     );
     // per-hit roles: Élise on four dossiers of Françoise, newest first
     let hit = &s("scanap").await[0];
-    let recent = demo_data::scanap_recent_dossier(TODAY);
+    let recent = demo_data::scanap_recent_dossier(today());
     let numbers: Vec<&str> = hit.dossiers.iter().map(|d| d.0.as_str()).collect();
     assert_eq!(
         numbers,
@@ -710,7 +719,7 @@ async fn check_dossiers(rec: &Records, url: &str) {
     assert!(rec.patient("nope").await.unwrap().is_none());
 
     let dossiers = rec.dossiers_of_patient(SCANAP_PATIENT_ID).await.unwrap();
-    let recent = demo_data::scanap_recent_dossier(TODAY);
+    let recent = demo_data::scanap_recent_dossier(today());
     let numbers: Vec<&str> = dossiers.iter().map(|d| d.dossier_number.as_str()).collect();
     assert_eq!(
         numbers,
@@ -877,10 +886,10 @@ async fn check_dossiers(rec: &Records, url: &str) {
 
 async fn check_recent(rec: &Records) {
     let since = |days: i64| {
-        let d = TODAY - time::Duration::days(days);
+        let d = today() - time::Duration::days(days);
         format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
     };
-    let recent = demo_data::scanap_recent_dossier(TODAY);
+    let recent = demo_data::scanap_recent_dossier(today());
     let list = rec
         .recent_reports_for(ELISE_RPPS, &since(30), 500)
         .await

@@ -110,3 +110,18 @@ fn hm_sso_refuses_symmetric_algorithms() {
     let i = issues("[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://hm.example/jwks\"\n");
     assert_eq!(i[0].key, "hm_sso.algorithms");
 }
+
+#[test]
+fn moved_clock_is_parsed_named_in_the_summary_and_checked() {
+    let c = Config::from_toml(
+        "[testing]\nclock_start = \"2028-02-29T10:00:00Z\"\n",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(c.clock_start.unwrap().date().to_string(), "2028-02-29");
+    assert!(c.summary().contains("CLOCK MOVED"), "{}", c.summary());
+    assert!(Config::defaults().clock_start.is_none());
+    let i = issues("[testing]\nclock_start = \"29/02/2028\"\n");
+    assert_eq!(i[0].key, "testing.clock_start");
+    assert_eq!(i[0].line, Some(2));
+}

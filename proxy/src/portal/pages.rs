@@ -248,8 +248,8 @@ async fn unseen_results(ctx: &Ctx<'_>) -> Result<Vec<Value>, AccessError> {
     let (Some(rpps), Some(records)) = (&ctx.session.professional.rpps, &ctx.app.records) else {
         return Ok(Vec::new());
     };
-    let since = time::OffsetDateTime::now_utc().date()
-        - time::Duration::days(i64::from(ctx.app.config.portal.unseen_days));
+    let since =
+        crate::clock::today() - time::Duration::days(i64::from(ctx.app.config.portal.unseen_days));
     let since = format!(
         "{:04}-{:02}-{:02}",
         since.year(),

@@ -14,6 +14,22 @@ use reqwest::{Method, StatusCode};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_espace-ps");
 
+/// The instant every test process lives at: `ESPACE_TEST_NOW` (RFC 3339;
+/// `scripts/test.sh` runs the date-sensitive tests again with it moved), or
+/// a fixed instant. No test reads the system date: the generated records,
+/// the expectations and the proxy's clock (`[testing] clock_start`) all come
+/// from this one value.
+pub fn test_now() -> time::OffsetDateTime {
+    const PINNED: &str = "2026-11-30T09:30:00Z";
+    let s = std::env::var("ESPACE_TEST_NOW").unwrap_or_else(|_| PINNED.to_owned());
+    espace_ps::clock::parse_instant(&s).unwrap_or_else(|e| panic!("ESPACE_TEST_NOW={s}: {e}"))
+}
+
+/// The date of [`test_now`].
+pub fn test_today() -> time::Date {
+    test_now().date()
+}
+
 /// A peer address from the test script; a clear failure when it is missing.
 pub fn peer(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -144,6 +160,10 @@ impl Proxy {
         if let Some(url) = &opts.records_url {
             toml.push_str(&format!("\n[records]\nurl = \"{url}\"\n"));
         }
+        let now = test_now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        toml.push_str(&format!("\n[testing]\nclock_start = \"{now}\"\n"));
         let config = dir.path().join("espace-ps.toml");
         std::fs::write(&config, toml).unwrap();
         let stderr = dir.path().join("stderr.log");

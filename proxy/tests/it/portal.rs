@@ -61,7 +61,7 @@ on_both_backends!(
 );
 
 fn today() -> Date {
-    time::OffsetDateTime::now_utc().date()
+    test_today()
 }
 
 fn iso(d: Date) -> String {
@@ -517,12 +517,35 @@ async fn search_cap_applies_after_the_policy() {
     // DUPONT Martine is no longer found…
     let v = p.search_json(&elise, "dupont martine").await;
     assert!(!ids(&v).contains(&"10000006".to_owned()), "{v}");
-    // … and must not take the only place of an allowed patient.
+    // … and must not take the only place of an allowed patient. How many
+    // patients "martine" finds for her comes from the records generated
+    // (the test's clock decides some of them), not from a fixed number.
+    let allowed: i64 = sqlx::query(
+        "SELECT COUNT(DISTINCT t.patient_id) FROM rec_patient_tokens t \
+         JOIN rec_dossiers d ON d.patient_id = t.patient_id \
+         JOIN rec_care_team c ON c.dossier_number = d.dossier_number \
+         WHERE t.token LIKE 'MARTINE%' AND c.national_id = $1 \
+         AND c.role_code IN ('MR', 'MT', 'CO', 'PR')",
+    )
+    .bind(ELISE)
+    .fetch_one(&p.records)
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert!(
+        allowed >= 1,
+        "the demo records no longer give Élise a MARTINE* patient: pick another name"
+    );
     let v = p.search_json(&elise, "martine").await;
     let found = ids(&v);
     assert_eq!(found.len(), 1, "{v}");
     assert_ne!(found[0], "10000006", "{v}");
-    assert_eq!(v["truncated"], true, "{v}");
+    assert_eq!(
+        v["truncated"],
+        allowed > 1,
+        "{allowed} allowed matches: {v}"
+    );
 }
 
 // ================================================================== 2. patient page

@@ -120,7 +120,7 @@ async fn fixture() -> Fixture {
 
     let records_path = dir.path().join("records.sqlite");
     let records_url = format!("sqlite://{}", records_path.display());
-    let mut cfg = DemoConfig::demo(time::OffsetDateTime::now_utc().date());
+    let mut cfg = DemoConfig::demo(test_today());
     cfg.patients = 400;
     demo_data::generate(&records_url, &cfg).await.unwrap();
     let rows = demo_data::studies(&records_url, &[], None).await.unwrap();

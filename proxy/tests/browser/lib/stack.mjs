@@ -102,6 +102,9 @@ function orthanc(cmd, ...args) {
   });
 }
 
+/** The instant the demo's clock reads at start (RFC 3339). */
+export const TEST_NOW = process.env.ESPACE_TEST_NOW || '2026-11-30T09:30:00Z';
+
 /** Starts Orthanc and the demo; resolves to the stack description. */
 export async function startStack() {
   const bin = binaryPath();
@@ -138,6 +141,9 @@ export async function startStack() {
     '--viewer', `127.0.0.1:${orthancHttp}`,
     '--data-dir', stack.dataDir,
     '--policies', path.join(ROOT, 'policies'),
+    // The demo lives at one instant, never the system date (same pinned
+    // instant as the Rust tests; scripts/test.sh may move it).
+    '--now', TEST_NOW,
   ], { cwd: ROOT, stdio: ['ignore', log, log] });
   stack.demo = demo;
   let exited = false;

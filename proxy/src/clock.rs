@@ -1,0 +1,75 @@
+//! The one clock of espace-ps: every date the portal computes (the window of
+//! unseen results, dossier grants and their expiry, dossier-number attempt
+//! windows, session deadlines, audit times, the "now" of policy decisions,
+//! the demo records generated) reads it.
+//!
+//! In production it is the system clock. Tests (and a demo run on a chosen
+//! day) move it once, at start, with `[testing] clock_start` (or
+//! `espace-ps demo --now`): from then on it runs at the system clock's pace
+//! from that instant, so a whole process lives on another day and every date
+//! moves together. Token validation (PSC ID tokens, Hopital Manager JWTs)
+//! stays on the system clock: the issuers sign with theirs.
+
+use std::sync::OnceLock;
+
+use time::{Date, Duration, OffsetDateTime};
+
+/// The offset of the clock from the system clock, set at most once.
+static OFFSET: OnceLock<Duration> = OnceLock::new();
+
+/// Moves the clock so that it reads `instant` now. Once per process; a
+/// second call with another instant is refused (the dates of a running
+/// process never jump).
+pub fn start_at(instant: OffsetDateTime) -> Result<(), ClockAlreadySet> {
+    let offset = instant - OffsetDateTime::now_utc();
+    OFFSET.set(offset).map_err(|_| ClockAlreadySet)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the clock was already moved for this process")]
+pub struct ClockAlreadySet;
+
+/// True when the clock was moved (tests, demo on a chosen day).
+pub fn is_moved() -> bool {
+    OFFSET.get().is_some()
+}
+
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    match OFFSET.get() {
+        Some(offset) => now + *offset,
+        None => now,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    (now().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    now().unix_timestamp()
+}
+
+/// Today's date (UTC).
+pub fn today() -> Date {
+    now().date()
+}
+
+/// Parses an RFC 3339 instant (`2028-02-29T10:00:00Z`).
+pub fn parse_instant(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 instant such as 2028-02-29T10:00:00Z ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_rfc3339_and_refuses_the_rest() {
+        let t = super::parse_instant("2028-02-29T10:00:00Z").unwrap();
+        assert_eq!(t.date().to_string(), "2028-02-29");
+        assert!(super::parse_instant("2027-02-29T10:00:00Z").is_err());
+        assert!(super::parse_instant("29/02/2028").is_err());
+    }
+}
