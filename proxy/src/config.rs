@@ -320,41 +320,27 @@ pub struct LoggingConfig {
     pub level: String,
 }
 
-/// An IP network (`10.0.0.0/8`, or a single address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+/// An IP network (`10.0.0.0/8`, or a single address), from the `ipnet` crate.
+pub use ipnet::IpNet;
 
-impl IpNet {
-    pub fn parse(s: &str) -> Option<IpNet> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (s.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(IpNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+/// Parses a network (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) becomes the IPv4
+/// network it maps, since client addresses are canonicalized before they
+/// are compared (see `web::client_ip`).
+pub fn parse_ip_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => IpNet::from(s.parse::<IpAddr>().ok()?),
+    };
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .ok()
+                .map(IpNet::V4);
         }
     }
+    Some(net)
 }
 
 /// One configuration problem: the key, its line in the file when known, and what is wrong.
@@ -539,7 +525,7 @@ impl Validator<'_> {
         }
         let mut trusted_gateways = Vec::new();
         for g in &f.server.trusted_gateways {
-            match IpNet::parse(g) {
+            match parse_ip_net(g) {
                 Some(n) => trusted_gateways.push(n),
                 None => self.issue(
                     "server.trusted_gateways",

@@ -91,14 +91,24 @@ fn plain_http_is_refused_off_loopback() {
 
 #[test]
 fn trusted_gateway_networks() {
-    let net = IpNet::parse("10.1.0.0/16").unwrap();
-    assert!(net.contains("10.1.200.3".parse().unwrap()));
-    assert!(!net.contains("10.2.0.1".parse().unwrap()));
-    assert!(!net.contains("::1".parse().unwrap()));
-    assert!(IpNet::parse("10.0.0.0/33").is_none());
-    assert!(IpNet::parse("::1")
+    let net = parse_ip_net("10.1.0.0/16").unwrap();
+    assert!(net.contains(&"10.1.200.3".parse::<IpAddr>().unwrap()));
+    assert!(!net.contains(&"10.2.0.1".parse::<IpAddr>().unwrap()));
+    assert!(!net.contains(&"::1".parse::<IpAddr>().unwrap()));
+    assert!(parse_ip_net("10.0.0.0/33").is_none());
+    assert!(parse_ip_net("::1")
         .unwrap()
-        .contains("::1".parse().unwrap()));
+        .contains(&"::1".parse::<IpAddr>().unwrap()));
+    // A single IPv4 address is a /32.
+    assert_eq!(
+        parse_ip_net("192.0.2.7").unwrap(),
+        "192.0.2.7/32".parse::<IpNet>().unwrap()
+    );
+    // An IPv4-mapped IPv6 network is the IPv4 network it maps.
+    assert_eq!(
+        parse_ip_net("::ffff:10.0.0.0/104").unwrap(),
+        "10.0.0.0/8".parse::<IpNet>().unwrap()
+    );
     assert_eq!(
         issues("[server]\ntrusted_gateways = [\"bad\"]\n")[0].key,
         "server.trusted_gateways"
