@@ -82,6 +82,7 @@ pub mod file {
         pub acr_values: Option<String>,
         pub required_acr: Option<Vec<String>>,
         pub id_token_algs: Option<Vec<String>>,
+        pub userinfo_algs: Option<Vec<String>>,
         pub client_auth: Option<String>,
         pub tls_client_cert: Option<PathBuf>,
         pub tls_client_key: Option<PathBuf>,
@@ -256,6 +257,9 @@ pub struct PscConfig {
     pub acr_values: String,
     pub required_acr: Vec<String>,
     pub id_token_algs: Vec<IdTokenAlg>,
+    /// Accepted algorithms of a signed userinfo response (Keycloak signs it
+    /// under a client setting of its own); defaults to `id_token_algs`.
+    pub userinfo_algs: Vec<IdTokenAlg>,
     pub client_auth: ClientAuth,
     pub tls_client_cert: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
@@ -760,32 +764,17 @@ impl Validator<'_> {
             }
             _ => {}
         }
-        let mut id_token_algs = Vec::new();
-        for alg in p
+        let id_token_names = p
             .id_token_algs
             .clone()
-            .unwrap_or_else(|| vec!["RS256".to_owned()])
-        {
-            match alg.as_str() {
-                "RS256" => id_token_algs.push(IdTokenAlg::Rs256),
-                "HS256" => {
-                    if client_secret.is_none() {
-                        self.issue(
-                            "psc.id_token_algs",
-                            "HS256 needs the client secret to verify ID tokens",
-                        );
-                    }
-                    id_token_algs.push(IdTokenAlg::Hs256)
-                }
-                other => self.issue(
-                    "psc.id_token_algs",
-                    format!("`{other}`: only RS256 and HS256 are accepted"),
-                ),
-            }
-        }
-        if id_token_algs.is_empty() {
-            self.issue("psc.id_token_algs", "at least one algorithm is required");
-        }
+            .unwrap_or_else(|| vec!["RS256".to_owned()]);
+        let id_token_algs = self.psc_algs("psc.id_token_algs", &id_token_names, &client_secret);
+        // Keycloak signs userinfo under a setting of its own: an HS256 ID
+        // token with an RS256 userinfo must not widen the ID token's list.
+        let userinfo_algs = match &p.userinfo_algs {
+            Some(names) => self.psc_algs("psc.userinfo_algs", names, &client_secret),
+            None => id_token_algs.clone(),
+        };
         let scopes = p
             .scopes
             .unwrap_or_else(|| vec!["openid".to_owned(), "scope_all".to_owned()]);
@@ -815,6 +804,7 @@ impl Validator<'_> {
             acr_values,
             required_acr,
             id_token_algs,
+            userinfo_algs,
             client_auth,
             tls_client_cert: p.tls_client_cert,
             tls_client_key: p.tls_client_key,
@@ -822,6 +812,33 @@ impl Validator<'_> {
             dev_idp: p.dev_idp.unwrap_or(false),
             http_timeout: Duration::from_secs(p.http_timeout_secs.unwrap_or(10)),
         }
+    }
+
+    /// A list of PSC signature algorithms: RS256 and/or HS256 (which needs
+    /// the client secret), at least one.
+    fn psc_algs(
+        &mut self,
+        key: &str,
+        names: &[String],
+        client_secret: &Option<String>,
+    ) -> Vec<IdTokenAlg> {
+        let mut algs = Vec::new();
+        for alg in names {
+            match alg.as_str() {
+                "RS256" => algs.push(IdTokenAlg::Rs256),
+                "HS256" => {
+                    if client_secret.is_none() {
+                        self.issue(key, "HS256 needs the client secret to verify signatures");
+                    }
+                    algs.push(IdTokenAlg::Hs256)
+                }
+                other => self.issue(key, format!("`{other}`: only RS256 and HS256 are accepted")),
+            }
+        }
+        if algs.is_empty() {
+            self.issue(key, "at least one algorithm is required");
+        }
+        algs
     }
 
     fn hm_sso(&mut self, h: file::HmSso) -> HmSsoConfig {

@@ -116,6 +116,29 @@ fn trusted_gateway_networks() {
 }
 
 #[test]
+fn psc_userinfo_algs_default_to_the_id_token_algs() {
+    let base =
+        "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let c = Config::from_toml(&format!("{base}id_token_algs = [\"HS256\"]\n"), no_env).unwrap();
+    let psc = c.psc.unwrap();
+    assert_eq!(psc.id_token_algs, vec![IdTokenAlg::Hs256]);
+    assert_eq!(psc.userinfo_algs, vec![IdTokenAlg::Hs256]);
+    let c = Config::from_toml(
+        &format!("{base}id_token_algs = [\"HS256\"]\nuserinfo_algs = [\"RS256\"]\n"),
+        no_env,
+    )
+    .unwrap();
+    let psc = c.psc.unwrap();
+    assert_eq!(psc.id_token_algs, vec![IdTokenAlg::Hs256]);
+    assert_eq!(psc.userinfo_algs, vec![IdTokenAlg::Rs256]);
+    let i = issues(&format!("{base}userinfo_algs = [\"none\"]\n"));
+    assert_eq!(i[0].key, "psc.userinfo_algs");
+    assert_eq!(i[0].line, Some(5));
+    let i = issues(&format!("{base}userinfo_algs = []\n"));
+    assert_eq!(i[0].key, "psc.userinfo_algs");
+}
+
+#[test]
 fn hm_sso_refuses_symmetric_algorithms() {
     let i = issues("[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://hm.example/jwks\"\n");
     assert_eq!(i[0].key, "hm_sso.algorithms");
