@@ -102,6 +102,8 @@ pub mod file {
         pub jwks_url: Option<String>,
         pub max_lifetime_secs: Option<u64>,
         pub leeway_secs: Option<u64>,
+        #[serde(default)]
+        pub allowed_origins: Vec<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -296,6 +298,10 @@ pub struct HmSsoConfig {
     pub jwks_url: Option<Url>,
     pub max_lifetime: Duration,
     pub leeway: Duration,
+    /// Hopital Manager's origins (`https://host[:port]`, as browsers send
+    /// them in `Origin`): a launch POSTed from one of them goes straight
+    /// through; any other launch is confirmed on a page first.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -880,6 +886,18 @@ impl Validator<'_> {
         if h.audience.trim().is_empty() {
             self.issue("hm_sso.audience", "must not be empty");
         }
+        let mut allowed_origins = Vec::new();
+        for raw in &h.allowed_origins {
+            match origin_of(raw) {
+                Some(o) => allowed_origins.push(o),
+                None => self.issue(
+                    "hm_sso.allowed_origins",
+                    format!(
+                        "`{raw}` is not an origin: scheme, host and optional port only, like https://hm.chu.example"
+                    ),
+                ),
+            }
+        }
         let max_lifetime = h.max_lifetime_secs.unwrap_or(300);
         if max_lifetime == 0 || max_lifetime > 3600 {
             self.issue("hm_sso.max_lifetime_secs", "must be between 1 and 3600");
@@ -892,8 +910,28 @@ impl Validator<'_> {
             jwks_url,
             max_lifetime: Duration::from_secs(max_lifetime),
             leeway: Duration::from_secs(h.leeway_secs.unwrap_or(30)),
+            allowed_origins,
         }
     }
+}
+
+/// `raw` as browsers serialize it in `Origin` (`https://host[:port]`, the
+/// default port left out), or None when it is not exactly an http(s) origin
+/// (a path, query, fragment or user name is refused, not dropped).
+fn origin_of(raw: &str) -> Option<String> {
+    let url = Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return None;
+    }
+    // "https://HM.example/" and "https://hm.example:443" name the same origin.
+    Some(url.origin().ascii_serialization())
 }
 
 fn is_loopback_host(url: &Url) -> bool {

@@ -139,6 +139,45 @@ fn psc_userinfo_algs_default_to_the_id_token_algs() {
 }
 
 #[test]
+fn hm_sso_allowed_origins_are_origins() {
+    let base = "[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\njwks_url = \"https://hm.example/jwks\"\n";
+    let c = Config::from_toml(
+        &format!(
+            "{base}allowed_origins = [\"https://HM.chu.example/\", \"https://hm2.chu.example:8443\", \"http://hm.chu.example:443\"]\n"
+        ),
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.hm_sso.unwrap().allowed_origins,
+        vec![
+            "https://hm.chu.example",
+            "https://hm2.chu.example:8443",
+            "http://hm.chu.example:443"
+        ]
+    );
+    assert!(Config::from_toml(base, no_env)
+        .unwrap()
+        .hm_sso
+        .unwrap()
+        .allowed_origins
+        .is_empty());
+    for bad in [
+        "https://hm.chu.example/launch",
+        "https://hm.chu.example/?x=1",
+        "https://user@hm.chu.example",
+        "hm.chu.example",
+        "*",
+        "null",
+        "ftp://hm.chu.example",
+    ] {
+        let i = issues(&format!("{base}allowed_origins = [\"{bad}\"]\n"));
+        assert_eq!(i[0].key, "hm_sso.allowed_origins", "{bad}");
+        assert_eq!(i[0].line, Some(5), "{bad}");
+    }
+}
+
+#[test]
 fn hm_sso_refuses_symmetric_algorithms() {
     let i = issues("[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://hm.example/jwks\"\n");
     assert_eq!(i[0].key, "hm_sso.algorithms");
