@@ -84,6 +84,7 @@ pub mod file {
         pub acr_values: Option<String>,
         pub required_acr: Option<Vec<String>>,
         pub id_token_algs: Option<Vec<String>>,
+        pub userinfo_algs: Option<Vec<String>>,
         pub client_auth: Option<String>,
         pub tls_client_cert: Option<PathBuf>,
         pub tls_client_key: Option<PathBuf>,
@@ -103,6 +104,8 @@ pub mod file {
         pub jwks_url: Option<String>,
         pub max_lifetime_secs: Option<u64>,
         pub leeway_secs: Option<u64>,
+        #[serde(default)]
+        pub allowed_origins: Vec<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -266,6 +269,9 @@ pub struct PscConfig {
     pub acr_values: String,
     pub required_acr: Vec<String>,
     pub id_token_algs: Vec<IdTokenAlg>,
+    /// Accepted algorithms of a signed userinfo response (Keycloak signs it
+    /// under a client setting of its own); defaults to `id_token_algs`.
+    pub userinfo_algs: Vec<IdTokenAlg>,
     pub client_auth: ClientAuth,
     pub tls_client_cert: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
@@ -302,6 +308,10 @@ pub struct HmSsoConfig {
     pub jwks_url: Option<Url>,
     pub max_lifetime: Duration,
     pub leeway: Duration,
+    /// Hopital Manager's origins (`https://host[:port]`, as browsers send
+    /// them in `Origin`): a launch POSTed from one of them goes straight
+    /// through; any other launch is confirmed on a page first.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,41 +340,27 @@ pub struct LoggingConfig {
     pub level: String,
 }
 
-/// An IP network (`10.0.0.0/8`, or a single address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+/// An IP network (`10.0.0.0/8`, or a single address), from the `ipnet` crate.
+pub use ipnet::IpNet;
 
-impl IpNet {
-    pub fn parse(s: &str) -> Option<IpNet> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (s.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(IpNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+/// Parses a network (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) becomes the IPv4
+/// network it maps, since client addresses are canonicalized before they
+/// are compared (see `web::client_ip`).
+pub fn parse_ip_net(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => IpNet::from(s.parse::<IpAddr>().ok()?),
+    };
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .ok()
+                .map(IpNet::V4);
         }
     }
+    Some(net)
 }
 
 /// One configuration problem: the key, its line in the file when known, and what is wrong.
@@ -553,7 +549,7 @@ impl Validator<'_> {
         }
         let mut trusted_gateways = Vec::new();
         for g in &f.server.trusted_gateways {
-            match IpNet::parse(g) {
+            match parse_ip_net(g) {
                 Some(n) => trusted_gateways.push(n),
                 None => self.issue(
                     "server.trusted_gateways",
@@ -794,32 +790,17 @@ impl Validator<'_> {
             }
             _ => {}
         }
-        let mut id_token_algs = Vec::new();
-        for alg in p
+        let id_token_names = p
             .id_token_algs
             .clone()
-            .unwrap_or_else(|| vec!["RS256".to_owned()])
-        {
-            match alg.as_str() {
-                "RS256" => id_token_algs.push(IdTokenAlg::Rs256),
-                "HS256" => {
-                    if client_secret.is_none() {
-                        self.issue(
-                            "psc.id_token_algs",
-                            "HS256 needs the client secret to verify ID tokens",
-                        );
-                    }
-                    id_token_algs.push(IdTokenAlg::Hs256)
-                }
-                other => self.issue(
-                    "psc.id_token_algs",
-                    format!("`{other}`: only RS256 and HS256 are accepted"),
-                ),
-            }
-        }
-        if id_token_algs.is_empty() {
-            self.issue("psc.id_token_algs", "at least one algorithm is required");
-        }
+            .unwrap_or_else(|| vec!["RS256".to_owned()]);
+        let id_token_algs = self.psc_algs("psc.id_token_algs", &id_token_names, &client_secret);
+        // Keycloak signs userinfo under a setting of its own: an HS256 ID
+        // token with an RS256 userinfo must not widen the ID token's list.
+        let userinfo_algs = match &p.userinfo_algs {
+            Some(names) => self.psc_algs("psc.userinfo_algs", names, &client_secret),
+            None => id_token_algs.clone(),
+        };
         let scopes = p
             .scopes
             .unwrap_or_else(|| vec!["openid".to_owned(), "scope_all".to_owned()]);
@@ -849,6 +830,7 @@ impl Validator<'_> {
             acr_values,
             required_acr,
             id_token_algs,
+            userinfo_algs,
             client_auth,
             tls_client_cert: p.tls_client_cert,
             tls_client_key: p.tls_client_key,
@@ -856,6 +838,33 @@ impl Validator<'_> {
             dev_idp: p.dev_idp.unwrap_or(false),
             http_timeout: Duration::from_secs(p.http_timeout_secs.unwrap_or(10)),
         }
+    }
+
+    /// A list of PSC signature algorithms: RS256 and/or HS256 (which needs
+    /// the client secret), at least one.
+    fn psc_algs(
+        &mut self,
+        key: &str,
+        names: &[String],
+        client_secret: &Option<String>,
+    ) -> Vec<IdTokenAlg> {
+        let mut algs = Vec::new();
+        for alg in names {
+            match alg.as_str() {
+                "RS256" => algs.push(IdTokenAlg::Rs256),
+                "HS256" => {
+                    if client_secret.is_none() {
+                        self.issue(key, "HS256 needs the client secret to verify signatures");
+                    }
+                    algs.push(IdTokenAlg::Hs256)
+                }
+                other => self.issue(key, format!("`{other}`: only RS256 and HS256 are accepted")),
+            }
+        }
+        if algs.is_empty() {
+            self.issue(key, "at least one algorithm is required");
+        }
+        algs
     }
 
     fn hm_sso(&mut self, h: file::HmSso) -> HmSsoConfig {
@@ -897,6 +906,18 @@ impl Validator<'_> {
         if h.audience.trim().is_empty() {
             self.issue("hm_sso.audience", "must not be empty");
         }
+        let mut allowed_origins = Vec::new();
+        for raw in &h.allowed_origins {
+            match origin_of(raw) {
+                Some(o) => allowed_origins.push(o),
+                None => self.issue(
+                    "hm_sso.allowed_origins",
+                    format!(
+                        "`{raw}` is not an origin: scheme, host and optional port only, like https://hm.chu.example"
+                    ),
+                ),
+            }
+        }
         let max_lifetime = h.max_lifetime_secs.unwrap_or(300);
         if max_lifetime == 0 || max_lifetime > 3600 {
             self.issue("hm_sso.max_lifetime_secs", "must be between 1 and 3600");
@@ -909,8 +930,28 @@ impl Validator<'_> {
             jwks_url,
             max_lifetime: Duration::from_secs(max_lifetime),
             leeway: Duration::from_secs(h.leeway_secs.unwrap_or(30)),
+            allowed_origins,
         }
     }
+}
+
+/// `raw` as browsers serialize it in `Origin` (`https://host[:port]`, the
+/// default port left out), or None when it is not exactly an http(s) origin
+/// (a path, query, fragment or user name is refused, not dropped).
+fn origin_of(raw: &str) -> Option<String> {
+    let url = Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return None;
+    }
+    // "https://HM.example/" and "https://hm.example:443" name the same origin.
+    Some(url.origin().ascii_serialization())
 }
 
 fn is_loopback_host(url: &Url) -> bool {

@@ -85,6 +85,30 @@ impl NationalId {
         Ok(NationalId(raw.to_owned()))
     }
 
+    /// A national identifier that is an RPPS one (`8` + 11 digits, Luhn) or
+    /// an ADELI one (`0` + 9 characters: digits, `2A`/`2B` for Corsica as
+    /// the department). For sources whose field may hold something else
+    /// (Hopital Manager's `sub`, often an internal user id): another prefix
+    /// or shape is `Malformed`, never taken as a national identifier.
+    pub fn parse_rpps_or_adeli(raw: &str) -> Result<NationalId, NationalIdError> {
+        let id = NationalId::parse(raw)?;
+        let ok = match id.0.as_bytes()[0] {
+            b'8' => true, // parse checked 11 digits and the Luhn digit
+            b'0' => {
+                let adeli = &id.0.as_bytes()[1..];
+                let dept_ok = adeli[..2].iter().all(u8::is_ascii_digit)
+                    || matches!(&adeli[..2], b"2A" | b"2B");
+                adeli.len() == 9 && dept_ok && adeli[2..].iter().all(u8::is_ascii_digit)
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(id)
+        } else {
+            Err(NationalIdError::Malformed)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -266,6 +290,45 @@ mod tests {
             Err(NationalIdError::Malformed)
         );
         assert!(NationalId::parse("3123456789").unwrap().rpps().is_none());
+    }
+
+    #[test]
+    fn rpps_or_adeli_only() {
+        let rpps = format!("8{}", rpps_with_check("9970000001"));
+        for ok in [rpps.as_str(), "0123456789", "02A1234567", "02B0000001"] {
+            assert_eq!(
+                NationalId::parse_rpps_or_adeli(ok).unwrap().as_str(),
+                ok,
+                "{ok}"
+            );
+        }
+        for bad in [
+            "42",
+            "12345",
+            "3123456789",
+            "1user",
+            "0ABCDEFGHI",
+            "012345678A",
+            "02C1234567",
+            "8ABC",
+            "user@hm",
+        ] {
+            assert_eq!(
+                NationalId::parse_rpps_or_adeli(bad),
+                Err(NationalIdError::Malformed),
+                "{bad}"
+            );
+        }
+        let mut wrong = rpps.into_bytes();
+        wrong[11] = if wrong[11] == b'9' {
+            b'0'
+        } else {
+            wrong[11] + 1
+        };
+        assert_eq!(
+            NationalId::parse_rpps_or_adeli(&String::from_utf8(wrong).unwrap()),
+            Err(NationalIdError::BadCheckDigit)
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     template!("dossier_form"),
     template!("patient"),
     template!("report"),
+    template!("hm_sso_confirm"),
 ];
 
 /// A static asset: path served, content type, bytes, cache policy.

@@ -401,6 +401,50 @@ impl Sessions {
         }
     }
 
+    /// Keeps a short-lived record (a login waiting for the user's
+    /// confirmation) under a new random id, keyed like sessions by the
+    /// digest of that id.
+    pub async fn park<T: Serialize>(
+        &self,
+        kind: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let id = new_token();
+        self.store
+            .set(
+                &self.key(&format!("p-{kind}"), &id),
+                &Self::encode(value),
+                ttl,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Reads a parked record without using it up.
+    pub async fn peek_parked<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.store.get(&self.key(&format!("p-{kind}"), id)).await? {
+            Some(raw) => Self::decode(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes a parked record: it is used once.
+    pub async fn take_parked<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.store.take(&self.key(&format!("p-{kind}"), id)).await? {
+            Some(raw) => Self::decode(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Remembers a single-use token id (a JWT `jti`) until `ttl`; false if
     /// it was already used.
     pub async fn claim_once(

@@ -220,30 +220,57 @@ impl Cookies {
 
 // === client address ===
 
-/// The client's address: the connection's peer, or the right-most address
-/// of `X-Forwarded-For` that is not a trusted gateway, when the connection
-/// itself comes from a trusted gateway.
+/// The client's address.
+///
+/// Addresses are canonicalized first (`::ffff:10.0.0.5` is `10.0.0.5`), so
+/// IPv4-mapped peers match IPv4 gateway networks. When the connection does
+/// not come from a trusted gateway, the client is the peer. Otherwise
+/// `X-Forwarded-For` is read right to left (every header line, in order):
+/// each trusted gateway vouches for the entry to its left, so the walk stops
+/// at the first address that is not a trusted gateway, and that is the
+/// client. Entries left of it are the client's own claims and are never
+/// read, garbage included. An entry that is not an address at or right of
+/// that point (a gateway wrote something unreadable) ends the walk too: the
+/// client is then the last trusted hop, the nearest address a trusted
+/// gateway vouches for, never a value further left that the client may have
+/// made up. Empty list elements are skipped (RFC 9110 lists allow them), and
+/// an entry may carry a port (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(peer) {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
         return peer;
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
+    // None: an unreadable entry (or header line).
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
     for v in headers.get_all("x-forwarded-for") {
-        let Ok(s) = v.to_str() else {
-            return peer;
-        };
-        for part in s.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return peer,
-            }
+        match v.to_str() {
+            Ok(s) => hops.extend(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(parse_forwarded_addr),
+            ),
+            Err(_) => hops.push(None),
         }
     }
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(*ip))
-        .unwrap_or(peer)
+    let mut last_trusted = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(&ip) => last_trusted = ip,
+            Some(ip) => return ip,
+            None => return last_trusted,
+        }
+    }
+    last_trusted
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port.
+fn parse_forwarded_addr(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>()
+        .or_else(|_| s.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 // === return_to ===
@@ -344,20 +371,90 @@ mod tests {
         }
     }
 
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn client_ip_trusts_forwarded_for_only_from_gateways() {
-        let gw = vec![IpNet::parse("10.0.0.0/8").unwrap()];
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.7".parse().unwrap());
-        let peer_gw: IpAddr = "10.0.0.1".parse().unwrap();
-        let peer_other: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(
-            client_ip(peer_gw, &h, &gw),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
+        let gw = vec![crate::config::parse_ip_net("10.0.0.0/8").unwrap()];
+        let h = xff(&["203.0.113.9, 10.0.0.7"]);
+        let peer_gw = ip("10.0.0.1");
+        let peer_other = ip("198.51.100.1");
+        assert_eq!(client_ip(peer_gw, &h, &gw), ip("203.0.113.9"));
         assert_eq!(client_ip(peer_other, &h, &gw), peer_other);
-        h.insert("x-forwarded-for", "garbage".parse().unwrap());
-        assert_eq!(client_ip(peer_gw, &h, &gw), peer_gw);
+        // Nothing forwarded: the gateway itself.
+        assert_eq!(client_ip(peer_gw, &HeaderMap::new(), &gw), peer_gw);
+        // Only gateways: the left-most of them, the hop that started it.
+        assert_eq!(
+            client_ip(peer_gw, &xff(&["10.0.0.9, 10.0.0.7"]), &gw),
+            ip("10.0.0.9")
+        );
+    }
+
+    /// Issue 9: one unparsable entry made the client the gateway.
+    #[test]
+    fn client_ip_ignores_garbage_left_of_the_client() {
+        let gw = vec![crate::config::parse_ip_net("10.0.0.0/8").unwrap()];
+        let peer = ip("10.0.0.1");
+        for (values, want) in [
+            // The client sent garbage (or a spoofed address) of its own.
+            (&["garbage, 203.0.113.9"][..], "203.0.113.9"),
+            (&["garbage, 203.0.113.9, 10.0.0.7"][..], "203.0.113.9"),
+            (&["1.2.3.4, <script>, 203.0.113.9"][..], "203.0.113.9"),
+            (&["garbage", "203.0.113.9, 10.0.0.7"][..], "203.0.113.9"),
+            (&["203.0.113.9:4711"][..], "203.0.113.9"),
+            (&["[2001:db8::1]:4711"][..], "2001:db8::1"),
+            (&["203.0.113.9,, "][..], "203.0.113.9"),
+            // Garbage right of the client: the last trusted hop, never
+            // the (spoofable) address further left.
+            (&["203.0.113.9, garbage"][..], "10.0.0.1"),
+            (&["198.51.100.7, garbage, 10.0.0.7"][..], "10.0.0.7"),
+        ] {
+            assert_eq!(client_ip(peer, &xff(values), &gw), ip(want), "{values:?}");
+        }
+        // A header line that is not text is garbage at its place.
+        let mut h = xff(&["203.0.113.9"]);
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert_eq!(client_ip(peer, &h, &gw), peer);
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(client_ip(peer, &h, &gw), ip("203.0.113.9"));
+    }
+
+    /// Issue 9: `::ffff:10.0.0.5` is the IPv4 gateway 10.0.0.5.
+    #[test]
+    fn client_ip_canonicalizes_ipv4_mapped_addresses() {
+        let gw = vec![crate::config::parse_ip_net("10.0.0.0/8").unwrap()];
+        let h = xff(&["::ffff:203.0.113.9, ::ffff:10.0.0.7"]);
+        assert_eq!(client_ip(ip("::ffff:10.0.0.5"), &h, &gw), ip("203.0.113.9"));
+        // An untrusted mapped peer is reported in its IPv4 form.
+        assert_eq!(
+            client_ip(ip("::ffff:198.51.100.1"), &h, &gw),
+            ip("198.51.100.1")
+        );
+        // Configured as a mapped network, it matches the same peers.
+        let mapped = vec![crate::config::parse_ip_net("::ffff:10.0.0.0/104").unwrap()];
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.5"), &h, &mapped),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &mapped), ip("203.0.113.9"));
     }
 
     #[test]

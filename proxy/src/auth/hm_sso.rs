@@ -2,13 +2,15 @@
 //! Manager (RS256 or ES256 only), verified with configured PEM keys or a
 //! JWKS URL. `iss`, `aud`, `exp`, `nbf`, `iat` are checked, the lifetime is
 //! capped, and `jti` is single use (the caller remembers it in the session
-//! store until the token's expiry).
+//! store until the token's expiry). A verified launch signs no one in by
+//! itself: the caller parks it as a [`PendingLaunch`] and the browser that
+//! started it continues it (see `auth::hm_sso_launch`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::config::{HmAlg, HmSsoConfig};
@@ -83,6 +85,37 @@ pub struct HmLaunch {
     pub target: String,
 }
 
+/// A verified launch waiting in the session store (under a one-time id)
+/// until the browser that started it continues: straight away for a POST
+/// from one of `hm_sso.allowed_origins`, after the user's confirmation on
+/// a page otherwise. The raw token never comes back through the page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLaunch {
+    pub professional: Professional,
+    pub target: String,
+    /// SHA-256 of the browser-binding cookie set with the launch's answer:
+    /// only the browser that started the launch can continue it.
+    pub browser: String,
+    /// The CSRF value the confirmation form must carry back.
+    pub csrf_token: String,
+    /// POSTed from an allowed origin: no confirmation page, unless another
+    /// professional is signed in in this browser.
+    pub direct: bool,
+}
+
+impl PendingLaunch {
+    /// How the page names the professional: "Dr Prénom NOM" for a
+    /// physician (profession code 10), the name alone otherwise.
+    pub fn label(&self) -> String {
+        let name = self.professional.display_name();
+        if self.professional.professions.iter().any(|p| p == "10") {
+            format!("Dr {name}")
+        } else {
+            name
+        }
+    }
+}
+
 pub struct HmSso {
     cfg: HmSsoConfig,
     static_keys: Vec<(HmAlg, DecodingKey)>,
@@ -118,6 +151,10 @@ impl HmSso {
             http,
             jwks: RwLock::new(None),
         })
+    }
+
+    pub fn config(&self) -> &HmSsoConfig {
+        &self.cfg
     }
 
     async fn jwks(&self) -> Result<Option<Arc<jsonwebtoken::jwk::JwkSet>>, HmSsoError> {
@@ -205,11 +242,14 @@ impl HmSso {
             .jti
             .filter(|j| !j.is_empty() && j.len() <= 256)
             .ok_or(HmSsoError::NoJti)?;
-        let raw_id = claims
-            .national_id
-            .or(claims.sub)
-            .ok_or(NationalIdError::Missing)?;
-        let national_id = NationalId::parse(&raw_id)?;
+        // `national_id` is the national identifier by name; `sub` may be
+        // anything Hopital Manager numbers its users with, so it counts only
+        // when it has the shape of an RPPS or ADELI identifier.
+        let national_id = match (claims.national_id, claims.sub) {
+            (Some(id), _) => NationalId::parse(&id)?,
+            (None, Some(sub)) => NationalId::parse_rpps_or_adeli(&sub)?,
+            (None, None) => return Err(NationalIdError::Missing.into()),
+        };
         let mut professional = Professional::new(
             national_id,
             claims.given_name.trim().to_owned(),

@@ -20,6 +20,8 @@ pub async fn handle(app: &App, req: Req) -> Resp {
         (Method::GET, "/auth/login") => login(app, &req).await,
         (Method::GET, "/auth/callback") => callback(app, &req).await,
         (Method::GET | Method::POST, "/auth/hm-sso") => hm_sso_launch(app, &req).await,
+        (Method::GET, "/auth/hm-sso/confirm") => hm_sso_continue(app, &req).await,
+        (Method::POST, "/auth/hm-sso/confirm") => hm_sso_confirm(app, &req).await,
         (Method::GET, "/auth/logout") => logout_page(app, &req).await,
         (Method::POST, "/auth/logout") => logout(app, &req).await,
         (Method::GET, "/auth/logged-out") => app.pages.render(
@@ -27,7 +29,11 @@ pub async fn handle(app: &App, req: Req) -> Resp {
             "logout",
             &json!({"title": "Déconnexion", "user": null, "continue_href": null, "refresh_to": null}),
         ),
-        (_, "/auth/login" | "/auth/callback" | "/auth/logout" | "/auth/logged-out") => {
+        (
+            _,
+            "/auth/login" | "/auth/callback" | "/auth/logout" | "/auth/logged-out"
+            | "/auth/hm-sso" | "/auth/hm-sso/confirm",
+        ) => {
             app.error(&pages::METHOD_NOT_ALLOWED)
         }
         _ => app.error(&pages::NOT_FOUND),
@@ -88,6 +94,15 @@ fn hm_failure(code: &'static str) -> ErrorPage {
             "Les clés de vérification d'Hopital Manager sont momentanément indisponibles. Réessayez dans quelques minutes."
         }
         "not_configured" => "La connexion depuis Hopital Manager n'est pas activée sur ce serveur.",
+        "launch_expired" => {
+            "Cette demande de connexion depuis Hopital Manager a expiré ou a déjà servi. Relancez l'accès depuis Hopital Manager."
+        }
+        "launch_other_browser" => {
+            "Cette demande de connexion n'a pas été ouverte dans ce navigateur. Relancez l'accès depuis Hopital Manager."
+        }
+        "launch_csrf" => {
+            "La confirmation ne provient pas de la page de connexion de l'espace professionnel de santé. Par sécurité, la connexion est refusée. Relancez l'accès depuis Hopital Manager."
+        }
         _ => {
             "La demande de connexion d'Hopital Manager n'est pas valide ou a expiré. Relancez l'accès depuis Hopital Manager."
         }
@@ -316,6 +331,20 @@ async fn callback(app: &App, req: &Req) -> Resp {
 
 // === Hopital Manager single sign-on ===
 
+/// The browser-binding cookie of pending Hopital Manager launches.
+const HM_LAUNCH_COOKIE: &str = "espace-hm-sso";
+/// The store kind of pending launches.
+const HM_PENDING: &str = "hm-launch";
+/// How long a verified launch waits for its browser (and its confirmation).
+const HM_PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `/auth/hm-sso`: verifies the token and uses up its `jti`, whatever comes
+/// next; then parks the launch and sends the browser to
+/// `/auth/hm-sso/confirm`. Nobody is signed in here: a cross-site form can
+/// reach this route (login CSRF), and on a cross-site POST the browser does
+/// not send the session cookie (SameSite=Lax), so whether another
+/// professional is signed in can only be seen on the same-origin GET that
+/// follows.
 async fn hm_sso_launch(app: &App, req: &Req) -> Resp {
     let refuse =
         |code: &'static str| app.refuse_login(req, "hm_sso", "hm_sso", code, hm_failure(code));
@@ -350,7 +379,170 @@ async fn hm_sso_launch(app: &App, req: &Req) -> Resp {
         Ok(false) => return refuse("replayed").await,
         Err(_) => return app.error(&pages::UNAVAILABLE),
     }
-    app.start_session(req, launch.professional, None, "hm_sso", &launch.target)
+    // Straight through only for a POST that Hopital Manager's own page made.
+    let direct = req.method == Method::POST
+        && req.header("origin").is_some_and(|o| {
+            hm.config()
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed == o)
+        });
+    // One binding value per browser, so that two launches in two tabs both work.
+    let cookie_name = app.cookies.name(HM_LAUNCH_COOKIE);
+    let browser = req
+        .cookie(&cookie_name)
+        .filter(|c| c.len() == 43)
+        .unwrap_or_else(crate::session::new_token);
+    let pending = hm_sso::PendingLaunch {
+        professional: launch.professional,
+        target: launch.target,
+        browser: crate::session::digest(&browser),
+        csrf_token: crate::session::new_token(),
+        direct,
+    };
+    let id = match app
+        .sessions
+        .park(HM_PENDING, &pending, HM_PENDING_TTL)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            METRICS.store_errors.with_label_values(&["hm_launch"]).inc();
+            tracing::error!(error = %e, "session store failed at Hopital Manager launch");
+            return app.error(&pages::UNAVAILABLE);
+        }
+    };
+    tracing::info!(
+        direct,
+        "Hopital Manager launch verified, waiting for its browser"
+    );
+    let mut resp = web::redirect(&format!("/auth/hm-sso/confirm?launch={id}"));
+    web::add_cookie(
+        &mut resp,
+        &app.cookies
+            .set(HM_LAUNCH_COOKIE, &browser, Some(HM_PENDING_TTL.as_secs())),
+    );
+    resp
+}
+
+/// The parked launch `id` when this browser started it.
+async fn hm_pending_of(
+    app: &App,
+    req: &Req,
+    id: &str,
+    take: bool,
+) -> Result<hm_sso::PendingLaunch, &'static str> {
+    let found = if take {
+        app.sessions.take_parked(HM_PENDING, id).await
+    } else {
+        app.sessions.peek_parked(HM_PENDING, id).await
+    };
+    let pending: hm_sso::PendingLaunch = match found {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err("launch_expired"),
+        Err(e) => {
+            METRICS.store_errors.with_label_values(&["hm_launch"]).inc();
+            tracing::error!(error = %e, "session store failed at Hopital Manager launch");
+            return Err("store");
+        }
+    };
+    let browser = req
+        .cookie(&app.cookies.name(HM_LAUNCH_COOKIE))
+        .map(|c| crate::session::digest(&c))
+        .unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        browser.as_bytes(),
+        pending.browser.as_bytes(),
+    )) {
+        return Err("launch_other_browser");
+    }
+    Ok(pending)
+}
+
+/// `GET /auth/hm-sso/confirm?launch=…`: a same-site navigation, so the
+/// session cookie is here if there is one. Goes on without a page only for
+/// a launch from an allowed origin with nobody else signed in, or when the
+/// launch names the professional already signed in (the session is kept).
+/// Otherwise the page names who the token is for, and who is signed in.
+async fn hm_sso_continue(app: &App, req: &Req) -> Resp {
+    let refuse =
+        |code: &'static str| app.refuse_login(req, "hm_sso", "hm_sso", code, hm_failure(code));
+    if app.hm_sso.is_none() {
+        return refuse("not_configured").await;
+    }
+    let id = req.query_param("launch").unwrap_or_default();
+    let pending = match hm_pending_of(app, req, &id, false).await {
+        Ok(p) => p,
+        Err("store") => return app.error(&pages::UNAVAILABLE),
+        Err(code) => return refuse(code).await,
+    };
+    let current = match app.session_of(req).await {
+        Ok(c) => c,
+        Err(_) => return app.error(&pages::UNAVAILABLE),
+    };
+    let same = current
+        .as_ref()
+        .map(|(_, data)| data.professional.national_id == pending.professional.national_id);
+    if same == Some(true) || (same.is_none() && pending.direct) {
+        // Used up now: a second visit of this URL finds nothing.
+        let pending = match hm_pending_of(app, req, &id, true).await {
+            Ok(p) => p,
+            Err("store") => return app.error(&pages::UNAVAILABLE),
+            Err(code) => return refuse(code).await,
+        };
+        if same == Some(true) {
+            tracing::info!("Hopital Manager launch for the professional already signed in");
+            return web::redirect(&pending.target);
+        }
+        return app
+            .start_session(req, pending.professional, None, "hm_sso", &pending.target)
+            .await;
+    }
+    let label = pending.label();
+    let user = current.as_ref().map(|(_, data)| app.user_view(data));
+    let current_view = current.as_ref().map(|(_, data)| {
+        json!({"name": data.professional.display_name(),
+               "national_id": data.professional.national_id.as_str()})
+    });
+    app.pages.render(
+        StatusCode::OK,
+        "hm_sso_confirm",
+        &json!({
+            "title": "Connexion depuis Hopital Manager",
+            "user": user,
+            "refresh_to": null,
+            "who": {"label": label,
+                    "national_id": pending.professional.national_id.as_str()},
+            "current": current_view,
+            "launch": id,
+            "csrf_token": pending.csrf_token,
+        }),
+    )
+}
+
+/// `POST /auth/hm-sso/confirm`: the button of the confirmation page. The
+/// launch is used up whatever happens; it must come from this browser,
+/// from our origin, with the page's CSRF value. The user has seen who is
+/// signed in (if anyone): that session is replaced.
+async fn hm_sso_confirm(app: &App, req: &Req) -> Resp {
+    let refuse =
+        |code: &'static str| app.refuse_login(req, "hm_sso", "hm_sso", code, hm_failure(code));
+    if app.hm_sso.is_none() {
+        return refuse("not_configured").await;
+    }
+    if app.over_login_limit(req, "hm_sso") {
+        return app.error(&pages::TOO_MANY);
+    }
+    let id = req.form_param("launch").unwrap_or_default();
+    let pending = match hm_pending_of(app, req, &id, true).await {
+        Ok(p) => p,
+        Err("store") => return app.error(&pages::UNAVAILABLE),
+        Err(code) => return refuse(code).await,
+    };
+    if !web::csrf_ok(req, &pending.csrf_token, &app.config.server.public_origin()) {
+        return refuse("launch_csrf").await;
+    }
+    app.start_session(req, pending.professional, None, "hm_sso", &pending.target)
         .await
 }
 

@@ -357,7 +357,8 @@ impl PscClient {
         })
     }
 
-    /// Userinfo as JSON or as a signed JWT (verified like the ID token);
+    /// Userinfo as JSON or as a signed JWT (verified like the ID token, with
+    /// the algorithms of `userinfo_algs`);
     /// its `sub` must equal the ID token's.
     async fn user_info(
         &self,
@@ -413,7 +414,7 @@ impl PscClient {
         let bad = |e: &dyn std::fmt::Display| PscError::UserInfo(e.to_string());
         let header = jsonwebtoken::decode_header(jwt).map_err(|e| bad(&e))?;
         let key = match header.alg {
-            Algorithm::RS256 if self.cfg.id_token_algs.contains(&IdTokenAlg::Rs256) => {
+            Algorithm::RS256 if self.cfg.userinfo_algs.contains(&IdTokenAlg::Rs256) => {
                 let jwk = match &header.kid {
                     Some(kid) => p.jwks.find(kid),
                     None if p.jwks.keys.len() == 1 => p.jwks.keys.first(),
@@ -422,7 +423,7 @@ impl PscClient {
                 .ok_or_else(|| PscError::UserInfo("no key for the userinfo signature".into()))?;
                 DecodingKey::from_jwk(jwk).map_err(|e| bad(&e))?
             }
-            Algorithm::HS256 if self.cfg.id_token_algs.contains(&IdTokenAlg::Hs256) => {
+            Algorithm::HS256 if self.cfg.userinfo_algs.contains(&IdTokenAlg::Hs256) => {
                 let secret =
                     self.cfg.client_secret.as_deref().ok_or_else(|| {
                         PscError::UserInfo("HS256 without a client secret".into())

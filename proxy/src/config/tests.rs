@@ -91,18 +91,90 @@ fn plain_http_is_refused_off_loopback() {
 
 #[test]
 fn trusted_gateway_networks() {
-    let net = IpNet::parse("10.1.0.0/16").unwrap();
-    assert!(net.contains("10.1.200.3".parse().unwrap()));
-    assert!(!net.contains("10.2.0.1".parse().unwrap()));
-    assert!(!net.contains("::1".parse().unwrap()));
-    assert!(IpNet::parse("10.0.0.0/33").is_none());
-    assert!(IpNet::parse("::1")
+    let net = parse_ip_net("10.1.0.0/16").unwrap();
+    assert!(net.contains(&"10.1.200.3".parse::<IpAddr>().unwrap()));
+    assert!(!net.contains(&"10.2.0.1".parse::<IpAddr>().unwrap()));
+    assert!(!net.contains(&"::1".parse::<IpAddr>().unwrap()));
+    assert!(parse_ip_net("10.0.0.0/33").is_none());
+    assert!(parse_ip_net("::1")
         .unwrap()
-        .contains("::1".parse().unwrap()));
+        .contains(&"::1".parse::<IpAddr>().unwrap()));
+    // A single IPv4 address is a /32.
+    assert_eq!(
+        parse_ip_net("192.0.2.7").unwrap(),
+        "192.0.2.7/32".parse::<IpNet>().unwrap()
+    );
+    // An IPv4-mapped IPv6 network is the IPv4 network it maps.
+    assert_eq!(
+        parse_ip_net("::ffff:10.0.0.0/104").unwrap(),
+        "10.0.0.0/8".parse::<IpNet>().unwrap()
+    );
     assert_eq!(
         issues("[server]\ntrusted_gateways = [\"bad\"]\n")[0].key,
         "server.trusted_gateways"
     );
+}
+
+#[test]
+fn psc_userinfo_algs_default_to_the_id_token_algs() {
+    let base =
+        "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let c = Config::from_toml(&format!("{base}id_token_algs = [\"HS256\"]\n"), no_env).unwrap();
+    let psc = c.psc.unwrap();
+    assert_eq!(psc.id_token_algs, vec![IdTokenAlg::Hs256]);
+    assert_eq!(psc.userinfo_algs, vec![IdTokenAlg::Hs256]);
+    let c = Config::from_toml(
+        &format!("{base}id_token_algs = [\"HS256\"]\nuserinfo_algs = [\"RS256\"]\n"),
+        no_env,
+    )
+    .unwrap();
+    let psc = c.psc.unwrap();
+    assert_eq!(psc.id_token_algs, vec![IdTokenAlg::Hs256]);
+    assert_eq!(psc.userinfo_algs, vec![IdTokenAlg::Rs256]);
+    let i = issues(&format!("{base}userinfo_algs = [\"none\"]\n"));
+    assert_eq!(i[0].key, "psc.userinfo_algs");
+    assert_eq!(i[0].line, Some(5));
+    let i = issues(&format!("{base}userinfo_algs = []\n"));
+    assert_eq!(i[0].key, "psc.userinfo_algs");
+}
+
+#[test]
+fn hm_sso_allowed_origins_are_origins() {
+    let base = "[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\njwks_url = \"https://hm.example/jwks\"\n";
+    let c = Config::from_toml(
+        &format!(
+            "{base}allowed_origins = [\"https://HM.chu.example/\", \"https://hm2.chu.example:8443\", \"http://hm.chu.example:443\"]\n"
+        ),
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.hm_sso.unwrap().allowed_origins,
+        vec![
+            "https://hm.chu.example",
+            "https://hm2.chu.example:8443",
+            "http://hm.chu.example:443"
+        ]
+    );
+    assert!(Config::from_toml(base, no_env)
+        .unwrap()
+        .hm_sso
+        .unwrap()
+        .allowed_origins
+        .is_empty());
+    for bad in [
+        "https://hm.chu.example/launch",
+        "https://hm.chu.example/?x=1",
+        "https://user@hm.chu.example",
+        "hm.chu.example",
+        "*",
+        "null",
+        "ftp://hm.chu.example",
+    ] {
+        let i = issues(&format!("{base}allowed_origins = [\"{bad}\"]\n"));
+        assert_eq!(i[0].key, "hm_sso.allowed_origins", "{bad}");
+        assert_eq!(i[0].line, Some(5), "{bad}");
+    }
 }
 
 #[test]

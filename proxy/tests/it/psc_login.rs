@@ -28,6 +28,16 @@ async fn psc_setup(
     userinfo_alg: Option<&str>,
     issuer_override: Option<&str>,
 ) -> PscSetup {
+    psc_setup_with(id_alg, userinfo_alg, issuer_override, "").await
+}
+
+/// [`psc_setup`] with more lines for the proxy's `[psc]` table.
+async fn psc_setup_with(
+    id_alg: &str,
+    userinfo_alg: Option<&str>,
+    issuer_override: Option<&str>,
+    extra_psc: &str,
+) -> PscSetup {
     let issuer = peer("ESPACE_TEST_OIDC_ISSUER");
     let control = peer("ESPACE_TEST_OIDC_CONTROL");
     let port = free_port();
@@ -57,7 +67,7 @@ async fn psc_setup(
     };
     let psc = format!(
         "issuer = \"{}\"\ndiscovery_url = \"{issuer}/.well-known/wallet-openid-configuration\"\n\
-         client_id = \"{client_id}\"\nclient_secret = \"{secret}\"\nid_token_algs = {algs}\n",
+         client_id = \"{client_id}\"\nclient_secret = \"{secret}\"\nid_token_algs = {algs}\n{extra_psc}",
         issuer_override.unwrap_or(&issuer)
     );
     let proxy = Proxy::start(ProxyOpts {
@@ -215,6 +225,39 @@ async fn hs256_id_token_and_userinfo_with_the_client_secret() {
     assert!(home.body.contains("Claire DURAND"));
     // authMode MOBILE: the e-CPS app.
     assert!(home.body.contains("application e-CPS"));
+}
+
+/// Issue 9: Keycloak signs the ID token and the userinfo under two client
+/// settings; an HS256 ID token with an RS256 userinfo is a normal
+/// registration. `userinfo_algs` admits it without admitting RS256 ID tokens.
+#[tokio::test]
+async fn hs256_id_token_with_rs256_userinfo() {
+    let s = psc_setup_with(
+        "HS256",
+        Some("RS256"),
+        None,
+        "userinfo_algs = [\"RS256\"]\n",
+    )
+    .await;
+    let home = s.login(&Browser::new(), CLAIRE).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains("Claire DURAND"), "{}", home.body);
+
+    // Only the userinfo may be RS256: an RS256 ID token is refused.
+    s.fault(json!({"id_token": {"alg": "RS256"}})).await;
+    s.assert_refused(PAUL, "id_token_invalid").await;
+    // And an HS256 userinfo, not in userinfo_algs, too.
+    s.fault(json!({"userinfo": {"alg": "HS256"}})).await;
+    s.assert_refused(PAUL, "userinfo_invalid").await;
+    let home = s.login(&Browser::new(), PAUL).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+}
+
+/// Without `userinfo_algs`, the userinfo is held to `id_token_algs`.
+#[tokio::test]
+async fn userinfo_algs_default_to_the_id_token_algs() {
+    let s = psc_setup("HS256", Some("RS256"), None).await;
+    s.assert_refused(CLAIRE, "userinfo_invalid").await;
 }
 
 #[tokio::test]

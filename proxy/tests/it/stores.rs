@@ -150,10 +150,17 @@ async fn redis_remembers_hm_jti_across_instances() {
         &EncodingKey::from_rsa_pem(&std::fs::read(keys.join("hm-rs256.key.pem")).unwrap()).unwrap(),
     )
     .unwrap();
-    let first = Browser::new()
+    let browser = Browser::new();
+    let first = browser
         .get(&format!("{}/auth/hm-sso?token={token}", a.base))
         .await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
+    // The launch waiting for its confirmation is in the shared store too:
+    // the other instance shows the page (cookies ignore the port).
+    let next = first.location().unwrap().replacen(&a.base, &b.base, 1);
+    let page = browser.get(&next).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Continuer en tant que"), "{}", page.body);
     let replay = Browser::new()
         .get(&format!("{}/auth/hm-sso?token={token}", b.base))
         .await;
