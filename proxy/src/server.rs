@@ -49,6 +49,11 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
     "x-real-ip",
 ];
 
+/// The error type of a viewer response cut before its body (download
+/// content to someone without the download permission): answered with the
+/// "Téléchargement non autorisé" page.
+const DOWNLOAD_CUT: &str = "viewer download cut";
+
 pub const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
     http::StatusCode::BAD_GATEWAY,
     "Visualiseur indisponible",
@@ -311,8 +316,9 @@ impl ProxyHttp for EspaceProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        // Defense in depth: DICOM bytes or an archive never flow to someone
-        // who may not download, whatever the route table said.
+        // Defense in depth: DICOM bytes, archives, bulk octets, gzip and PDF
+        // documents never flow to someone who may not download, whatever the
+        // route table said.
         let may_download = ctx.forward.as_ref().is_some_and(|f| f.may_download);
         let content_type = upstream_response
             .headers
@@ -320,11 +326,18 @@ impl ProxyHttp for EspaceProxy {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        if !may_download && crate::viewer::is_dicom_content(&content_type) {
-            tracing::warn!("DICOM content cut before its body: no download permission");
+        let class = ctx
+            .forward
+            .as_ref()
+            .map_or(espace_ps_access::viewer::Class::Download, |f| f.class);
+        if !may_download && crate::viewer::must_cut_without_download(&content_type, class) {
+            tracing::warn!(
+                class = %class,
+                "download content cut before its body: no download permission"
+            );
             return Err(Error::explain(
-                ErrorType::HTTPStatus(403),
-                "DICOM content without download permission",
+                ErrorType::Custom(DOWNLOAD_CUT),
+                "download content without download permission",
             ));
         }
         // Viewer answers carry patient data: never cached, never framed elsewhere.
@@ -405,6 +418,13 @@ impl ProxyHttp for EspaceProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        if matches!(e.etype(), ErrorType::Custom(DOWNLOAD_CUT)) {
+            let _ = write_response(session, self.app.error(&crate::viewer::DOWNLOAD_REFUSED)).await;
+            return FailToProxy {
+                error_code: 403,
+                can_reuse_downstream: false,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
             _ => match e.esource() {

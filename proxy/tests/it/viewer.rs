@@ -489,9 +489,9 @@ fn probes(s: &Study) -> Vec<Probe> {
             format!("/dicom-web/studies/{su}/metadata"),
         ),
         p(
-            "R /instances/{id}/frames/0/raw",
+            "R DICOMweb …/instances/{i}/frames/1",
             Cls::R,
-            format!("/instances/{iid}/frames/0/raw"),
+            format!("/dicom-web/studies/{su}/series/{seu}/instances/{iu}/frames/1"),
         ),
         p(
             "V /instances/{id}/preview",
@@ -648,8 +648,10 @@ async fn compare_with_orthanc(
     let same = if let (Some(bg), Some(bd)) =
         (boundary(&got.content_type), boundary(&direct.content_type))
     {
+        // Parts carry a Content-Location built from `Forwarded`: ours.
+        let direct_body = replace_bytes(&direct.body, fx.orthanc.as_bytes(), proxy.base.as_bytes());
         replace_bytes(&got.body, bg.as_bytes(), b"BOUNDARY")
-            == replace_bytes(&direct.body, bd.as_bytes(), b"BOUNDARY")
+            == replace_bytes(&direct_body, bd.as_bytes(), b"BOUNDARY")
     } else if essence(&got.content_type).contains("json") {
         replace_bytes(&direct.body, fx.orthanc.as_bytes(), proxy.base.as_bytes()) == got.body
     } else if essence(&got.content_type) == "application/zip" {
@@ -1154,6 +1156,10 @@ const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%2c{XS}", "", ""),
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}\\{XS}", "", ""),
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%5C{XS}", "", ""),
+    (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={S}%5C{S}", "", ""),
+    (Deny, "GET", "/dicom-web/series?SeriesInstanceUID={SE}%5C{SE}", "", ""),
+    (Deny, "GET", "/dicom-web/series?SeriesInstanceUID={SE},{XSE}", "", ""),
+    (Deny, "GET", "/dicom-web/instances?SOPInstanceUID={I},{XI}", "", ""),
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID={XS},{S}", "", ""),
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=*", "", ""),
     (Deny, "GET", "/dicom-web/studies?StudyInstanceUID=%2A", "", ""),
@@ -1229,14 +1235,63 @@ const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (View, "GET", "/instances/{iid}/preview", "", ""),
     (NoLeak, "HEAD", "/instances/{iid}/preview", "", ""),
     (View, "GET", "/instances/{iid}/tags", "", ""),
-    (View, "GET", "/instances/{iid}/frames/0/raw", "", ""),
+    (Deny, "GET", "/instances/{iid}/frames/0/raw", "", ""),
+    (View, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/frames/1", "", ""),
     (View, "GET", "/web-viewer/series/{seid}", "", ""),
     (View, "GET", "/web-viewer/instances/jpeg95-{iid}_0", "", ""),
     (View, "GET", "/dicom-web/studies?StudyInstanceUID={S}", "", ""),
     (View, "GET", "/dicom-web/studies/{S}/metadata", "", ""),
     (View, "GET", "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={I}", "", ""),
-    (NoLeak, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/bulk/7fe00010", "", ""),
-    (NoLeak, "GET", "/instances/{iid}/content/7fe0-0010", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}/instances/{I}/bulk/7fe00010", "", ""),
+    (Deny, "GET", "/instances/{iid}/content/7fe0-0010", "", ""),
+    (Deny, "GET", "/instances/{iid}/content/7fe0-0010/0", "", ""),
+    (Deny, "GET", "/instances/{iid}/content/0010-0010", "", ""),
+    (Deny, "GET", "/instances/{iid}/numpy", "", ""),
+    (Deny, "GET", "/series/{seid}/numpy", "", ""),
+    (Deny, "GET", "/instances/{iid}/frames/0/raw.gz", "", ""),
+    (Deny, "GET", "/instances/{iid}/preview", "Accept: application/octet-stream", ""),
+    (View, "GET", "/instances/{iid}/content", "", ""),
+    // --- parent and sibling listings (existence leaks; audit in
+    // docs/viewer-orthanc.md): the patient of a lower resource lists every
+    // study of the patient, FEMUR's included, which Élise may not see.
+    (Deny, "GET", "/series/{seid}/patient", "", ""),
+    (Deny, "GET", "/instances/{iid}/patient", "", ""),
+    (Deny, "GET", "/studies/{sid}/patient", "", ""),
+    (Deny, "HEAD", "/series/{seid}/patient", "", ""),
+    (Deny, "GET", "/patients/{pid}/series", "", ""),
+    (Deny, "GET", "/patients/{pid}/instances", "", ""),
+    (Deny, "GET", "/patients/{pid}/statistics", "", ""),
+    (Deny, "GET", "/patients/{pid}/shared-tags", "", ""),
+    (Deny, "GET", "/patients/{pid}/instances-tags", "", ""),
+    (Deny, "GET", "/patients/{pid}/module", "", ""),
+    (View, "GET", "/studies/{sid}", "", ""),
+    (View, "GET", "/series/{seid}", "", ""),
+    (View, "GET", "/instances/{iid}", "", ""),
+    (View, "GET", "/series/{seid}/study", "", ""),
+    (View, "GET", "/instances/{iid}/study", "", ""),
+    (View, "GET", "/instances/{iid}/series", "", ""),
+    (View, "GET", "/studies/{sid}/series", "", ""),
+    (View, "GET", "/studies/{sid}/series?expand", "", ""),
+    (View, "GET", "/studies/{sid}/instances", "", ""),
+    (View, "GET", "/studies/{sid}/statistics", "", ""),
+    (View, "GET", "/series/{seid}/statistics", "", ""),
+    (View, "GET", "/studies/{sid}/shared-tags", "", ""),
+    (View, "GET", "/studies/{sid}/instances-tags", "", ""),
+    (View, "GET", "/series/{seid}/shared-tags", "", ""),
+    (View, "GET", "/studies/{sid}/module", "", ""),
+    (View, "GET", "/studies/{sid}/module-patient", "", ""),
+    (View, "GET", "/series/{seid}/ordered-slices", "", ""),
+    (View, "GET", "/studies/{sid}/metadata", "", ""),
+    (View, "GET", "/instances/{iid}/metadata?expand", "", ""),
+    (View, "GET", "/instances/{iid}/header", "", ""),
+    (NoLeak, "GET", "/studies/{sid}?requestedTags=NumberOfPatientRelatedStudies", "", ""),
+    (View, "GET", "/dicom-web/studies/{S}/series", "", ""),
+    (View, "GET", "/dicom-web/studies/{S}/instances", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?SeriesInstanceUID={SE}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?SOPInstanceUID={I}", "", ""),
+    (NoLeak, "GET", "/dicom-web/series?SOPInstanceUID={I}", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies?StudyInstanceUID={S}&includefield=00201200", "", ""),
+    (NoLeak, "GET", "/dicom-web/studies/{XS}/series/{SE}/instances", "", ""),
     (NoLeak, "GET", "/instances/{iid}/attachments/dicom", "", ""),
     (Shell, "GET", "/web-viewer/app/viewer.html", "", ""),
     // --- side effects and administration
@@ -1556,4 +1611,517 @@ async fn viewer_bypass_corpus_against_orthanc() {
         mismatches.len(),
         mismatches.join("\n")
     );
+}
+
+// ===================================================================== 3. second security round
+
+/// Adds an encapsulated PDF (a report scanned into the PACS) to a study,
+/// through Orthanc's own `/tools/create-dicom`: (Orthanc instance id,
+/// SeriesInstanceUID, SOPInstanceUID).
+async fn add_pdf_to_study(fx: &Fixture, study: &Study) -> (String, String, String) {
+    use base64::Engine as _;
+    let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+    let content = format!(
+        "data:application/pdf;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(pdf)
+    );
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/tools/create-dicom", fx.orthanc))
+        .json(&serde_json::json!({
+            "Parent": study.sid(),
+            "Tags": { "Modality": "DOC", "SeriesDescription": "Compte rendu numérisé" },
+            "Content": content,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["ID"].as_str().unwrap().to_owned();
+    let tags = |path: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(path)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let inst = tags(format!("{}/instances/{id}", fx.orthanc)).await;
+    let series = tags(format!("{}/instances/{id}/series", fx.orthanc)).await;
+    (
+        id,
+        series["MainDicomTags"]["SeriesInstanceUID"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        inst["MainDicomTags"]["SOPInstanceUID"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// Routes that return whole DICOM content, documents or bulk dumps need the
+/// download habilitation: a view-only professional of the care team gets
+/// the "Téléchargement non autorisé" page (and an audited refusal) on each,
+/// a habilitated one gets exactly Orthanc's bytes.
+#[tokio::test]
+async fn viewer_bulk_and_document_routes_need_the_download_habilitation() {
+    let fx = fixture().await;
+    let hab_dir = habilitated_policies(fx.dir.path());
+    let (plain, _idp1) = start_proxy(&fx, None).await;
+    let (hab, _idp2) = start_proxy(&fx, Some(hab_dir)).await;
+    let s = fx.study(SCANAP_DOSSIER_SCANNER);
+    let (pdf_id, pdf_series, pdf_uid) = add_pdf_to_study(&fx, s).await;
+    let (su, seu, iu, iid, seid) = (
+        s.uid.as_str(),
+        s.series_uid(),
+        s.instance_uid(),
+        s.iid(),
+        s.seid(),
+    );
+    let routes: Vec<String> = vec![
+        format!("/instances/{pdf_id}/content/0042-0011"),
+        format!("/instances/{pdf_id}/content/EncapsulatedDocument"),
+        format!("/instances/{pdf_id}/content/0042,0011"),
+        format!("/instances/{pdf_id}/pdf"),
+        format!("/dicom-web/studies/{su}/series/{pdf_series}/instances/{pdf_uid}/bulk/00420011"),
+        format!("/instances/{iid}/attachments/dicom/data"),
+        format!("/instances/{iid}/attachments/dicom/compressed-data"),
+        format!("/instances/{iid}/numpy"),
+        format!("/instances/{iid}/frames/0/numpy"),
+        format!("/instances/{iid}/matlab"),
+        format!("/series/{seid}/numpy"),
+        format!("/instances/{iid}/frames/0/raw"),
+        format!("/instances/{iid}/frames/0/raw.gz"),
+        format!("/instances/{iid}/content/0010-0010"),
+        format!("/instances/{iid}/content/7fe0-0010/0"),
+        format!("/dicom-web/studies/{su}/series/{seu}/instances/{iu}/bulk/7fe00010"),
+    ];
+    let viewer = login(&plain, ELISE).await;
+    let habilitated = login(&hab, ELISE).await;
+    let direct = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for path in &routes {
+        let what = path.replace(su, "{S}");
+        let r = send(
+            &viewer.client,
+            Method::GET,
+            &format!("{}{path}", plain.base),
+            None,
+            None,
+        )
+        .await;
+        let text = r.text();
+        if r.status != 403 || !text.contains(DOWNLOAD_REFUSED_TITLE) || carries_dicom(&r) {
+            failures.push(format!(
+                "view-only {what}: {} {} {}",
+                r.status,
+                r.content_type,
+                short(&text, 200)
+            ));
+        }
+        let want = send(
+            &direct,
+            Method::GET,
+            &format!("{}{path}", fx.orthanc),
+            None,
+            None,
+        )
+        .await;
+        let got = send(
+            &habilitated.client,
+            Method::GET,
+            &format!("{}{path}", hab.base),
+            None,
+            None,
+        )
+        .await;
+        let same = match (boundary(&got.content_type), boundary(&want.content_type)) {
+            (Some(bg), Some(bd)) => {
+                let want_body =
+                    replace_bytes(&want.body, fx.orthanc.as_bytes(), hab.base.as_bytes());
+                replace_bytes(&got.body, bg.as_bytes(), b"B")
+                    == replace_bytes(&want_body, bd.as_bytes(), b"B")
+            }
+            _ => got.body == want.body,
+        };
+        if want.status != 200 || got.status != 200 || !same {
+            failures.push(format!(
+                "habilitated {what}: {} ({} bytes) vs Orthanc {} ({} bytes)",
+                got.status,
+                got.body.len(),
+                want.status,
+                want.body.len()
+            ));
+        }
+    }
+    // Every refusal is in the audit trail as a refused download.
+    let refused = audit_rows(&plain)
+        .await
+        .into_iter()
+        .filter(|r| r.0 == ELISE && r.1 == "dicom_download" && r.2 == "refused")
+        .count();
+    if refused != routes.len() {
+        failures.push(format!(
+            "{refused} refused dicom_download records for {} attempts",
+            routes.len()
+        ));
+    }
+    // Frames and rendered images for display still flow to the view-only doctor.
+    for path in [
+        format!("/dicom-web/studies/{su}/series/{seu}/instances/{iu}/frames/1"),
+        format!("/dicom-web/studies/{su}/series/{seu}/instances/{iu}/rendered"),
+        format!("/instances/{iid}/preview"),
+        format!("/web-viewer/instances/jpeg95-{iid}_0"),
+        format!("/web-viewer/instances/deflate-{iid}_0"),
+    ] {
+        let r = send(
+            &viewer.client,
+            Method::GET,
+            &format!("{}{path}", plain.base),
+            None,
+            None,
+        )
+        .await;
+        if r.status != 200 || carries_dicom(&r) {
+            failures.push(format!(
+                "view-only display {path}: {} {}",
+                r.status, r.content_type
+            ));
+        }
+    }
+    // Leave a shared Orthanc as it was.
+    let _ = direct
+        .delete(format!("{}/instances/{pdf_id}", fx.orthanc))
+        .send()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// An upstream in front of the real Orthanc that relays everything (so that
+/// espace-ps resolves resources for real) except the rendered previews,
+/// which it answers with the Content-Type named in their `ct` query
+/// parameter: a viewer that mislabels, or a route table that misclassifies.
+async fn start_tampering_upstream(orthanc: String) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let client = client.clone();
+            let orthanc = orthanc.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = find(&buf, b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut lines = head.split("\r\n");
+                let mut request_line = lines.next().unwrap_or("").split(' ');
+                let method = request_line.next().unwrap_or("GET").to_owned();
+                let target = request_line.next().unwrap_or("/").to_owned();
+                let length: usize = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end..].to_vec();
+                while body.len() < length {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+                let (status, content_type, out) = match target
+                    .split_once("/preview?ct=")
+                    .map(|(_, ct)| urlencoding::decode(ct).unwrap_or_default().into_owned())
+                {
+                    Some(ct) => (200, ct, b"BULK-BYTES-OF-A-FILE\x00\x01\x02".to_vec()),
+                    None => {
+                        let r = client
+                            .request(
+                                Method::from_bytes(method.as_bytes()).unwrap(),
+                                format!("{orthanc}{target}"),
+                            )
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        let status = r.status().as_u16();
+                        let ct = r
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("application/octet-stream")
+                            .to_owned();
+                        (status, ct, r.bytes().await.unwrap().to_vec())
+                    }
+                };
+                let mut resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    out.len()
+                )
+                .into_bytes();
+                resp.extend_from_slice(&out);
+                let _ = sock.write_all(&resp).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// The response cut (defense in depth): whatever the route table said, a
+/// body of bulk octets, gzip, a PDF, an archive or DICOM never reaches a
+/// professional without the download habilitation; the viewer's own files
+/// (its fonts are application/octet-stream) still do.
+#[tokio::test]
+async fn viewer_response_cut_stops_bulk_bodies_without_the_habilitation() {
+    let fx = fixture().await;
+    let (upstream, _task) = start_tampering_upstream(fx.orthanc.clone()).await;
+    let start = |policies: Option<std::path::PathBuf>| {
+        let fx = &fx;
+        let upstream = upstream.clone();
+        async move {
+            let port = free_port();
+            let portal = format!("http://127.0.0.1:{port}");
+            let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
+            let proxy = Proxy::start(ProxyOpts {
+                port: Some(port),
+                psc: Some(format!(
+                    "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+                )),
+                upstream: Some(upstream),
+                records_url: Some(format!("{}?mode=ro", fx.records_url)),
+                policies_dir: policies,
+                portal: Some(PORTAL.into()),
+                ..Default::default()
+            })
+            .await;
+            (proxy, idp)
+        }
+    };
+    let (plain, _idp1) = start(None).await;
+    let (hab, _idp2) = start(Some(habilitated_policies(fx.dir.path()))).await;
+    let viewer = login(&plain, ELISE).await;
+    let habilitated = login(&hab, ELISE).await;
+    let iid = fx.study(SCANAP_DOSSIER_SCANNER).iid().to_owned();
+    let preview = |base: &str, ct: &str| {
+        format!(
+            "{base}/instances/{iid}/preview?ct={}",
+            urlencoding::encode(ct)
+        )
+    };
+    let mut failures = Vec::new();
+    for ct in [
+        "application/octet-stream",
+        "application/gzip",
+        "application/x-gzip",
+        "application/pdf",
+        "application/zip",
+        "application/dicom",
+        "multipart/related; type=\"application/dicom\"; boundary=x",
+    ] {
+        let r = send(
+            &viewer.client,
+            Method::GET,
+            &preview(&plain.base, ct),
+            None,
+            None,
+        )
+        .await;
+        let text = r.text();
+        if r.status != 403
+            || !text.contains(DOWNLOAD_REFUSED_TITLE)
+            || find(&r.body, b"BULK-BYTES").is_some()
+        {
+            failures.push(format!(
+                "view-only, upstream {ct}: {} {} {}",
+                r.status,
+                r.content_type,
+                short(&text, 200)
+            ));
+        }
+        // The cut is about the habilitation, not the route.
+        let r = send(
+            &habilitated.client,
+            Method::GET,
+            &preview(&hab.base, ct),
+            None,
+            None,
+        )
+        .await;
+        if r.status != 200 || find(&r.body, b"BULK-BYTES").is_none() {
+            failures.push(format!("habilitated, upstream {ct}: {}", r.status));
+        }
+    }
+    // Images still flow; and the viewer application's fonts (octet-stream).
+    let r = send(
+        &viewer.client,
+        Method::GET,
+        &preview(&plain.base, "image/jpeg"),
+        None,
+        None,
+    )
+    .await;
+    if r.status != 200 || find(&r.body, b"BULK-BYTES").is_none() {
+        failures.push(format!("view-only, upstream image/jpeg: {}", r.status));
+    }
+    let font = send(
+        &viewer.client,
+        Method::GET,
+        &format!("{}/web-viewer/libs/fonts/jsglyph.woff", plain.base),
+        None,
+        None,
+    )
+    .await;
+    if font.status != 200 || font.body.is_empty() {
+        failures.push(format!(
+            "viewer font: {} {}",
+            font.status, font.content_type
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// QIDO UID lists, against the real Orthanc: Orthanc answers a comma list
+/// element by element (so espace-ps decides every element: a list mixing an
+/// allowed and a refused study is refused), and searches `A\B` as one value
+/// (so espace-ps refuses a backslash instead of reading it as a list).
+#[tokio::test]
+async fn viewer_qido_uid_lists_are_decided_element_by_element() {
+    let fx = fixture().await;
+    let (proxy, _idp) = start_proxy(&fx, None).await;
+    let elise = login(&proxy, ELISE).await;
+    let s = fx.study(SCANAP_DOSSIER_SCANNER);
+    let (su, xs) = (s.uid.as_str(), fx.other.uid.as_str());
+    let count = |r: &Resp| {
+        serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+    };
+    // What Orthanc itself does with each spelling (the assumption).
+    let direct = reqwest::Client::new();
+    for (query, n) in [
+        (format!("StudyInstanceUID={su},{xs}"), 2),
+        (format!("StudyInstanceUID={su}%2C{xs}"), 2),
+        (format!("StudyInstanceUID={su}%5C{xs}"), 0),
+        (format!("StudyInstanceUID={su}%5C{su}"), 0),
+    ] {
+        let r = send(
+            &direct,
+            Method::GET,
+            &format!("{}/dicom-web/studies?{query}", fx.orthanc),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(count(&r), Some(n), "Orthanc on {query}");
+    }
+    // Through espace-ps, for the doctor who may view {su} but not {xs}.
+    for (query, ok) in [
+        (format!("StudyInstanceUID={su}"), true),
+        (format!("StudyInstanceUID={su},{su}"), true),
+        (format!("StudyInstanceUID={su},{xs}"), false),
+        (format!("StudyInstanceUID={xs},{su}"), false),
+        (format!("StudyInstanceUID={su}%2C{xs}"), false),
+        (format!("0020000D={su},{xs}"), false),
+        (format!("StudyInstanceUID={su}%5C{xs}"), false),
+        (format!("StudyInstanceUID={su}%5C{su}"), false),
+        (format!("StudyInstanceUID={su}%5c{su}"), false),
+    ] {
+        let url = format!("{}/dicom-web/studies?{query}", proxy.base);
+        let r = send(&elise.client, Method::GET, &url, None, None).await;
+        if ok {
+            assert_eq!(r.status, 200, "{query}: {}", r.text());
+            assert_eq!(count(&r), Some(1), "{query}");
+        } else {
+            assert_eq!(r.status, 403, "{query}: {}", short(&r.text(), 300));
+            assert_our_refusal(&r, REFUSED_TITLE, &query);
+            assert!(find(&r.body, xs.as_bytes()).is_none(), "{query}");
+        }
+    }
+}
+
+/// A patient is decided on ALL of its studies, read afresh on each request:
+/// a study that arrives for the patient afterwards (here one the records do
+/// not know) must not be listed by `/patients/{id}` from a cached list.
+#[tokio::test]
+async fn viewer_patient_resources_are_decided_on_their_current_studies() {
+    let fx = fixture().await;
+    let (proxy, _idp) = start_proxy(&fx, None).await;
+    let elise = login(&proxy, ELISE).await;
+    // Élise is on the care team of every dossier of SCANAP Françoise but
+    // FEMUR; opening FEMUR by its number gives her all of them.
+    grant(&proxy, &elise, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
+    let pid = fx.study(SCANAP_DOSSIER_SCANNER).pid().to_owned();
+    let url = format!("{}/patients/{pid}", proxy.base);
+    let before = send(&elise.client, Method::GET, &url, None, None).await;
+    assert_eq!(before.status, 200, "{}", before.text());
+    // A new study of the same patient reaches the PACS.
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/tools/create-dicom", fx.orthanc))
+        .json(&serde_json::json!({
+            "Tags": {
+                "PatientID": SCANAP_PATIENT_ID,
+                "PatientName": "SCANAP^Francoise",
+                "Modality": "OT",
+                "StudyDescription": "Examen externe",
+            },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_study = created["ParentStudy"].as_str().unwrap().to_owned();
+    assert_eq!(created["ParentPatient"].as_str(), Some(pid.as_str()));
+    let after = send(&elise.client, Method::GET, &url, None, None).await;
+    let _ = client
+        .delete(format!("{}/studies/{new_study}", fx.orthanc))
+        .send()
+        .await;
+    assert!(
+        find(&after.body, new_study.as_bytes()).is_none(),
+        "the new study is listed: {}",
+        after.text()
+    );
+    assert_eq!(after.status, 403, "{}", short(&after.text(), 300));
+    assert_our_refusal(&after, REFUSED_TITLE, "patient with an undecidable study");
 }

@@ -9,7 +9,8 @@
 //! 4. the resource is read from the first scope whose source is present;
 //!    ids are checked against their kind; a malformed id, a missing id, an
 //!    unknown resource, a D without a resource, or a list/wildcard where one
-//!    id is expected is denied.
+//!    id is expected is denied. Lists are comma-separated only: a backslash
+//!    in a list (`A\B`, which Orthanc searches as one value) is denied.
 
 use serde::Deserialize;
 
@@ -324,7 +325,14 @@ fn read_resource(
             id: value.to_string(),
         });
     }
-    let parts: Vec<&str> = value.split([',', '\\']).collect();
+    // A backslash is DICOM's value separator, but Orthanc's DICOMweb plugin
+    // searches `A\B` as one value while a comma list is searched element by
+    // element: two layers reading one filter differently. Refuse it; only
+    // comma lists are lists, and every element of one is decided.
+    if value.contains('\\') {
+        return Err("a backslash in an id list (only commas separate ids)".into());
+    }
+    let parts: Vec<&str> = value.split(',').collect();
     if parts.iter().any(|p| p.is_empty() || p.contains(['*', '?'])) {
         return Ok(ResourceRef::Unscoped { kind });
     }

@@ -178,14 +178,7 @@ fn rest_pdf_is_d() {
 
 #[test]
 fn rest_raw_pixels_are_r() {
-    for f in [
-        "raw",
-        "raw.gz",
-        "image-uint16",
-        "image-int16",
-        "numpy",
-        "matlab",
-    ] {
+    for f in ["image-uint16", "image-int16"] {
         expect(
             "GET",
             &format!("/instances/{I}/frames/0/{f}"),
@@ -194,8 +187,6 @@ fn rest_raw_pixels_are_r() {
             Level::Instance,
             one_orthanc(I),
         );
-    }
-    for f in ["image-uint16", "image-int16", "numpy", "matlab"] {
         expect(
             "GET",
             &format!("/instances/{I}/{f}"),
@@ -207,7 +198,7 @@ fn rest_raw_pixels_are_r() {
     }
     expect(
         "GET",
-        &format!("/instances/{I}/content/0010-0010"),
+        &format!("/instances/{I}/content"),
         &[],
         Class::Raw,
         Level::Instance,
@@ -215,20 +206,90 @@ fn rest_raw_pixels_are_r() {
     );
     expect(
         "GET",
-        &format!("/instances/{I}/content/7fe0-0010/1"),
-        &[],
-        Class::Raw,
-        Level::Instance,
-        one_orthanc(I),
-    );
-    expect(
-        "GET",
-        &format!("/series/{S}/numpy"),
+        &format!("/series/{S}/ordered-slices"),
         &[],
         Class::Raw,
         Level::Series,
         one_orthanc(S),
     );
+}
+
+/// Bulk dumps and raw element values (octet-stream, gzip, NumPy, MATLAB,
+/// the encapsulated PDF): files to take away, not needed by the shipped
+/// viewer. Second security round.
+#[test]
+fn rest_bulk_values_and_documents_are_d() {
+    for f in ["raw", "raw.gz", "numpy", "matlab"] {
+        expect(
+            "GET",
+            &format!("/instances/{I}/frames/0/{f}"),
+            &[],
+            Class::Download,
+            Level::Instance,
+            one_orthanc(I),
+        );
+    }
+    for f in ["numpy", "matlab"] {
+        expect(
+            "GET",
+            &format!("/instances/{I}/{f}"),
+            &[],
+            Class::Download,
+            Level::Instance,
+            one_orthanc(I),
+        );
+    }
+    for tag in [
+        "0042-0011",
+        "0042,0011",
+        "00420011",
+        "EncapsulatedDocument",
+        "0010-0010",
+        "7fe0-0010/0",
+        "0040-a730/0/0042-0011",
+    ] {
+        expect(
+            "GET",
+            &format!("/instances/{I}/content/{tag}"),
+            &[],
+            Class::Download,
+            Level::Instance,
+            one_orthanc(I),
+        );
+    }
+    expect(
+        "GET",
+        &format!("/series/{S}/numpy"),
+        &[],
+        Class::Download,
+        Level::Series,
+        one_orthanc(S),
+    );
+    // Asking for bulk octets, gzip or a PDF makes any view a download.
+    for accept in [
+        "application/octet-stream",
+        "application/gzip",
+        "application/pdf",
+    ] {
+        expect(
+            "GET",
+            &format!("/instances/{I}/preview"),
+            &[("Accept", accept)],
+            Class::Download,
+            Level::Instance,
+            one_orthanc(I),
+        );
+        expect(
+            "GET",
+            &format!(
+                "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/rendered?accept={accept}"
+            ),
+            &[],
+            Class::Download,
+            Level::Instance,
+            one_uid("1.2.3.4"),
+        );
+    }
 }
 
 #[test]
@@ -319,12 +380,54 @@ fn rest_navigation_is_r() {
     );
     expect(
         "GET",
-        &format!("/instances/{I}/patient"),
+        &format!("/instances/{I}/series"),
         &[],
         Class::Raw,
         Level::Instance,
         one_orthanc(I),
     );
+    expect(
+        "GET",
+        &format!("/instances/{I}/study"),
+        &[],
+        Class::Raw,
+        Level::Instance,
+        one_orthanc(I),
+    );
+}
+
+/// The patient of a study, series or instance lists every study of the
+/// patient: refused (second security round, existence leaks).
+#[test]
+fn parent_patient_listings_are_denied() {
+    for (lvl, id) in [("studies", S), ("series", S), ("instances", I)] {
+        let d = expect_denied("GET", &format!("/{lvl}/{id}/patient"), &[]);
+        assert_eq!(d.route_id.as_deref(), Some("rest-parent-patient"), "{lvl}");
+        let d = expect_denied("HEAD", &format!("/{lvl}/{id}/patient"), &[]);
+        assert_eq!(d.route_id.as_deref(), Some("rest-parent-patient"), "{lvl}");
+    }
+    // No such Orthanc route; not classified either.
+    let d = expect_denied("GET", &format!("/patients/{P}/patient"), &[]);
+    assert_eq!(d.route_id, None);
+    // A patient's own resources stay R at the patient level: the proxy
+    // resolves a patient to ALL of its studies and needs every one allowed.
+    for w in [
+        "",
+        "/studies",
+        "/series",
+        "/instances",
+        "/statistics",
+        "/shared-tags",
+    ] {
+        expect(
+            "GET",
+            &format!("/patients/{P}{w}"),
+            &[],
+            Class::Raw,
+            Level::Patient,
+            one_orthanc(P),
+        );
+    }
 }
 
 #[test]
@@ -539,8 +642,7 @@ fn qido_lists_and_wildcards() {
     for t in [
         "/dicom-web/studies?StudyInstanceUID=1.2,1.3",
         "/dicom-web/studies?StudyInstanceUID=1.2%2C1.3",
-        "/dicom-web/studies?StudyInstanceUID=1.2%5C1.3",
-        "/dicom-web/studies?StudyInstanceUID=1.2\\1.3",
+        "/dicom-web/studies?0020000D=1.2,1.3",
     ] {
         expect("GET", t, &[], Class::Search, Level::Study, list.clone());
     }
@@ -559,7 +661,7 @@ fn qido_lists_and_wildcards() {
     // Repeated ids count once (found by fuzzing).
     expect(
         "GET",
-        "/dicom-web/studies?StudyInstanceUID=1.3%5C1.3",
+        "/dicom-web/studies?StudyInstanceUID=1.3,1.3",
         &[],
         Class::Search,
         Level::Study,
@@ -575,6 +677,44 @@ fn qido_lists_and_wildcards() {
     );
     // A malformed UID in a list is denied.
     expect_denied("GET", "/dicom-web/studies?StudyInstanceUID=1.2,abc", &[]);
+}
+
+/// `A\B` would be split into A and B here, but Orthanc's DICOMweb plugin
+/// searches it as one value: refused, in every spelling and for every list
+/// filter (second security round). Comma lists stay lists, every element
+/// decided by the proxy.
+#[test]
+fn qido_backslash_lists_are_denied() {
+    for t in [
+        "/dicom-web/studies?StudyInstanceUID=1.2%5C1.3",
+        "/dicom-web/studies?StudyInstanceUID=1.2%5c1.3",
+        "/dicom-web/studies?StudyInstanceUID=1.2\\1.3",
+        "/dicom-web/studies?StudyInstanceUID=1.3%5C1.3",
+        "/dicom-web/studies?0020000D=1.2%5C1.3",
+        "/dicom-web/studies?StudyInstanceUID=1.2,1.3%5C1.4",
+        "/dicom-web/studies?StudyInstanceUID=1.2%5C*",
+        "/dicom-web/studies?StudyInstanceUID=%5C",
+        "/dicom-web/series?SeriesInstanceUID=1.2%5C1.3",
+        "/dicom-web/instances?SOPInstanceUID=1.2%5C1.3",
+        "/dicom-web/studies?PatientID=IPP1%5CIPP2",
+    ] {
+        let d = expect_denied("GET", t, &[]);
+        assert_eq!(d.class, Some(Class::Search), "{t}");
+        assert_eq!(d.route_id.as_deref(), Some("qido-root"), "{t}");
+    }
+    expect_denied("GET", "/tools/create-archive?resources=a%5Cb", &[]);
+    // Every element of a comma list is kept, to be decided one by one.
+    expect(
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID=1.2,1.3,1.4",
+        &[],
+        Class::Search,
+        Level::Series,
+        ResourceRef::List {
+            kind: IdKind::DicomUid,
+            ids: vec!["1.2".into(), "1.3".into(), "1.4".into()],
+        },
+    );
 }
 
 #[test]
@@ -650,7 +790,7 @@ fn wado_rs_retrieve_is_d() {
 }
 
 #[test]
-fn wado_rs_metadata_frames_bulk_are_r() {
+fn wado_rs_metadata_and_frames_are_r_bulk_is_d() {
     expect(
         "GET",
         "/dicom-web/studies/1.2/metadata",
@@ -686,30 +826,23 @@ fn wado_rs_metadata_frames_bulk_are_r() {
         Level::Instance,
         one_uid("1.2.3.4"),
     );
-    expect(
-        "GET",
-        "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/bulk/7fe00010",
-        &[],
-        Class::Raw,
-        Level::Instance,
-        one_uid("1.2.3.4"),
-    );
-    expect(
-        "GET",
-        "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/bulk/00540016/1/00181072",
-        &[],
-        Class::Raw,
-        Level::Instance,
-        one_uid("1.2.3.4"),
-    );
-    expect(
-        "GET",
-        "/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/bulkdata/x",
-        &[],
-        Class::Raw,
-        Level::Instance,
-        one_uid("1.2.3.4"),
-    );
+    // Bulk data is any element's raw value (bulk/00420011: an encapsulated
+    // PDF): D since the second security round.
+    for b in [
+        "bulk/7fe00010",
+        "bulk/00420011",
+        "bulk/00540016/1/00181072",
+        "bulkdata/x",
+    ] {
+        expect(
+            "GET",
+            &format!("/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4/{b}"),
+            &[],
+            Class::Download,
+            Level::Instance,
+            one_uid("1.2.3.4"),
+        );
+    }
 }
 
 #[test]
