@@ -326,6 +326,13 @@ fn source_problem(name: &str, s: &str) -> Option<String> {
                     .into(),
             );
         }
+        if s == "'strict-dynamic'" {
+            return Some(
+                "refused: next to espace-ps's nonce it makes browsers ignore 'self' and hosts, and the viewer's own \
+                 <script src> tags carry no nonce: its scripts would not load"
+                    .into(),
+            );
+        }
         if s == "'unsafe-inline'" && (name == "style-src" || name == "style-src-elem") {
             return Some(
                 "refused: browsers ignore it next to espace-ps's nonce; if the viewer writes style=\"…\" attributes, \
@@ -463,6 +470,10 @@ mod tests {
         refused(
             ("\"'wasm-unsafe-eval'\"", "\"'unsafe-evil'\""),
             "unknown keyword",
+        );
+        refused(
+            ("\"'wasm-unsafe-eval'\"", "\"'strict-dynamic'\""),
+            "scripts would not load",
         );
         refused(
             ("object-src = [\"'none'\"]\n", ""),
