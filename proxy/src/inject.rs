@@ -3,6 +3,10 @@
 //! app), a small portal header (back to the portal, logout), and, for a
 //! professional without the download habilitation, a style that hides the
 //! viewer's download controls (the server-side refusal is what counts).
+//!
+//! Every element added carries the response's CSP nonce (see
+//! `Csp::header_value`), and none needs an inline event handler: the
+//! viewer's policy refuses `'unsafe-inline'` for scripts.
 
 use std::io::Read;
 
@@ -57,21 +61,31 @@ fn escape_css_selector_list(selectors: &[String]) -> String {
         .join(", ")
 }
 
+/// A fresh CSP nonce for one response: 128 random bits, base64.
+pub fn new_nonce() -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
 /// Adds our head elements after `<head…>` and the portal header after
 /// `<body…>` (case-insensitive); a page without them gets them in front.
-pub fn inject(html: &str, may_download: bool, hide_download: &[String]) -> String {
-    let mut head = String::from(
-        "<link rel=\"manifest\" href=\"/manifest.webmanifest\">\
+/// `nonce` (base64, from [`new_nonce`]) goes on every element added.
+pub fn inject(html: &str, may_download: bool, hide_download: &[String], nonce: &str) -> String {
+    let mut head = format!(
+        "<link rel=\"manifest\" href=\"/manifest.webmanifest\" nonce=\"{nonce}\">\
          <meta name=\"theme-color\" content=\"#000091\">\
-         <style>#espace-ps-bandeau{position:fixed;top:0;right:0;z-index:2147483647;\
+         <style nonce=\"{nonce}\">#espace-ps-bandeau{{position:fixed;top:0;right:0;z-index:2147483647;\
          display:flex;gap:.75rem;padding:.35rem .75rem;background:#000091;color:#fff;\
-         font:14px system-ui,Arial,sans-serif;border-bottom-left-radius:6px}\
-         #espace-ps-bandeau a{color:#fff}</style>",
+         font:14px system-ui,Arial,sans-serif;border-bottom-left-radius:6px}}\
+         #espace-ps-bandeau a{{color:#fff}}</style>",
     );
     let selectors = escape_css_selector_list(hide_download);
     if !may_download && !selectors.is_empty() {
         head.push_str(&format!(
-            "<style>{selectors}{{display:none !important}}</style>"
+            "<style nonce=\"{nonce}\">{selectors}{{display:none !important}}</style>"
         ));
     }
     let banner = "<div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\">\
@@ -115,7 +129,12 @@ mod tests {
 
     #[test]
     fn manifest_and_header_are_injected() {
-        let out = inject(PAGE, true, &["button[title=\"Download DICOM\"]".into()]);
+        let out = inject(
+            PAGE,
+            true,
+            &["button[title=\"Download DICOM\"]".into()],
+            "TjBuY2U=",
+        );
         let head = out.find("<link rel=\"manifest\"").unwrap();
         assert!(out.find("<HEAD>").unwrap() < head && head < out.find("<title>").unwrap());
         let banner = out.find("espace-ps-bandeau\" role").unwrap();
@@ -132,15 +151,43 @@ mod tests {
             PAGE,
             false,
             &["button[title=\"Download DICOM\"]".into(), "a{}<x".into()],
+            "TjBuY2U=",
         );
-        assert!(out
-            .contains("<style>button[title=\"Download DICOM\"]{display:none !important}</style>"));
+        assert!(out.contains(
+            "<style nonce=\"TjBuY2U=\">button[title=\"Download DICOM\"]{display:none !important}</style>"
+        ));
         assert!(!out.contains("a{}<x"));
     }
 
     #[test]
+    fn every_added_element_carries_the_nonce_and_no_inline_handler() {
+        let out = inject(PAGE, false, &["a.download".into()], "TjBuY2U=");
+        let added = &out[..out.find("<title>").unwrap()];
+        for tag in ["<style", "<link", "<script"] {
+            for (i, _) in added.match_indices(tag) {
+                let end = added[i..].find('>').unwrap() + i;
+                assert!(
+                    added[i..end].contains("nonce=\"TjBuY2U=\""),
+                    "{tag} without the nonce: {}",
+                    &added[i..=end]
+                );
+            }
+        }
+        assert_eq!(added.matches("nonce=\"TjBuY2U=\"").count(), 3, "{added}");
+        let lower = out.to_ascii_lowercase();
+        assert!(
+            !lower.contains(" onclick=")
+                && !lower.contains(" onload=")
+                && !lower.contains("javascript:"),
+            "no inline handler in what we add: {out}"
+        );
+        assert_ne!(new_nonce(), new_nonce());
+        assert_eq!(new_nonce().len(), 24);
+    }
+
+    #[test]
     fn pages_without_head_or_body() {
-        let out = inject("<p>x</p>", true, &[]);
+        let out = inject("<p>x</p>", true, &[], "TjBuY2U=");
         assert!(out.starts_with("<link rel=\"manifest\""));
         assert!(out.ends_with("<p>x</p>"));
     }

@@ -87,6 +87,8 @@ struct Injection {
     buf: BytesMut,
     /// Too large to rewrite: the rest goes through as is.
     passthrough: bool,
+    /// The CSP nonce of this response, put on every element we add.
+    nonce: String,
 }
 
 impl EspaceProxy {
@@ -344,16 +346,34 @@ impl ProxyHttp for EspaceProxy {
         upstream_response.insert_header(header::CACHE_CONTROL, "no-store")?;
         upstream_response.insert_header("x-content-type-options", "nosniff")?;
         upstream_response.insert_header("referrer-policy", "same-origin")?;
-        if upstream_response
-            .headers
-            .get("content-security-policy")
-            .is_none()
-        {
-            upstream_response.insert_header("content-security-policy", "frame-ancestors 'self'")?;
-        }
         upstream_response.remove_header("server");
-        // Viewer HTML pages get the manifest link and the portal header.
         let is_html = content_type.to_ascii_lowercase().starts_with("text/html");
+        // Viewer HTML pages run on the portal's origin: they get the route
+        // table's policy, with a nonce of this response for what we inject.
+        // It replaces whatever the viewer sent (the table is the authority).
+        let nonce = crate::inject::new_nonce();
+        match (&ctx.forward, is_html) {
+            (Some(forward), true) => {
+                let csp = &forward.csp;
+                upstream_response.remove_header("content-security-policy");
+                upstream_response.remove_header("content-security-policy-report-only");
+                upstream_response.insert_header(csp.header_name(), csp.header_value(&nonce))?;
+                if let Some(enforced) = csp.enforced_in_report_only() {
+                    upstream_response.insert_header("content-security-policy", enforced)?;
+                }
+            }
+            _ => {
+                if upstream_response
+                    .headers
+                    .get("content-security-policy")
+                    .is_none()
+                {
+                    upstream_response
+                        .insert_header("content-security-policy", "frame-ancestors 'self'")?;
+                }
+            }
+        }
+        // Viewer HTML pages get the manifest link and the portal header.
         if is_html && upstream_response.status == http::StatusCode::OK {
             let encoding = upstream_response
                 .headers
@@ -368,6 +388,7 @@ impl ProxyHttp for EspaceProxy {
                     encoding,
                     buf: BytesMut::new(),
                     passthrough: false,
+                    nonce,
                 });
             }
         }
@@ -410,8 +431,12 @@ impl ProxyHttp for EspaceProxy {
             })?;
             let html = String::from_utf8_lossy(&decoded);
             let may_download = ctx.forward.as_ref().is_some_and(|f| f.may_download);
-            let out =
-                crate::inject::inject(&html, may_download, &self.app.config.upstream.hide_download);
+            let out = crate::inject::inject(
+                &html,
+                may_download,
+                &self.app.config.upstream.hide_download,
+                &inj.nonce,
+            );
             *body = Some(Bytes::from(out));
         }
         Ok(None)

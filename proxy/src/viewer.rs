@@ -79,6 +79,9 @@ pub struct Forward {
     /// Whether DICOM bytes may flow back (checked again on the response's
     /// Content-Type, as defense in depth).
     pub may_download: bool,
+    /// The Content-Security-Policy of the viewer's HTML pages (from the
+    /// route table that decided).
+    pub csp: Arc<espace_ps_access::viewer::Csp>,
 }
 
 type Cache<V> = Mutex<HashMap<String, (V, Instant)>>;
@@ -504,6 +507,7 @@ impl App {
             target: canonical.target(),
             class: candidate.class,
             may_download,
+            csp: table.csp().clone(),
         })
     }
 }

@@ -39,6 +39,7 @@
 
 mod canonical;
 mod classify;
+mod csp;
 #[doc(hidden)]
 pub mod fuzzing;
 mod media;
@@ -49,6 +50,7 @@ pub use canonical::{
     BUILTIN_SECURITY_KEYS, MAX_PATH_BYTES, MAX_QUERY_BYTES, METHOD_OVERRIDE_HEADERS,
 };
 pub use classify::{Candidate, Classification, Denied, IdKind, ResourceRef};
+pub use csp::Csp;
 pub use media::MediaType;
 pub use table::{load_dir, Class, Level, RouteTable, VIEWERS_DIR};
 

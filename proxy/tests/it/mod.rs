@@ -9,3 +9,4 @@ mod psc_login;
 mod psc_mtls;
 mod stores;
 mod viewer;
+mod viewer_csp;

@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use super::canonical::{canonical_query_key, canonicalize_with, CanonicalRequest, Rejection};
 use super::classify::{Classification, IdKind};
+use super::csp::{Csp, CspDef};
 use super::media::MediaType;
 use crate::load::Problem;
 
@@ -32,6 +33,9 @@ struct FileDef {
     segment_levels: BTreeMap<String, Level>,
     #[serde(default)]
     route: Vec<Spanned<RouteDef>>,
+    /// The Content-Security-Policy of the viewer's HTML pages.
+    #[serde(default)]
+    csp: Option<Spanned<CspDef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +49,10 @@ struct ViewerDef {
     security_query_keys: Vec<Spanned<String>>,
     #[serde(default)]
     download_media: Vec<Spanned<String>>,
+    /// Send `[csp]` as Content-Security-Policy-Report-Only (to find out what
+    /// a new viewer needs); frame-ancestors stays enforced.
+    #[serde(default)]
+    csp_report_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +291,7 @@ pub struct RouteTable {
     pub(crate) download_media: Vec<MediaType>,
     pub(crate) segment_levels: BTreeMap<String, Level>,
     pub(crate) routes: Vec<Route>,
+    pub(crate) csp: std::sync::Arc<Csp>,
 }
 
 // === impl RouteTable ===
@@ -346,6 +355,12 @@ impl RouteTable {
             .iter()
             .find(|r| r.id == id)
             .map(|r| r.pattern.as_str())
+    }
+
+    /// The Content-Security-Policy of the viewer's HTML pages (`[csp]`, or
+    /// [`Csp::strict_default`] when the table has none).
+    pub fn csp(&self) -> &std::sync::Arc<Csp> {
+        &self.csp
     }
 
     /// The security-relevant query keys declared by this table, besides the
@@ -485,6 +500,31 @@ impl Builder<'_> {
                 ),
             }
         }
+        // --- content security policy
+        let csp = match &file.csp {
+            None => {
+                if file.viewer.csp_report_only {
+                    self.problem(0, "csp_report_only without a [csp] table".to_string());
+                }
+                Some(Csp::strict_default())
+            }
+            Some(def) => {
+                // Problems about a missing directive point at the `[csp]` header.
+                let at = Regex::new(r"(?m)^[ \t]*\[[ \t]*csp[ \t]*\]")
+                    .ok()
+                    .and_then(|re| re.find(self.text))
+                    .map_or(def.span().start, |m| m.start());
+                match Csp::validate(def.get_ref(), at, file.viewer.csp_report_only) {
+                    Ok(c) => Some(c),
+                    Err(ps) => {
+                        for (off, m) in ps {
+                            self.problem(off, m);
+                        }
+                        None
+                    }
+                }
+            }
+        };
         // --- routes
         let mut routes: Vec<Route> = Vec::new();
         for def in file.route {
@@ -523,6 +563,7 @@ impl Builder<'_> {
             download_media,
             segment_levels: file.segment_levels,
             routes,
+            csp: std::sync::Arc::new(csp.unwrap_or_else(Csp::strict_default)),
         })
     }
 

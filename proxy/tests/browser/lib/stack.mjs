@@ -10,8 +10,10 @@
 //     otherwise the file starts its own stack.
 //   - as a wrapper that starts ONE stack for every test file:
 //       node proxy/tests/browser/lib/stack.mjs node --test proxy/tests/browser/
-//     It exports ESPACE_BROWSER_BASE_URL, ESPACE_BROWSER_IDP_URL and
-//     ESPACE_BROWSER_DATA_DIR to the command, and stops the stack after it.
+//     It exports ESPACE_BROWSER_BASE_URL, ESPACE_BROWSER_IDP_URL,
+//     ESPACE_BROWSER_DATA_DIR and ESPACE_BROWSER_ORTHANC_URL (Orthanc
+//     itself, for test setup only) to the command, and stops the stack
+//     after it.
 //
 // Environment: ESPACE_PS_BIN (default $CARGO_TARGET_DIR/debug/espace-ps,
 // CARGO_TARGET_DIR defaulting to <repo>/target), ESPACE_BROWSER_KEEP_DIR=1
@@ -190,6 +192,7 @@ export async function useStack() {
       base,
       idp: process.env.ESPACE_BROWSER_IDP_URL,
       dataDir: process.env.ESPACE_BROWSER_DATA_DIR,
+      orthanc: process.env.ESPACE_BROWSER_ORTHANC_URL,
       owned: false,
       stop: async () => {},
     };
@@ -220,6 +223,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       ESPACE_BROWSER_BASE_URL: stack.base,
       ESPACE_BROWSER_IDP_URL: stack.idp,
       ESPACE_BROWSER_DATA_DIR: stack.dataDir,
+      ESPACE_BROWSER_ORTHANC_URL: stack.orthanc,
     },
   });
   const forward = (sig) => () => child.kill(sig);

@@ -179,3 +179,30 @@ fn load_dir_reads_every_table_and_reports_problems() {
     let ps = crate::viewer::load_dir(tmp.path()).expect_err("broken");
     assert!(ps[0].to_string().contains("broken.toml:4:"), "{ps:?}");
 }
+
+#[test]
+fn csp_problems_are_located_and_a_table_without_csp_is_strict() {
+    let t = RouteTable::parse("t.toml", HEAD).expect("valid");
+    assert_eq!(t.csp().as_ref(), &crate::viewer::Csp::strict_default());
+    let text = format!(
+        "{HEAD}[csp]\ndefault-src = [\"'self'\"]\nscript-src = [\n  \"'self'\",\n  \"'unsafe-inline'\",\n]\nstyle-src = [\"'self'\"]\nbase-uri = [\"'none'\"]\nframe-ancestors = [\"'self'\"]\n"
+    );
+    let ps: Vec<String> = RouteTable::parse("t.toml", &text)
+        .expect_err("unsafe-inline, no object-src")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        ps.iter()
+            .any(|p| p.starts_with("t.toml:9:3: csp script-src: \"'unsafe-inline'\": refused")),
+        "{ps:?}"
+    );
+    assert!(
+        ps.iter()
+            .any(|p| p.starts_with("t.toml:5:1: csp: object-src is required")),
+        "{ps:?}"
+    );
+    let ps = RouteTable::parse("t.toml", "[viewer]\nname = \"t\"\ncsp_report_only = true\n")
+        .expect_err("report-only of nothing");
+    assert!(ps[0].message.contains("without a [csp]"), "{ps:?}");
+}
