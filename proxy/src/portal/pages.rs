@@ -97,13 +97,16 @@ impl Ctx<'_> {
         list.retain(|x| x.id != r.id);
         list.insert(0, r);
         list.truncate(RECENT_CAP);
-        if let Err(e) = self
+        match self
             .app
             .sessions
             .update(&self.session_id, &self.session)
             .await
         {
-            tracing::warn!(error = %e, "cannot update recent patients");
+            Ok(true) => {}
+            // Ended meanwhile (logout, timeout): not written back.
+            Ok(false) => tracing::info!("session ended before its recent patients were saved"),
+            Err(e) => tracing::warn!(error = %e, "cannot update recent patients"),
         }
     }
 }
