@@ -338,11 +338,17 @@ impl App {
 
     /// A browser navigating gets the login page (and comes back after);
     /// an API call gets 401.
+    ///
+    /// When the request still carries a session cookie, its session has
+    /// ended without a logout (idle or absolute timeout, revocation): the
+    /// answer also clears the cookie and tells the browser to drop what the
+    /// portal stored ("Mes dernières recherches", caches), as logout does,
+    /// whatever page the browser ends up on and with or without scripts.
     pub fn login_required(&self, req: &Req) -> Resp {
         let wants_html = req
             .header("accept")
             .is_some_and(|a| a.contains("text/html"));
-        if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
+        let mut resp = if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
             let back = web::safe_return_to(&req.path_and_query()).unwrap_or_else(|| "/".into());
             web::redirect(&format!(
                 "/auth/login?return_to={}",
@@ -353,7 +359,15 @@ impl App {
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "authentification requise"}),
             )
+        };
+        if req.cookie(&self.cookies.name(SESSION_COOKIE)).is_some() {
+            web::add_cookie(&mut resp, &self.cookies.clear(SESSION_COOKIE));
+            resp.headers_mut().insert(
+                "clear-site-data",
+                http::HeaderValue::from_static("\"cache\", \"storage\""),
+            );
         }
+        resp
     }
 
     /// Counts a login attempt from this address; true when over the limit.

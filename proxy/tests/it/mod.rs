@@ -7,5 +7,6 @@ mod policies;
 mod portal;
 mod psc_login;
 mod psc_mtls;
+mod session_end;
 mod stores;
 mod viewer;
