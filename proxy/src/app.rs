@@ -128,6 +128,8 @@ pub struct App {
     pub policies: espace_ps_access::Engine,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
+    /// Professionals whose sessions were revoked (`espace-ps sessions revoke`).
+    pub revocations: crate::revocation::Revocations,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,7 @@ impl App {
             psc,
             hm_sso,
             login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
+            revocations: crate::revocation::Revocations::new(config.sessions.absolute_timeout),
             config,
         }))
     }
@@ -234,14 +237,71 @@ impl App {
         let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
             return Ok(None);
         };
-        match self.sessions.load(&id).await {
-            Ok(found) => Ok(found.map(|data| (id, data))),
+        let data = match self.sessions.load(&id).await {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 METRICS.store_errors.with_label_values(&["load"]).inc();
                 tracing::error!(error = %e, "session store failed");
-                Err(e)
+                return Err(e);
             }
+        };
+        // A revoked professional: the session ends here, on every instance.
+        let revoked = match self
+            .revocations
+            .is_revoked(
+                &self.db,
+                data.professional.national_id.as_str(),
+                data.created_at,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                METRICS
+                    .store_errors
+                    .with_label_values(&["revocations"])
+                    .inc();
+                tracing::error!(error = %e, "revocation list unreadable: session refused");
+                return Err(StoreError::Unreachable(e.to_string()));
+            }
+        };
+        let reason = if revoked {
+            Some("sessions_revoked")
+        } else if self.in_revoked_group(&data.professional) {
+            Some("revoked_group")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.sessions.destroy(&id).await?;
+            tracing::warn!(reason, "session of a revoked professional ended");
+            if let Err(e) = self
+                .db
+                .audit(&crate::audit::AuditEvent {
+                    actor: Some(data.professional.national_id.as_str().to_owned()),
+                    event: "session_revoked",
+                    method: Some(data.professional.login_method.as_str()),
+                    outcome: "success",
+                    client_addr: Some(req.client_ip.to_string()),
+                    detail: Some(reason.to_owned()),
+                    ..Default::default()
+                })
+                .await
+            {
+                tracing::error!(error = %e, "audit write failed");
+            }
+            return Ok(None);
         }
+        Ok(Some((id, data)))
+    }
+
+    /// Whether the policies' `revoked` group lists this professional.
+    pub fn in_revoked_group(&self, p: &crate::identity::Professional) -> bool {
+        self.policies
+            .snapshot()
+            .groups_of(&crate::access::professional(p))
+            .contains(&crate::revocation::REVOKED_GROUP)
     }
 
     /// The user block every page shows.
