@@ -317,7 +317,19 @@ impl App {
                 crate::identity::LoginMethod::HmSso => "Hopital Manager",
             },
             "csrf_token": data.csrf_token,
+            // How long the session lives if idle (the page's script drops
+            // "Mes dernières recherches" after it, even offline).
+            "session_remaining_ms": self.session_remaining_ms(data),
         })
+    }
+
+    /// Milliseconds until the session ends by idle or absolute timeout if
+    /// no request comes (what `Sessions::load` will decide).
+    fn session_remaining_ms(&self, data: &SessionData) -> i64 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let idle_end = data.last_seen + self.config.sessions.idle_timeout.as_secs() as i64;
+        let absolute_end = data.created_at + self.config.sessions.absolute_timeout.as_secs() as i64;
+        (idle_end.min(absolute_end) - now).max(0) * 1000
     }
 
     pub fn error(&self, page: &ErrorPage) -> Resp {

@@ -43,6 +43,7 @@ fn redis_sessions(prefix: &str) -> String {
 async fn a_timed_out_session_clears_the_browser_storage_at_the_next_page_load() {
     // Idle and absolute timeouts end a session the same way (`load` finds
     // none; unit tests in session.rs cover both); idle is quicker to reach.
+    let remaining_re = regex::Regex::new(r#"data-session-remaining-ms="(\d+)""#).unwrap();
     for (what, sessions) in [(
         "idle",
         "idle_timeout_secs = 2\nabsolute_timeout_secs = 3600\n",
@@ -55,8 +56,16 @@ async fn a_timed_out_session_clears_the_browser_storage_at_the_next_page_load() 
         let b = Browser::new();
         let home = dev_idp_login(&b, &proxy.base, ELISE, "/").await;
         assert_eq!(home.status, StatusCode::OK, "{what}");
-        // While the session lives, pages do not clear anything.
+        // While the session lives, pages do not clear anything, and say how
+        // long it lives if idle (the script forgets the list after that,
+        // even on the offline page).
         assert!(home.headers.get("clear-site-data").is_none(), "{what}");
+        let remaining: i64 = remaining_re
+            .captures(&home.body)
+            .unwrap_or_else(|| panic!("{what}: no data-session-remaining-ms"))[1]
+            .parse()
+            .unwrap();
+        assert!(remaining > 0 && remaining <= 2000, "{what}: {remaining}");
 
         let url = format!("{}/portail/recherche", proxy.base);
         let page = poll_for(
