@@ -10,6 +10,9 @@
   'use strict';
 
   const RECENT_KEY = 'espace-ps:recent';
+  // When the session the stored list belongs to ends if nothing else happens
+  // (client clock, ms): past it, the list is dropped even offline.
+  const SESSION_END_KEY = 'espace-ps:session-end';
   const OUR_KEY_PREFIX = 'espace-ps:';
   const RECENT_MAX = 10;
   const MIN_CHARS = 2;
@@ -226,6 +229,47 @@
     if (ss) {
       try { ss.clear(); } catch (e) { /* storage disabled */ }
     }
+  }
+
+  /**
+   * A signed-in page says how long its session lives if idle
+   * (`data-session-remaining-ms`, from the server's idle and absolute
+   * timeouts): remember the deadline on this device's clock.
+   */
+  function rememberSessionEnd(doc, now) {
+    const body = doc.body;
+    if (!body || !body.hasAttribute('data-signed-in')) return;
+    const ms = Number(body.getAttribute('data-session-remaining-ms'));
+    const s = storage('localStorage');
+    if (!s || !Number.isFinite(ms) || ms <= 0) return;
+    try {
+      s.setItem(SESSION_END_KEY, String(now + ms));
+    } catch (e) { /* quota or private mode */ }
+  }
+
+  /** Whether the session the stored list belongs to may still be alive. */
+  function storedSessionAlive(now) {
+    const s = storage('localStorage');
+    if (!s) return false;
+    let end;
+    try {
+      end = Number(s.getItem(SESSION_END_KEY));
+    } catch (e) {
+      return false;
+    }
+    return Number.isFinite(end) && end > now;
+  }
+
+  /**
+   * The list a page without a session list (the offline page) may show: none
+   * once the session has ended by timeout, and then the stored copy goes.
+   */
+  function recentForOffline(now) {
+    if (!storedSessionAlive(now)) {
+      clearStorage();
+      return [];
+    }
+    return readRecent();
   }
 
   /** Deletes every Cache Storage cache of this origin (ours: shell, viewer). */
@@ -456,7 +500,7 @@
       writeRecent([]);
       return;
     }
-    const list = readRecent();
+    const list = offlinePage ? recentForOffline(Date.now()) : readRecent();
     renderPatients(doc, ul, list);
     const empty = doc.getElementById('aucune-recherche');
     if (empty) empty.hidden = list.length > 0;
@@ -544,7 +588,8 @@
   }
 
   function start(doc) {
-    const steps = [initSignedOut, initRecent, initSearch, initLogout, initDateField, initOfflinePage, registerWorker];
+    const initSessionEnd = (d) => rememberSessionEnd(d, Date.now());
+    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initOfflinePage, registerWorker];
     steps.forEach((step) => {
       try {
         step(doc);
@@ -573,6 +618,9 @@
     patientLabel,
     patientUrl,
     resultStatus,
+    rememberSessionEnd,
+    storedSessionAlive,
+    recentForOffline,
   };
 
   if (typeof module === 'object' && module && module.exports) {

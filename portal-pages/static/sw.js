@@ -11,7 +11,7 @@
  */
 'use strict';
 
-const VERSION = 'v2';
+const VERSION = 'v3';
 const CACHE_NAME = 'espace-ps-shell-' + VERSION;
 const OFFLINE_PAGE = '/static/hors-ligne.html';
 

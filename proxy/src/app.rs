@@ -128,6 +128,8 @@ pub struct App {
     pub policies: espace_ps_access::Engine,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
+    /// Professionals whose sessions were revoked (`espace-ps sessions revoke`).
+    pub revocations: crate::revocation::Revocations,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,7 @@ impl App {
             psc,
             hm_sso,
             login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
+            revocations: crate::revocation::Revocations::new(config.sessions.absolute_timeout),
             config,
         }))
     }
@@ -234,14 +237,71 @@ impl App {
         let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
             return Ok(None);
         };
-        match self.sessions.load(&id).await {
-            Ok(found) => Ok(found.map(|data| (id, data))),
+        let data = match self.sessions.load(&id).await {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 METRICS.store_errors.with_label_values(&["load"]).inc();
                 tracing::error!(error = %e, "session store failed");
-                Err(e)
+                return Err(e);
             }
+        };
+        // A revoked professional: the session ends here, on every instance.
+        let revoked = match self
+            .revocations
+            .is_revoked(
+                &self.db,
+                data.professional.national_id.as_str(),
+                data.created_at,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                METRICS
+                    .store_errors
+                    .with_label_values(&["revocations"])
+                    .inc();
+                tracing::error!(error = %e, "revocation list unreadable: session refused");
+                return Err(StoreError::Unreachable(e.to_string()));
+            }
+        };
+        let reason = if revoked {
+            Some("sessions_revoked")
+        } else if self.in_revoked_group(&data.professional) {
+            Some("revoked_group")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.sessions.destroy(&id).await?;
+            tracing::warn!(reason, "session of a revoked professional ended");
+            if let Err(e) = self
+                .db
+                .audit(&crate::audit::AuditEvent {
+                    actor: Some(data.professional.national_id.as_str().to_owned()),
+                    event: "session_revoked",
+                    method: Some(data.professional.login_method.as_str()),
+                    outcome: "success",
+                    client_addr: Some(req.client_ip.to_string()),
+                    detail: Some(reason.to_owned()),
+                    ..Default::default()
+                })
+                .await
+            {
+                tracing::error!(error = %e, "audit write failed");
+            }
+            return Ok(None);
         }
+        Ok(Some((id, data)))
+    }
+
+    /// Whether the policies' `revoked` group lists this professional.
+    pub fn in_revoked_group(&self, p: &crate::identity::Professional) -> bool {
+        self.policies
+            .snapshot()
+            .groups_of(&crate::access::professional(p))
+            .contains(&crate::revocation::REVOKED_GROUP)
     }
 
     /// The user block every page shows.
@@ -257,7 +317,19 @@ impl App {
                 crate::identity::LoginMethod::HmSso => "Hopital Manager",
             },
             "csrf_token": data.csrf_token,
+            // How long the session lives if idle (the page's script drops
+            // "Mes dernières recherches" after it, even offline).
+            "session_remaining_ms": self.session_remaining_ms(data),
         })
+    }
+
+    /// Milliseconds until the session ends by idle or absolute timeout if
+    /// no request comes (what `Sessions::load` will decide).
+    fn session_remaining_ms(&self, data: &SessionData) -> i64 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let idle_end = data.last_seen + self.config.sessions.idle_timeout.as_secs() as i64;
+        let absolute_end = data.created_at + self.config.sessions.absolute_timeout.as_secs() as i64;
+        (idle_end.min(absolute_end) - now).max(0) * 1000
     }
 
     pub fn error(&self, page: &ErrorPage) -> Resp {
@@ -338,11 +410,17 @@ impl App {
 
     /// A browser navigating gets the login page (and comes back after);
     /// an API call gets 401.
+    ///
+    /// When the request still carries a session cookie, its session has
+    /// ended without a logout (idle or absolute timeout, revocation): the
+    /// answer also clears the cookie and tells the browser to drop what the
+    /// portal stored ("Mes dernières recherches", caches), as logout does,
+    /// whatever page the browser ends up on and with or without scripts.
     pub fn login_required(&self, req: &Req) -> Resp {
         let wants_html = req
             .header("accept")
             .is_some_and(|a| a.contains("text/html"));
-        if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
+        let mut resp = if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
             let back = web::safe_return_to(&req.path_and_query()).unwrap_or_else(|| "/".into());
             web::redirect(&format!(
                 "/auth/login?return_to={}",
@@ -353,7 +431,15 @@ impl App {
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "authentification requise"}),
             )
+        };
+        if req.cookie(&self.cookies.name(SESSION_COOKIE)).is_some() {
+            web::add_cookie(&mut resp, &self.cookies.clear(SESSION_COOKIE));
+            resp.headers_mut().insert(
+                "clear-site-data",
+                http::HeaderValue::from_static("\"cache\", \"storage\""),
+            );
         }
+        resp
     }
 
     /// Counts a login attempt from this address; true when over the limit.

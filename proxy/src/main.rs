@@ -88,6 +88,11 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         studies: u32,
     },
+    /// Manage the sessions of running instances (see docs/operations.md).
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
         #[command(subcommand)]
@@ -112,6 +117,69 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         portal_url: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End every live session of a professional on every instance (card
+    /// stolen, struck off). To also refuse new logins, add them to the
+    /// `revoked` group of the policies' groups.toml.
+    Revoke {
+        /// The professional's national id (idNat_PS).
+        #[arg(long)]
+        national_id: String,
+        /// The configuration file the instances run with (database, session store).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn sessions_command(command: SessionsCommand) -> ExitCode {
+    match command {
+        SessionsCommand::Revoke {
+            national_id,
+            config,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: invalid configuration\n{e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let national_id = match espace_ps::identity::NationalId::parse(&national_id) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("error: --national-id: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(LogFormat::Text, "warn");
+            match startup_runtime().block_on(espace_ps::revocation::revoke(&config, &national_id)) {
+                Ok(report) => {
+                    let ended = match report.ended_in_store {
+                        Some(n) => format!("{n} live session(s) deleted from Redis; "),
+                        None => String::new(),
+                    };
+                    println!(
+                        "revoked: the sessions of {} opened until now end on every instance ({ended}each instance checks within {:?}); recorded at {} ms and audited",
+                        national_id.as_str(),
+                        espace_ps::revocation::REFRESH,
+                        report.revoked_at_ms
+                    );
+                    println!(
+                        "to refuse new logins, add this national id to [groups.{}] in groups.toml",
+                        espace_ps::revocation::REVOKED_GROUP
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    print_error_chain(&e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -166,6 +234,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(command),
+        Command::Sessions { command } => sessions_command(command),
         Command::DemoData {
             records,
             seed,

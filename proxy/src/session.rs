@@ -38,6 +38,15 @@ pub trait KvStore: Send + Sync {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Set only if absent; true when this call set it.
     async fn set_nx(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Set only if present (never re-creates a deleted key); true when
+    /// this call set it.
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// Adds `member` to the set at `key` and sets the set's expiry to `ttl`.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Removes `member` from the set at `key`.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
+    /// The members of the set at `key` (empty when absent).
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -53,6 +62,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct MemoryInner {
     map: HashMap<String, (Vec<u8>, Instant)>,
+    sets: HashMap<String, (std::collections::BTreeSet<String>, Instant)>,
     writes: u64,
 }
 
@@ -77,6 +87,7 @@ impl MemoryInner {
         if self.writes % 256 == 0 {
             let now = Instant::now();
             self.map.retain(|_, (_, exp)| *exp > now);
+            self.sets.retain(|_, (_, exp)| *exp > now);
         }
         self.map
             .insert(key.to_owned(), (value, Instant::now() + ttl));
@@ -93,7 +104,10 @@ impl KvStore for MemoryStore {
         Ok(())
     }
     async fn del(&self, key: &str) -> Result<(), StoreError> {
-        self.with(|m| m.map.remove(key));
+        self.with(|m| {
+            m.map.remove(key);
+            m.sets.remove(key);
+        });
         Ok(())
     }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -111,6 +125,48 @@ impl KvStore for MemoryStore {
                 m.insert(key, Vec::new(), ttl);
                 true
             }
+        }))
+    }
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with(|m| {
+            if m.live(key).is_some() {
+                m.insert(key, value.to_vec(), ttl);
+                true
+            } else {
+                false
+            }
+        }))
+    }
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.with(|m| {
+            let now = Instant::now();
+            let entry = m
+                .sets
+                .entry(key.to_owned())
+                .or_insert_with(|| (Default::default(), now));
+            if entry.1 <= now {
+                entry.0.clear();
+            }
+            entry.0.insert(member.to_owned());
+            entry.1 = now + ttl;
+        });
+        Ok(())
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some((set, _)) = m.sets.get_mut(key) {
+                set.remove(member);
+                if set.is_empty() {
+                    m.sets.remove(key);
+                }
+            }
+        });
+        Ok(())
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|m| match m.sets.get(key) {
+            Some((set, exp)) if *exp > Instant::now() => set.iter().cloned().collect(),
+            _ => Vec::new(),
         }))
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -211,6 +267,45 @@ impl KvStore for RedisStore {
             .await?;
         Ok(r.is_some())
     }
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let r: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("XX")
+                    .arg("PX")
+                    .arg(ttl_ms(ttl))
+                    .clone(),
+            )
+            .await?;
+        Ok(r.is_some())
+    }
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SADD")
+            .arg(key)
+            .arg(member)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(key)
+            .arg(ttl_ms(ttl))
+            .ignore();
+        tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut c))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|e| StoreError::Unreachable(e.to_string()))
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.run::<i64>(redis::cmd("SREM").arg(key).arg(member).clone())
+            .await
+            .map(|_| ())
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(redis::cmd("SMEMBERS").arg(key).clone()).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.run::<String>(redis::cmd("PING").clone())
             .await
@@ -307,6 +402,16 @@ impl Sessions {
         format!("{}{kind}:{}", self.prefix, digest(id))
     }
 
+    /// The set of a professional's session keys (for revocation). Keyed by
+    /// the digest of the national id; members are session-id digests.
+    fn index_key(&self, national_id: &str) -> String {
+        self.key("nid", national_id)
+    }
+
+    fn session_key_of_digest(&self, session_digest: &str) -> String {
+        format!("{}s:{session_digest}", self.prefix)
+    }
+
     fn encode<T: Serialize>(v: &T) -> Vec<u8> {
         serde_json::to_vec(v).expect("session records serialize")
     }
@@ -336,6 +441,15 @@ impl Sessions {
         self.store
             .set(&self.key("s", &id), &Self::encode(&data), self.idle)
             .await?;
+        // The professional's index, kept as long as their newest session
+        // can live: `revoke_national_id` finds every session from it.
+        self.store
+            .set_add(
+                &self.index_key(data.professional.national_id.as_str()),
+                &digest(&id),
+                self.absolute,
+            )
+            .await?;
         Ok((id, data))
     }
 
@@ -354,25 +468,36 @@ impl Sessions {
         let absolute_end = data.created_at + self.absolute.as_secs() as i64;
         if now >= absolute_end || now - data.last_seen >= self.idle.as_secs() as i64 {
             self.store.del(&key).await?;
+            self.unindex(&data, id).await;
             return Ok(None);
         }
         if now - data.last_seen >= TOUCH_EVERY {
             data.last_seen = now;
             let remaining = Duration::from_secs((absolute_end - now) as u64);
-            self.store
-                .set(&key, &Self::encode(&data), self.idle.min(remaining))
-                .await?;
+            // Only if still there: a logout (or revocation) between our GET
+            // and this write must not bring the session back.
+            if !self
+                .store
+                .set_xx(&key, &Self::encode(&data), self.idle.min(remaining))
+                .await?
+            {
+                return Ok(None);
+            }
         }
         Ok(Some(data))
     }
 
-    /// Writes back a session's data (recent patients…), keeping its deadlines.
-    pub async fn update(&self, id: &str, data: &SessionData) -> Result<(), StoreError> {
+    /// Writes back a session's data (recent patients…), keeping its
+    /// deadlines. Only if the session still exists: false when it was
+    /// destroyed meanwhile (logout, timeout, revocation), and then nothing
+    /// is written. Session ids are never reused (a new random id at every
+    /// login), so "still exists" cannot be a later session under the same key.
+    pub async fn update(&self, id: &str, data: &SessionData) -> Result<bool, StoreError> {
         let now = now_secs();
         let absolute_end = data.created_at + self.absolute.as_secs() as i64;
         let remaining = Duration::from_secs((absolute_end - now).max(1) as u64);
         self.store
-            .set(
+            .set_xx(
                 &self.key("s", id),
                 &Self::encode(data),
                 self.idle.min(remaining),
@@ -381,7 +506,44 @@ impl Sessions {
     }
 
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
-        self.store.del(&self.key("s", id)).await
+        let key = self.key("s", id);
+        if let Some(raw) = self.store.take(&key).await? {
+            if let Ok(data) = Self::decode::<SessionData>(&raw) {
+                self.unindex(&data, id).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a session from its professional's index (best effort: the
+    /// index only serves revocation, which skips ids that are gone).
+    async fn unindex(&self, data: &SessionData, id: &str) {
+        let _ = self
+            .store
+            .set_remove(
+                &self.index_key(data.professional.national_id.as_str()),
+                &digest(id),
+            )
+            .await;
+    }
+
+    /// Ends every session of a professional in this store: what
+    /// `espace-ps sessions revoke` does. Returns how many were live.
+    pub async fn revoke_national_id(&self, national_id: &str) -> Result<usize, StoreError> {
+        let index = self.index_key(national_id);
+        let mut ended = 0;
+        for member in self.store.set_members(&index).await? {
+            if self
+                .store
+                .take(&self.session_key_of_digest(&member))
+                .await?
+                .is_some()
+            {
+                ended += 1;
+            }
+        }
+        self.store.del(&index).await?;
+        Ok(ended)
     }
 
     /// Records a pending login under a new id (the flow cookie).
@@ -527,6 +689,104 @@ mod tests {
         assert!(s.load(&id).await.unwrap().is_none());
         let (s, id) = aged(|d| d.last_seen -= 59).await;
         assert!(s.load(&id).await.unwrap().is_some());
+    }
+
+    /// The logout race: a request that loaded the session before the
+    /// logout must not write it back after.
+    #[tokio::test]
+    async fn a_destroyed_session_is_not_resurrected_by_a_late_write() {
+        let s = sessions(60, 600);
+        let (id, _) = s.create(pro(), 1, None).await.unwrap();
+        let mut loaded = s.load(&id).await.unwrap().unwrap();
+        s.destroy(&id).await.unwrap();
+        loaded.recent_patients.push(RecentPatient {
+            id: "p".into(),
+            sex: "F".into(),
+            family_name: "X".into(),
+            given_name: "Y".into(),
+            birth_date: "01/01/1970".into(),
+        });
+        assert!(!s.update(&id, &loaded).await.unwrap());
+        assert!(s.load(&id).await.unwrap().is_none());
+    }
+
+    /// The same race on the touch that `load` makes every 30 seconds.
+    #[tokio::test]
+    async fn the_touch_of_load_does_not_resurrect_a_session() {
+        let s = sessions(60, 600);
+        let (id, mut data) = s.create(pro(), 1, None).await.unwrap();
+        data.last_seen -= TOUCH_EVERY + 1;
+        let key = s.key("s", &id);
+        // A store that loses the key between the read and the write of `load`.
+        struct DelAfterGet(MemoryStore);
+        #[async_trait]
+        impl KvStore for DelAfterGet {
+            async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                let v = self.0.get(key).await?;
+                self.0.del(key).await?;
+                Ok(v)
+            }
+            async fn set(&self, k: &str, v: &[u8], t: Duration) -> Result<(), StoreError> {
+                self.0.set(k, v, t).await
+            }
+            async fn del(&self, k: &str) -> Result<(), StoreError> {
+                self.0.del(k).await
+            }
+            async fn take(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                self.0.take(k).await
+            }
+            async fn set_nx(&self, k: &str, t: Duration) -> Result<bool, StoreError> {
+                self.0.set_nx(k, t).await
+            }
+            async fn set_xx(&self, k: &str, v: &[u8], t: Duration) -> Result<bool, StoreError> {
+                self.0.set_xx(k, v, t).await
+            }
+            async fn set_add(&self, k: &str, m: &str, t: Duration) -> Result<(), StoreError> {
+                self.0.set_add(k, m, t).await
+            }
+            async fn set_remove(&self, k: &str, m: &str) -> Result<(), StoreError> {
+                self.0.set_remove(k, m).await
+            }
+            async fn set_members(&self, k: &str) -> Result<Vec<String>, StoreError> {
+                self.0.set_members(k).await
+            }
+            async fn ping(&self) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        let store = Arc::new(DelAfterGet(MemoryStore::default()));
+        store
+            .0
+            .set(&key, &Sessions::encode(&data), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let racy = Sessions::new(
+            store.clone(),
+            "t:",
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        );
+        assert!(racy.load(&id).await.unwrap().is_none());
+        assert!(store.0.get(&key).await.unwrap().is_none(), "written back");
+    }
+
+    #[tokio::test]
+    async fn revoke_ends_every_session_of_one_professional() {
+        let s = sessions(60, 600);
+        let (a, _) = s.create(pro(), 1, None).await.unwrap();
+        let (b, _) = s.create(pro(), 1, None).await.unwrap();
+        let other = Professional::new(
+            NationalId::parse("0987654321").unwrap(),
+            "C".into(),
+            "D".into(),
+            LoginMethod::PscCard,
+        );
+        let (c, _) = s.create(other, 2, None).await.unwrap();
+        s.destroy(&b).await.unwrap();
+        assert_eq!(s.revoke_national_id("0123456789").await.unwrap(), 1);
+        assert!(s.load(&a).await.unwrap().is_none());
+        assert!(s.load(&c).await.unwrap().is_some());
+        assert_eq!(s.revoke_national_id("0123456789").await.unwrap(), 0);
     }
 
     #[tokio::test]

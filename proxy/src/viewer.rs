@@ -462,25 +462,30 @@ impl App {
         }
         // The trail: every download, and image views once per study per window.
         for study in &studies {
-            let record = if download {
-                Some(audit(
-                    "dicom_download",
-                    "success",
-                    study.clone(),
-                    candidate.route_id.clone(),
-                ))
+            let (record, window_key) = if download {
+                (
+                    Some(audit(
+                        "dicom_download",
+                        "success",
+                        study.clone(),
+                        candidate.route_id.clone(),
+                    )),
+                    None,
+                )
             } else {
                 let key = format!("{session_key}|{study}");
                 if cache_get(&self.viewer.audited, &key, AUDIT_WINDOW).is_some() {
-                    None
+                    (None, None)
                 } else {
-                    cache_put(&self.viewer.audited, key, ());
-                    Some(audit(
-                        "images_view",
-                        "success",
-                        study.clone(),
-                        candidate.class.code().to_owned(),
-                    ))
+                    (
+                        Some(audit(
+                            "images_view",
+                            "success",
+                            study.clone(),
+                            candidate.class.code().to_owned(),
+                        )),
+                        Some(key),
+                    )
                 }
             };
             if let Some(e) = record {
@@ -488,6 +493,12 @@ impl App {
                     tracing::error!(error = %err, "audit write failed: viewer request refused");
                     return refuse(&crate::pages::UNAVAILABLE);
                 }
+            }
+            // The window opens only once its record is stored: a failed
+            // insert leaves it closed, so the next request is audited (or
+            // refused) again rather than forwarded unaudited.
+            if let Some(key) = window_key {
+                cache_put(&self.viewer.audited, key, ());
             }
         }
         let mut may_download = download;

@@ -422,3 +422,59 @@ test('service worker: fetch — offline page on network failure, data never touc
   // Nothing but the shell was ever stored.
   assert.deepEqual([...w.store.get(sw.CACHE_NAME).keys()].sort(), [...sw.SHELL].sort());
 });
+
+// === session end: "Mes dernières recherches" does not outlive the session ===
+
+function fakeStorage() {
+  const m = new Map();
+  return {
+    get length() { return m.size; },
+    key(i) { return [...m.keys()][i] ?? null; },
+    getItem(k) { return m.has(k) ? m.get(k) : null; },
+    setItem(k, v) { m.set(k, String(v)); },
+    removeItem(k) { m.delete(k); },
+    clear() { m.clear(); },
+  };
+}
+
+function fakeBody(attrs) {
+  return {
+    body: {
+      hasAttribute: (n) => Object.prototype.hasOwnProperty.call(attrs, n),
+      getAttribute: (n) => (Object.prototype.hasOwnProperty.call(attrs, n) ? attrs[n] : null),
+    },
+  };
+}
+
+test('the offline page drops the recent list once the session has timed out', () => {
+  const saved = { ls: globalThis.localStorage, ss: globalThis.sessionStorage };
+  const ls = fakeStorage();
+  Object.defineProperty(globalThis, 'localStorage', { value: ls, configurable: true, writable: true });
+  Object.defineProperty(globalThis, 'sessionStorage', { value: fakeStorage(), configurable: true, writable: true });
+  try {
+    const list = [{ id: '10000001', sex: 'F', family_name: 'SCANAP', given_name: 'Françoise', birth_date: '13/08/1961' }];
+    ls.setItem(app.RECENT_KEY, JSON.stringify(list));
+    // A signed-in page: the session ends in 30 min if nothing else happens.
+    app.rememberSessionEnd(fakeBody({ 'data-signed-in': '1', 'data-session-remaining-ms': '1800000' }), 1_000);
+    assert.ok(app.storedSessionAlive(1_000 + 1_799_999));
+    assert.deepEqual(app.recentForOffline(1_000 + 1_799_999), list, 'still within the session');
+    // Past the deadline (idle or absolute timeout): nothing shown, nothing kept.
+    assert.ok(!app.storedSessionAlive(1_000 + 1_800_000));
+    assert.deepEqual(app.recentForOffline(1_000 + 1_800_000), []);
+    assert.equal(ls.getItem(app.RECENT_KEY), null, 'the stored list is removed');
+    // No recorded deadline (stored by an older page, or storage tampered): not shown.
+    ls.setItem(app.RECENT_KEY, JSON.stringify(list));
+    assert.deepEqual(app.recentForOffline(0), []);
+    assert.equal(ls.getItem(app.RECENT_KEY), null);
+    // Signed-out pages and malformed values record nothing.
+    app.rememberSessionEnd(fakeBody({ 'data-signed-out': '1', 'data-session-remaining-ms': '1800000' }), 0);
+    app.rememberSessionEnd(fakeBody({ 'data-signed-in': '1', 'data-session-remaining-ms': 'x' }), 0);
+    app.rememberSessionEnd(fakeBody({ 'data-signed-in': '1', 'data-session-remaining-ms': '0' }), 0);
+    assert.ok(!app.storedSessionAlive(0));
+  } finally {
+    for (const [k, v] of [['localStorage', saved.ls], ['sessionStorage', saved.ss]]) {
+      if (v === undefined) delete globalThis[k];
+      else Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
+    }
+  }
+});

@@ -42,6 +42,14 @@ pub async fn handle(app: &App, req: Req) -> Resp {
 
 // === login failures, in French ===
 
+/// The professional is in the policies' `revoked` group.
+pub const REVOKED: ErrorPage = ErrorPage::new(
+    StatusCode::FORBIDDEN,
+    "Accès suspendu",
+    "Votre accès à l'espace professionnel de santé a été suspendu par l'établissement. Pour toute question, contactez le support de l'établissement.",
+)
+.with_reference("acces-suspendu");
+
 const LOGIN_FAILED: &str = "La connexion a échoué";
 const RETRY: (&str, &str) = ("/auth/login", "Recommencer la connexion");
 
@@ -159,6 +167,27 @@ impl App {
     ) -> Resp {
         let method = professional.login_method.as_str();
         let metric_method = if event == "hm_sso" { "hm_sso" } else { "psc" };
+        // Revoked by the establishment (policies' `revoked` group): no login.
+        if self.in_revoked_group(&professional) {
+            METRICS
+                .logins
+                .with_label_values(&[metric_method, "revoked"])
+                .inc();
+            tracing::warn!(event, reason = "revoked", "login refused");
+            self.audit_best_effort(AuditEvent {
+                actor: Some(professional.national_id.as_str().to_owned()),
+                event,
+                method: Some(method),
+                outcome: "refused",
+                client_addr: Some(req.client_ip.to_string()),
+                detail: Some("revoked".to_owned()),
+                ..Default::default()
+            })
+            .await;
+            let mut resp = self.error(&REVOKED);
+            web::add_cookie(&mut resp, &self.cookies.clear(FLOW_COOKIE));
+            return resp;
+        }
         let account = match self.db.record_login(&professional).await {
             Ok(a) => a,
             Err(e) => {

@@ -97,13 +97,16 @@ impl Ctx<'_> {
         list.retain(|x| x.id != r.id);
         list.insert(0, r);
         list.truncate(RECENT_CAP);
-        if let Err(e) = self
+        match self
             .app
             .sessions
             .update(&self.session_id, &self.session)
             .await
         {
-            tracing::warn!(error = %e, "cannot update recent patients");
+            Ok(true) => {}
+            // Ended meanwhile (logout, timeout): not written back.
+            Ok(false) => tracing::info!("session ended before its recent patients were saved"),
+            Err(e) => tracing::warn!(error = %e, "cannot update recent patients"),
         }
     }
 }
@@ -584,13 +587,26 @@ async fn readable_report(
     Ok(way.map(|_| r))
 }
 
+/// Whether opening a page may change state: only a navigation the user made
+/// on the portal itself (`Sec-Fetch-Site: same-origin`) or typed / bookmarked
+/// (`none`). A cross-site or same-site link, or a request without the header
+/// (a browser too old to send it, a script), shows the page and changes nothing.
+fn user_initiated(req: &crate::web::Req) -> bool {
+    req.header("sec-fetch-site")
+        .is_some_and(|v| v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none"))
+}
+
 pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
+    let mark = user_initiated(ctx.req);
     let result: Result<Option<(espace_ps_records::Report, Option<Patient>)>, AccessError> = async {
         let Some(r) = readable_report(&ctx, id).await? else {
             return Ok(None);
         };
         audit_or_refuse(&ctx, audit(&ctx, "report_view", "success", id)).await?;
-        ctx.app.db.mark_seen(ctx.session.account_id, id).await?;
+        // A cross-site navigation must not clear a doctor's unseen results.
+        if mark {
+            ctx.app.db.mark_seen(ctx.session.account_id, id).await?;
+        }
         let records = ctx.records()?;
         let patient = match records.dossier(&r.dossier_number).await? {
             Some(d) => records.patient(&d.patient_id).await?,
@@ -614,7 +630,9 @@ pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
                 &r.title.clone(),
                 json!({
                     "report": {"title": r.title, "date": fr_date(&r.report_date), "paragraphs": paragraphs,
-                               "dossier_url": format!("/portail/dossiers/{}", urlencoding::encode(&r.dossier_number))},
+                               "dossier_url": format!("/portail/dossiers/{}", urlencoding::encode(&r.dossier_number)),
+                               // Not marked on this visit: a button does it.
+                               "seen_url": (!mark).then(|| format!("/portail/comptes-rendus/{}/vu", urlencoding::encode(id)))},
                     "patient": p.as_ref().map(|p| patient_json(&recent_of(p))),
                 }),
             )

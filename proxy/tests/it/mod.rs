@@ -7,6 +7,7 @@ mod policies;
 mod portal;
 mod psc_login;
 mod psc_mtls;
+mod session_end;
 mod stores;
 mod viewer;
 mod viewer_csp;

@@ -1029,10 +1029,15 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
     let (herve, herve_home) = p.login(HERVE).await;
     assert!(!report_links(&unseen_section(&herve_home)).contains(&scanap_report));
 
-    // Opening the report marks it seen: gone at the next load of the home page,
-    // still reachable through the patient page.
+    // Opening the report from the portal marks it seen: gone at the next
+    // load of the home page, still reachable through the patient page.
     let report = elise
-        .get(&p.url(&format!("/portail/comptes-rendus/{scanap_report}")))
+        .request(
+            reqwest::Method::GET,
+            &p.url(&format!("/portail/comptes-rendus/{scanap_report}")),
+            None,
+            &[("sec-fetch-site", "same-origin")],
+        )
         .await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
     assert_eq!(report.headers["cache-control"], "no-store");
@@ -1353,4 +1358,61 @@ fn portal_iso_date_refuses_signs() {
     for bad in ["+1/08/1961", "13/+8/1961", "13/08/+961"] {
         assert_eq!(iso_date(bad), None, "{bad}");
     }
+}
+
+/// Issue 9 §5: opening a report marks it seen only for a navigation made on
+/// the portal (`Sec-Fetch-Site: same-origin`) or typed (`none`). A link from
+/// another site (`cross-site`, `same-site`) or a request without the header
+/// shows the report, with a "Marquer comme vu" button, and leaves it unseen.
+#[tokio::test]
+async fn a_cross_site_navigation_does_not_mark_a_report_seen() {
+    let p = start_portal(Backend::Sqlite).await;
+    let (elise, home) = p.login(ELISE).await;
+    let unseen = report_links(&unseen_section(&home));
+    assert!(unseen.len() >= 2, "{unseen:?}");
+    let open = |report: &str, fetch_site: Option<&'static str>| {
+        let url = p.url(&format!("/portail/comptes-rendus/{report}"));
+        let elise = &elise;
+        async move {
+            let headers: Vec<(&str, &str)> = fetch_site
+                .map(|v| ("sec-fetch-site", v))
+                .into_iter()
+                .collect();
+            elise
+                .request(reqwest::Method::GET, &url, None, &headers)
+                .await
+        }
+    };
+    let still_unseen = |report: String| {
+        let elise = &elise;
+        let url = p.url("/");
+        async move {
+            let home = elise.get(&url).await;
+            report_links(&unseen_section(&home)).contains(&report)
+        }
+    };
+    let first = unseen[0].clone();
+    for site in [Some("cross-site"), Some("same-site"), None] {
+        let page = open(&first, site).await;
+        assert_eq!(page.status, StatusCode::OK, "{site:?}: {}", page.body);
+        assert!(
+            page.body
+                .contains(&format!("action=\"/portail/comptes-rendus/{first}/vu\"")),
+            "{site:?}: no \"Marquer comme vu\" button on the report"
+        );
+        assert!(
+            still_unseen(first.clone()).await,
+            "{site:?}: the report was marked seen"
+        );
+    }
+    let page = open(&first, Some("same-origin")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("/vu\""), "a button after marking");
+    assert!(
+        !still_unseen(first.clone()).await,
+        "same-origin: not marked"
+    );
+    let second = unseen[1].clone();
+    assert_eq!(open(&second, Some("none")).await.status, StatusCode::OK);
+    assert!(!still_unseen(second).await, "typed address: not marked");
 }

@@ -214,3 +214,60 @@ async fn sqlite_audit_trail_is_append_only() {
     assert!(delete.is_err());
     assert_eq!(db.audit_tail(10).await.unwrap().len(), 1);
 }
+
+fn redis_sessions_direct(prefix: &str) -> espace_ps::session::Sessions {
+    let store = espace_ps::session::RedisStore::new(&peer("ESPACE_TEST_REDIS_URL")).unwrap();
+    espace_ps::session::Sessions::new(
+        std::sync::Arc::new(store),
+        prefix,
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(600),
+    )
+}
+
+fn professional(national_id: &str) -> espace_ps::identity::Professional {
+    espace_ps::identity::Professional::new(
+        espace_ps::identity::NationalId::parse(national_id).unwrap(),
+        "Élise".into(),
+        "MARTIN-DUPRÉ".into(),
+        espace_ps::identity::LoginMethod::PscCard,
+    )
+}
+
+/// The logout race on Redis: a request that loaded the session before the
+/// logout writes it back after (recent patients); the session stays ended.
+#[tokio::test]
+async fn redis_a_destroyed_session_is_not_resurrected_by_a_late_write() {
+    let prefix = format!("t-{}:", espace_ps::session::new_token());
+    let s = redis_sessions_direct(&prefix);
+    let (id, _) = s.create(professional(ELISE), 1, None).await.unwrap();
+    let mut loaded = s.load(&id).await.unwrap().unwrap();
+    s.destroy(&id).await.unwrap();
+    loaded
+        .recent_patients
+        .push(espace_ps::session::RecentPatient {
+            id: "p".into(),
+            sex: "F".into(),
+            family_name: "X".into(),
+            given_name: "Y".into(),
+            birth_date: "01/01/1970".into(),
+        });
+    assert!(!s.update(&id, &loaded).await.unwrap(), "update wrote");
+    assert!(s.load(&id).await.unwrap().is_none(), "session resurrected");
+}
+
+/// The per-professional index on Redis: revocation from another process
+/// (another `Sessions` on the same Redis) ends that professional's sessions only.
+#[tokio::test]
+async fn redis_revoke_ends_every_session_of_one_professional() {
+    let prefix = format!("t-{}:", espace_ps::session::new_token());
+    let a = redis_sessions_direct(&prefix);
+    let (s1, _) = a.create(professional(ELISE), 1, None).await.unwrap();
+    let (s2, _) = a.create(professional(ELISE), 1, None).await.unwrap();
+    let (other, _) = a.create(professional("0123456789"), 2, None).await.unwrap();
+    let b = redis_sessions_direct(&prefix);
+    assert_eq!(b.revoke_national_id(ELISE).await.unwrap(), 2);
+    assert!(a.load(&s1).await.unwrap().is_none());
+    assert!(a.load(&s2).await.unwrap().is_none());
+    assert!(a.load(&other).await.unwrap().is_some());
+}

@@ -2125,3 +2125,45 @@ async fn viewer_patient_resources_are_decided_on_their_current_studies() {
     assert_eq!(after.status, 403, "{}", short(&after.text(), 300));
     assert_our_refusal(&after, REFUSED_TITLE, "patient with an undecidable study");
 }
+
+/// Issue 9 §5: the 10-minute image-view audit window opens only once the
+/// audit row is stored. While the insert fails (a trigger raising an error
+/// in the real portal database), every image request is refused, not only
+/// the first; once the insert works again, one images_view row is written.
+#[tokio::test]
+async fn image_views_are_refused_while_their_audit_insert_fails() {
+    let fx = fixture().await;
+    let (proxy, _idp) = start_proxy(&fx, None).await;
+    let elise = login(&proxy, ELISE).await;
+    let study = fx.study(SCANAP_DOSSIER_SCANNER);
+    let url = format!("{}/instances/{}/preview", proxy.base, study.iid());
+    let db = proxy.db().await;
+    sqlx::query(
+        "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_events \
+         WHEN NEW.event = 'images_view' \
+         BEGIN SELECT RAISE(ABORT, 'audit store failing'); END",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    for attempt in 1..=3 {
+        let r = send(&elise.client, Method::GET, &url, None, None).await;
+        assert_eq!(
+            r.status, 503,
+            "attempt {attempt} while the audit insert fails: forwarded unaudited"
+        );
+    }
+    sqlx::query("DROP TRIGGER audit_fails")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let r = send(&elise.client, Method::GET, &url, None, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let views: Vec<_> = audit_rows(&proxy)
+        .await
+        .into_iter()
+        .filter(|r| r.0 == ELISE && r.1 == "images_view")
+        .collect();
+    assert_eq!(views.len(), 1, "{views:?}");
+    assert_eq!(views[0].3, study.uid);
+}

@@ -159,7 +159,8 @@ fn shipped_set_loads_and_its_test_cases_pass() {
             "care-team",
             "dicom-download-habilitation",
             "dossier-grant",
-            "open-dossier-by-number"
+            "open-dossier-by-number",
+            "revoked"
         ]
     );
 }
@@ -676,7 +677,8 @@ fn good_set_replaces_the_old_one_atomically() {
     // it, and this RPPS is theirs, so use another professional.
     std::fs::write(
         tmp.path().join("groups.toml"),
-        "[groups.dicom-download]\nrpps = [\"10007777777\"]\n",
+        "[groups.dicom-download]\nrpps = [\"10007777777\"]\n\
+         [groups.revoked]\nnational_ids = [\"8-policy-test-only\"]\n",
     )
     .expect("write");
     let outcome = e.reload();
@@ -685,7 +687,7 @@ fn good_set_replaces_the_old_one_atomically() {
             outcome,
             ReloadOutcome::Reloaded {
                 generation: 2,
-                policies: 4,
+                policies: 5,
                 ..
             }
         ),
