@@ -326,7 +326,7 @@ impl App {
     /// Milliseconds until the session ends by idle or absolute timeout if
     /// no request comes (what `Sessions::load` will decide).
     fn session_remaining_ms(&self, data: &SessionData) -> i64 {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::clock::now_secs();
         let idle_end = data.last_seen + self.config.sessions.idle_timeout.as_secs() as i64;
         let absolute_end = data.created_at + self.config.sessions.absolute_timeout.as_secs() as i64;
         (idle_end.min(absolute_end) - now).max(0) * 1000
