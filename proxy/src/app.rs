@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use crate::auth::hm_sso::HmSso;
 use crate::auth::psc::PscClient;
-use crate::config::{Config, SessionStoreConfig};
+use crate::config::{Config, LookupLimits, SessionStoreConfig};
 use crate::metrics::METRICS;
 use crate::pages::{self, ErrorPage, Pages};
+use crate::ratelimit::Limiter;
 use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, StoreError};
 use crate::state::PortalDb;
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
@@ -109,6 +110,27 @@ impl RouteClass {
     }
 }
 
+/// The per-account and per-address limits on dossier lookups (see
+/// [`crate::config::LookupLimits`]).
+pub struct LookupLimiters {
+    pub submit_by_account: Limiter,
+    pub submit_by_address: Limiter,
+    pub views_by_account: Limiter,
+    pub views_by_address: Limiter,
+}
+
+impl LookupLimiters {
+    fn new(store: &Arc<dyn KvStore>, prefix: &str, l: &LookupLimits) -> LookupLimiters {
+        let m = |name, limit| Limiter::per_minute(store.clone(), prefix, name, limit);
+        LookupLimiters {
+            submit_by_account: m("dossier_submit_account", l.dossier_submit_per_account),
+            submit_by_address: m("dossier_submit_address", l.dossier_submit_per_address),
+            views_by_account: m("record_view_account", l.record_views_per_account),
+            views_by_address: m("record_view_address", l.record_views_per_address),
+        }
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub pages: Pages,
@@ -118,6 +140,8 @@ pub struct App {
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
     pub login_rate: pingora_limits::rate::Rate,
+    /// Rate limits on dossier lookups, in the shared session store.
+    pub lookup_limits: LookupLimiters,
     /// The viewer's route table and the caches of viewer decisions.
     pub viewer: Arc<crate::viewer::ViewerGuard>,
     /// For espace-ps's own calls to the viewer (never the browser's).
@@ -159,6 +183,11 @@ impl App {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
             SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
         };
+        let lookup_limits = LookupLimiters::new(
+            &store,
+            &config.sessions.key_prefix,
+            &config.lookup_limits,
+        );
         let sessions = Sessions::new(
             store,
             &config.sessions.key_prefix,
@@ -224,6 +253,7 @@ impl App {
             psc,
             hm_sso,
             login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
+            lookup_limits,
             config,
         }))
     }

@@ -136,6 +136,10 @@ pub mod file {
     #[serde(deny_unknown_fields)]
     pub struct RateLimit {
         pub login_per_minute: Option<isize>,
+        pub dossier_submit_per_minute: Option<u64>,
+        pub dossier_submit_per_minute_per_address: Option<u64>,
+        pub record_views_per_minute: Option<u64>,
+        pub record_views_per_minute_per_address: Option<u64>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -147,6 +151,7 @@ pub mod file {
         pub grant_days: Option<u32>,
         pub dossier_attempts_max: Option<u32>,
         pub dossier_lockout_minutes: Option<u32>,
+        pub dossier_daily_failures_max: Option<u32>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -183,6 +188,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub logging: LoggingConfig,
     pub login_rate_per_minute: isize,
+    /// Rate limits on the dossier lookups, kept in the session store.
+    pub lookup_limits: LookupLimits,
     pub pages_dir: Option<PathBuf>,
     pub policies_dir: PathBuf,
     pub portal: PortalConfig,
@@ -206,6 +213,20 @@ pub struct PortalConfig {
     pub dossier_attempts_max: u32,
     /// How long a lockout lasts (and the window failures are counted in).
     pub dossier_lockout_minutes: u32,
+    /// Failed attempts on one dossier number, by anyone, in 24 hours after
+    /// which that number is locked until an administrator unlocks it.
+    pub dossier_daily_failures_max: u32,
+}
+
+/// Per-minute limits on the portal's dossier lookups (`POST /portail/dossier`,
+/// `GET /portail/dossiers/{n}`, `GET /portail/patients/{id}`), per account and
+/// per client address, shared by every instance through the session store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupLimits {
+    pub dossier_submit_per_account: u64,
+    pub dossier_submit_per_address: u64,
+    pub record_views_per_account: u64,
+    pub record_views_per_address: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -661,6 +682,7 @@ impl Validator<'_> {
             grant_days: f.portal.grant_days.unwrap_or(7),
             dossier_attempts_max: f.portal.dossier_attempts_max.unwrap_or(5),
             dossier_lockout_minutes: f.portal.dossier_lockout_minutes.unwrap_or(15),
+            dossier_daily_failures_max: f.portal.dossier_daily_failures_max.unwrap_or(10),
         };
         for (key, v, max) in [
             ("portal.unseen_days", portal.unseen_days, 366),
@@ -675,6 +697,11 @@ impl Validator<'_> {
                 "portal.dossier_lockout_minutes",
                 portal.dossier_lockout_minutes,
                 24 * 60,
+            ),
+            (
+                "portal.dossier_daily_failures_max",
+                portal.dossier_daily_failures_max,
+                1000,
             ),
         ] {
             if v == 0 || v > max {
@@ -699,6 +726,40 @@ impl Validator<'_> {
         if login_rate < 1 {
             self.issue("rate_limit.login_per_minute", "must be at least 1");
         }
+        let lookup_limits = LookupLimits {
+            dossier_submit_per_account: f.rate_limit.dossier_submit_per_minute.unwrap_or(20),
+            dossier_submit_per_address: f
+                .rate_limit
+                .dossier_submit_per_minute_per_address
+                .unwrap_or(60),
+            record_views_per_account: f.rate_limit.record_views_per_minute.unwrap_or(120),
+            record_views_per_address: f
+                .rate_limit
+                .record_views_per_minute_per_address
+                .unwrap_or(600),
+        };
+        for (key, v) in [
+            (
+                "rate_limit.dossier_submit_per_minute",
+                lookup_limits.dossier_submit_per_account,
+            ),
+            (
+                "rate_limit.dossier_submit_per_minute_per_address",
+                lookup_limits.dossier_submit_per_address,
+            ),
+            (
+                "rate_limit.record_views_per_minute",
+                lookup_limits.record_views_per_account,
+            ),
+            (
+                "rate_limit.record_views_per_minute_per_address",
+                lookup_limits.record_views_per_address,
+            ),
+        ] {
+            if v == 0 {
+                self.issue(key, "must be at least 1");
+            }
+        }
 
         Config {
             server: ServerConfig {
@@ -719,6 +780,7 @@ impl Validator<'_> {
                 level: f.logging.level.unwrap_or_else(|| "info".to_owned()),
             },
             login_rate_per_minute: login_rate,
+            lookup_limits,
             pages_dir: f.portal.pages_dir,
             policies_dir: f.policies.dir.unwrap_or_else(|| PathBuf::from("policies")),
             portal,

@@ -88,6 +88,11 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         studies: u32,
     },
+    /// Dossier-number access: unlock a number locked by its daily failure budget.
+    Dossiers {
+        #[command(subcommand)]
+        command: DossiersCommand,
+    },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
         #[command(subcommand)]
@@ -112,6 +117,63 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         portal_url: String,
     },
+}
+
+#[derive(Subcommand)]
+enum DossiersCommand {
+    /// Clear the lock of a dossier number whose failed attempts (by anyone)
+    /// ran out its daily budget; its past failures no longer count. Audited.
+    Unlock {
+        /// The dossier number, as typed on the portal's form.
+        number: String,
+        /// The configuration file of the instances (its portal database).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// `espace-ps dossiers unlock`: 0 when unlocked, 1 when the number was not
+/// locked, 2 on a configuration error, 3 when the database fails.
+fn dossiers(command: DossiersCommand) -> ExitCode {
+    let DossiersCommand::Unlock { number, config } = command;
+    let config = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid configuration\n{e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(LogFormat::Text, "warn");
+    let number = number.trim().to_owned();
+    let run = async {
+        let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;
+        let unlocked = db.unlock_dossier_number(&number).await?;
+        if unlocked {
+            db.audit(&espace_ps::audit::AuditEvent {
+                event: "dossier_number_unlocked",
+                outcome: "success",
+                resource: Some(number.clone()),
+                detail: Some("cli".into()),
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok::<_, espace_ps::state::DbError>(unlocked)
+    };
+    match startup_runtime().block_on(run) {
+        Ok(true) => {
+            println!("dossier number unlocked");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("this dossier number is not locked: nothing done");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -166,6 +228,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(command),
+        Command::Dossiers { command } => dossiers(command),
         Command::DemoData {
             records,
             seed,

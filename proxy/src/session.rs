@@ -38,6 +38,10 @@ pub trait KvStore: Send + Sync {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Set only if absent; true when this call set it.
     async fn set_nx(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Adds one to the counter at `key` and returns its new value, in one
+    /// atomic step. A counter that does not exist (or has expired) starts at
+    /// 1 and lives `window` from then: a fixed window (rate limits).
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -110,6 +114,26 @@ impl KvStore for MemoryStore {
             } else {
                 m.insert(key, Vec::new(), ttl);
                 true
+            }
+        }))
+    }
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        Ok(self.with(|m| {
+            let current = m
+                .live(key)
+                .map(|v| <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_be_bytes));
+            match current {
+                Some(n) => {
+                    let n = n.saturating_add(1);
+                    if let Some((v, _)) = m.map.get_mut(key) {
+                        *v = n.to_be_bytes().to_vec();
+                    }
+                    n
+                }
+                None => {
+                    m.insert(key, 1u64.to_be_bytes().to_vec(), window);
+                    1
+                }
             }
         }))
     }
@@ -210,6 +234,24 @@ impl KvStore for RedisStore {
             )
             .await?;
         Ok(r.is_some())
+    }
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        // INCR and the expiry in one script: no counter is left without a
+        // deadline, and concurrent callers on any instance see one count.
+        const SCRIPT: &str = "local n = redis.call('INCR', KEYS[1]) \
+             if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+             return n";
+        let n: i64 = self
+            .run(
+                redis::cmd("EVAL")
+                    .arg(SCRIPT)
+                    .arg(1)
+                    .arg(key)
+                    .arg(ttl_ms(window))
+                    .clone(),
+            )
+            .await?;
+        Ok(n.max(0) as u64)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.run::<String>(redis::cmd("PING").clone())

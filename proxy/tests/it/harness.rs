@@ -106,6 +106,10 @@ pub struct ProxyOpts {
     pub records_url: Option<String>,
     /// Body of the `[portal]` table.
     pub portal: Option<String>,
+    /// `[database] max_connections`.
+    pub database_max_connections: Option<u32>,
+    /// More lines of the `[rate_limit]` table (after `login_per_minute`).
+    pub rate_limit: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -136,11 +140,15 @@ impl Proxy {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
-             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n\n\
-             [rate_limit]\nlogin_per_minute = {}\n\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
+             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
+             [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.database_max_connections
+                .map(|n| format!("max_connections = {n}\n"))
+                .unwrap_or_default(),
             opts.login_per_minute.unwrap_or(1000),
+            opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
             opts.policies_dir
                 .clone()
