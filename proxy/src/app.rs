@@ -183,11 +183,8 @@ impl App {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
             SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
         };
-        let lookup_limits = LookupLimiters::new(
-            &store,
-            &config.sessions.key_prefix,
-            &config.lookup_limits,
-        );
+        let lookup_limits =
+            LookupLimiters::new(&store, &config.sessions.key_prefix, &config.lookup_limits);
         let sessions = Sessions::new(
             store,
             &config.sessions.key_prefix,

@@ -73,7 +73,10 @@ impl Limiter {
                 Ok(Verdict::Over)
             }
             Err(e) => {
-                METRICS.store_errors.with_label_values(&["rate_limit"]).inc();
+                METRICS
+                    .store_errors
+                    .with_label_values(&["rate_limit"])
+                    .inc();
                 tracing::error!(error = %e, limit = self.name, "rate limit store failed");
                 Err(e)
             }

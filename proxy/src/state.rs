@@ -302,11 +302,13 @@ impl PortalDb {
         .await?
         .try_get(0)?;
         if today_on_number >= limits.daily_max {
-            sqlx::query("UPDATE dossier_number_budgets SET locked_at = $2 WHERE dossier_number = $1")
-                .bind(dossier_number)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE dossier_number_budgets SET locked_at = $2 WHERE dossier_number = $1",
+            )
+            .bind(dossier_number)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             return Ok(Reservation::NumberLocked { newly: true });
         }

@@ -98,12 +98,7 @@ async fn metric_sum(proxies: &[&Proxy], prefix: &str) -> f64 {
     for p in proxies {
         for line in p.metrics().await.lines() {
             if line.starts_with(prefix) {
-                sum += line
-                    .rsplit_once(' ')
-                    .unwrap()
-                    .1
-                    .parse::<f64>()
-                    .unwrap();
+                sum += line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap();
             }
         }
     }
@@ -128,11 +123,26 @@ async fn count(proxy: &Proxy, sql: &str) -> i64 {
 /// times in all, and every other submission is refused as locked.
 #[tokio::test]
 async fn concurrent_wrong_attempts_on_two_instances_stop_at_the_limit() {
+    let database_url = fresh_pg_database().await;
+    concurrent_wrong_attempts(database_url).await;
+}
+
+/// The same with the portal database in one SQLite file shared by both.
+#[tokio::test]
+async fn concurrent_wrong_attempts_on_two_instances_stop_at_the_limit_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("portal.sqlite").display()
+    );
+    concurrent_wrong_attempts(database_url).await;
+}
+
+async fn concurrent_wrong_attempts(database_url: String) {
     const MAX: usize = 5;
     const SUBMISSIONS: usize = 50;
     let dir = tempfile::tempdir().unwrap();
     let records = sqlite_records(dir.path()).await;
-    let database_url = fresh_pg_database().await;
     let prefix = format!("t-{}:", espace_ps::session::new_token());
     let opts = ProxyOpts {
         sessions: Some(redis_sessions(&prefix)),
@@ -239,7 +249,12 @@ async fn daily_budget_locks_a_number_until_an_administrator_unlocks_it() {
         for i in 0..10 {
             let (b, csrf) = who[i % 3];
             let r = post_dossier(b, &base, csrf, number, "01/01/1961").await;
-            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{i}: {}", r.body);
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{i}: {}",
+                r.body
+            );
         }
         // The eleventh attempt, by yet another professional: locked.
         let (elise, csrf_e) = signed_in(&p, ELISE).await;
@@ -484,6 +499,10 @@ async fn incr_window_is_atomic_in_memory_and_redis() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut c).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
 }
