@@ -15,7 +15,7 @@ use crate::auth::psc::PscClient;
 use crate::config::{Config, LookupLimits, SessionStoreConfig};
 use crate::metrics::METRICS;
 use crate::pages::{self, ErrorPage, Pages};
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Verdict};
 use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, StoreError};
 use crate::state::PortalDb;
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
@@ -139,7 +139,9 @@ pub struct App {
     pub db: PortalDb,
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
-    pub login_rate: pingora_limits::rate::Rate,
+    /// Login starts, callbacks and SSO launches per client address, in the
+    /// shared session store.
+    pub login_limit: Limiter,
     /// Rate limits on dossier lookups, in the shared session store.
     pub lookup_limits: LookupLimiters,
     /// The viewer's route table and the caches of viewer decisions.
@@ -185,6 +187,12 @@ impl App {
         };
         let lookup_limits =
             LookupLimiters::new(&store, &config.sessions.key_prefix, &config.lookup_limits);
+        let login_limit = Limiter::per_minute(
+            store.clone(),
+            &config.sessions.key_prefix,
+            "login",
+            config.login_rate_per_minute.max(1) as u64,
+        );
         let sessions = Sessions::new(
             store,
             &config.sessions.key_prefix,
@@ -249,7 +257,7 @@ impl App {
             db,
             psc,
             hm_sso,
-            login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
+            login_limit,
             lookup_limits,
             config,
         }))
@@ -383,14 +391,19 @@ impl App {
         }
     }
 
-    /// Counts a login attempt from this address; true when over the limit.
-    pub fn over_login_limit(&self, req: &Req, endpoint: &'static str) -> bool {
-        let n = self.login_rate.observe(&req.client_ip, 1);
-        let over = n > self.config.login_rate_per_minute;
-        if over {
-            METRICS.rate_limited.with_label_values(&[endpoint]).inc();
+    /// Counts a login attempt from this address (one limit for the login
+    /// endpoints, kept in the session store so that it holds across
+    /// instances): the refusal when over it (429), or when the store fails (503).
+    pub async fn over_login_limit(&self, req: &Req, endpoint: &'static str) -> Option<Resp> {
+        match self
+            .login_limit
+            .hit_as(&req.client_ip.to_string(), endpoint)
+            .await
+        {
+            Ok(Verdict::Allowed) => None,
+            Ok(Verdict::Over) => Some(self.error(&pages::TOO_MANY)),
+            Err(_) => Some(self.error(&pages::UNAVAILABLE)),
         }
-        over
     }
 }
 

@@ -65,11 +65,21 @@ impl Limiter {
 
     /// Counts one hit by `subject`.
     pub async fn hit(&self, subject: &str) -> Result<Verdict, StoreError> {
+        self.hit_as(subject, self.name).await
+    }
+
+    /// Counts one hit by `subject`; a refusal is counted in the metric under
+    /// `endpoint` (one limit shared by several endpoints, each counted apart).
+    pub async fn hit_as(
+        &self,
+        subject: &str,
+        endpoint: &'static str,
+    ) -> Result<Verdict, StoreError> {
         let key = format!("{}{}", self.key_prefix, digest(subject));
         match self.store.incr_window(&key, self.window).await {
             Ok(n) if n <= self.limit => Ok(Verdict::Allowed),
             Ok(_) => {
-                METRICS.rate_limited.with_label_values(&[self.name]).inc();
+                METRICS.rate_limited.with_label_values(&[endpoint]).inc();
                 Ok(Verdict::Over)
             }
             Err(e) => {

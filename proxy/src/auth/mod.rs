@@ -244,8 +244,8 @@ async fn login(app: &App, req: &Req) -> Resp {
                     "start_href": start_href, "refresh_to": null}),
         );
     }
-    if app.over_login_limit(req, "login") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "login").await {
+        return refusal;
     }
     let (url, flow) = match psc.begin(return_to).await {
         Ok(x) => x,
@@ -284,8 +284,8 @@ async fn callback(app: &App, req: &Req) -> Resp {
     let Some(psc) = &app.psc else {
         return refuse("not_configured").await;
     };
-    if app.over_login_limit(req, "callback") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "callback").await {
+        return refusal;
     }
     // The pending login is taken (used once) whatever happens next.
     let flow = match req.cookie(&app.cookies.name(FLOW_COOKIE)) {
@@ -351,8 +351,8 @@ async fn hm_sso_launch(app: &App, req: &Req) -> Resp {
     let Some(hm) = &app.hm_sso else {
         return refuse("not_configured").await;
     };
-    if app.over_login_limit(req, "hm_sso") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "hm_sso").await {
+        return refusal;
     }
     let token = if req.method == Method::POST {
         req.form_param("token").or_else(|| req.form_param("jwt"))

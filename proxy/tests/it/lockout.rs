@@ -506,3 +506,41 @@ async fn incr_window_is_atomic_in_memory_and_redis() {
         .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
 }
+
+/// The login limit (per client address) is kept in the shared store too:
+/// it holds across two instances sharing Redis.
+#[tokio::test]
+async fn login_limit_holds_across_instances_sharing_redis() {
+    const SECRET: &str = "lockout-test-secret";
+    let port = free_port();
+    let (_idp, issuer) = start_dev_idp(&format!("http://127.0.0.1:{port}"), SECRET).await;
+    let prefix = format!("t-{}:", espace_ps::session::new_token());
+    let opts = ProxyOpts {
+        psc: Some(format!(
+            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+        )),
+        sessions: Some(redis_sessions(&prefix)),
+        login_per_minute: Some(3),
+        ..Default::default()
+    };
+    let a = Proxy::start(ProxyOpts {
+        port: Some(port),
+        ..opts.clone()
+    })
+    .await;
+    let b = Proxy::start(opts).await;
+    let browser = Browser::new();
+    for base in [&a.base, &b.base, &a.base] {
+        let r = browser.get(&format!("{base}/auth/login?start=1")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    for base in [&b.base, &a.base] {
+        let r = browser.get(&format!("{base}/auth/login?start=1")).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        assert!(r.body.contains("Trop de tentatives"));
+    }
+    assert_eq!(
+        metric_sum(&[&a, &b], "espace_rate_limited_total{endpoint=\"login\"}").await,
+        2.0
+    );
+}
