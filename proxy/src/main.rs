@@ -144,6 +144,13 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
         }
     };
     init_logging(LogFormat::Text, "warn");
+    // The audit record is dated on the instances' clock.
+    if let Some(t) = config.clock_start {
+        if espace_ps::clock::start_at(t).is_err() {
+            eprintln!("the clock could not be moved");
+            return ExitCode::FAILURE;
+        }
+    }
     let number = number.trim().to_owned();
     let run = async {
         let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;

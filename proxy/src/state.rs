@@ -352,14 +352,16 @@ impl PortalDb {
 
     /// Clears the lock of a dossier number (an administrator's decision):
     /// the failures so far no longer count against it. False when the
-    /// number was not locked.
+    /// number was not locked. The failures that stop counting are those
+    /// recorded so far (by their own times, whatever the clock of the
+    /// process that unlocks).
     pub async fn unlock_dossier_number(&self, dossier_number: &str) -> Result<bool, DbError> {
         let done = sqlx::query(
-            "UPDATE dossier_number_budgets SET locked_at = NULL, budget_since = $2 \
+            "UPDATE dossier_number_budgets SET locked_at = NULL, budget_since = \
+                 COALESCE((SELECT MAX(at_ms) FROM dossier_attempts WHERE dossier_number = $1), 0) + 1 \
              WHERE dossier_number = $1 AND locked_at IS NOT NULL",
         )
         .bind(dossier_number)
-        .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

@@ -530,8 +530,8 @@ async fn hm_sso_confirm(app: &App, req: &Req) -> Resp {
     if app.hm_sso.is_none() {
         return refuse("not_configured").await;
     }
-    if app.over_login_limit(req, "hm_sso") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "hm_sso").await {
+        return refusal;
     }
     let id = req.form_param("launch").unwrap_or_default();
     let pending = match hm_pending_of(app, req, &id, true).await {

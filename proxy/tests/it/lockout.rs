@@ -25,11 +25,11 @@ const NO_LOOKUP_LIMITS: &str = "dossier_submit_per_minute = 10000\n\
 
 const NUMBER_LOCKED: &str = "l&#x27;accès par ce numéro est bloqué";
 
-/// Demo records in a SQLite file (a fixed day: nothing here depends on the date).
+/// Demo records in a SQLite file (on the tests' pinned day).
 async fn sqlite_records(dir: &std::path::Path) -> String {
     let path = dir.join("records.sqlite");
     let url = format!("sqlite://{}", path.display());
-    let mut c = DemoConfig::demo(time::macros::date!(2026 - 06 - 15));
+    let mut c = DemoConfig::demo(test_today());
     c.patients = 200;
     demo_data::generate(&url, &c).await.unwrap();
     format!("{url}?mode=ro")
