@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use crate::auth::hm_sso::HmSso;
 use crate::auth::psc::PscClient;
-use crate::config::{Config, SessionStoreConfig};
+use crate::config::{Config, LookupLimits, SessionStoreConfig};
 use crate::metrics::METRICS;
 use crate::pages::{self, ErrorPage, Pages};
+use crate::ratelimit::{Limiter, Verdict};
 use crate::session::{KvStore, MemoryStore, RedisStore, SessionData, Sessions, StoreError};
 use crate::state::PortalDb;
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
@@ -109,6 +110,27 @@ impl RouteClass {
     }
 }
 
+/// The per-account and per-address limits on dossier lookups (see
+/// [`crate::config::LookupLimits`]).
+pub struct LookupLimiters {
+    pub submit_by_account: Limiter,
+    pub submit_by_address: Limiter,
+    pub views_by_account: Limiter,
+    pub views_by_address: Limiter,
+}
+
+impl LookupLimiters {
+    fn new(store: &Arc<dyn KvStore>, prefix: &str, l: &LookupLimits) -> LookupLimiters {
+        let m = |name, limit| Limiter::per_minute(store.clone(), prefix, name, limit);
+        LookupLimiters {
+            submit_by_account: m("dossier_submit_account", l.dossier_submit_per_account),
+            submit_by_address: m("dossier_submit_address", l.dossier_submit_per_address),
+            views_by_account: m("record_view_account", l.record_views_per_account),
+            views_by_address: m("record_view_address", l.record_views_per_address),
+        }
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub pages: Pages,
@@ -117,7 +139,11 @@ pub struct App {
     pub db: PortalDb,
     pub psc: Option<PscClient>,
     pub hm_sso: Option<HmSso>,
-    pub login_rate: pingora_limits::rate::Rate,
+    /// Login starts, callbacks and SSO launches per client address, in the
+    /// shared session store.
+    pub login_limit: Limiter,
+    /// Rate limits on dossier lookups, in the shared session store.
+    pub lookup_limits: LookupLimiters,
     /// The viewer's route table and the caches of viewer decisions.
     pub viewer: Arc<crate::viewer::ViewerGuard>,
     /// For espace-ps's own calls to the viewer (never the browser's).
@@ -161,6 +187,14 @@ impl App {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
             SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
         };
+        let lookup_limits =
+            LookupLimiters::new(&store, &config.sessions.key_prefix, &config.lookup_limits);
+        let login_limit = Limiter::per_minute(
+            store.clone(),
+            &config.sessions.key_prefix,
+            "login",
+            config.login_rate_per_minute.max(1) as u64,
+        );
         let sessions = Sessions::new(
             store,
             &config.sessions.key_prefix,
@@ -225,8 +259,9 @@ impl App {
             db,
             psc,
             hm_sso,
-            login_rate: pingora_limits::rate::Rate::new(Duration::from_secs(60)),
             revocations: crate::revocation::Revocations::new(config.sessions.absolute_timeout),
+            login_limit,
+            lookup_limits,
             config,
         }))
     }
@@ -442,14 +477,19 @@ impl App {
         resp
     }
 
-    /// Counts a login attempt from this address; true when over the limit.
-    pub fn over_login_limit(&self, req: &Req, endpoint: &'static str) -> bool {
-        let n = self.login_rate.observe(&req.client_ip, 1);
-        let over = n > self.config.login_rate_per_minute;
-        if over {
-            METRICS.rate_limited.with_label_values(&[endpoint]).inc();
+    /// Counts a login attempt from this address (one limit for the login
+    /// endpoints, kept in the session store so that it holds across
+    /// instances): the refusal when over it (429), or when the store fails (503).
+    pub async fn over_login_limit(&self, req: &Req, endpoint: &'static str) -> Option<Resp> {
+        match self
+            .login_limit
+            .hit_as(&req.client_ip.to_string(), endpoint)
+            .await
+        {
+            Ok(Verdict::Allowed) => None,
+            Ok(Verdict::Over) => Some(self.error(&pages::TOO_MANY)),
+            Err(_) => Some(self.error(&pages::UNAVAILABLE)),
         }
-        over
     }
 }
 

@@ -3,12 +3,13 @@
 //! windows, session deadlines, audit times, the "now" of policy decisions,
 //! the demo records generated) reads it.
 //!
-//! In production it is the system clock. Tests (and a demo run on a chosen
-//! day) move it once, at start, with `[testing] clock_start` (or
-//! `espace-ps demo --now`): from then on it runs at the system clock's pace
-//! from that instant, so a whole process lives on another day and every date
-//! moves together. Token validation (PSC ID tokens, Hopital Manager JWTs)
-//! stays on the system clock: the issuers sign with theirs.
+//! In production it is the system clock. Tests move it once, at start, by a
+//! fixed offset from the system clock (`[testing] clock_offset_secs`), so a
+//! whole process lives on another day and every date moves together; every
+//! process given the same offset (the instances of a test, the commands it
+//! runs) reads the same clock. `espace-ps demo --now` starts the demo at a
+//! chosen instant the same way. Token validation (PSC ID tokens, Hopital
+//! Manager JWTs) stays on the system clock: the issuers sign with theirs.
 
 use std::sync::OnceLock;
 
@@ -17,12 +18,15 @@ use time::{Date, Duration, OffsetDateTime};
 /// The offset of the clock from the system clock, set at most once.
 static OFFSET: OnceLock<Duration> = OnceLock::new();
 
-/// Moves the clock so that it reads `instant` now. Once per process; a
-/// second call with another instant is refused (the dates of a running
-/// process never jump).
-pub fn start_at(instant: OffsetDateTime) -> Result<(), ClockAlreadySet> {
-    let offset = instant - OffsetDateTime::now_utc();
+/// Moves the clock by `offset` from the system clock. Once per process: a
+/// second call is refused (the dates of a running process never jump).
+pub fn set_offset(offset: Duration) -> Result<(), ClockAlreadySet> {
     OFFSET.set(offset).map_err(|_| ClockAlreadySet)
+}
+
+/// Moves the clock so that it reads `instant` now (see [`set_offset`]).
+pub fn start_at(instant: OffsetDateTime) -> Result<(), ClockAlreadySet> {
+    set_offset(instant - OffsetDateTime::now_utc())
 }
 
 #[derive(Debug, thiserror::Error)]

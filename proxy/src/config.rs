@@ -136,6 +136,10 @@ pub mod file {
     #[serde(deny_unknown_fields)]
     pub struct RateLimit {
         pub login_per_minute: Option<isize>,
+        pub dossier_submit_per_minute: Option<u64>,
+        pub dossier_submit_per_minute_per_address: Option<u64>,
+        pub record_views_per_minute: Option<u64>,
+        pub record_views_per_minute_per_address: Option<u64>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -147,6 +151,7 @@ pub mod file {
         pub grant_days: Option<u32>,
         pub dossier_attempts_max: Option<u32>,
         pub dossier_lockout_minutes: Option<u32>,
+        pub dossier_daily_failures_max: Option<u32>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -165,7 +170,7 @@ pub mod file {
     #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Testing {
-        pub clock_start: Option<String>,
+        pub clock_offset_secs: Option<i64>,
     }
 }
 
@@ -183,14 +188,16 @@ pub struct Config {
     pub database_max_connections: u32,
     pub logging: LoggingConfig,
     pub login_rate_per_minute: isize,
+    /// Rate limits on the dossier lookups, kept in the session store.
+    pub lookup_limits: LookupLimits,
     pub pages_dir: Option<PathBuf>,
     pub policies_dir: PathBuf,
     pub portal: PortalConfig,
     /// The hospital records (read-only); None: the portal has no records.
     pub records_url: Option<String>,
     pub records_max_connections: u32,
-    /// Tests only: the instant espace-ps's clock reads at start (see `clock`).
-    pub clock_start: Option<time::OffsetDateTime>,
+    /// Tests only: how far espace-ps's clock is moved from the system clock (see `clock`).
+    pub clock_offset: Option<time::Duration>,
 }
 
 /// Portal rules (user guide sections 2 and 3).
@@ -206,6 +213,20 @@ pub struct PortalConfig {
     pub dossier_attempts_max: u32,
     /// How long a lockout lasts (and the window failures are counted in).
     pub dossier_lockout_minutes: u32,
+    /// Failed attempts on one dossier number, by anyone, in 24 hours after
+    /// which that number is locked until an administrator unlocks it.
+    pub dossier_daily_failures_max: u32,
+}
+
+/// Per-minute limits on the portal's dossier lookups (`POST /portail/dossier`,
+/// `GET /portail/dossiers/{n}`, `GET /portail/patients/{id}`), per account and
+/// per client address, shared by every instance through the session store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupLimits {
+    pub dossier_submit_per_account: u64,
+    pub dossier_submit_per_address: u64,
+    pub record_views_per_account: u64,
+    pub record_views_per_address: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -448,8 +469,8 @@ impl Config {
         } else {
             "SQLite"
         };
-        let clock = match self.clock_start {
-            Some(t) => format!(", CLOCK MOVED to {t} (tests only)"),
+        let clock = match self.clock_offset {
+            Some(d) => format!(", CLOCK MOVED by {} s (tests only)", d.whole_seconds()),
             None => String::new(),
         };
         format!(
@@ -661,6 +682,7 @@ impl Validator<'_> {
             grant_days: f.portal.grant_days.unwrap_or(7),
             dossier_attempts_max: f.portal.dossier_attempts_max.unwrap_or(5),
             dossier_lockout_minutes: f.portal.dossier_lockout_minutes.unwrap_or(15),
+            dossier_daily_failures_max: f.portal.dossier_daily_failures_max.unwrap_or(10),
         };
         for (key, v, max) in [
             ("portal.unseen_days", portal.unseen_days, 366),
@@ -676,6 +698,11 @@ impl Validator<'_> {
                 portal.dossier_lockout_minutes,
                 24 * 60,
             ),
+            (
+                "portal.dossier_daily_failures_max",
+                portal.dossier_daily_failures_max,
+                1000,
+            ),
         ] {
             if v == 0 || v > max {
                 self.issue(key, format!("must be between 1 and {max}"));
@@ -690,14 +717,57 @@ impl Validator<'_> {
                 self.issue("records.url", "must be a sqlite: or postgres:// URL");
             }
         }
-        let clock_start = f.testing.clock_start.as_deref().and_then(|s| {
-            crate::clock::parse_instant(s)
-                .map_err(|e| self.issue("testing.clock_start", e))
-                .ok()
-        });
+        // At most about a century either way: a bound that keeps the
+        // arithmetic of dates far from overflow.
+        const MAX_OFFSET_SECS: i64 = 100 * 366 * 86_400;
+        let clock_offset = match f.testing.clock_offset_secs {
+            Some(s) if s.abs() > MAX_OFFSET_SECS => {
+                self.issue(
+                    "testing.clock_offset_secs",
+                    format!("must be between -{MAX_OFFSET_SECS} and {MAX_OFFSET_SECS}"),
+                );
+                None
+            }
+            Some(s) => Some(time::Duration::seconds(s)),
+            None => None,
+        };
         let login_rate = f.rate_limit.login_per_minute.unwrap_or(30);
         if login_rate < 1 {
             self.issue("rate_limit.login_per_minute", "must be at least 1");
+        }
+        let lookup_limits = LookupLimits {
+            dossier_submit_per_account: f.rate_limit.dossier_submit_per_minute.unwrap_or(20),
+            dossier_submit_per_address: f
+                .rate_limit
+                .dossier_submit_per_minute_per_address
+                .unwrap_or(60),
+            record_views_per_account: f.rate_limit.record_views_per_minute.unwrap_or(120),
+            record_views_per_address: f
+                .rate_limit
+                .record_views_per_minute_per_address
+                .unwrap_or(600),
+        };
+        for (key, v) in [
+            (
+                "rate_limit.dossier_submit_per_minute",
+                lookup_limits.dossier_submit_per_account,
+            ),
+            (
+                "rate_limit.dossier_submit_per_minute_per_address",
+                lookup_limits.dossier_submit_per_address,
+            ),
+            (
+                "rate_limit.record_views_per_minute",
+                lookup_limits.record_views_per_account,
+            ),
+            (
+                "rate_limit.record_views_per_minute_per_address",
+                lookup_limits.record_views_per_address,
+            ),
+        ] {
+            if v == 0 {
+                self.issue(key, "must be at least 1");
+            }
         }
 
         Config {
@@ -719,12 +789,13 @@ impl Validator<'_> {
                 level: f.logging.level.unwrap_or_else(|| "info".to_owned()),
             },
             login_rate_per_minute: login_rate,
+            lookup_limits,
             pages_dir: f.portal.pages_dir,
             policies_dir: f.policies.dir.unwrap_or_else(|| PathBuf::from("policies")),
             portal,
             records_url,
             records_max_connections: f.records.max_connections.unwrap_or(8),
-            clock_start,
+            clock_offset,
         }
     }
 

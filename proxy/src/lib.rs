@@ -19,6 +19,7 @@ pub mod inject;
 pub mod metrics;
 pub mod pages;
 pub mod portal;
+pub mod ratelimit;
 pub mod revocation;
 pub mod server;
 pub mod session;

@@ -93,6 +93,12 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+
+    /// Dossier-number access: unlock a number locked by its daily failure budget.
+    Dossiers {
+        #[command(subcommand)]
+        command: DossiersCommand,
+    },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
         #[command(subcommand)]
@@ -134,6 +140,19 @@ enum SessionsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum DossiersCommand {
+    /// Clear the lock of a dossier number whose failed attempts (by anyone)
+    /// ran out its daily budget; its past failures no longer count. Audited.
+    Unlock {
+        /// The dossier number, as typed on the portal's form.
+        number: String,
+        /// The configuration file of the instances (its portal database).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
 fn sessions_command(command: SessionsCommand) -> ExitCode {
     match command {
         SessionsCommand::Revoke {
@@ -155,6 +174,11 @@ fn sessions_command(command: SessionsCommand) -> ExitCode {
                 }
             };
             init_logging(LogFormat::Text, "warn");
+            // The revocation is dated on the instances' clock: sessions
+            // opened before it end.
+            if !apply_test_clock(&config) {
+                return ExitCode::FAILURE;
+            }
             match startup_runtime().block_on(espace_ps::revocation::revoke(&config, &national_id)) {
                 Ok(report) => {
                     let ended = match report.ended_in_store {
@@ -178,6 +202,54 @@ fn sessions_command(command: SessionsCommand) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `espace-ps dossiers unlock`: 0 when unlocked, 1 when the number was not
+/// locked, 2 on a configuration error, 3 when the database fails.
+fn dossiers(command: DossiersCommand) -> ExitCode {
+    let DossiersCommand::Unlock { number, config } = command;
+    let config = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid configuration\n{e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(LogFormat::Text, "warn");
+    // The audit record is dated on the instances' clock.
+    if !apply_test_clock(&config) {
+        return ExitCode::FAILURE;
+    }
+    let number = number.trim().to_owned();
+    let run = async {
+        let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;
+        let unlocked = db.unlock_dossier_number(&number).await?;
+        if unlocked {
+            db.audit(&espace_ps::audit::AuditEvent {
+                event: "dossier_number_unlocked",
+                outcome: "success",
+                resource: Some(number.clone()),
+                detail: Some("cli".into()),
+                ..Default::default()
+            })
+            .await?;
+        }
+        Ok::<_, espace_ps::state::DbError>(unlocked)
+    };
+    match startup_runtime().block_on(run) {
+        Ok(true) => {
+            println!("dossier number unlocked");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("this dossier number is not locked: nothing done");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
         }
     }
 }
@@ -235,6 +307,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(command),
         Command::Sessions { command } => sessions_command(command),
+        Command::Dossiers { command } => dossiers(command),
         Command::DemoData {
             records,
             seed,
@@ -447,13 +520,26 @@ dir = "{}"
     }
 }
 
+/// Moves espace-ps's clock by the configuration's `[testing]
+/// clock_offset_secs`, if any (tests); false when it cannot be moved.
+fn apply_test_clock(config: &Config) -> bool {
+    let Some(offset) = config.clock_offset else {
+        return true;
+    };
+    if espace_ps::clock::set_offset(offset).is_err() {
+        eprintln!("the clock could not be moved: it already was");
+        return false;
+    }
+    tracing::warn!(
+        offset_secs = offset.whole_seconds(),
+        "the clock is moved ([testing] clock_offset_secs): for tests only"
+    );
+    true
+}
+
 fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
-    if let Some(t) = config.clock_start {
-        if !espace_ps::clock::is_moved() && espace_ps::clock::start_at(t).is_err() {
-            eprintln!("the clock could not be moved");
-            return ExitCode::FAILURE;
-        }
-        tracing::warn!(clock_start = %t, "the clock is moved ([testing] clock_start): for tests only");
+    if !apply_test_clock(&config) {
+        return ExitCode::FAILURE;
     }
     let app = match startup_runtime().block_on(App::build(config.clone())) {
         Ok(app) => app,

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, Encoder, HistogramVec,
-    IntCounterVec, IntGauge, TextEncoder,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
 };
 
 pub struct Metrics {
@@ -24,6 +24,14 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// 1 while the last policy reload attempt was refused.
     pub policy_reload_failing: IntGauge,
+    /// Dossier number + birth date pairs evaluated against the records, by
+    /// outcome (`match`, `no_match`): each one cost an attempt slot.
+    pub dossier_number_checks: IntCounterVec,
+    /// Dossier-number attempts refused before any evaluation, by reason
+    /// (`locked`: recent failures; `number_locked`: daily budget spent).
+    pub dossier_number_refusals: IntCounterVec,
+    /// Dossier numbers locked because their daily failure budget ran out.
+    pub dossier_numbers_locked: IntCounter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -67,6 +75,23 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     policy_reload_failing: register_int_gauge!(
         "espace_policy_reload_failing",
         "1 when the last policy reload was refused and an older set is in force"
+    )
+    .expect("metric registers"),
+    dossier_number_checks: register_int_counter_vec!(
+        "espace_dossier_number_checks_total",
+        "Dossier number and birth date pairs evaluated against the records, by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers"),
+    dossier_number_refusals: register_int_counter_vec!(
+        "espace_dossier_number_refusals_total",
+        "Dossier-number attempts refused without evaluation, by reason",
+        &["reason"]
+    )
+    .expect("metric registers"),
+    dossier_numbers_locked: register_int_counter!(
+        "espace_dossier_numbers_locked_total",
+        "Dossier numbers locked after their daily failure budget ran out"
     )
     .expect("metric registers"),
 });

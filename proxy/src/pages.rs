@@ -180,6 +180,13 @@ pub const TOO_MANY: ErrorPage = ErrorPage::new(
     "Trop de tentatives de connexion depuis votre adresse. Patientez une minute avant de réessayer.",
 )
 .with_reference("limite");
+pub const TOO_MANY_LOOKUPS: ErrorPage = ErrorPage::new(
+    StatusCode::TOO_MANY_REQUESTS,
+    "Trop de demandes",
+    "Vous avez consulté trop de dossiers en peu de temps. Patientez une minute avant de réessayer.",
+)
+.with_reference("limite-dossiers");
+
 pub const FORBIDDEN_CSRF: ErrorPage = ErrorPage::new(
     StatusCode::FORBIDDEN,
     "Action refusée",

@@ -47,6 +47,10 @@ pub trait KvStore: Send + Sync {
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// The members of the set at `key` (empty when absent).
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Adds one to the counter at `key` and returns its new value, in one
+    /// atomic step. A counter that does not exist (or has expired) starts at
+    /// 1 and lives `window` from then: a fixed window (rate limits).
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
@@ -167,6 +171,27 @@ impl KvStore for MemoryStore {
         Ok(self.with(|m| match m.sets.get(key) {
             Some((set, exp)) if *exp > Instant::now() => set.iter().cloned().collect(),
             _ => Vec::new(),
+        }))
+    }
+
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        Ok(self.with(|m| {
+            let current = m
+                .live(key)
+                .map(|v| <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_be_bytes));
+            match current {
+                Some(n) => {
+                    let n = n.saturating_add(1);
+                    if let Some((v, _)) = m.map.get_mut(key) {
+                        *v = n.to_be_bytes().to_vec();
+                    }
+                    n
+                }
+                None => {
+                    m.insert(key, 1u64.to_be_bytes().to_vec(), window);
+                    1
+                }
+            }
         }))
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -305,6 +330,25 @@ impl KvStore for RedisStore {
     }
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         self.run(redis::cmd("SMEMBERS").arg(key).clone()).await
+    }
+
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        // INCR and the expiry in one script: no counter is left without a
+        // deadline, and concurrent callers on any instance see one count.
+        const SCRIPT: &str = "local n = redis.call('INCR', KEYS[1]) \
+             if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+             return n";
+        let n: i64 = self
+            .run(
+                redis::cmd("EVAL")
+                    .arg(SCRIPT)
+                    .arg(1)
+                    .arg(key)
+                    .arg(ttl_ms(window))
+                    .clone(),
+            )
+            .await?;
+        Ok(n.max(0) as u64)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.run::<String>(redis::cmd("PING").clone())
@@ -749,6 +793,9 @@ mod tests {
             }
             async fn set_members(&self, k: &str) -> Result<Vec<String>, StoreError> {
                 self.0.set_members(k).await
+            }
+            async fn incr_window(&self, k: &str, w: Duration) -> Result<u64, StoreError> {
+                self.0.incr_window(k, w).await
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 Ok(())

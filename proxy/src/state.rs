@@ -228,48 +228,177 @@ impl PortalDb {
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
 
-    pub async fn record_dossier_attempt(
+    /// Reserves a slot for one dossier-number attempt, atomically: under a
+    /// lock on this account's row and on this number's row (PostgreSQL row
+    /// locks; SQLite `BEGIN IMMEDIATE`, one writer at a time), it counts the
+    /// failures and, when the limits allow, inserts the attempt as a failure.
+    /// Only a granted slot may be evaluated against the records; it becomes a
+    /// success with [`PortalDb::dossier_attempt_succeeded`] or stays a
+    /// failure. Concurrent attempts, on any instance, therefore never
+    /// evaluate more than the limits allow.
+    pub async fn reserve_dossier_attempt(
         &self,
         account_id: i64,
         dossier_number: &str,
-        success: bool,
-    ) -> Result<(), DbError> {
+        limits: AttemptLimits,
+    ) -> Result<Reservation, DbError> {
+        let now = now_ms();
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        // The account's row first, the number's row second: every attempt
+        // locks in this order, so two attempts never wait on each other in a cycle.
         sqlx::query(
+            "INSERT INTO dossier_attempt_accounts (account_id, touched_at) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET touched_at = excluded.touched_at",
+        )
+        .bind(account_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO dossier_number_budgets (dossier_number, budget_since) VALUES ($1, 0) \
+             ON CONFLICT (dossier_number) DO UPDATE SET budget_since = dossier_number_budgets.budget_since \
+             RETURNING budget_since, locked_at",
+        )
+        .bind(dossier_number)
+        .fetch_one(&mut *tx)
+        .await?;
+        let budget_since: i64 = row.try_get(0)?;
+        let locked_at: Option<i64> = row.try_get(1)?;
+        if locked_at.is_some() {
+            tx.commit().await?;
+            return Ok(Reservation::NumberLocked { newly: false });
+        }
+        let window_since = now - limits.window_ms;
+        let count = |sql: &'static str, key: Key, since: i64| {
+            let q = sqlx::query(sql);
+            let q = match key {
+                Key::Account => q.bind(account_id),
+                Key::Number => q.bind(dossier_number.to_owned()),
+            };
+            q.bind(since)
+        };
+        let mine: i64 = count(
+            "SELECT COUNT(*) FROM dossier_attempts WHERE account_id = $1 AND at_ms >= $2 AND success = 0",
+            Key::Account,
+            window_since,
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        const ON_NUMBER: &str = "SELECT COUNT(*) FROM dossier_attempts WHERE dossier_number = $1 AND at_ms >= $2 AND success = 0";
+        let on_number: i64 = count(ON_NUMBER, Key::Number, window_since.max(budget_since))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let today_on_number: i64 = count(
+            ON_NUMBER,
+            Key::Number,
+            (now - DAILY_BUDGET_MS).max(budget_since),
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        if today_on_number >= limits.daily_max {
+            sqlx::query(
+                "UPDATE dossier_number_budgets SET locked_at = $2 WHERE dossier_number = $1",
+            )
+            .bind(dossier_number)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Reservation::NumberLocked { newly: true });
+        }
+        if mine >= limits.max || on_number >= limits.max {
+            tx.commit().await?;
+            return Ok(Reservation::LockedOut);
+        }
+        let id: i64 = sqlx::query(
             "INSERT INTO dossier_attempts (account_id, dossier_number, at_ms, success) \
-             VALUES ($1, $2, $3, $4)",
+             VALUES ($1, $2, $3, 0) RETURNING id",
         )
         .bind(account_id)
         .bind(dossier_number)
-        .bind(now_ms())
-        .bind(i64::from(success))
-        .execute(&self.pool)
-        .await?;
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        tx.commit().await?;
+        Ok(Reservation::Granted(AttemptSlot(id)))
+    }
+
+    /// Turns a reserved attempt into a success (it stays a failure otherwise).
+    pub async fn dossier_attempt_succeeded(&self, slot: AttemptSlot) -> Result<(), DbError> {
+        sqlx::query("UPDATE dossier_attempts SET success = 1 WHERE id = $1")
+            .bind(slot.0)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Failed attempts since `since_ms`: by this account, and on this dossier number (by anyone).
-    pub async fn dossier_failures_since(
-        &self,
-        account_id: i64,
-        dossier_number: &str,
-        since_ms: i64,
-    ) -> Result<(i64, i64), DbError> {
-        let by_account = sqlx::query(
-            "SELECT COUNT(*) FROM dossier_attempts WHERE account_id = $1 AND at_ms >= $2 AND success = 0",
-        )
-        .bind(account_id)
-        .bind(since_ms)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        let on_dossier = sqlx::query(
-            "SELECT COUNT(*) FROM dossier_attempts WHERE dossier_number = $1 AND at_ms >= $2 AND success = 0",
+    /// Is this dossier number locked (its daily failure budget ran out)?
+    pub async fn dossier_number_locked(&self, dossier_number: &str) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM dossier_number_budgets WHERE dossier_number = $1 AND locked_at IS NOT NULL",
         )
         .bind(dossier_number)
-        .bind(since_ms)
         .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        Ok((by_account, on_dossier))
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
     }
+
+    /// Clears the lock of a dossier number (an administrator's decision):
+    /// the failures so far no longer count against it. False when the
+    /// number was not locked. The failures that stop counting are those
+    /// recorded so far (by their own times, whatever the clock of the
+    /// process that unlocks).
+    pub async fn unlock_dossier_number(&self, dossier_number: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE dossier_number_budgets SET locked_at = NULL, budget_since = \
+                 COALESCE((SELECT MAX(at_ms) FROM dossier_attempts WHERE dossier_number = $1), 0) + 1 \
+             WHERE dossier_number = $1 AND locked_at IS NOT NULL",
+        )
+        .bind(dossier_number)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// The window over which the daily failure budget of a dossier number counts.
+pub const DAILY_BUDGET_MS: i64 = 24 * 3_600_000;
+
+#[derive(Clone, Copy)]
+enum Key {
+    Account,
+    Number,
+}
+
+/// The limits an attempt is counted against.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    /// Failures allowed per account, and per number, within `window_ms`.
+    pub max: i64,
+    pub window_ms: i64,
+    /// Failures allowed per number within 24 hours before it is locked.
+    pub daily_max: i64,
+}
+
+/// A reserved dossier-number attempt (a row that counts as a failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptSlot(i64);
+
+/// The answer of [`PortalDb::reserve_dossier_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Evaluate the attempt.
+    Granted(AttemptSlot),
+    /// Too many recent failures by this account or on this number.
+    LockedOut,
+    /// The number's daily budget ran out: locked until an administrator
+    /// unlocks it (`newly`: by this attempt).
+    NumberLocked { newly: bool },
 }

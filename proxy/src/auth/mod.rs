@@ -273,8 +273,8 @@ async fn login(app: &App, req: &Req) -> Resp {
                     "start_href": start_href, "refresh_to": null}),
         );
     }
-    if app.over_login_limit(req, "login") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "login").await {
+        return refusal;
     }
     let (url, flow) = match psc.begin(return_to).await {
         Ok(x) => x,
@@ -313,8 +313,8 @@ async fn callback(app: &App, req: &Req) -> Resp {
     let Some(psc) = &app.psc else {
         return refuse("not_configured").await;
     };
-    if app.over_login_limit(req, "callback") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "callback").await {
+        return refusal;
     }
     // The pending login is taken (used once) whatever happens next.
     let flow = match req.cookie(&app.cookies.name(FLOW_COOKIE)) {
@@ -380,8 +380,8 @@ async fn hm_sso_launch(app: &App, req: &Req) -> Resp {
     let Some(hm) = &app.hm_sso else {
         return refuse("not_configured").await;
     };
-    if app.over_login_limit(req, "hm_sso") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "hm_sso").await {
+        return refusal;
     }
     let token = if req.method == Method::POST {
         req.form_param("token").or_else(|| req.form_param("jwt"))
@@ -559,8 +559,8 @@ async fn hm_sso_confirm(app: &App, req: &Req) -> Resp {
     if app.hm_sso.is_none() {
         return refuse("not_configured").await;
     }
-    if app.over_login_limit(req, "hm_sso") {
-        return app.error(&pages::TOO_MANY);
+    if let Some(refusal) = app.over_login_limit(req, "hm_sso").await {
+        return refusal;
     }
     let id = req.form_param("launch").unwrap_or_default();
     let pending = match hm_pending_of(app, req, &id, true).await {

@@ -184,16 +184,16 @@ fn hm_sso_refuses_symmetric_algorithms() {
 }
 
 #[test]
-fn moved_clock_is_parsed_named_in_the_summary_and_checked() {
-    let c = Config::from_toml(
-        "[testing]\nclock_start = \"2028-02-29T10:00:00Z\"\n",
-        no_env,
-    )
-    .unwrap();
-    assert_eq!(c.clock_start.unwrap().date().to_string(), "2028-02-29");
-    assert!(c.summary().contains("CLOCK MOVED"), "{}", c.summary());
-    assert!(Config::defaults().clock_start.is_none());
-    let i = issues("[testing]\nclock_start = \"29/02/2028\"\n");
-    assert_eq!(i[0].key, "testing.clock_start");
+fn moved_clock_is_read_named_in_the_summary_and_bounded() {
+    let c = Config::from_toml("[testing]\nclock_offset_secs = -86400\n", no_env).unwrap();
+    assert_eq!(c.clock_offset, Some(time::Duration::days(-1)));
+    assert!(
+        c.summary().contains("CLOCK MOVED by -86400 s"),
+        "{}",
+        c.summary()
+    );
+    assert!(Config::defaults().clock_offset.is_none());
+    let i = issues("[testing]\nclock_offset_secs = 9000000000\n");
+    assert_eq!(i[0].key, "testing.clock_offset_secs");
     assert_eq!(i[0].line, Some(2));
 }

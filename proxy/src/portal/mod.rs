@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::access::AccessError;
 use crate::app::App;
-use crate::pages::{ErrorPage, NOT_FOUND, UNAVAILABLE};
+use crate::pages::{ErrorPage, NOT_FOUND, TOO_MANY_LOOKUPS, UNAVAILABLE};
+use crate::ratelimit::{hit_all, Verdict};
 use crate::session::SessionData;
 use crate::web::{self, Req, Resp};
 
@@ -30,7 +31,33 @@ pub const RECORDS_UNAVAILABLE: ErrorPage = ErrorPage::new(
 )
 .with_reference("dossiers");
 
+/// The kinds of rate-limited dossier lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// `POST /portail/dossier`.
+    Submit,
+    /// `GET /portail/dossiers/{n}`, `GET /portail/patients/{id}`.
+    View,
+}
+
 impl Ctx<'_> {
+    /// Counts a lookup against the account's and the address's limits: the
+    /// refusal (429, or 503 when the store fails) when over either.
+    async fn over_lookup_limit(&self, kind: Lookup) -> Option<Resp> {
+        let l = &self.app.lookup_limits;
+        let (by_account, by_address) = match kind {
+            Lookup::Submit => (&l.submit_by_account, &l.submit_by_address),
+            Lookup::View => (&l.views_by_account, &l.views_by_address),
+        };
+        let account = self.session.account_id.to_string();
+        let address = self.req.client_ip.to_string();
+        match hit_all(&[(by_account, &account), (by_address, &address)]).await {
+            Ok(Verdict::Allowed) => None,
+            Ok(Verdict::Over) => Some(self.error(&TOO_MANY_LOOKUPS)),
+            Err(_) => Some(self.error(&UNAVAILABLE)),
+        }
+    }
+
     pub fn render(&self, name: &str, title: &str, mut data: Value) -> Resp {
         data["title"] = json!(title);
         data["user"] = self.user.clone();
@@ -84,6 +111,18 @@ pub async fn handle(app: &App, req: Req) -> Resp {
         )
     {
         return ctx.error(&crate::pages::FORBIDDEN_CSRF);
+    }
+    // Dossier lookups answer whether a number or a patient id exists:
+    // limited per account and per address, on every instance.
+    let lookup = match (get, post, segments.as_slice()) {
+        (_, true, ["portail", "dossier"]) => Some(Lookup::Submit),
+        (true, _, ["portail", "patients", _] | ["portail", "dossiers", _]) => Some(Lookup::View),
+        _ => None,
+    };
+    if let Some(kind) = lookup {
+        if let Some(refusal) = ctx.over_lookup_limit(kind).await {
+            return refusal;
+        }
     }
     match (get, post, segments.as_slice()) {
         (true, _, [""]) => pages::home(ctx).await,

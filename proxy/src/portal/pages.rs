@@ -8,8 +8,10 @@ use serde_json::{json, Value};
 use super::{fr_date, iso_date, Ctx};
 use crate::access::{AccessError, Way};
 use crate::audit::AuditEvent;
+use crate::metrics::METRICS;
 use crate::pages::{ErrorPage, NOT_FOUND};
 use crate::session::RecentPatient;
+use crate::state::{AttemptLimits, Reservation};
 use crate::web::{self, Resp};
 
 /// How many unseen results the home page lists (the newest).
@@ -350,6 +352,13 @@ pub async fn dossier_submit(ctx: Ctx<'_>) -> Resp {
             );
             dossier_form(ctx, Some(&msg), StatusCode::TOO_MANY_REQUESTS)
         }
+        // The same words whether the number exists or not: the budget and
+        // the lock apply to any number tried.
+        Ok(Opened::NumberLocked) => dossier_form(
+            ctx,
+            Some("Trop de tentatives infructueuses sur ce numéro de dossier : l'accès par ce numéro est bloqué. Contactez l'administrateur de l'espace professionnel de santé pour le débloquer."),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
         Err(e) => ctx.unavailable(&e),
     }
 }
@@ -357,31 +366,62 @@ pub async fn dossier_submit(ctx: Ctx<'_>) -> Resp {
 enum Opened {
     Yes,
     No,
+    /// Too many failures recently, by this account or on this number.
     Locked,
+    /// The number's daily failure budget ran out.
+    NumberLocked,
 }
 
 async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, AccessError> {
     let cfg = &ctx.app.config.portal;
-    let window_ms = i64::from(cfg.dossier_lockout_minutes) * 60_000;
-    let since = crate::state::now_ms() - window_ms;
     let account = ctx.session.account_id;
-    let (mine, on_dossier) = ctx
+    let limits = AttemptLimits {
+        max: i64::from(cfg.dossier_attempts_max),
+        window_ms: i64::from(cfg.dossier_lockout_minutes) * 60_000,
+        daily_max: i64::from(cfg.dossier_daily_failures_max),
+    };
+    // The slot is reserved (and counted) before the records are asked: the
+    // limits hold however many attempts run at once, on any instance.
+    let refused = |detail: &'static str| AuditEvent {
+        detail: Some(detail.into()),
+        ..audit(ctx, "dossier_number_access", "refused", numero)
+    };
+    let slot = match ctx
         .app
         .db
-        .dossier_failures_since(account, numero, since)
-        .await?;
-    let max = i64::from(cfg.dossier_attempts_max);
-    if mine >= max || on_dossier >= max {
-        audit_or_refuse(
-            ctx,
-            AuditEvent {
-                detail: Some("locked".into()),
-                ..audit(ctx, "dossier_number_access", "refused", numero)
-            },
-        )
-        .await?;
-        return Ok(Opened::Locked);
-    }
+        .reserve_dossier_attempt(account, numero, limits)
+        .await?
+    {
+        Reservation::Granted(slot) => slot,
+        Reservation::LockedOut => {
+            METRICS
+                .dossier_number_refusals
+                .with_label_values(&["locked"])
+                .inc();
+            audit_or_refuse(ctx, refused("locked")).await?;
+            return Ok(Opened::Locked);
+        }
+        Reservation::NumberLocked { newly } => {
+            if newly {
+                METRICS.dossier_numbers_locked.inc();
+                tracing::warn!("a dossier number ran out of its daily failure budget: locked");
+                audit_or_refuse(
+                    ctx,
+                    AuditEvent {
+                        detail: Some("daily_budget".into()),
+                        ..audit(ctx, "dossier_number_locked", "success", numero)
+                    },
+                )
+                .await?;
+            }
+            METRICS
+                .dossier_number_refusals
+                .with_label_values(&["number_locked"])
+                .inc();
+            audit_or_refuse(ctx, refused("number_locked")).await?;
+            return Ok(Opened::NumberLocked);
+        }
+    };
     let found = ctx
         .records()?
         .dossier_by_number_and_birth_date(numero, birth)
@@ -390,21 +430,15 @@ async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, Ac
         ctx.app
             .may_open_by_number(&ctx.session, &d.dossier_number, &d.patient_id)
     });
-    ctx.app
-        .db
-        .record_dossier_attempt(account, numero, allowed)
-        .await?;
+    METRICS
+        .dossier_number_checks
+        .with_label_values(&[if allowed { "match" } else { "no_match" }])
+        .inc();
     if !allowed {
-        audit_or_refuse(
-            ctx,
-            AuditEvent {
-                detail: Some("no_match".into()),
-                ..audit(ctx, "dossier_number_access", "refused", numero)
-            },
-        )
-        .await?;
+        audit_or_refuse(ctx, refused("no_match")).await?;
         return Ok(Opened::No);
     }
+    ctx.app.db.dossier_attempt_succeeded(slot).await?;
     let expires = crate::state::now_ms() + i64::from(cfg.grant_days) * 86_400_000;
     ctx.app.db.grant_dossier(account, numero, expires).await?;
     ctx.app.viewer.grants_changed();
@@ -480,11 +514,15 @@ async fn venue(ctx: &Ctx<'_>, d: &Dossier) -> Result<Value, AccessError> {
 pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
     let result: Result<Option<(Patient, Vec<Value>)>, AccessError> = async {
         let records = ctx.records()?;
-        let Some(p) = records.patient(id).await? else {
+        // The dossiers are read whether the patient exists or not, so that an
+        // unknown id does not answer sooner than a patient not shown.
+        let found = records.patient(id).await?;
+        let dossiers = records.dossiers_of_patient(id).await?;
+        let Some(p) = found else {
             return Ok(None);
         };
         let mut venues = Vec::new();
-        for d in records.dossiers_of_patient(id).await? {
+        for d in dossiers {
             let res = Resource::Dossier {
                 id: d.dossier_number.clone(),
                 patient_id: p.patient_id.clone(),
@@ -531,18 +569,23 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
 pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
     let result: Result<Option<(Patient, Value, Way)>, AccessError> = async {
         let records = ctx.records()?;
-        let Some(d) = records.dossier(number).await? else {
-            return Ok(None);
+        let found = records.dossier(number).await?;
+        // A number that does not exist pays the same lookups (care team,
+        // grant) as one this professional may not see: the answer time does
+        // not tell them apart.
+        let (id, patient_id) = match &found {
+            Some(d) => (d.dossier_number.clone(), d.patient_id.clone()),
+            None => (number.to_owned(), String::new()),
         };
         let res = Resource::Dossier {
-            id: d.dossier_number.clone(),
-            patient_id: d.patient_id.clone(),
+            id: id.clone(),
+            patient_id,
         };
-        let Some(way) = ctx
+        let way = ctx
             .app
-            .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &d.dossier_number)
-            .await?
-        else {
+            .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &id)
+            .await?;
+        let (Some(d), Some(way)) = (found, way) else {
             return Ok(None);
         };
         let Some(p) = records.patient(&d.patient_id).await? else {

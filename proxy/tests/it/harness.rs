@@ -17,12 +17,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_espace-ps");
 /// The instant every test process lives at: `ESPACE_TEST_NOW` (RFC 3339;
 /// `scripts/test.sh` runs the date-sensitive tests again with it moved), or
 /// a fixed instant. No test reads the system date: the generated records,
-/// the expectations and the proxy's clock (`[testing] clock_start`) all come
-/// from this one value.
+/// the expectations and the proxy's clock all come from this one value.
 pub fn test_now() -> time::OffsetDateTime {
     const PINNED: &str = "2026-11-30T09:30:00Z";
     let s = std::env::var("ESPACE_TEST_NOW").unwrap_or_else(|_| PINNED.to_owned());
     espace_ps::clock::parse_instant(&s).unwrap_or_else(|e| panic!("ESPACE_TEST_NOW={s}: {e}"))
+}
+
+/// How far every espace-ps process of this test lives from the system
+/// clock (`[testing] clock_offset_secs`): computed once, so that the
+/// instances and commands a test starts at different moments all read one
+/// clock, which read [`test_now`] when the test began.
+pub fn clock_offset_secs() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| (test_now() - time::OffsetDateTime::now_utc()).whole_seconds())
 }
 
 /// The date of [`test_now`].
@@ -106,6 +114,10 @@ pub struct ProxyOpts {
     pub records_url: Option<String>,
     /// Body of the `[portal]` table.
     pub portal: Option<String>,
+    /// `[database] max_connections`.
+    pub database_max_connections: Option<u32>,
+    /// More lines of the `[rate_limit]` table (after `login_per_minute`).
+    pub rate_limit: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -136,11 +148,15 @@ impl Proxy {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
-             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n\n\
-             [rate_limit]\nlogin_per_minute = {}\n\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
+             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
+             [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.database_max_connections
+                .map(|n| format!("max_connections = {n}\n"))
+                .unwrap_or_default(),
             opts.login_per_minute.unwrap_or(1000),
+            opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
             opts.policies_dir
                 .clone()
@@ -160,10 +176,10 @@ impl Proxy {
         if let Some(url) = &opts.records_url {
             toml.push_str(&format!("\n[records]\nurl = \"{url}\"\n"));
         }
-        let now = test_now()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
-        toml.push_str(&format!("\n[testing]\nclock_start = \"{now}\"\n"));
+        toml.push_str(&format!(
+            "\n[testing]\nclock_offset_secs = {}\n",
+            clock_offset_secs()
+        ));
         let config = dir.path().join("espace-ps.toml");
         std::fs::write(&config, toml).unwrap();
         let stderr = dir.path().join("stderr.log");

@@ -3,6 +3,7 @@ pub mod harness;
 mod cli;
 mod devidp_login;
 mod hm_sso;
+mod lockout;
 mod policies;
 mod portal;
 mod psc_login;
