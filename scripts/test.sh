@@ -450,7 +450,7 @@ BIN=$TARGET_DIR/debug/espace-ps
 
 # The moved-clock runs: the tests whose data or expectations hold dates.
 MOVED_CLOCKS=(2028-02-29T10:00:00Z 2025-12-31T23:30:00Z)
-DATE_SENSITIVE_TESTS='package(espace-ps-records) | (package(espace-ps) & test(/^it::portal::/))'
+DATE_SENSITIVE_TESTS='package(espace-ps-records) | (package(espace-ps) & test(/^it::(portal|lockout|session_end)::/))'
 
 # has_subcommand NAME: does `espace-ps --help` list that subcommand?
 has_subcommand() {
