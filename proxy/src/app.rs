@@ -266,20 +266,32 @@ impl App {
         }))
     }
 
-    /// The session of a request, if any. A store failure is an error: the
-    /// caller refuses the request.
-    pub async fn session_of(&self, req: &Req) -> Result<Option<(String, SessionData)>, StoreError> {
+    /// The session a request's cookie names, as the session store has it,
+    /// WITHOUT the revocation checks of [`App::session_of`]: for logout
+    /// only, which must end a session even while the portal database (the
+    /// revocation list) is down.
+    pub async fn stored_session(
+        &self,
+        req: &Req,
+    ) -> Result<Option<(String, SessionData)>, StoreError> {
         let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
             return Ok(None);
         };
-        let data = match self.sessions.load(&id).await {
-            Ok(Some(data)) => data,
-            Ok(None) => return Ok(None),
+        match self.sessions.load(&id).await {
+            Ok(found) => Ok(found.map(|data| (id, data))),
             Err(e) => {
                 METRICS.store_errors.with_label_values(&["load"]).inc();
                 tracing::error!(error = %e, "session store failed");
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    /// The session of a request, if any. A store failure is an error: the
+    /// caller refuses the request.
+    pub async fn session_of(&self, req: &Req) -> Result<Option<(String, SessionData)>, StoreError> {
+        let Some((id, data)) = self.stored_session(req).await? else {
+            return Ok(None);
         };
         // A revoked professional: the session ends here, on every instance.
         let revoked = match self

@@ -578,7 +578,7 @@ async fn hm_sso_confirm(app: &App, req: &Req) -> Resp {
 // === logout ===
 
 async fn logout_page(app: &App, req: &Req) -> Resp {
-    match app.session_of(req).await {
+    match app.stored_session(req).await {
         Ok(Some((_, data))) => app.pages.render(
             StatusCode::OK,
             "logout",
@@ -591,7 +591,9 @@ async fn logout_page(app: &App, req: &Req) -> Resp {
 }
 
 async fn logout(app: &App, req: &Req) -> Resp {
-    let (id, data) = match app.session_of(req).await {
+    // The store alone: a logout ends the session even while the portal
+    // database (revocations) is down.
+    let (id, data) = match app.stored_session(req).await {
         Ok(Some((id, data))) => (id, data),
         Ok(None) => {
             let mut resp = web::redirect("/auth/logged-out");
