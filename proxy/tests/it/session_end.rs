@@ -377,3 +377,59 @@ async fn revoke_reaches_an_instance_with_the_memory_store() {
     assert!(!ok);
     assert!(err.contains("--national-id"), "{err}");
 }
+
+/// Logging out needs the session store only: while the revocation list (in
+/// the portal database) cannot be read, pages are refused (deny by
+/// default), but "Déconnexion" still ends the session, so the next person
+/// at a shared workstation does not find it alive once the database is back.
+#[tokio::test]
+async fn logout_ends_the_session_while_the_revocation_list_is_unreadable() {
+    let (proxy, _idp, _) = proxy_with_dev_idp(ProxyOpts::default()).await;
+    let b = Browser::new();
+    let home = dev_idp_login(&b, &proxy.base, ELISE, "/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    let form = home.form_fields("/auth/logout");
+    let db = proxy.db().await;
+    let rename = |from: &str, to: &str| {
+        let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+        let pool = db.pool().clone();
+        async move { sqlx::query(&sql).execute(&pool).await.unwrap() }
+    };
+    // The revocation list becomes unreadable (as in a database outage).
+    rename("session_revocations", "session_revocations_away").await;
+    let home_url = format!("{}/", proxy.base);
+    wait_until(
+        Duration::from_secs(10),
+        "pages refused while revocations are unreadable",
+        || async { b.get(&home_url).await.status == StatusCode::SERVICE_UNAVAILABLE },
+    )
+    .await;
+    let out = b
+        .post_form(&format!("{}/auth/logout", proxy.base), &form, &proxy.base)
+        .await;
+    assert_ne!(
+        out.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "logout refused: {}",
+        out.body
+    );
+    // The database is back: the session is gone.
+    rename("session_revocations_away", "session_revocations").await;
+    let login_url = format!("{}/portail/recherche", proxy.base);
+    wait_until(Duration::from_secs(10), "the database back", || async {
+        b.get(&login_url).await.status != StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let after = b.get(&home_url).await;
+    assert_ne!(
+        after.status,
+        StatusCode::OK,
+        "the session survived the logout"
+    );
+    assert!(
+        after.location().is_some_and(|l| l.contains("/auth/login?")),
+        "{} {:?}",
+        after.status,
+        after.location()
+    );
+}
