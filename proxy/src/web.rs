@@ -241,18 +241,19 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(&peer) {
         return peer;
     }
-    // None: an unreadable entry (or header line).
+    // None: an unreadable entry. Split on the raw bytes: a gateway that
+    // appends to the client's header (`<client's value>, <address>`) puts
+    // the address it vouches for on the same line as whatever bytes the
+    // client sent, so one byte that is not text spoils its own entry only.
     let mut hops: Vec<Option<IpAddr>> = Vec::new();
     for v in headers.get_all("x-forwarded-for") {
-        match v.to_str() {
-            Ok(s) => hops.extend(
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(parse_forwarded_addr),
-            ),
-            Err(_) => hops.push(None),
-        }
+        hops.extend(
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .map(|p| p.trim_ascii())
+                .filter(|p| !p.is_empty())
+                .map(|p| std::str::from_utf8(p).ok().and_then(parse_forwarded_addr)),
+        );
     }
     let mut last_trusted = peer;
     for hop in hops.into_iter().rev() {
@@ -435,6 +436,23 @@ mod tests {
         );
         h.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
         assert_eq!(client_ip(peer, &h, &gw), ip("203.0.113.9"));
+        // A gateway that appends to the client's own header: a byte that is
+        // not text in the client's part spoils that entry only.
+        let h = {
+            let mut h = HeaderMap::new();
+            h.append(
+                "x-forwarded-for",
+                HeaderValue::from_bytes(b"\xff, 203.0.113.9").unwrap(),
+            );
+            h
+        };
+        assert_eq!(client_ip(peer, &h, &gw), ip("203.0.113.9"));
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.9, \xff").unwrap(),
+        );
+        assert_eq!(client_ip(peer, &h, &gw), peer);
     }
 
     /// Issue 9: `::ffff:10.0.0.5` is the IPv4 gateway 10.0.0.5.
