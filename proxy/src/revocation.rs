@@ -30,6 +30,15 @@ pub const REVOKED_GROUP: &str = "revoked";
 /// How stale an instance's copy of the revocation list may be.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
+/// The revocation is dated by the clock of the host that runs the command,
+/// a session by the clock of the instance that opened it: sessions opened
+/// up to this long after the revocation end too, so that clocks a little
+/// apart (NTP keeps them far closer) cannot let a session opened just
+/// before it live on. A login in that span ends at its next request; the
+/// `revoked` group refuses new logins for good. Hosts whose clocks differ
+/// by more must be fixed (docs/operations.md).
+pub const CLOCK_SKEW_MARGIN_MS: i64 = 5_000;
+
 impl PortalDb {
     /// Records that the sessions of `national_id` opened until now end.
     /// Returns the revocation time (unix milliseconds).
@@ -58,8 +67,9 @@ impl PortalDb {
     }
 }
 
-/// National id → latest revocation (unix milliseconds), and when it was read.
-type Cached = Option<(Instant, Arc<HashMap<String, i64>>)>;
+/// National id → latest revocation (unix milliseconds), or the failure to
+/// read it, and when.
+type Cached = Option<(Instant, Result<Arc<HashMap<String, i64>>, ()>)>;
 
 /// An instance's copy of the revocation list, refreshed at most every
 /// [`REFRESH`]: one small query per second per instance, not per request.
@@ -78,22 +88,28 @@ impl Revocations {
         }
     }
 
+    /// The list, read at most once per [`REFRESH`]; a failure is kept as
+    /// long, so that during a database outage the requests waiting here
+    /// are refused at once instead of each waiting for its own timeout.
     async fn current(&self, db: &PortalDb) -> Result<Arc<HashMap<String, i64>>, DbError> {
         let mut guard = self.cache.lock().await;
         if let Some((at, list)) = guard.as_ref() {
             if at.elapsed() < REFRESH {
-                return Ok(list.clone());
+                return list.clone().map_err(|()| DbError::RecentlyFailed);
             }
         }
-        let since = now_ms() - self.lookback.as_millis() as i64 - 1000;
-        let list = Arc::new(db.revocations_since(since).await?);
-        *guard = Some((Instant::now(), list.clone()));
-        Ok(list)
+        let since = now_ms() - self.lookback.as_millis() as i64 - CLOCK_SKEW_MARGIN_MS - 1000;
+        let read = db.revocations_since(since).await.map(Arc::new);
+        *guard = Some((
+            Instant::now(),
+            read.as_ref().map(Arc::clone).map_err(|_| ()),
+        ));
+        read
     }
 
     /// Whether a session of `national_id` created at `created_at` (unix
-    /// seconds) was revoked. A session created in the same second as the
-    /// revocation counts as revoked (the safe side).
+    /// seconds) was revoked: created before the revocation, or less than
+    /// [`CLOCK_SKEW_MARGIN_MS`] after it (the safe side).
     pub async fn is_revoked(
         &self,
         db: &PortalDb,
@@ -101,9 +117,9 @@ impl Revocations {
         created_at: i64,
     ) -> Result<bool, DbError> {
         let list = self.current(db).await?;
-        Ok(list
-            .get(national_id)
-            .is_some_and(|&revoked_at_ms| created_at.saturating_mul(1000) <= revoked_at_ms))
+        Ok(list.get(national_id).is_some_and(|&revoked_at_ms| {
+            created_at.saturating_mul(1000) <= revoked_at_ms.saturating_add(CLOCK_SKEW_MARGIN_MS)
+        }))
     }
 }
 

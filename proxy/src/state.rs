@@ -15,6 +15,8 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("portal database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("portal database unavailable: the same query failed less than a second ago")]
+    RecentlyFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
