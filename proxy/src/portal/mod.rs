@@ -36,7 +36,8 @@ pub const RECORDS_UNAVAILABLE: ErrorPage = ErrorPage::new(
 enum Lookup {
     /// `POST /portail/dossier`.
     Submit,
-    /// `GET /portail/dossiers/{n}`, `GET /portail/patients/{id}`.
+    /// `GET /portail/dossiers/{n}`, `/portail/patients/{id}`,
+    /// `/portail/comptes-rendus/{id}`, `/portail/images/{uid}`.
     View,
 }
 
@@ -112,11 +113,18 @@ pub async fn handle(app: &App, req: Req) -> Resp {
     {
         return ctx.error(&crate::pages::FORBIDDEN_CSRF);
     }
-    // Dossier lookups answer whether a number or a patient id exists:
-    // limited per account and per address, on every instance.
+    // Lookups by id answer whether a dossier number, a patient, a report or
+    // a study exists: limited per account and per address, on every instance.
     let lookup = match (get, post, segments.as_slice()) {
         (_, true, ["portail", "dossier"]) => Some(Lookup::Submit),
-        (true, _, ["portail", "patients", _] | ["portail", "dossiers", _]) => Some(Lookup::View),
+        (
+            true,
+            _,
+            ["portail", "patients", _]
+            | ["portail", "dossiers", _]
+            | ["portail", "comptes-rendus", _]
+            | ["portail", "images", _],
+        ) => Some(Lookup::View),
         _ => None,
     };
     if let Some(kind) = lookup {

@@ -438,11 +438,14 @@ async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, Ac
         audit_or_refuse(ctx, refused("no_match")).await?;
         return Ok(Opened::No);
     }
+    // The audit row first: a grant that exists is always in the trail
+    // (when the grant then fails, the trail holds one access too many and
+    // the professional gets an error, never the reverse).
+    audit_or_refuse(ctx, audit(ctx, "dossier_number_access", "success", numero)).await?;
     ctx.app.db.dossier_attempt_succeeded(slot).await?;
     let expires = crate::state::now_ms() + i64::from(cfg.grant_days) * 86_400_000;
     ctx.app.db.grant_dossier(account, numero, expires).await?;
     ctx.app.viewer.grants_changed();
-    audit_or_refuse(ctx, audit(ctx, "dossier_number_access", "success", numero)).await?;
     Ok(Opened::Yes)
 }
 
