@@ -117,7 +117,7 @@ async fn count(proxy: &Proxy, sql: &str) -> i64 {
 
 // ================================================================== atomic lockout
 
-/// 50 concurrent wrong submissions by one professional, half on each of two
+/// 50 concurrent wrong submissions by three professionals, half on each of two
 /// instances sharing a PostgreSQL portal database (pools of 10
 /// connections): the records are asked at most `dossier_attempts_max`
 /// times in all, and every other submission is refused as locked.
@@ -157,15 +157,23 @@ async fn concurrent_wrong_attempts(database_url: String) {
     };
     let (a, _idp, upstream) = proxy_with_dev_idp(opts.clone()).await;
     let b = second_instance(&opts, upstream, &database_url).await;
-    let (on_a, csrf) = signed_in(&a, NOEL).await;
-    let on_b = session_on(&on_a, &a.base, &b.base);
+    // Three professionals, each well under their own limit (about 17
+    // submissions each against 5 allowed per account): what holds them is
+    // the number's own count, which one account's lock alone would not.
+    let mut who = Vec::new();
+    for national_id in [NOEL, HERVE, INES] {
+        let (on_a, csrf) = signed_in(&a, national_id).await;
+        let on_b = session_on(&on_a, &a.base, &b.base);
+        who.push((on_a, on_b, csrf));
+    }
 
     let mut tasks = Vec::new();
     for i in 0..SUBMISSIONS {
-        let (browser, base) = if i % 2 == 0 {
-            (&on_a, a.base.clone())
+        let (on_a, on_b, csrf) = &who[i % who.len()];
+        let (browser, base) = if (i / who.len()) % 2 == 0 {
+            (on_a, a.base.clone())
         } else {
-            (&on_b, b.base.clone())
+            (on_b, b.base.clone())
         };
         let client = browser.client.clone();
         let csrf = csrf.clone();
@@ -213,7 +221,8 @@ async fn concurrent_wrong_attempts(database_url: String) {
         MAX as i64
     );
     // And the right date is refused too now.
-    let r = post_dossier(&on_b, &b.base, &csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
+    let (_, on_b, csrf) = &who[0];
+    let r = post_dossier(on_b, &b.base, csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
 }
 
@@ -364,6 +373,10 @@ async fn lookups_are_rate_limited_per_account_and_per_address() {
     for path in [
         format!("/portail/patients/{SCANAP_PATIENT_ID}"),
         "/portail/dossiers/20189999999".to_owned(),
+        // Reports and studies by id are lookups too (they answer whether
+        // the id exists).
+        "/portail/comptes-rendus/CR-DOES-NOT-EXIST".to_owned(),
+        "/portail/images/1.2.250.1.999.1".to_owned(),
     ] {
         let r = noel.get(&format!("{base}{path}")).await;
         assert_too_many(&r);
