@@ -47,7 +47,27 @@ pub fn peer(var: &str) -> String {
     })
 }
 
+/// A loopback port nobody listens on, for a server the test starts.
+///
+/// Taken from a block of ports of this process's own (chosen by its pid),
+/// below the kernel's ephemeral range: a port from `bind(0)` is free for
+/// every process at once, so two tests running side by side could both pick
+/// it, one proxy would fail to bind, and its test would talk to the other
+/// test's proxy (seen: a PSC login test answered 404 by a proxy without PSC).
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BASE: u32 = 20_000;
+    const BLOCK: u32 = 16;
+    const BLOCKS: u32 = 750; // ports 20000 to 31999
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let block = BASE + (std::process::id() % BLOCKS) * BLOCK;
+    for _ in 0..BLOCK {
+        let port = (block + NEXT.fetch_add(1, Ordering::Relaxed) % BLOCK) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    // The whole block is in use: the kernel's choice.
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -459,48 +479,119 @@ pub async fn dev_idp_login(
     b.follow(chosen).await
 }
 
-/// A tiny upstream that answers every request with what it received
-/// (method, path, headers) as JSON: it lets tests see what the proxy forwards.
-pub async fn start_echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+/// A request as a fake upstream received it.
+pub struct FakeRequest {
+    /// The request line as sent (`GET /path HTTP/1.1`).
+    pub request_line: String,
+    pub method: String,
+    /// The origin-form target (path and query).
+    pub target: String,
+    /// Header lines as sent, `name: value`.
+    pub headers: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+/// What a fake upstream answers.
+pub struct FakeResponse {
+    pub status: u16,
+    /// Header lines, `name: value` (content-length and connection are added).
+    pub headers: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+/// An HTTP/1.1 upstream on a free loopback port that answers every request
+/// (one per connection) with `handler`: a stand-in viewer whose answers a
+/// test chooses. Returns its address and the task serving it.
+pub async fn start_fake_upstream<F, Fut>(handler: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: Fn(FakeRequest) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = FakeResponse> + Send,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let handler = Arc::new(handler);
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
+            let handler = handler.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
                     let n = sock.read(&mut chunk).await.unwrap_or(0);
                     if n == 0 {
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
                     }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end - 4]).to_string();
                 let mut lines = head.split("\r\n");
                 let request_line = lines.next().unwrap_or("").to_owned();
-                let headers: Vec<String> = lines
-                    .take_while(|l| !l.is_empty())
-                    .map(|l| l.to_ascii_lowercase())
-                    .collect();
-                let body = serde_json::json!({"request_line": request_line, "headers": headers})
-                    .to_string();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
+                let mut words = request_line.split(' ');
+                let method = words.next().unwrap_or("").to_owned();
+                let target = words.next().unwrap_or("").to_owned();
+                let headers: Vec<String> = lines.map(str::to_owned).collect();
+                let length: usize = headers
+                    .iter()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end..].to_vec();
+                while body.len() < length {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..n]);
+                }
+                let r = handler(FakeRequest {
+                    request_line,
+                    method,
+                    target,
+                    headers,
+                    body,
+                })
+                .await;
+                let mut out = format!("HTTP/1.1 {} X\r\n", r.status);
+                for h in &r.headers {
+                    out.push_str(h);
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!(
+                    "content-length: {}\r\nconnection: close\r\n\r\n",
+                    r.body.len()
+                ));
+                let mut out = out.into_bytes();
+                out.extend_from_slice(&r.body);
+                let _ = sock.write_all(&out).await;
             });
         }
     });
     (addr, task)
+}
+
+/// A tiny upstream that answers every request with what it received
+/// (method, path, headers) as JSON: it lets tests see what the proxy forwards.
+pub async fn start_echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    start_fake_upstream(|req: FakeRequest| async move {
+        let request_line = req.request_line;
+        let headers: Vec<String> = req.headers.iter().map(|l| l.to_ascii_lowercase()).collect();
+        FakeResponse {
+            status: 200,
+            headers: vec!["content-type: application/json".into()],
+            body: serde_json::json!({"request_line": request_line, "headers": headers})
+                .to_string()
+                .into_bytes(),
+        }
+    })
+    .await
 }
 
 /// Copies a directory tree (a policy directory to edit in a test).

@@ -1818,84 +1818,46 @@ async fn viewer_bulk_and_document_routes_need_the_download_habilitation() {
 /// which it answers with the Content-Type named in their `ct` query
 /// parameter: a viewer that mislabels, or a route table that misclassifies.
 async fn start_tampering_upstream(orthanc: String) -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
     let client = reqwest::Client::new();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let client = client.clone();
-            let orthanc = orthanc.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = find(&buf, b"\r\n\r\n") {
-                        break i + 4;
-                    }
+    start_fake_upstream(move |req: FakeRequest| {
+        let client = client.clone();
+        let orthanc = orthanc.clone();
+        async move {
+            let tampered = req
+                .target
+                .split_once("/preview?ct=")
+                .map(|(_, ct)| urlencoding::decode(ct).unwrap_or_default().into_owned());
+            if let Some(ct) = tampered {
+                return FakeResponse {
+                    status: 200,
+                    headers: vec![format!("content-type: {ct}")],
+                    body: b"BULK-BYTES-OF-A-FILE\x00\x01\x02".to_vec(),
                 };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let mut lines = head.split("\r\n");
-                let mut request_line = lines.next().unwrap_or("").split(' ');
-                let method = request_line.next().unwrap_or("GET").to_owned();
-                let target = request_line.next().unwrap_or("/").to_owned();
-                let length: usize = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.trim().parse().ok())
-                    .unwrap_or(0);
-                let mut body = buf[head_end..].to_vec();
-                while body.len() < length {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    body.extend_from_slice(&chunk[..n]);
-                }
-                let (status, content_type, out) = match target
-                    .split_once("/preview?ct=")
-                    .map(|(_, ct)| urlencoding::decode(ct).unwrap_or_default().into_owned())
-                {
-                    Some(ct) => (200, ct, b"BULK-BYTES-OF-A-FILE\x00\x01\x02".to_vec()),
-                    None => {
-                        let r = client
-                            .request(
-                                Method::from_bytes(method.as_bytes()).unwrap(),
-                                format!("{orthanc}{target}"),
-                            )
-                            .body(body)
-                            .send()
-                            .await
-                            .unwrap();
-                        let status = r.status().as_u16();
-                        let ct = r
-                            .headers()
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("application/octet-stream")
-                            .to_owned();
-                        (status, ct, r.bytes().await.unwrap().to_vec())
-                    }
-                };
-                let mut resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    out.len()
+            }
+            let r = client
+                .request(
+                    Method::from_bytes(req.method.as_bytes()).unwrap(),
+                    format!("{orthanc}{}", req.target),
                 )
-                .into_bytes();
-                resp.extend_from_slice(&out);
-                let _ = sock.write_all(&resp).await;
-            });
+                .body(req.body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            FakeResponse {
+                status,
+                headers: vec![format!("content-type: {ct}")],
+                body: r.bytes().await.unwrap().to_vec(),
+            }
         }
-    });
-    (addr, task)
+    })
+    .await
 }
 
 /// The response cut (defense in depth): whatever the route table said, a

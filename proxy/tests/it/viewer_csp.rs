@@ -21,54 +21,25 @@ const PAGE: &str =
 /// A viewer that answers `.html` with a page (and its own lax policy),
 /// `.png` with an image, anything else 404.
 async fn start_html_upstream() -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
-                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                let path = path.split('?').next().unwrap_or("").to_owned();
-                let (status, ctype, body): (&str, &str, Vec<u8>) = if path.ends_with(".html") {
-                    (
-                        "200 OK",
-                        "text/html; charset=utf-8",
-                        PAGE.as_bytes().to_vec(),
-                    )
-                } else if path.ends_with(".png") {
-                    (
-                        "200 OK",
-                        "image/png",
-                        b"\x89PNG\r\n\x1a\nnot really".to_vec(),
-                    )
-                } else {
-                    ("404 Not Found", "text/plain", b"not found".to_vec())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\
-                     content-security-policy: default-src * 'unsafe-inline' 'unsafe-eval'\r\n\
-                     connection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-            });
+    start_fake_upstream(|req: FakeRequest| async move {
+        let path = req.target.split('?').next().unwrap_or("").to_owned();
+        let (status, ctype, body): (u16, &str, Vec<u8>) = if path.ends_with(".html") {
+            (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+        } else if path.ends_with(".png") {
+            (200, "image/png", b"\x89PNG\r\n\x1a\nnot really".to_vec())
+        } else {
+            (404, "text/plain", b"not found".to_vec())
+        };
+        FakeResponse {
+            status,
+            headers: vec![
+                format!("content-type: {ctype}"),
+                "content-security-policy: default-src * 'unsafe-inline' 'unsafe-eval'".into(),
+            ],
+            body,
         }
-    });
-    (addr, task)
+    })
+    .await
 }
 
 /// The nonce of a policy; the same in script-src and style-src.
