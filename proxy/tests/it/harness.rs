@@ -251,6 +251,53 @@ impl Proxy {
             .await
             .unwrap()
     }
+
+    /// The proxy's audit trail, oldest first.
+    pub async fn audit_trail(&self) -> Vec<AuditEntry> {
+        audit_trail(&self.database_url).await
+    }
+
+    /// The single number a query of the portal database answers (`COUNT(*)`…).
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Row;
+        sqlx::query(sql)
+            .fetch_one(self.db().await.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+}
+
+/// One row of an audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub actor: Option<String>,
+    pub event: String,
+    pub outcome: String,
+    pub resource: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// The audit trail of the portal database at `database_url`, oldest first.
+pub async fn audit_trail(database_url: &str) -> Vec<AuditEntry> {
+    use sqlx::Row;
+    let db = espace_ps::state::PortalDb::connect(database_url, 1)
+        .await
+        .unwrap();
+    sqlx::query("SELECT actor, event, outcome, resource, detail FROM audit_events ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| AuditEntry {
+            actor: r.try_get(0).unwrap(),
+            event: r.try_get(1).unwrap(),
+            outcome: r.try_get(2).unwrap(),
+            resource: r.try_get(3).unwrap(),
+            detail: r.try_get(4).unwrap(),
+        })
+        .collect()
 }
 
 impl Drop for Proxy {

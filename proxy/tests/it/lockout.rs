@@ -105,16 +105,6 @@ async fn metric_sum(proxies: &[&Proxy], prefix: &str) -> f64 {
     sum
 }
 
-async fn count(proxy: &Proxy, sql: &str) -> i64 {
-    let db = proxy.db().await;
-    sqlx::query(sql)
-        .fetch_one(db.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap()
-}
-
 // ================================================================== atomic lockout
 
 /// 50 concurrent wrong submissions by three professionals, half on each of two
@@ -217,7 +207,7 @@ async fn concurrent_wrong_attempts(database_url: String) {
     assert_eq!(wrong, MAX, "the first {MAX} are evaluated");
     assert_eq!(locked, SUBMISSIONS - MAX);
     assert_eq!(
-        count(&a, "SELECT COUNT(*) FROM dossier_attempts").await,
+        a.count("SELECT COUNT(*) FROM dossier_attempts").await,
         MAX as i64
     );
     // And the right date is refused too now.
@@ -280,7 +270,7 @@ async fn daily_budget_locks_a_number_until_an_administrator_unlocks_it() {
     let r = post_dossier(&noel, &base, &csrf_n, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.body.contains(NUMBER_LOCKED));
-    assert_eq!(count(&p, "SELECT COUNT(*) FROM dossier_grants").await, 0);
+    assert_eq!(p.count("SELECT COUNT(*) FROM dossier_grants").await, 0);
     assert_eq!(
         metric_sum(&[&p], "espace_dossier_numbers_locked_total ").await,
         2.0
@@ -393,7 +383,7 @@ async fn lookups_are_rate_limited_per_account_and_per_address() {
         metric_sum(&[&p], "espace_dossier_number_checks_total").await,
         2.0
     );
-    assert_eq!(count(&p, "SELECT COUNT(*) FROM dossier_attempts").await, 2);
+    assert_eq!(p.count("SELECT COUNT(*) FROM dossier_attempts").await, 2);
     // Nothing else changed: the home page still answers.
     assert_eq!(noel.get(&format!("{base}/")).await.status, StatusCode::OK);
 

@@ -194,22 +194,7 @@ impl Portal {
 
     /// Rows of the audit trail, oldest first.
     async fn audit(&self) -> Vec<Audit> {
-        let db = self.proxy.db().await;
-        let rows = sqlx::query(
-            "SELECT actor, event, outcome, resource, detail FROM audit_events ORDER BY id",
-        )
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
-        rows.iter()
-            .map(|r| Audit {
-                actor: r.try_get(0).unwrap(),
-                event: r.try_get(1).unwrap(),
-                outcome: r.try_get(2).unwrap(),
-                resource: r.try_get(3).unwrap(),
-                detail: r.try_get(4).unwrap(),
-            })
-            .collect()
+        self.proxy.audit_trail().await
     }
 
     async fn audit_of(&self, event: &str) -> Vec<Audit> {
@@ -222,13 +207,7 @@ impl Portal {
 
     /// Count of rows of a portal-state table.
     async fn count(&self, sql: &str) -> i64 {
-        let db = self.proxy.db().await;
-        sqlx::query(sql)
-            .fetch_one(db.pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap()
+        self.proxy.count(sql).await
     }
 
     /// One string column of the records.
@@ -269,16 +248,9 @@ impl Portal {
 /// (actor, outcome, resource, detail) of an audit record.
 type AuditRow<'a> = (Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>);
 
-#[derive(Debug, Clone)]
-struct Audit {
-    actor: Option<String>,
-    event: String,
-    outcome: String,
-    resource: Option<String>,
-    detail: Option<String>,
-}
+type Audit = AuditEntry;
 
-impl Audit {
+impl AuditEntry {
     fn row(&self) -> AuditRow<'_> {
         (
             self.actor.as_deref(),

@@ -179,36 +179,6 @@ fn set_revoked_group(policies: &std::path::Path, with_elise: bool) {
     std::fs::write(&path, text).unwrap();
 }
 
-async fn audit_events(
-    database_url: &str,
-) -> Vec<(
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-)> {
-    use sqlx::Row;
-    let db = espace_ps::state::PortalDb::connect(database_url, 1)
-        .await
-        .unwrap();
-    sqlx::query("SELECT actor, event, outcome, resource, detail FROM audit_events ORDER BY id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r.try_get(0).unwrap(),
-                r.try_get(1).unwrap(),
-                r.try_get(2).unwrap(),
-                r.try_get(3).unwrap(),
-                r.try_get(4).unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// Issue 9 §7, on two instances sharing Redis (and the portal database):
 /// `espace-ps sessions revoke` ends Élise's sessions on both (the next
 /// request on either instance finds no session), leaves Hervé's alone, is
@@ -293,12 +263,12 @@ async fn revoke_ends_the_sessions_on_both_instances_and_the_group_refuses_login(
         StatusCode::OK,
         "Hervé's session must live on"
     );
-    let audit = audit_events(&database_url).await;
+    let audit = audit_trail(&database_url).await;
     assert!(
-        audit.iter().any(|e| e.1 == "sessions_revoke"
-            && e.2 == "success"
-            && e.3.as_deref() == Some(ELISE)
-            && e.4
+        audit.iter().any(|e| e.event == "sessions_revoke"
+            && e.outcome == "success"
+            && e.resource.as_deref() == Some(ELISE)
+            && e.detail
                 .as_deref()
                 .is_some_and(|d| d.contains("2 live sessions"))),
         "{audit:?}"
@@ -322,11 +292,11 @@ async fn revoke_ends_the_sessions_on_both_instances_and_the_group_refuses_login(
         "a session cookie was set: {:?}",
         refused.set_cookies()
     );
-    let audit = audit_events(&database_url).await;
+    let audit = audit_trail(&database_url).await;
     assert!(
-        audit.iter().any(|e| e.0.as_deref() == Some(ELISE)
-            && e.2 == "refused"
-            && e.4.as_deref() == Some("revoked")),
+        audit.iter().any(|e| e.actor.as_deref() == Some(ELISE)
+            && e.outcome == "refused"
+            && e.detail.as_deref() == Some("revoked")),
         "{audit:?}"
     );
     set_revoked_group(&policies, false);

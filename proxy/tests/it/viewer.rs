@@ -15,7 +15,6 @@ use espace_ps_dicomgen::orthanc::OrthancServer;
 use espace_ps_dicomgen::{generate_study, upload_study, UploadedStudy};
 use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
 use reqwest::{Method, StatusCode};
-use sqlx::Row;
 
 use super::harness::*;
 
@@ -258,19 +257,18 @@ async fn grant(proxy: &Proxy, b: &Browser, numero: &str, naissance: &str) {
 
 /// (actor, event, outcome, resource, detail) of the proxy's audit trail.
 async fn audit_rows(proxy: &Proxy) -> Vec<(String, String, String, String, String)> {
-    let db = proxy.db().await;
-    sqlx::query("SELECT actor, event, outcome, resource, detail FROM audit_events ORDER BY id")
-        .fetch_all(db.pool())
+    proxy
+        .audit_trail()
         .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let s = |i: usize| {
-                r.try_get::<Option<String>, _>(i)
-                    .unwrap()
-                    .unwrap_or_default()
-            };
-            (s(0), s(1), s(2), s(3), s(4))
+        .into_iter()
+        .map(|a| {
+            (
+                a.actor.unwrap_or_default(),
+                a.event,
+                a.outcome,
+                a.resource.unwrap_or_default(),
+                a.detail.unwrap_or_default(),
+            )
         })
         .collect()
 }
