@@ -59,7 +59,12 @@ fn sign(claims: &Value, alg: Algorithm, key_file: &str) -> String {
 }
 
 async fn proxy() -> Proxy {
+    proxy_with_policies(None).await
+}
+
+async fn proxy_with_policies(policies_dir: Option<PathBuf>) -> Proxy {
     Proxy::start(ProxyOpts {
+        policies_dir,
         hm_sso: Some(format!(
             "issuer = \"hopital-manager\"\naudience = \"espace-ps\"\npublic_keys = [\"{}\", \"{}\"]\nmax_lifetime_secs = 300\nleeway_secs = 5\nallowed_origins = [\"{HM_ORIGIN}\"]\n",
             key("hm-rs256.pub.pem").display(),
@@ -523,4 +528,46 @@ async fn a_national_id_in_sub_is_accepted() {
     let home = launch_from_hm(&Browser::new(), &proxy, &rs(&c)).await;
     assert_eq!(home.status, StatusCode::OK, "{}", home.body);
     assert_eq!(proxy.db().await.account_count(DOCTOR).await.unwrap(), 1);
+}
+
+/// A professional in the policies' `revoked` group cannot come in through
+/// Hopital Manager either (the same refusal as a Pro Santé Connect login):
+/// no session, no account, an audited refusal.
+#[tokio::test]
+async fn a_launch_for_a_revoked_professional_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_dir(&shipped_policies(), &policies);
+    let groups = policies.join("groups.toml");
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let sentinel = "national_ids = [\"8-policy-test-only\"]";
+    assert!(text.contains(sentinel), "no sentinel line in groups.toml");
+    std::fs::write(
+        &groups,
+        text.replace(
+            sentinel,
+            &format!("national_ids = [\"8-policy-test-only\", \"{DOCTOR}\"]"),
+        ),
+    )
+    .unwrap();
+    let proxy = proxy_with_policies(Some(policies)).await;
+    let b = Browser::new();
+    let page = launch_from_hm(&b, &proxy, &rs(&claims())).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("Accès suspendu"), "{}", page.body);
+    assert_eq!(session_cookie(&b, &proxy), None);
+    let db = proxy.db().await;
+    assert_eq!(db.account_count(DOCTOR).await.unwrap(), 0);
+    assert_eq!(successful_logins(&proxy).await, 0);
+    assert!(
+        proxy
+            .audit_trail()
+            .await
+            .iter()
+            .any(|a| a.actor.as_deref() == Some(DOCTOR)
+                && a.outcome == "refused"
+                && a.detail.as_deref() == Some("revoked")),
+        "{:?}",
+        proxy.audit_trail().await
+    );
 }
