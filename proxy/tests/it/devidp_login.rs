@@ -9,12 +9,16 @@ const ELISE: &str = "899700123450";
 const ADELI_KINE: &str = "0759970013";
 const SECRET: &str = "test-secret-for-the-dev-idp-0123456789";
 
-/// A proxy trusting a fresh dev IdP, plus an echo upstream as the viewer.
+/// A proxy trusting a fresh dev IdP, with `extra.upstream` as the viewer,
+/// or an echo upstream when it names none.
 pub async fn proxy_with_dev_idp(extra: ProxyOpts) -> (Proxy, Running, String) {
     let port = free_port();
     let portal = format!("http://127.0.0.1:{port}");
     let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
-    let (upstream, _task) = start_echo_upstream().await;
+    let (upstream, _task) = match extra.upstream.clone() {
+        Some(u) => (u, tokio::spawn(async {})),
+        None => start_echo_upstream().await,
+    };
     let proxy = Proxy::start(ProxyOpts {
         port: Some(port),
         psc: Some(format!(

@@ -11,10 +11,10 @@ use std::process::Command;
 
 use reqwest::StatusCode;
 
+use super::devidp_login::proxy_with_dev_idp;
 use super::harness::*;
 
 const ELISE: &str = "899700123450";
-const SECRET: &str = "csp-test-secret-for-the-dev-idp-0123456789";
 const PAGE: &str =
     "<!DOCTYPE html><html><head><title>Viewer</title></head><body><p>viewer</p></body></html>";
 
@@ -42,6 +42,15 @@ async fn start_html_upstream() -> (String, tokio::task::JoinHandle<()>) {
     .await
 }
 
+/// `espace-ps policies check DIR`.
+fn policies_check(dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["policies", "check"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 /// The nonce of a policy; the same in script-src and style-src.
 fn nonce_of(csp: &str) -> String {
     let find = |directive: &str| -> String {
@@ -63,15 +72,8 @@ fn nonce_of(csp: &str) -> String {
 
 #[tokio::test]
 async fn viewer_pages_get_the_table_policy_with_a_fresh_nonce_images_do_not() {
-    let port = free_port();
-    let portal = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_dev_idp(&portal, SECRET).await;
     let (upstream, _task) = start_html_upstream().await;
-    let proxy = Proxy::start(ProxyOpts {
-        port: Some(port),
-        psc: Some(format!(
-            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
-        )),
+    let (proxy, _idp, _) = proxy_with_dev_idp(ProxyOpts {
         upstream: Some(upstream),
         ..Default::default()
     })
@@ -163,11 +165,7 @@ fn policies_check_refuses_an_unsafe_viewer_csp_at_its_line() {
         .unwrap()
         + 1;
     std::fs::write(&table, bad).unwrap();
-    let out = Command::new(BIN)
-        .args(["policies", "check"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = policies_check(dir.path());
     assert!(!out.status.success());
     let text = format!(
         "{}{}",
@@ -184,11 +182,7 @@ fn policies_check_refuses_an_unsafe_viewer_csp_at_its_line() {
     let text = std::fs::read_to_string(shipped_policies().join("viewers/orthanc.toml")).unwrap();
     let header_line = text.lines().position(|l| l.trim() == "[csp]").unwrap() + 1;
     std::fs::write(&table, text.replacen("object-src = [\"'none'\"]\n", "", 1)).unwrap();
-    let out = Command::new(BIN)
-        .args(["policies", "check"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = policies_check(dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
