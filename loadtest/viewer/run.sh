@@ -14,10 +14,17 @@
 # KEEP_RUN_DIR=1 to keep the temporary directory (logs, configs),
 # LATENCY=0 to skip the one-connection latency runs, LAT_ROUNDS (4) rounds of
 # DURATION / LAT_ROUNDS seconds (at least 5) per path for them,
-# PERF=1 to record a CPU profile of espace-ps (perf record) during its
-# measured runs; the top symbols are printed and the data kept in the run
+# PERF=1 to record a CPU profile of espace-ps and of bare Pingora (perf
+# record) during their measured runs; the top symbols are printed and the data kept in the run
 # directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
 # options, e.g. "--call-graph dwarf").
+# ONLY=saturated runs the 8-connection part only (no one-connection runs,
+# no 1 GiB archive study, no archive download); PATHS (default "direct
+# nginx bare espace") picks the paths, e.g. PATHS="bare espace"; ROUNDS
+# (default 1) repeats the saturated part that many times in a row and the
+# report adds espace-ps's CPU per request over bare Pingora's, per round.
+# The quick check of espace-ps's own cost:
+#   ONLY=saturated ROUNDS=3 PATHS="bare espace" loadtest/viewer/run.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,6 +38,21 @@ ARCHIVE_INSTANCES=${ARCHIVE_INSTANCES:-512}
 ARCHIVE_ROWS=${ARCHIVE_ROWS:-1024}
 ARCHIVE_COLS=${ARCHIVE_COLS:-1024}
 BIN=${ESPACE_PS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/espace-ps}
+ONLY=${ONLY:-}
+ROUNDS=${ROUNDS:-1}
+WANTED_PATHS=" ${PATHS:-direct nginx bare espace} "
+case $ONLY in
+  "" | saturated) ;;
+  *) printf 'ONLY must be empty or "saturated", not %s\n' "$ONLY" >&2; exit 2 ;;
+esac
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { printf 'ROUNDS must be a positive integer\n' >&2; exit 2; }
+for w in $WANTED_PATHS; do
+  [[ $w =~ ^(direct|nginx|bare|espace)$ ]] || { printf 'PATHS: unknown path %s (direct, nginx, bare, espace)\n' "$w" >&2; exit 2; }
+done
+wanted() { [[ $WANTED_PATHS == *" $1 "* ]]; }
+if [[ $ONLY == saturated ]]; then
+  LATENCY=0
+fi
 DOCTOR=899700123450 # Dr Élise Martin-Dupré (demo records)
 
 log() { printf '[viewer-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -39,7 +61,7 @@ die() { log "FAILED: $*"; exit 1; }
 # --- tools -----------------------------------------------------------------
 need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
-[[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light)
+wanted nginx && { [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light); }
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
@@ -57,7 +79,7 @@ if [[ ! -x $BIN ]]; then
   (cd "$ROOT" && cargo build --release -p espace-ps) >&2
 fi
 BARE_BIN=${BARE_PROXY_BIN:-$(dirname "$BIN")/examples/bare_proxy}
-if [[ ! -x $BARE_BIN ]]; then
+if wanted bare && [[ ! -x $BARE_BIN ]]; then
   log "no $BARE_BIN: building it (cargo build --release -p espace-ps --example bare_proxy)"
   (cd "$ROOT" && cargo build --release -p espace-ps --example bare_proxy) >&2
 fi
@@ -137,17 +159,21 @@ for uid in "${candidates[@]}"; do
   [[ -n $id ]] && found+=("$uid $id")
   ((${#found[@]} == 2)) && break
 done
-((${#found[@]} == 2)) || die "fewer than two of the doctor's studies are in Orthanc (load more with STUDIES)"
+NEEDED=2
+[[ $ONLY == saturated ]] && NEEDED=1 # no archive
+((${#found[@]} >= NEEDED)) || die "fewer than $NEEDED of the doctor's studies are in Orthanc (load more with STUDIES)"
 read -r STUDY_UID STUDY_ID <<<"${found[0]}"
-read -r BIG_UID BIG_ID <<<"${found[1]}"
+BIG_UID="" BIG_ID=""
+[[ $ONLY == saturated ]] || read -r BIG_UID BIG_ID <<<"${found[1]}"
 SERIES_ID=$(curl -fsS "$ORTHANC/studies/$STUDY_ID" | json 'd["Series"][0]')
 SERIES_UID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"]["SeriesInstanceUID"]')
 INSTANCE_ID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["Instances"][0]')
 INSTANCE_UID=$(curl -fsS "$ORTHANC/instances/$INSTANCE_ID" | json 'd["MainDicomTags"]["SOPInstanceUID"]')
 MODALITY=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"].get("Modality", "?")')
-BIG_PATIENT=$(curl -fsS "$ORTHANC/studies/$BIG_ID" | json 'd["PatientMainDicomTags"]["PatientID"]')
-log "benchmarked study: $MODALITY, instance $INSTANCE_ID; archived study: $BIG_ID"
+log "benchmarked study: $MODALITY, instance $INSTANCE_ID${BIG_ID:+; archived study: $BIG_ID}"
 
+if [[ $ONLY != saturated ]]; then
+BIG_PATIENT=$(curl -fsS "$ORTHANC/studies/$BIG_ID" | json 'd["PatientMainDicomTags"]["PatientID"]')
 log "adding $ARCHIVE_INSTANCES instances of ${ARCHIVE_ROWS}x${ARCHIVE_COLS} 16-bit to the archived study"
 t0=$SECONDS
 python3 "$HERE/gen_study.py" --orthanc "$ORTHANC" --study-uid "$BIG_UID" --patient-id "$BIG_PATIENT" \
@@ -156,6 +182,7 @@ BIG_STATS=$(curl -fsS "$ORTHANC/studies/$BIG_ID/statistics")
 BIG_BYTES=$(json 'd["DiskSize"]' <<<"$BIG_STATS")
 BIG_INSTANCES=$(json 'd["CountInstances"]' <<<"$BIG_STATS")
 log "archived study: $BIG_INSTANCES instances, $BIG_BYTES bytes on disk (upload $((SECONDS - t0)) s)"
+fi
 
 # --- 2. espace-ps ----------------------------------------------------------
 # A copy of the policies in which the doctor holds the download habilitation.
@@ -220,6 +247,7 @@ COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso
 log "session opened for $DOCTOR"
 
 # --- 3. nginx --------------------------------------------------------------
+if wanted nginx; then
 mkdir -p "$RUN/nginx/tmp"
 cat >"$RUN/nginx/nginx.conf" <<EOF
 worker_processes 2;
@@ -252,11 +280,14 @@ log "starting nginx on 127.0.0.1:$NGINX_PORT"
 /usr/sbin/nginx -e "$RUN/nginx/error.log" -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" </dev/null >"$RUN/nginx/out.log" 2>&1 &
 NGINX_PID=$!
 wait_http "http://127.0.0.1:$NGINX_PORT/system" || { cat "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
+fi
 # The floor: a Pingora proxy that only forwards (proxy/examples/bare_proxy.rs).
+if wanted bare; then
 log "starting the bare Pingora proxy on 127.0.0.1:$BARE_PORT"
 "$BARE_BIN" "127.0.0.1:$BARE_PORT" "127.0.0.1:$ORTHANC_PORT" 2 </dev/null >"$RUN/bare.log" 2>&1 &
 BARE_PID=$!
 wait_http "http://127.0.0.1:$BARE_PORT/system" || { cat "$RUN/bare.log" >&2; die "bare proxy did not start"; }
+fi
 # shellcheck disable=SC2046
 nginx_pids() { echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID"); }
 
@@ -266,12 +297,11 @@ REQUESTS=(
   "DICOMweb rendered (JPEG)|/dicom-web/studies/$STUDY_UID/series/$SERIES_UID/instances/$INSTANCE_UID/rendered"
   "Orthanc preview (PNG)|/instances/$INSTANCE_ID/preview"
 )
-PATHS=(
-  "direct|http://127.0.0.1:$ORTHANC_PORT"
-  "nginx|http://127.0.0.1:$NGINX_PORT"
-  "bare Pingora|http://127.0.0.1:$BARE_PORT"
-  "espace-ps|http://127.0.0.1:$ESPACE_PORT"
-)
+PATHS=()
+wanted direct && PATHS+=("direct|http://127.0.0.1:$ORTHANC_PORT")
+wanted nginx && PATHS+=("nginx|http://127.0.0.1:$NGINX_PORT")
+wanted bare && PATHS+=("bare Pingora|http://127.0.0.1:$BARE_PORT")
+wanted espace && PATHS+=("espace-ps|http://127.0.0.1:$ESPACE_PORT")
 viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 4xx 5xx"
   curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^espace_requests_total\{/ && /route="viewer"/ {
       for (c = 3; c <= 5; c++) if ($0 ~ "status=\"" c "xx\"") n[c] += $NF
@@ -280,6 +310,8 @@ viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 
 aborted() { grep -c 'Fail to proxy: Downstream' "$RUN/espace-ps.log" || true; }
 ROWS=()
 mkdir -p "$RUN/wrk"
+for round in $(seq "$ROUNDS"); do
+((ROUNDS > 1)) && log "saturated runs, round $round of $ROUNDS"
 for r in "${REQUESTS[@]}"; do
   rname=${r%%|*} rpath=${r#*|}
   for p in "${PATHS[@]}"; do
@@ -300,17 +332,17 @@ for r in "${REQUESTS[@]}"; do
     c0=$(cpu_ticks $pids $ORTHANC_PID) o0=$(cpu_ticks "$ORTHANC_PID")
     read -r s30 s40 s50 <<<"$(viewer_statuses)"
     a0=$(aborted)
-    out=$RUN/wrk/$pname-${rpath//[^a-z]/_}.txt
+    out=$RUN/wrk/$round-$pname-${rpath//[^a-z]/_}.txt
     PERF_PID=""
-    if [[ ${PERF:-0} == 1 && $pname == espace-ps ]]; then
+    if [[ ${PERF:-0} == 1 && ($pname == espace-ps || $pname == bare*) ]]; then
       # shellcheck disable=SC2086
-      perf record -F 999 ${PERF_ARGS:-} -p "$ESPACE_PID" -o "$out.perf" >/dev/null 2>&1 &
+      perf record -F 999 ${PERF_ARGS:-} -p "$pids" -o "$out.perf" >/dev/null 2>&1 &
       PERF_PID=$!
     fi
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/stats.lua" "${hdr[@]}" "$base$rpath" >"$out"
     if [[ -n $PERF_PID ]]; then
       kill -INT "$PERF_PID"; wait "$PERF_PID" || true
-      log "profile of espace-ps, $rname (top symbols):"
+      log "profile of $pname, $rname (top symbols):"
       perf report -i "$out.perf" --no-children --percent-limit 1 --stdio 2>/dev/null | grep '%' | head -40 >&2 || true
     fi
     sleep 1 # connections wrk abandoned are logged and counted as they close
@@ -325,10 +357,11 @@ for r in "${REQUESTS[@]}"; do
     [[ $pname == direct ]] && proxy_cpu=""
     espace_bad=""
     [[ $pname == espace-ps ]] && espace_bad="$((s31 - s30)) / $((s41 - s40)) / $((s51 - s50)) ($((a1 - a0)) aborted)"
-    ROWS+=("$rname|$pname|${check#200 }|${v[requests]}|${v[duration_us]}|${v[p50]}|${v[p90]}|${v[p99]}|${v[max]}|${v[non200]}|${v[sockerr]}|$espace_bad|$proxy_cpu|$((o1 - o0))")
-    log "$rname via $pname: $(awk -v n="${v[requests]}" -v d="${v[duration_us]}" 'BEGIN {printf "%.0f req/s", n / d * 1e6}') p99 ${v[p99]} µs, non-200 ${v[non200]}"
+    ROWS+=("$rname|$pname|${check#200 }|${v[requests]}|${v[duration_us]}|${v[p50]}|${v[p90]}|${v[p99]}|${v[max]}|${v[non200]}|${v[sockerr]}|$espace_bad|$proxy_cpu|$((o1 - o0))|$round")
+    log "$rname via $pname: $(awk -v n="${v[requests]}" -v d="${v[duration_us]}" 'BEGIN {printf "%.0f req/s", n / d * 1e6}') p99 ${v[p99]} µs, non-200 ${v[non200]}${proxy_cpu:+, proxy CPU $(awk -v c="$proxy_cpu" -v n="${v[requests]}" -v tk="$TICKS" 'BEGIN {printf "%.0f µs", c / tk / n * 1e6}') per request}"
     unset v
   done
+done
 done
 
 # --- 4b. one connection: the latency each proxy adds ----------------------
@@ -377,6 +410,7 @@ if [[ ${LATENCY:-1} == 1 ]]; then
 fi
 
 # --- 5. archive through espace-ps: memory ----------------------------------
+if [[ $ONLY != saturated ]]; then
 ARCHIVE_URL=/studies/$BIG_ID/archive
 log "archive of $BIG_ID directly from Orthanc (reference)"
 direct_dl=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download} %{time_total}' "$ORTHANC$ARCHIVE_URL")
@@ -402,6 +436,7 @@ read -r p_code p_bytes p_time p_ctype <<<"$proxied_dl"
 read -r d_code d_bytes d_time <<<"$direct_dl"
 [[ $p_code == 200 ]] || log "WARNING: archive through espace-ps answered $p_code ($p_ctype)"
 log "archive: $p_bytes bytes in $p_time s through espace-ps ($d_bytes in $d_time s direct); RSS $RSS_BASE → peak $RSS_PEAK kB"
+fi
 
 # --- 6. report -------------------------------------------------------------
 mkdir -p "$HERE/results"
@@ -433,11 +468,15 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   echo "CPU: proxy CPU seconds per second of run (nginx: master + workers), and Orthanc's."
   echo "\"bare Pingora\": \`proxy/examples/bare_proxy.rs\`, a Pingora proxy that only forwards (2 threads, mimalloc):"
   echo "the floor under espace-ps's own work."
+  ((ROUNDS > 1)) && echo "$ROUNDS rounds in a row (every request through every path, then again): \"round\" says which."
   echo
-  echo "| request | path | response | req/s | p50 | p90 | p99 | max | non-200 | socket errors | espace-ps 3xx / 4xx / 5xx | proxy CPU | proxy CPU per request | Orthanc CPU |"
-  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  rcol="" rsep=""
+  ((ROUNDS > 1)) && rcol=" round |" rsep="---:|"
+  echo "|$rcol request | path | response | req/s | p50 | p90 | p99 | max | non-200 | socket errors | espace-ps 3xx / 4xx / 5xx | proxy CPU | proxy CPU per request | Orthanc CPU |"
+  echo "|$rsep---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for row in "${ROWS[@]}"; do
-    IFS='|' read -r rname pname resp n dur p50 p90 p99 max bad sockerr ebad pcpu ocpu <<<"$row"
+    IFS='|' read -r rname pname resp n dur p50 p90 p99 max bad sockerr ebad pcpu ocpu round <<<"$row"
+    ((ROUNDS > 1)) && printf '| %s ' "$round"
     awk -v rn="$rname" -v pn="$pname" -v resp="$resp" -v n="$n" -v d="$dur" -v p50="$p50" -v p90="$p90" -v p99="$p99" \
       -v max="$max" -v bad="$bad" -v se="$sockerr" -v eb="${ebad:--}" -v pc="$pcpu" -v oc="$ocpu" -v tk="$TICKS" 'BEGIN {
         s = d / 1e6
@@ -448,6 +487,34 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
       }'
   done
   echo
+  if wanted bare && wanted espace; then
+    echo "## espace-ps's CPU per request over bare Pingora's"
+    echo
+    echo "Per request and round: espace-ps's proxy CPU per request divided by bare Pingora's in the same round"
+    echo "(the issue's target: at most 1.15). \"all\": total CPU over total requests of every run of that path."
+    echo
+    echo "| request | round | bare Pingora | espace-ps | ratio |"
+    echo "|---|---:|---:|---:|---:|"
+    for row in "${ROWS[@]}"; do
+      IFS='|' read -r rname pname _ n _ _ _ _ _ _ _ _ pcpu _ round <<<"$row"
+      case $pname in bare*) k=bare ;; espace-ps) k=espace ;; *) continue ;; esac
+      printf '%s|%s|%s|%s|%s\n' "$rname" "$round" "$k" "$n" "$pcpu"
+    done | awk -F'|' -v tk="$TICKS" '
+      { key = $1 SUBSEP $2; n[key, $3] = $4; c[key, $3] = $5; if (!(key in seen)) { seen[key] = 1; order[++k] = key }
+        tn[$3] += $4; tc[$3] += $5 }
+      END {
+        for (i = 1; i <= k; i++) {
+          key = order[i]; split(key, parts, SUBSEP)
+          b = c[key, "bare"] / tk / n[key, "bare"] * 1e6; e = c[key, "espace"] / tk / n[key, "espace"] * 1e6
+          printf "| %s | %s | %.0f µs | %.0f µs | %.2f |\n", parts[1], parts[2], b, e, e / b
+          if (lo == "" || e / b < lo) lo = e / b
+          if (hi == "" || e / b > hi) hi = e / b
+        }
+        b = tc["bare"] / tk / tn["bare"] * 1e6; e = tc["espace"] / tk / tn["espace"] * 1e6
+        printf "| all | | %.0f µs | %.0f µs | **%.2f** (%.2f–%.2f) |\n", b, e, e / b, lo, hi
+      }'
+    echo
+  fi
   if [[ ${#LAT_KEYS[@]} -gt 0 ]]; then
     echo "## One connection: the latency a proxy adds"
     echo
@@ -474,6 +541,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     done
     echo
   fi
+  if [[ $ONLY != saturated ]]; then
   echo "## Streaming a large archive through espace-ps"
   echo
   echo "\`GET /studies/{id}/archive\` of a study of $BIG_INSTANCES instances ($(mb "$BIG_BYTES") MiB on Orthanc's disk:"
@@ -487,6 +555,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   awk -v c="$p_code" -v b="$p_bytes" -v t="$p_time" -v r0="$RSS_BASE" -v rp="$RSS_PEAK" -v ra="$RSS_AFTER" -v cpu=$((c1 - c0)) -v tk="$TICKS" \
     'BEGIN {printf "| espace-ps | %s | %d (%.0f MiB) | %.1f s | %.0f MiB/s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f s |\n", c, b, b / 1048576, t, b / 1048576 / t, r0 / 1024, rp / 1024, ra / 1024, cpu / tk}'
   echo
+  fi
   echo "## espace-ps log (level warn) during the run"
   echo
   echo "$(wc -l <"$RUN/espace-ps.log") lines."
@@ -497,5 +566,5 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     echo '```'
   fi
 } >"$REPORT"
-cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
+[[ $ONLY == saturated ]] || cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
 cat "$REPORT"
