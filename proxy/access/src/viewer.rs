@@ -46,7 +46,7 @@ mod media;
 mod table;
 
 pub use canonical::{
-    canonicalize, canonicalize_with, CanonicalRequest, QueryParam, Rejection,
+    canonicalize, canonicalize_with, reads_header, CanonicalRequest, QueryParam, Rejection,
     BUILTIN_SECURITY_KEYS, MAX_PATH_BYTES, MAX_QUERY_BYTES, METHOD_OVERRIDE_HEADERS,
 };
 pub use classify::{Candidate, Classification, Denied, IdKind, ResourceRef};

@@ -45,6 +45,16 @@ pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
     "x-method-override",
 ];
 
+/// Whether canonicalization reads a header (name in any case): the method
+/// overrides and `Accept`. The others do not change the canonical request,
+/// so a caller may pass only these.
+pub fn reads_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("accept")
+        || METHOD_OVERRIDE_HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+}
+
 /// Query keys that route tables read to find a resource or decide a class,
 /// in their canonical spelling. Matched case-insensitively; DICOM tags of
 /// the DICOM attributes among them map to them too.
@@ -139,6 +149,8 @@ pub struct CanonicalRequest {
     query: Vec<QueryParam>,
     accept: Vec<MediaType>,
     accept_param: Vec<MediaType>,
+    /// [`target`](Self::target), built once (a function of the fields above).
+    target: String,
 }
 
 // === impl CanonicalRequest ===
@@ -196,6 +208,16 @@ impl CanonicalRequest {
     /// minimally and always the same way. `canonicalize` of it gives back
     /// this request.
     pub fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    /// [`target`](Self::target) without a copy.
+    pub fn target_str(&self) -> &str {
+        &self.target
+    }
+
+    /// Builds the target from the segments and the query.
+    fn build_target(&self) -> String {
         let mut out = String::with_capacity(64);
         if self.segments.is_empty() {
             out.push('/');
@@ -304,6 +326,19 @@ pub fn canonicalize_with(
                     Rejection::EmptySegment
                 });
             }
+            // Nothing to decode (the usual case): the bytes checked above
+            // are printable ASCII without `/` or `\`, so only the dot
+            // segments and `;` remain to refuse, as decode_segment does.
+            if !raw.contains('%') {
+                if raw == "." || raw == ".." {
+                    return Err(Rejection::DotSegment);
+                }
+                if raw.contains(';') {
+                    return Err(Rejection::PathParameter);
+                }
+                segments.push(raw.to_owned());
+                continue;
+            }
             segments.push(decode_segment(raw)?);
         }
     }
@@ -364,18 +399,20 @@ pub fn canonicalize_with(
         }
     }
 
-    let req = CanonicalRequest {
+    let mut req = CanonicalRequest {
         method: method.to_string(),
         segments,
         query,
         accept,
         accept_param,
+        target: String::new(),
     };
+    req.target = req.build_target();
     // The limits hold for what is forwarded too: re-encoding may lengthen
     // the target (a raw `;` becomes `%3B`), and the canonical target must be
     // accepted again (found by fuzzing).
-    let target = req.target();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let target = req.target_str();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path.len() > MAX_PATH_BYTES {
         return Err(Rejection::PathTooLong);
     }
@@ -462,7 +499,13 @@ fn decode_segment(raw: &str) -> Result<String, Rejection> {
     Ok(text)
 }
 
+/// Called on a raw query already checked to be printable ASCII (no control
+/// character, no space, nothing above 0x7f).
 fn decode_query_part(raw: &str) -> Result<String, Rejection> {
+    // Nothing to decode: printable ASCII without `%` passes check_decoded.
+    if !raw.contains(['%', '+']) {
+        return Ok(raw.to_owned());
+    }
     check_decoded(percent_decode(raw, true)?)
 }
 

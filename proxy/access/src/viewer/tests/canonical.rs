@@ -292,3 +292,70 @@ fn non_ascii_query_keys_of_tag_length_do_not_panic() {
         let _ = canonicalize("GET", target, &[]);
     }
 }
+
+/// A path segment or a query part without escapes is taken as is (no
+/// decoding): it must mean what its escaped spelling means, with the same
+/// refusals, for every printable ASCII character.
+#[test]
+fn unescaped_parts_read_like_their_escaped_spelling() {
+    let canon = |t: &str| canonicalize("GET", t, &[]).map(|c| c.target());
+    for b in 0x21u8..0x7f {
+        let c = b as char;
+        let escaped = format!("%{b:02X}");
+        // Path: characters a raw path may hold (others are refused raw).
+        if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c) {
+            for (raw, enc) in [
+                (format!("/a/x{c}y"), format!("/a/x{escaped}y")),
+                (format!("/a/{c}"), format!("/a/{escaped}")),
+                (format!("/a/{c}{c}"), format!("/a/{escaped}{escaped}")),
+            ] {
+                assert_eq!(canon(&raw), canon(&enc), "{raw} vs {enc}");
+            }
+        }
+        // Query: anything printable but the separators and escapes.
+        if !"%+&=#".contains(c) {
+            for (raw, enc) in [
+                (format!("/a?k=x{c}y"), format!("/a?k=x{escaped}y")),
+                (format!("/a?k{c}=v"), format!("/a?k{escaped}=v")),
+                (format!("/a?k={c}"), format!("/a?k={escaped}")),
+            ] {
+                assert_eq!(canon(&raw), canon(&enc), "{raw} vs {enc}");
+            }
+        }
+    }
+}
+
+/// The headers `reads_header` leaves out do not change the canonical request
+/// nor a refusal: a caller may pass only the ones it names.
+#[test]
+fn only_the_headers_read_matter() {
+    use crate::viewer::reads_header;
+    let sets: &[&[(&str, &str)]] = &[
+        &[("Host", "x"), ("Cookie", "a=b"), ("Accept", "image/jpeg")],
+        &[("accept", "application/dicom"), ("user-agent", "u")],
+        &[("X-HTTP-Method-Override", "DELETE"), ("cookie", "a=b")],
+        &[
+            ("x-method-override", "GET"),
+            ("ACCEPT", "not a media type;;"),
+        ],
+        &[("referer", "/x"), ("x-http-method", "PUT")],
+        &[("authorization", "Bearer x"), ("forwarded", "for=1.2.3.4")],
+    ];
+    for set in sets {
+        let all = headers(set);
+        let read: Vec<(String, String)> = all
+            .iter()
+            .filter(|(n, _)| reads_header(n))
+            .cloned()
+            .collect();
+        for target in ["/a/b", "/dicom-web/studies/1.2?accept=image/png"] {
+            assert_eq!(
+                canonicalize("GET", target, &all),
+                canonicalize("GET", target, &read),
+                "{set:?} {target}"
+            );
+        }
+    }
+    assert!(reads_header("Accept") && reads_header("X-Http-Method"));
+    assert!(!reads_header("cookie") && !reads_header("host"));
+}
