@@ -64,6 +64,9 @@ pub struct EspaceProxy {
     forwarded: http::HeaderValue,
     /// The `Host` sent to the viewer (`upstream.address`).
     upstream_host: http::HeaderValue,
+    /// The names of our cookies (session, login flow), never sent to the
+    /// viewer: computed once.
+    our_cookies: [String; 2],
 }
 
 pub struct Ctx {
@@ -103,10 +106,15 @@ impl EspaceProxy {
         };
         let forwarded = header(format!("host={host};proto={}", public.scheme()));
         let upstream_host = header(app.config.upstream.address.clone());
+        let our_cookies = [
+            app.cookies.name(SESSION_COOKIE),
+            app.cookies.name(FLOW_COOKIE),
+        ];
         EspaceProxy {
             app,
             forwarded,
             upstream_host,
+            our_cookies,
         }
     }
 
@@ -219,9 +227,11 @@ impl ProxyHttp for EspaceProxy {
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
             .unwrap_or_default();
+        // Only the headers the route table reads (method overrides, Accept).
         let headers: Vec<(String, String)> = req
             .headers
             .iter()
+            .filter(|(k, _)| espace_ps_access::viewer::reads_header(k.as_str()))
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
         let verdict = self
@@ -272,19 +282,23 @@ impl ProxyHttp for EspaceProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        for name in STRIPPED_REQUEST_HEADERS {
-            upstream_request.remove_header(*name);
+        // A request has a few headers: look those up in the list, rather
+        // than the list's nineteen names up in the request.
+        let stripped: Vec<http::HeaderName> = upstream_request
+            .headers
+            .keys()
+            .filter(|k| STRIPPED_REQUEST_HEADERS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for name in &stripped {
+            upstream_request.remove_header(name);
         }
-        let ours = [
-            self.app.cookies.name(SESSION_COOKIE),
-            self.app.cookies.name(FLOW_COOKIE),
-        ];
         let cookies: Vec<String> = upstream_request
             .headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| strip_our_cookies(v, &ours))
+            .filter_map(|v| strip_our_cookies(v, &self.our_cookies))
             .collect();
         upstream_request.remove_header(&header::COOKIE);
         if !cookies.is_empty() {
@@ -304,7 +318,10 @@ impl ProxyHttp for EspaceProxy {
         upstream_request.set_uri(uri);
         upstream_request.insert_header(header::HOST, self.upstream_host.clone())?;
         // Pages are rewritten on the way back: ask for them uncompressed.
-        upstream_request.insert_header(header::ACCEPT_ENCODING, "identity")?;
+        upstream_request.insert_header(
+            header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        )?;
         upstream_request.insert_header("forwarded", self.forwarded.clone())?;
         Ok(())
     }
@@ -323,13 +340,12 @@ impl ProxyHttp for EspaceProxy {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
         let class = ctx
             .forward
             .as_ref()
             .map_or(espace_ps_access::viewer::Class::Download, |f| f.class);
-        if !may_download && crate::viewer::must_cut_without_download(&content_type, class) {
+        if !may_download && crate::viewer::must_cut_without_download(content_type, class) {
             tracing::warn!(
                 class = %class,
                 "download content cut before its body: no download permission"
@@ -339,16 +355,25 @@ impl ProxyHttp for EspaceProxy {
                 "download content without download permission",
             ));
         }
+        let is_html = content_type
+            .as_bytes()
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"text/html"));
         // Viewer answers carry patient data: never cached, never framed elsewhere.
-        upstream_response.insert_header(header::CACHE_CONTROL, "no-store")?;
-        upstream_response.insert_header("x-content-type-options", "nosniff")?;
-        upstream_response.insert_header("referrer-policy", "same-origin")?;
-        upstream_response.remove_header("server");
-        let is_html = content_type.to_ascii_lowercase().starts_with("text/html");
+        use http::HeaderValue as V;
+        upstream_response.insert_header(header::CACHE_CONTROL, V::from_static("no-store"))?;
+        upstream_response.insert_header("x-content-type-options", V::from_static("nosniff"))?;
+        upstream_response.insert_header("referrer-policy", V::from_static("same-origin"))?;
+        upstream_response.remove_header(&header::SERVER);
         // Viewer HTML pages run on the portal's origin: they get the route
         // table's policy, with a nonce of this response for what we inject.
         // It replaces whatever the viewer sent (the table is the authority).
-        let nonce = crate::inject::new_nonce();
+        // Only HTML pages use a nonce: no random bytes drawn for the others.
+        let nonce = if is_html {
+            crate::inject::new_nonce()
+        } else {
+            String::new()
+        };
         match (&ctx.forward, is_html) {
             (Some(forward), true) => {
                 let csp = &forward.csp;
@@ -365,8 +390,10 @@ impl ProxyHttp for EspaceProxy {
                     .get("content-security-policy")
                     .is_none()
                 {
-                    upstream_response
-                        .insert_header("content-security-policy", "frame-ancestors 'self'")?;
+                    upstream_response.insert_header(
+                        "content-security-policy",
+                        V::from_static("frame-ancestors 'self'"),
+                    )?;
                 }
             }
         }
