@@ -14,7 +14,6 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod devidp_server;
-pub mod identity;
 pub mod inject;
 pub mod metrics;
 pub mod pages;
@@ -26,3 +25,6 @@ pub mod session;
 pub mod state;
 pub mod viewer;
 pub mod web;
+
+/// The identity model (`espace-ps-identity`), at its historical path.
+pub use espace_ps_identity as identity;

@@ -22,6 +22,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 use time::Date;
 
+use espace_ps_identity::luhn_check_digit;
+
 use crate::{patient_tokens, Backend, RecordsError, Result};
 use names::Kind;
 
@@ -364,27 +366,10 @@ pub fn default_national_ids() -> Vec<String> {
         .collect()
 }
 
-/// Luhn check digit of a string of digits (the RPPS key).
-pub fn luhn_digit(payload: &str) -> u8 {
-    let mut sum = 0u32;
-    for (i, c) in payload.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 0 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    ((10 - sum % 10) % 10) as u8
-}
-
-/// Whether a string of digits ends with its Luhn check digit.
-pub fn luhn_valid(number: &str) -> bool {
-    !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && luhn_digit(&number[..number.len() - 1]) == number.as_bytes()[number.len() - 1] - b'0'
+/// Luhn check digit of a string of digits (the RPPS key), from the
+/// identity model.
+fn luhn_digit(payload: &str) -> u8 {
+    luhn_check_digit(payload).expect("a payload of digits")
 }
 
 // ------------------------------------------------------------------ schema
@@ -1375,6 +1360,7 @@ const ROLES: [&str; 5] = ["MR", "MT", "CO", "PR", "AD"];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use espace_ps_identity::luhn_valid;
 
     #[test]
     fn luhn() {
