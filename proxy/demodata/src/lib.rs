@@ -1,6 +1,8 @@
-//! Reproducible French demo records: the user guide's patient (SCANAP
-//! Françoise) and a few other showcase patients, then as many random
-//! patients as asked, with their dossiers, care teams, exams and reports.
+//! espace-ps demo data (never in the production binary): reproducible
+//! French demo records written into a records database. The user guide's
+//! patient (SCANAP Françoise) and a few other showcase patients, then as
+//! many random patients as asked, with their dossiers, care teams, exams and
+//! reports.
 //!
 //! The same seed and configuration give the same rows, on SQLite and on
 //! PostgreSQL. The loader writes batched multi-row INSERTs in transactions
@@ -23,8 +25,7 @@ use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 use time::Date;
 
 use espace_ps_identity::luhn_check_digit;
-
-use crate::{patient_tokens, Backend, RecordsError, Result};
+use espace_ps_records::{patient_tokens, Backend, RecordsError, Result};
 use names::Kind;
 
 /// The showcase records, fixed whatever the seed (the user guide's example
@@ -308,7 +309,7 @@ pub async fn studies(
     national_ids: &[String],
     limit: Option<u32>,
 ) -> Result<Vec<StudyRow>> {
-    let records = crate::Records::connect_with(url, 1).await?;
+    let records = espace_ps_records::Records::connect_with(url, 1).await?;
     let mut sql = String::from(
         "SELECT e.study_instance_uid, e.accession_number, e.modality, e.act_label, e.exam_date, \
          e.exam_id, e.dossier_number, p.patient_id, p.family_name, p.given_name, p.sex, \
@@ -1412,10 +1413,10 @@ mod tests {
 
     #[test]
     fn schema_split() {
-        let (t, i) = split_schema(crate::SQLITE_SCHEMA);
+        let (t, i) = split_schema(espace_ps_records::SQLITE_SCHEMA);
         assert_eq!(statements(t).len(), 7);
         assert_eq!(statements(i).len(), 8);
-        let (t, i) = split_schema(crate::POSTGRES_SCHEMA);
+        let (t, i) = split_schema(espace_ps_records::POSTGRES_SCHEMA);
         assert_eq!(statements(t).len(), 7);
         assert_eq!(statements(i).len(), 8);
     }
