@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::auth::hm_sso::HmSso;
 use crate::auth::psc::PscClient;
 use crate::config::{Config, LookupLimits, SessionStoreConfig};
@@ -325,15 +326,12 @@ impl App {
             tracing::warn!(reason, "session of a revoked professional ended");
             if let Err(e) = self
                 .db
-                .audit(&crate::audit::AuditEvent {
-                    actor: Some(data.professional.national_id.as_str().to_owned()),
-                    event: "session_revoked",
-                    method: Some(data.professional.login_method.as_str()),
-                    outcome: "success",
-                    client_addr: Some(req.client_ip.to_string()),
-                    detail: Some(reason.to_owned()),
-                    ..Default::default()
-                })
+                .audit(
+                    &AuditEvent::new(Event::SessionRevoked, Outcome::Success)
+                        .by(&data.professional)
+                        .client(req.client_ip)
+                        .detail(reason),
+                )
                 .await
             {
                 tracing::error!(error = %e, "audit write failed");
@@ -352,22 +350,20 @@ impl App {
     }
 
     /// The user block every page shows.
-    pub fn user_view(&self, data: &SessionData) -> Value {
+    pub fn user_view(&self, data: &SessionData) -> pages::UserView {
         let p = &data.professional;
-        json!({
-            "name": p.display_name(),
-            "national_id": p.national_id.as_str(),
-            "rpps": p.rpps,
-            "login_method": match p.login_method {
+        pages::UserView {
+            name: p.display_name(),
+            national_id: p.national_id.as_str().to_owned(),
+            rpps: p.rpps.clone(),
+            login_method: match p.login_method {
                 crate::identity::LoginMethod::PscCard => "Pro Santé Connect, carte CPS",
                 crate::identity::LoginMethod::PscApp => "Pro Santé Connect, application e-CPS",
                 crate::identity::LoginMethod::HmSso => "Hopital Manager",
             },
-            "csrf_token": data.csrf_token,
-            // How long the session lives if idle (the page's script drops
-            // "Mes dernières recherches" after it, even offline).
-            "session_remaining_ms": self.session_remaining_ms(data),
-        })
+            csrf_token: data.csrf_token.clone(),
+            session_remaining_ms: self.session_remaining_ms(data),
+        }
     }
 
     /// Milliseconds until the session ends by idle or absolute timeout if
