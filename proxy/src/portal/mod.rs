@@ -230,7 +230,7 @@ pub async fn handle(app: &App, req: Req) -> Resp {
         }
         _ if ctx.is_json() => web::json(
             StatusCode::NOT_FOUND,
-            &views::ApiError {
+            &crate::pages::ApiError {
                 error: "introuvable",
             },
         ),

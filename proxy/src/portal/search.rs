@@ -4,9 +4,10 @@
 use espace_ps_access::{Action, DossierRoles, Resource, Via};
 use http::StatusCode;
 
-use super::views::{ApiError, PatientHit, PatientView, SearchAnswer, SearchPage};
+use super::views::{PatientHit, PatientView, SearchAnswer, SearchPage};
 use super::{recent_of, Ctx};
 use crate::access::AccessError;
+use crate::pages::ApiError;
 use crate::session::RecentPatient;
 use crate::web::{self, Resp};
 

@@ -138,12 +138,6 @@ impl PatientHit {
     }
 }
 
-/// A JSON refusal (`{"error": "…"}`), in French.
-#[derive(Debug, Serialize)]
-pub struct ApiError {
-    pub error: &'static str,
-}
-
 // === home ===
 
 /// `GET /`.
