@@ -350,9 +350,9 @@ impl App {
     }
 
     /// The user block every page shows.
-    pub fn user_view(&self, data: &SessionData) -> pages::UserView {
+    pub fn user_view(&self, data: &SessionData) -> crate::views::UserView {
         let p = &data.professional;
-        pages::UserView {
+        crate::views::UserView {
             name: p.display_name(),
             national_id: p.national_id.as_str().to_owned(),
             rpps: p.rpps.clone(),

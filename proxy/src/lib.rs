@@ -25,4 +25,5 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod viewer;
+pub mod views;
 pub mod web;

@@ -18,9 +18,10 @@ use serde::Serialize;
 use crate::access::AccessError;
 use crate::app::App;
 use crate::audit::{AuditEvent, Event, Outcome};
-use crate::pages::{ErrorPage, Page, UserView, NOT_FOUND, TOO_MANY_LOOKUPS, UNAVAILABLE};
+use crate::pages::{ErrorPage, NOT_FOUND, TOO_MANY_LOOKUPS, UNAVAILABLE};
 use crate::ratelimit::{hit_all, Verdict};
 use crate::session::{RecentPatient, SessionData};
+use crate::views::{ApiError, Page, UserView};
 use crate::web::{self, Req, Resp};
 
 /// The signed-in request, as handlers see it.
@@ -230,7 +231,7 @@ pub async fn handle(app: &App, req: Req) -> Resp {
         }
         _ if ctx.is_json() => web::json(
             StatusCode::NOT_FOUND,
-            &crate::pages::ApiError {
+            &ApiError {
                 error: "introuvable",
             },
         ),

@@ -7,8 +7,8 @@ use http::StatusCode;
 use super::views::{PatientHit, PatientView, SearchAnswer, SearchPage};
 use super::{recent_of, Ctx};
 use crate::access::AccessError;
-use crate::pages::ApiError;
 use crate::session::RecentPatient;
+use crate::views::ApiError;
 use crate::web::{self, Resp};
 
 /// The patients matching `q` that the engine lets this professional find,
