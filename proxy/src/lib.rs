@@ -18,11 +18,13 @@ pub mod pages;
 pub mod portal;
 pub mod ratelimit;
 pub mod revocation;
+pub mod router;
 pub mod run;
 pub mod server;
 pub mod session;
 pub mod state;
 pub mod viewer;
+pub mod views;
 pub mod web;
 
 /// The identity model (`espace-ps-identity`), at its historical path.

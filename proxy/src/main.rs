@@ -156,16 +156,16 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
     }
     let number = number.trim().to_owned();
     let run = async {
-        let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;
+        let db = espace_ps::state::PortalDb::connect(&config.database.url, 1).await?;
         let unlocked = db.unlock_dossier_number(&number).await?;
         if unlocked {
-            db.audit(&espace_ps::audit::AuditEvent {
-                event: "dossier_number_unlocked",
-                outcome: "success",
-                resource: Some(number.clone()),
-                detail: Some("cli".into()),
-                ..Default::default()
-            })
+            use espace_ps::audit::{AuditEvent, Event, Outcome};
+            // No method: the command line is named in `detail` (as stored so far).
+            db.audit(
+                &AuditEvent::new(Event::DossierNumberUnlocked, Outcome::Success)
+                    .on(number.clone())
+                    .detail("cli"),
+            )
             .await?;
         }
         Ok::<_, espace_ps::state::DbError>(unlocked)

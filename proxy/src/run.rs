@@ -55,7 +55,7 @@ pub fn print_error_chain(e: &dyn std::error::Error) {
 /// Moves espace-ps's clock by the configuration's `[testing]
 /// clock_offset_secs`, if any (tests); false when it cannot be moved.
 pub fn apply_test_clock(config: &Config) -> bool {
-    let Some(offset) = config.clock_offset else {
+    let Some(offset) = config.testing.clock_offset else {
         return true;
     };
     if crate::clock::set_offset(offset).is_err() {
@@ -86,9 +86,9 @@ pub fn serve(config: Config, extra: Vec<Box<dyn ServiceWithDependents>>) -> Exit
     };
     tracing::info!("{}", config.summary());
     // SIGHUP reloads the policies (as a file change does).
-    let engine = app.policies.clone();
-    let viewer = app.viewer.clone();
-    let (dir, name) = (config.policies_dir.clone(), config.upstream.viewer.clone());
+    let engine = app.access.policies().clone();
+    let viewer = app.gate.clone();
+    let (dir, name) = (config.policies.dir.clone(), config.upstream.viewer.clone());
     startup_runtime().spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -99,7 +99,7 @@ pub fn serve(config: Config, extra: Vec<Box<dyn ServiceWithDependents>>) -> Exit
             let outcome = engine.reload();
             // Route tables are not watched: SIGHUP reloads them too.
             if !matches!(outcome, espace_ps_access::ReloadOutcome::Rejected { .. }) {
-                crate::app::reload_route_table(&viewer, &dir, &name);
+                crate::viewer::reload_route_table(&viewer, &dir, &name);
             }
             crate::app::record_reload(outcome);
         }
