@@ -457,13 +457,13 @@ impl World {
         self.audit
             .events()
             .into_iter()
-            .filter(|e| e.actor.as_deref() == Some(who.national_id))
+            .filter(|e| e.actor() == Some(who.national_id))
             .map(|e| {
                 (
-                    e.event.to_owned(),
-                    e.outcome.to_owned(),
-                    e.resource.unwrap_or_default(),
-                    e.detail.unwrap_or_default(),
+                    e.event().to_owned(),
+                    e.outcome().to_owned(),
+                    e.resource().unwrap_or_default().to_owned(),
+                    e.detail_str().unwrap_or_default().to_owned(),
                 )
             })
             .collect()
@@ -517,9 +517,9 @@ impl Got {
 
 /// Every audit record carries who, how and from where.
 pub(super) fn assert_event_context(e: &AuditEvent, who: &Persona) {
-    assert_eq!(e.actor.as_deref(), Some(who.national_id));
-    assert_eq!(e.method, Some("psc_card"));
-    assert_eq!(e.client_addr.as_deref(), Some(CLIENT_IP));
+    assert_eq!(e.actor(), Some(who.national_id));
+    assert_eq!(e.method_str(), Some("psc_card"));
+    assert_eq!(e.client_addr(), Some(CLIENT_IP));
 }
 
 /// Fills the placeholders of a target with a study's ids.
