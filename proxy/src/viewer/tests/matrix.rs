@@ -31,6 +31,16 @@ const X: Class = Class::SideEffect;
 
 const WADO: &str = "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID={I}";
 
+/// (label, class, method, target, visible, invisible)
+type Row = (
+    &'static str,
+    Class,
+    &'static str,
+    &'static str,
+    [Cell; 4],
+    [Cell; 4],
+);
+
 /// One route per row. Columns: Élise (care team `MT` on SCANNER), Élise
 /// holding the DICOM download habilitation, Noël (FEMUR opened by its
 /// number: a grant), Inès (outsider). `visible` is on SCANNER for Élise,
@@ -39,7 +49,7 @@ const WADO: &str = "/wado?requestType=WADO&studyUID={S}&seriesUID={SE}&objectUID
 ///
 /// (label, class, method, target, visible, invisible)
 #[rustfmt::skip]
-const MATRIX: &[(&str, Class, &str, &str, [Cell; 4], [Cell; 4])] = &[
+const MATRIX: &[Row] = &[
     ("D /instances/{id}/file", D, "GET", "/instances/{iid}/file", [DlRef, FwdD, DlRef, NA], [Ref, Ref, Ref, Ref]),
     ("D /studies/{id}/archive", D, "GET", "/studies/{sid}/archive", [DlRef, FwdD, DlRef, NA], [Ref, Ref, Ref, Ref]),
     ("D /series/{id}/media", D, "GET", "/series/{seid}/media", [DlRef, FwdD, DlRef, NA], [Ref, Ref, Ref, Ref]),
