@@ -43,10 +43,13 @@ use std::time::Instant;
 
 use process::{alive, stat, Service};
 
+/// A service's variables: name and value.
+type Vars = Vec<(String, String)>;
+
 /// A service started by this process: its variables, and its processes
 /// (stopped on drop until [`Service::keep`]).
 pub(crate) struct Started {
-    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) vars: Vars,
     pub(crate) services: Vec<Service>,
 }
 
@@ -169,21 +172,18 @@ pub fn dead_services() -> Vec<&'static str> {
 
 /// The variables of a group: the environment's, or the shared service's
 /// (looked up once per process).
-fn group_vars(group: Group) -> Result<Vec<(String, String)>, String> {
+fn group_vars(group: Group) -> Result<Vars, String> {
     if let Some(vars) = from_env(group, |n| std::env::var(n).ok()) {
         return vars;
     }
-    static CACHE: [OnceLock<Result<Vec<(String, String)>, String>>; 3] =
+    static CACHE: [OnceLock<Result<Vars, String>>; 3] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     CACHE[group.index()].get_or_init(|| shared(group)).clone()
 }
 
 /// The group's variables from `env` when its first one is set (all of them
 /// then, or an error); `None` when it is not.
-fn from_env(
-    group: Group,
-    env: impl Fn(&str) -> Option<String>,
-) -> Option<Result<Vec<(String, String)>, String>> {
+fn from_env(group: Group, env: impl Fn(&str) -> Option<String>) -> Option<Result<Vars, String>> {
     let names = group.vars();
     env(names[0])?;
     Some(
@@ -233,15 +233,21 @@ fn owner() -> Owner {
 /// `$TMPDIR/espace-ps-tests-UID/run-PID-START`, created (traversable by the
 /// PostgreSQL user when we are root).
 fn run_dir(owner: Owner) -> Result<PathBuf, String> {
+    let run = base_dir()?.join(format!("run-{}-{}", owner.pid, owner.start));
+    std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+    Ok(run)
+}
+
+/// `$TMPDIR/espace-ps-tests-UID`, created, ours.
+pub(crate) fn base_dir() -> Result<PathBuf, String> {
     let uid = rustix::process::getuid().as_raw();
     let base = std::env::temp_dir().join(format!("espace-ps-tests-{uid}"));
-    let run = base.join(format!("run-{}-{}", owner.pid, owner.start));
-    std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let meta = std::fs::metadata(&base).map_err(|e| e.to_string())?;
     if meta.uid() != uid {
         return Err(format!("{} belongs to another user", base.display()));
     }
-    Ok(run)
+    Ok(base)
 }
 
 /// Opens (creating) `path` and takes an exclusive lock on it, held until
@@ -259,7 +265,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<File, String> {
 }
 
 /// The state file: `pid PID START` lines, then `NAME=VALUE` lines.
-fn parse_state(s: &str) -> (Vec<(u32, u64)>, Vec<(String, String)>) {
+fn parse_state(s: &str) -> (Vec<(u32, u64)>, Vars) {
     let mut procs = Vec::new();
     let mut vars = Vec::new();
     for line in s.lines() {
@@ -278,7 +284,7 @@ fn parse_state(s: &str) -> (Vec<(u32, u64)>, Vec<(String, String)>) {
 
 /// The group's service for this run: reused, or started (once per run: the
 /// lock file makes the other test processes wait, then read its state).
-fn shared(group: Group) -> Result<Vec<(String, String)>, String> {
+fn shared(group: Group) -> Result<Vars, String> {
     let owner = owner();
     let run = run_dir(owner)?;
     let name = group.name();
@@ -297,6 +303,7 @@ fn shared(group: Group) -> Result<Vec<(String, String)>, String> {
         }
         eprintln!("espace-ps-testenv: the shared {name} exited; starting it again");
     }
+    sweep_stale_runs(&run);
     ensure_watchdog(owner, &run, name)?;
     let dir = run.join(name);
     let began = Instant::now();
@@ -377,6 +384,60 @@ rm -rf "$run/$name" "$run/$name".*
 rmdir "$run" 2>/dev/null
 exit 0
 "#;
+
+/// Removes what runs whose owner and watchdogs are all gone left behind
+/// (a watchdog killed with its session): their processes get SIGKILL, their
+/// directories are removed. `current` is this run's directory.
+fn sweep_stale_runs(current: &Path) {
+    let Some(base) = current.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let pid_start = |s: &str| -> Option<(u32, u64)> {
+        let mut it = s.trim().split(':');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    for run in entries.flatten().map(|e| e.path()) {
+        let Some(owner) = run
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|n| pid_start(&n.replacen('-', ":", 1)))
+        else {
+            continue;
+        };
+        if run == current || alive(owner.0, owner.1) {
+            continue;
+        }
+        let files: Vec<PathBuf> = std::fs::read_dir(&run)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        let read = |ext: &str| {
+            files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == ext))
+                .filter_map(|f| std::fs::read_to_string(f).ok())
+                .flat_map(|s| s.lines().filter_map(pid_start).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        if read("watchdog").iter().any(|&(p, t)| alive(p, t)) {
+            continue;
+        }
+        for (p, t) in read("pids") {
+            if alive(p, t) {
+                if let Some(pid) = rustix::process::Pid::from_raw(p as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&run);
+    }
+}
 
 /// Starts the group's watchdog unless it runs already.
 fn ensure_watchdog(owner: Owner, run: &Path, name: &str) -> Result<(), String> {

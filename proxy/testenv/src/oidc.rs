@@ -142,8 +142,8 @@ pub(crate) fn npm_ci(dir: &Path) -> Result<(), String> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == want) {
         return Ok(());
     }
-    // Two runs at once in one work tree: one `npm ci` at a time.
-    let _guard = crate::lock_file(&dir.join(".npm-ci.lock"))?;
+    // Two runs at once: one `npm ci` at a time.
+    let _guard = crate::lock_file(&crate::base_dir()?.join("npm-ci.lock"))?;
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == want) {
         return Ok(());
     }
