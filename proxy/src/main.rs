@@ -550,8 +550,8 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
     };
     tracing::info!("{}", config.summary());
     // SIGHUP reloads the policies (as a file change does).
-    let engine = app.policies.clone();
-    let viewer = app.viewer.clone();
+    let engine = app.access.policies().clone();
+    let viewer = app.gate.clone();
     let (dir, name) = (config.policies_dir.clone(), config.upstream.viewer.clone());
     startup_runtime().spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -563,7 +563,7 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
             let outcome = engine.reload();
             // Route tables are not watched: SIGHUP reloads them too.
             if !matches!(outcome, espace_ps_access::ReloadOutcome::Rejected { .. }) {
-                espace_ps::app::reload_route_table(&viewer, &dir, &name);
+                espace_ps::viewer::reload_route_table(&viewer, &dir, &name);
             }
             espace_ps::app::record_reload(outcome);
         }
