@@ -96,18 +96,21 @@ pub enum AppError {
 impl App {
     pub async fn build(config: Config) -> Result<Arc<App>, AppError> {
         let config = Arc::new(config);
-        let pages = Arc::new(Pages::new(config.pages_dir.as_deref())?);
+        let pages = Arc::new(Pages::new(config.portal.pages_dir.as_deref())?);
         let store: Arc<dyn KvStore> = match &config.sessions.store {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
             SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
         };
-        let lookup_limits =
-            LookupLimiters::new(&store, &config.sessions.key_prefix, &config.lookup_limits);
+        let lookup_limits = LookupLimiters::new(
+            &store,
+            &config.sessions.key_prefix,
+            &config.rate_limit.lookups,
+        );
         let login_limit = Limiter::per_minute(
             store.clone(),
             &config.sessions.key_prefix,
             "login",
-            config.login_rate_per_minute.max(1) as u64,
+            config.rate_limit.login_per_minute.max(1) as u64,
         );
         let sessions = Arc::new(Sessions::new(
             store,
@@ -115,27 +118,27 @@ impl App {
             config.sessions.idle_timeout,
             config.sessions.absolute_timeout,
         ));
-        let db = PortalDb::connect(&config.database_url, config.database_max_connections).await?;
+        let db = PortalDb::connect(&config.database.url, config.database.max_connections).await?;
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
-        let records = match &config.records_url {
+        let records = match &config.records.url {
             Some(url) => {
                 let records =
-                    espace_ps_records::Records::connect_with(url, config.records_max_connections)
+                    espace_ps_records::Records::connect_with(url, config.records.max_connections)
                         .await?;
                 records.check_search_index().await?;
                 Some(records)
             }
             None => None,
         };
-        let policies = espace_ps_access::Engine::load(&config.policies_dir)?;
-        let table = crate::viewer::load_table(&config.policies_dir, &config.upstream.viewer)
+        let policies = espace_ps_access::Engine::load(&config.policies.dir)?;
+        let table = crate::viewer::load_table(&config.policies.dir, &config.upstream.viewer)
             .map_err(AppError::RouteTable)?
             .ok_or_else(|| {
                 AppError::RouteTable(format!(
                     "no route table named {:?} in {}/viewers",
                     config.upstream.viewer,
-                    config.policies_dir.display()
+                    config.policies.dir.display()
                 ))
             })?;
         let access = Arc::new(Access::new(
@@ -155,7 +158,7 @@ impl App {
         ));
         let on_reload = {
             let viewer = viewer.clone();
-            let dir = config.policies_dir.clone();
+            let dir = config.policies.dir.clone();
             let name = config.upstream.viewer.clone();
             move |outcome: espace_ps_access::ReloadOutcome| {
                 if matches!(outcome, espace_ps_access::ReloadOutcome::Reloaded { .. }) {

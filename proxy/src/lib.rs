@@ -26,4 +26,5 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod viewer;
+pub mod views;
 pub mod web;

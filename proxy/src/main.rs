@@ -224,16 +224,16 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
     }
     let number = number.trim().to_owned();
     let run = async {
-        let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;
+        let db = espace_ps::state::PortalDb::connect(&config.database.url, 1).await?;
         let unlocked = db.unlock_dossier_number(&number).await?;
         if unlocked {
-            db.audit(&espace_ps::audit::AuditEvent {
-                event: "dossier_number_unlocked",
-                outcome: "success",
-                resource: Some(number.clone()),
-                detail: Some("cli".into()),
-                ..Default::default()
-            })
+            use espace_ps::audit::{AuditEvent, Event, Outcome};
+            // No method: the command line is named in `detail` (as stored so far).
+            db.audit(
+                &AuditEvent::new(Event::DossierNumberUnlocked, Outcome::Success)
+                    .on(number.clone())
+                    .detail("cli"),
+            )
             .await?;
         }
         Ok::<_, espace_ps::state::DbError>(unlocked)
@@ -523,7 +523,7 @@ dir = "{}"
 /// Moves espace-ps's clock by the configuration's `[testing]
 /// clock_offset_secs`, if any (tests); false when it cannot be moved.
 fn apply_test_clock(config: &Config) -> bool {
-    let Some(offset) = config.clock_offset else {
+    let Some(offset) = config.testing.clock_offset else {
         return true;
     };
     if espace_ps::clock::set_offset(offset).is_err() {
@@ -552,7 +552,7 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
     // SIGHUP reloads the policies (as a file change does).
     let engine = app.access.policies().clone();
     let viewer = app.gate.clone();
-    let (dir, name) = (config.policies_dir.clone(), config.upstream.viewer.clone());
+    let (dir, name) = (config.policies.dir.clone(), config.upstream.viewer.clone());
     startup_runtime().spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {

@@ -131,8 +131,11 @@ pub fn html(status: StatusCode, body: String) -> Resp {
     r
 }
 
-pub fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
-    let mut r = http::Response::new(Bytes::from(body.to_string()));
+/// A JSON answer from a view struct (or a `serde_json::Value`).
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Resp {
+    // Views have string keys only: serializing them cannot fail.
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = http::Response::new(Bytes::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
