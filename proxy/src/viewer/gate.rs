@@ -312,16 +312,18 @@ impl Gate {
     /// body-listed resources cannot be checked here and are refused.
     async fn resolve(&self, c: &Candidate) -> Result<Vec<String>, ResolveError> {
         let mut out = Vec::new();
+        // Listed resources (`/tools/create-archive?resources=…`) are studies,
+        // whether one id or several is listed.
+        let level = if c.level == Level::Listed {
+            Level::Study
+        } else {
+            c.level
+        };
         match &c.resource {
             ResourceRef::One { kind, id } => {
-                out.extend(self.resolve_one(c.level, *kind, id).await?.iter().cloned())
+                out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned())
             }
             ResourceRef::List { kind, ids } => {
-                let level = if c.level == Level::Listed {
-                    Level::Study
-                } else {
-                    c.level
-                };
                 for id in ids {
                     out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned());
                 }

@@ -36,11 +36,6 @@ fn fill_all(t: &str) -> String {
     fill(&x, &SCANNER)
 }
 
-/// Entries the gate forwards and only Orthanc refuses today (see
-/// `gate_refuses_a_method_override_in_the_query`): for Élise they are
-/// checked to be still forwarded, so the list goes when the gate is fixed.
-const KNOWN_GAPS: &[&str] = &["/instances/{iid}/preview?_method=DELETE"];
-
 #[tokio::test]
 async fn gate_replays_the_orthanc_bypass_corpus() {
     let w = World::new(&[]);
@@ -64,8 +59,6 @@ async fn gate_replays_the_orthanc_bypass_corpus() {
             (ELISE, *exp),
             (INES, if *exp == Shell { Shell } else { Deny }),
         ] {
-            let gap = KNOWN_GAPS.contains(raw) && who.national_id == ELISE.national_id;
-            let exp = if gap { View } else { exp };
             let got = Got::of(&w.ask(&who, method, &target, &headers).await);
             decisions += 1;
             let right = match (exp, &got) {
@@ -93,17 +86,16 @@ async fn gate_replays_the_orthanc_bypass_corpus() {
     );
 }
 
-/// BUG (pre-existing, kept by the gate): Orthanc's HTTP server takes
+/// Found by these tests (it predates the gate): Orthanc's HTTP server takes
 /// `GET …?_method=DELETE` (or `PUT`, `POST`) as that method ("Ruby on
 /// Rails' approach", `ExtractMethod` in Orthanc's `HttpServer.cpp`, when
 /// no `X-HTTP-Method-Override` header is sent). The canonicalization
-/// rejects the override HEADERS (`METHOD_OVERRIDE_HEADERS`) but not this
-/// query key, so a professional who may view a study has
+/// rejected the override HEADERS (`METHOD_OVERRIDE_HEADERS`) but not this
+/// query key, so a professional who may view a study had
 /// `GET /studies/{id}?_method=DELETE` forwarded as a view (class R), and
-/// Orthanc deletes the study. The corpus entry on `…/preview` only passes
-/// against Orthanc because `DELETE …/preview` is no route there.
+/// Orthanc deleted the study. The query key is now refused
+/// (`METHOD_OVERRIDE_QUERY_KEYS`).
 #[tokio::test]
-#[ignore = "gate bug: the `_method` query key overrides the method in Orthanc (see the doc comment)"]
 async fn gate_refuses_a_method_override_in_the_query() {
     let w = World::new(&[]);
     for target in [

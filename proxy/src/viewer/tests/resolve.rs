@@ -89,13 +89,12 @@ async fn gate_decides_listed_resources_one_by_one() {
     assert_eq!(hab.get(&ELISE, &mixed).await, REFUSED);
 }
 
-/// BUG (pre-existing, kept by the gate): a `resources` list of ONE id is
-/// classified `ResourceRef::One` at level `listed`, and `Gate::resolve`
-/// maps `listed` to `study` only for `ResourceRef::List`; the one id is
-/// then asked at level `listed`, which no resolver answers (Orthanc's:
-/// `Unresolvable("level")`): refused, where two ids are forwarded.
+/// Found by these tests (it predates the gate): a `resources` list of ONE
+/// id is classified `ResourceRef::One` at level `listed`, and
+/// `Gate::resolve` mapped `listed` to `study` only for `ResourceRef::List`;
+/// the one id was then asked at level `listed`, which no resolver answers:
+/// refused, where two ids were forwarded.
 #[tokio::test]
-#[ignore = "gate bug: a create-archive of one listed id is resolved at level `listed` (see the doc comment)"]
 async fn gate_forwards_a_create_archive_of_one_listed_study() {
     let hab = World::new(&[&ELISE]);
     let one = format!("/tools/create-archive?resources={}", SCANNER.sid);
