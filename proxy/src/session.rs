@@ -7,11 +7,12 @@
 //! store error is an error to the caller, who answers "no" (503), never "yes".
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use parking_lot::Mutex;
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -72,7 +73,7 @@ struct MemoryInner {
 
 impl MemoryStore {
     fn with<T>(&self, f: impl FnOnce(&mut MemoryInner) -> T) -> T {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.inner.lock();
         f(&mut g)
     }
 }
