@@ -168,7 +168,12 @@ fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .filter(|c| {
-            let name = c.split('=').next().unwrap_or("");
+            // The name as the `cookie` crate reads it (trimmed); a piece it
+            // cannot read (no `=`) is compared whole.
+            let name = cookie::Cookie::parse(*c)
+                .ok()
+                .and_then(|k| k.name_raw())
+                .unwrap_or(c);
             !ours.iter().any(|o| o == name)
         })
         .collect();
@@ -574,5 +579,9 @@ mod tests {
             Some("viewer=1")
         );
         assert_eq!(strip_our_cookies("espace-session=abc", &ours), None);
+        assert_eq!(
+            strip_our_cookies("espace-session =abc; v=1;espace-login", &ours).as_deref(),
+            Some("v=1")
+        );
     }
 }

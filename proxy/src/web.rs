@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use cookie::{Cookie, SameSite};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
@@ -49,15 +50,17 @@ impl Req {
         form_param(&self.body, name)
     }
 
+    /// The value of the first cookie named `name`, over every `Cookie`
+    /// header line.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -198,19 +201,19 @@ impl Cookies {
         }
     }
 
-    /// `max_age` None: a browser-session cookie.
+    /// The `Set-Cookie` value; `max_age` None: a browser-session cookie.
     pub fn set(&self, base: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut c = format!(
-            "{}={value}; Path=/; HttpOnly; SameSite=Lax",
-            self.name(base)
-        );
+        let mut c = Cookie::build((self.name(base), value.to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure);
         if let Some(age) = max_age {
-            c.push_str(&format!("; Max-Age={age}"));
+            c = c.max_age(time::Duration::seconds(
+                i64::try_from(age).unwrap_or(i64::MAX),
+            ));
         }
-        if self.secure {
-            c.push_str("; Secure");
-        }
-        c
+        c.build().to_string()
     }
 
     pub fn clear(&self, base: &str) -> String {
@@ -479,14 +482,62 @@ mod tests {
     fn cookies_are_host_prefixed_and_secure_on_https() {
         let c = Cookies { secure: true };
         let s = c.set(SESSION_COOKIE, "abc", None);
+        // The `cookie` crate writes the attributes in its own order.
         assert_eq!(
             s,
-            "__Host-espace-session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
+            "__Host-espace-session=abc; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        let attrs = |s: &str| {
+            let mut a: Vec<String> = s.split("; ").map(str::to_owned).collect();
+            a.sort();
+            a
+        };
+        assert_eq!(
+            attrs(&s),
+            attrs("__Host-espace-session=abc; Path=/; HttpOnly; SameSite=Lax; Secure")
         );
         assert!(c.clear(SESSION_COOKIE).contains("Max-Age=0"));
+        assert_eq!(
+            attrs(&c.clear(SESSION_COOKIE)),
+            attrs("__Host-espace-session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
+        );
+        assert_eq!(
+            attrs(&c.set(FLOW_COOKIE, "f", Some(600))),
+            attrs("__Host-espace-login=f; Path=/; HttpOnly; SameSite=Lax; Max-Age=600; Secure")
+        );
         let plain = Cookies { secure: false };
         assert_eq!(plain.name(SESSION_COOKIE), "espace-session");
         assert!(!plain.set(SESSION_COOKIE, "abc", None).contains("Secure"));
+        assert_eq!(
+            attrs(&plain.set(SESSION_COOKIE, "abc", None)),
+            attrs("espace-session=abc; Path=/; HttpOnly; SameSite=Lax")
+        );
+    }
+
+    #[test]
+    fn request_cookies_are_read_over_every_header_line() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            "a=1; espace-session=s1=; b".parse().unwrap(),
+        );
+        headers.append(
+            header::COOKIE,
+            "espace-login=f;espace-session=s2".parse().unwrap(),
+        );
+        let req = Req {
+            method: Method::GET,
+            path: "/".into(),
+            query: None,
+            headers,
+            body: Bytes::new(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+        };
+        assert_eq!(req.cookie(SESSION_COOKIE).as_deref(), Some("s1="));
+        assert_eq!(req.cookie(FLOW_COOKIE).as_deref(), Some("f"));
+        assert_eq!(req.cookie("a").as_deref(), Some("1"));
+        assert_eq!(req.cookie("b"), None);
+        assert_eq!(req.cookie("__Host-espace-session"), None);
     }
 
     fn post(headers: &[(&str, &str)], body: &str) -> Req {
