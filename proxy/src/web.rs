@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::config::{IpNet, ServerConfig};
@@ -84,87 +84,47 @@ fn form_param(data: &[u8], name: &str) -> Option<String> {
 
 // === responses ===
 
-/// Which cache policy a response gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cache {
-    /// Anything personal: never stored.
-    NoStore,
-    /// Static assets that carry no personal data.
-    Public,
-    /// Static, but checked with the server every time.
-    Revalidate,
-}
+pub use espace_ps_http::Cache;
 
-/// Adds the security headers every page of ours carries.
-pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
-        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-    };
-    set(
-        headers,
+/// The security headers every page of ours carries (the builders below and
+/// [`security_headers`] set them, from `espace_ps_http`).
+pub const SECURITY: espace_ps_http::SecurityHeaders = espace_ps_http::SecurityHeaders(&[
+    (
         "content-security-policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    );
-    set(headers, "x-content-type-options", "nosniff");
-    set(headers, "referrer-policy", "same-origin");
-    set(headers, "x-frame-options", "DENY");
-    set(headers, "cross-origin-opener-policy", "same-origin");
-    set(
-        headers,
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    (
         "permissions-policy",
         "camera=(), microphone=(), geolocation=(), usb=()",
-    );
-    match cache {
-        Cache::NoStore => set(headers, "cache-control", "no-store"),
-        Cache::Public => set(headers, "cache-control", "public, max-age=3600"),
-        Cache::Revalidate => set(headers, "cache-control", "no-cache"),
-    }
+    ),
+]);
+
+/// Adds the security headers every page of ours carries.
+pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
+    SECURITY.apply(headers, cache);
 }
 
 pub fn html(status: StatusCode, body: String) -> Resp {
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.html(status, body)
 }
 
 pub fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
-    let mut r = http::Response::new(Bytes::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.json(status, body)
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = http::Response::new(Bytes::from_static(body.as_bytes()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.text(status, body)
 }
 
 /// A 303 to `location` (a relative path or an absolute URL we built).
 pub fn redirect(location: &str) -> Resp {
-    let mut r = http::Response::new(Bytes::new());
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.redirect(location)
 }
 
 pub fn add_cookie(resp: &mut Resp, cookie: &str) {
@@ -339,6 +299,7 @@ pub fn csrf_ok(req: &Req, expected_token: &str, public_origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     #[test]
     fn return_to_accepts_plain_paths() {
