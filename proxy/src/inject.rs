@@ -4,13 +4,31 @@
 //! professional without the download habilitation, a style that hides the
 //! viewer's download controls (the server-side refusal is what counts).
 //!
+//! Pages are rewritten as they stream, chunk by chunk, by `lol_html`
+//! (Cloudflare's streaming HTML rewriter): our head elements go right after
+//! the page's `<head>` start tag and the header right after `<body>`, as
+//! the HTML tokenizer sees them, so a `<head>` written in a comment, a
+//! script, a style or an attribute is not where we inject. A page without
+//! `<head>` gets both after `<body>`; a page without `<body>` gets the
+//! header at its end; a page with neither is held back (at most
+//! [`MAX_HTML`]) and gets both in front. gzip and deflate bodies are decoded
+//! on the way (the page then goes out uncompressed).
+//!
 //! Every element added carries the response's CSP nonce (see
 //! `Csp::header_value`), and none needs an inline event handler: the
 //! viewer's policy refuses `'unsafe-inline'` for scripts.
+use std::borrow::Cow;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use std::io::Read;
+use lol_html::html_content::ContentType;
+use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{OutputSink, Selector};
+use parking_lot::Mutex;
 
-/// The most of an HTML page that is buffered to be rewritten.
+/// The most of a page held back while neither its `<head>` nor its
+/// `<body>` has been seen; past that the page goes through as is.
 pub const MAX_HTML: usize = 4 * 1024 * 1024;
 
 /// How the viewer's body is encoded, as far as rewriting goes.
@@ -33,22 +51,59 @@ impl Encoding {
         }
     }
 
+    /// A whole body, decoded (by the same streaming decoder pages go through).
     pub fn decode(self, body: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        match self {
-            Encoding::Identity => out.extend_from_slice(body),
-            Encoding::Gzip => {
-                flate2::read::MultiGzDecoder::new(body)
-                    .take(MAX_HTML as u64 * 4)
-                    .read_to_end(&mut out)?;
-            }
-            Encoding::Deflate => {
-                flate2::read::ZlibDecoder::new(body)
-                    .take(MAX_HTML as u64 * 4)
-                    .read_to_end(&mut out)?;
-            }
-        }
+        let mut d = Decoder::new(self);
+        let mut out = d.write(body)?.into_owned();
+        out.extend(d.finish()?);
         Ok(out)
+    }
+}
+
+/// Decodes a body chunk by chunk.
+enum Decoder {
+    Identity,
+    Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl Decoder {
+    fn new(encoding: Encoding) -> Decoder {
+        match encoding {
+            Encoding::Identity => Decoder::Identity,
+            Encoding::Gzip => Decoder::Gzip(flate2::write::MultiGzDecoder::new(Vec::new())),
+            Encoding::Deflate => Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+        }
+    }
+
+    /// What `chunk` decodes to so far.
+    fn write<'a>(&mut self, chunk: &'a [u8]) -> std::io::Result<Cow<'a, [u8]>> {
+        Ok(match self {
+            Decoder::Identity => Cow::Borrowed(chunk),
+            Decoder::Gzip(d) => {
+                d.write_all(chunk)?;
+                Cow::Owned(std::mem::take(d.get_mut()))
+            }
+            Decoder::Deflate(d) => {
+                d.write_all(chunk)?;
+                Cow::Owned(std::mem::take(d.get_mut()))
+            }
+        })
+    }
+
+    /// The rest, at the end of the body.
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        Ok(match self {
+            Decoder::Identity => Vec::new(),
+            Decoder::Gzip(d) => {
+                d.try_finish()?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Deflate(d) => {
+                d.try_finish()?;
+                std::mem::take(d.get_mut())
+            }
+        })
     }
 }
 
@@ -70,10 +125,12 @@ pub fn new_nonce() -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// Adds our head elements after `<head…>` and the portal header after
-/// `<body…>` (case-insensitive); a page without them gets them in front.
-/// `nonce` (base64, from [`new_nonce`]) goes on every element added.
-pub fn inject(html: &str, may_download: bool, hide_download: &[String], nonce: &str) -> String {
+/// The portal header, after `<body…>`.
+const BANNER: &str = "<div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\">\
+                      <a href=\"/\">Retour au portail</a><a href=\"/auth/logout\">Se déconnecter</a></div>";
+
+/// Our head elements, after `<head…>`, each with the response's nonce.
+fn head_elements(may_download: bool, hide_download: &[String], nonce: &str) -> String {
     let mut head = format!(
         "<link rel=\"manifest\" href=\"/manifest.webmanifest\" nonce=\"{nonce}\">\
          <meta name=\"theme-color\" content=\"#000091\">\
@@ -88,36 +145,168 @@ pub fn inject(html: &str, may_download: bool, hide_download: &[String], nonce: &
             "<style nonce=\"{nonce}\">{selectors}{{display:none !important}}</style>"
         ));
     }
-    let banner = "<div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\">\
-                  <a href=\"/\">Retour au portail</a><a href=\"/auth/logout\">Se déconnecter</a></div>";
-    let lower = html.to_ascii_lowercase();
-    let after_tag = |tag: &str| {
-        let start = lower.find(tag)?;
-        let end = lower[start..].find('>')? + start + 1;
-        Some(end)
-    };
-    let mut out = String::with_capacity(html.len() + head.len() + banner.len());
-    match (after_tag("<head"), after_tag("<body")) {
-        (Some(h), Some(b)) if h <= b => {
-            out.push_str(&html[..h]);
-            out.push_str(&head);
-            out.push_str(&html[h..b]);
-            out.push_str(banner);
-            out.push_str(&html[b..]);
-        }
-        (_, Some(b)) => {
-            out.push_str(&html[..b]);
-            out.push_str(&head);
-            out.push_str(banner);
-            out.push_str(&html[b..]);
-        }
-        _ => {
-            out.push_str(&head);
-            out.push_str(banner);
-            out.push_str(html);
+    head
+}
+
+static HEAD: LazyLock<Selector> = LazyLock::new(|| "head".parse().expect("static selector"));
+static BODY: LazyLock<Selector> = LazyLock::new(|| "body".parse().expect("static selector"));
+
+/// What the rewriter's handlers and its output share with [`PageRewriter`].
+#[derive(Default)]
+struct Shared {
+    /// Rewritten bytes not handed on yet.
+    out: Mutex<Vec<u8>>,
+    /// Our head elements are in.
+    head_done: AtomicBool,
+    /// The portal header is in.
+    body_done: AtomicBool,
+}
+
+struct Sink(Arc<Shared>);
+
+impl OutputSink for Sink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0.out.lock().extend_from_slice(chunk);
+    }
+}
+
+/// A rewriting failure: the page cannot go on (the caller answers 502 or
+/// cuts the connection, the status being sent already).
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    #[error("viewer page does not decode: {0}")]
+    Decode(#[from] std::io::Error),
+    #[error("viewer page cannot be rewritten: {0}")]
+    Rewrite(#[from] lol_html::errors::RewritingError),
+}
+
+/// One viewer HTML page being rewritten as it streams.
+pub struct PageRewriter {
+    /// A mutex only so that the request context is `Sync`; reached through
+    /// `get_mut`, never locked.
+    inner: Mutex<Option<Inner>>,
+}
+
+struct Inner {
+    decoder: Decoder,
+    html: HtmlRewriter<'static, Sink>,
+    shared: Arc<Shared>,
+    head: Arc<str>,
+    /// Output is held back until our head elements are in (or the page
+    /// gave no place for them within [`MAX_HTML`]).
+    holding: bool,
+}
+
+impl PageRewriter {
+    pub fn new(
+        encoding: Encoding,
+        may_download: bool,
+        hide_download: &[String],
+        nonce: &str,
+    ) -> PageRewriter {
+        let shared = Arc::new(Shared::default());
+        let head: Arc<str> = head_elements(may_download, hide_download, nonce).into();
+        let on_head = {
+            let (shared, head) = (shared.clone(), head.clone());
+            move |el: &mut Element<'_, '_>| {
+                if !shared.head_done.swap(true, Ordering::Relaxed) {
+                    el.prepend(&head, ContentType::Html);
+                }
+                Ok(())
+            }
+        };
+        let on_body = {
+            let (shared, head) = (shared.clone(), head.clone());
+            move |el: &mut Element<'_, '_>| {
+                if !shared.body_done.swap(true, Ordering::Relaxed) {
+                    el.prepend(BANNER, ContentType::Html);
+                    if !shared.head_done.swap(true, Ordering::Relaxed) {
+                        // Prepended before the header.
+                        el.prepend(&head, ContentType::Html);
+                    }
+                }
+                Ok(())
+            }
+        };
+        let settings = Settings::new_send()
+            .with_strict(false)
+            .append_element_content_handler((
+                Cow::Borrowed(&*HEAD),
+                ElementContentHandlers::default().element(on_head),
+            ))
+            .append_element_content_handler((
+                Cow::Borrowed(&*BODY),
+                ElementContentHandlers::default().element(on_body),
+            ));
+        let html = HtmlRewriter::new(settings, Sink(shared.clone()));
+        PageRewriter {
+            inner: Mutex::new(Some(Inner {
+                decoder: Decoder::new(encoding),
+                html,
+                shared,
+                head,
+                holding: true,
+            })),
         }
     }
-    out
+
+    /// The rewritten bytes of one more chunk of the body (maybe none yet).
+    pub fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, InjectError> {
+        let Some(inner) = self.inner.get_mut() else {
+            return Ok(Vec::new());
+        };
+        let decoded = inner.decoder.write(chunk)?;
+        inner.html.write(&decoded)?;
+        Ok(inner.take())
+    }
+
+    /// The rest of the page, at the end of the body. Later calls give
+    /// nothing.
+    pub fn end(&mut self) -> Result<Vec<u8>, InjectError> {
+        let Some(mut inner) = self.inner.get_mut().take() else {
+            return Ok(Vec::new());
+        };
+        let rest = inner.decoder.finish()?;
+        inner.html.write(&rest)?;
+        inner.html.end()?;
+        let mut out = std::mem::take(&mut *inner.shared.out.lock());
+        let head_done = inner.shared.head_done.load(Ordering::Relaxed);
+        if inner.holding && !head_done {
+            // Neither <head> nor <body>: ours go in front.
+            let mut page = Vec::with_capacity(inner.head.len() + BANNER.len() + out.len());
+            page.extend_from_slice(inner.head.as_bytes());
+            page.extend_from_slice(BANNER.as_bytes());
+            page.append(&mut out);
+            out = page;
+        } else if head_done && !inner.shared.body_done.load(Ordering::Relaxed) {
+            // A <head> and no <body>: the header goes last.
+            out.extend_from_slice(BANNER.as_bytes());
+        }
+        Ok(out)
+    }
+}
+
+impl Inner {
+    /// The output that may go now.
+    fn take(&mut self) -> Vec<u8> {
+        let mut out = self.shared.out.lock();
+        if self.holding {
+            if !self.shared.head_done.load(Ordering::Relaxed) && out.len() <= MAX_HTML {
+                return Vec::new();
+            }
+            self.holding = false;
+        }
+        std::mem::take(&mut *out)
+    }
+}
+
+/// Rewrites a whole page at once (tests, benchmarks): [`PageRewriter`] fed
+/// one chunk.
+pub fn inject(html: &str, may_download: bool, hide_download: &[String], nonce: &str) -> String {
+    let mut r = PageRewriter::new(Encoding::Identity, may_download, hide_download, nonce);
+    let mut out = r.write(html.as_bytes()).expect("identity pages rewrite");
+    out.extend(r.end().expect("identity pages rewrite"));
+    String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
 }
 
 #[cfg(test)]
@@ -206,5 +395,130 @@ mod tests {
         );
         assert_eq!(Encoding::of(Some("br")), None);
         assert_eq!(Encoding::of(Some("GZIP")), Some(Encoding::Gzip));
+    }
+
+    /// Feeds `page` in chunks of `n` bytes; the concatenated output.
+    fn streamed(encoding: Encoding, page: &[u8], n: usize) -> String {
+        let mut r = PageRewriter::new(encoding, false, &["a.download".into()], "TjBuY2U=");
+        let mut out = Vec::new();
+        for chunk in page.chunks(n) {
+            out.extend(r.write(chunk).unwrap());
+        }
+        out.extend(r.end().unwrap());
+        assert!(r.end().unwrap().is_empty(), "one end only");
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_head_in_a_comment_or_a_script_is_not_where_we_inject() {
+        let page = "<!DOCTYPE html><!-- <head><body> --><html><head><script>var s = \"<head><body>\";</script>\
+                    <title>V</title><style>/* <body> */</style></head>\
+                    <body><textarea><body></textarea><p>x</p></body></html>";
+        let out = inject(page, true, &[], "TjBuY2U=");
+        assert_eq!(out.matches("rel=\"manifest\"").count(), 1, "{out}");
+        assert_eq!(out.matches("espace-ps-bandeau\" role").count(), 1, "{out}");
+        assert!(
+            out.contains("<!-- <head><body> --><html><head><link rel=\"manifest\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("<script>var s = \"<head><body>\";</script>"),
+            "{out}"
+        );
+        assert!(out.contains("<style>/* <body> */</style>"), "{out}");
+        assert!(
+            out.contains("</head><body><div id=\"espace-ps-bandeau\""),
+            "{out}"
+        );
+        assert!(out.contains("<textarea><body></textarea>"), "{out}");
+        // Only what we add changed.
+        let added = out.len() - page.len();
+        assert_eq!(added, inject("", true, &[], "TjBuY2U=").len(), "{out}");
+    }
+
+    #[test]
+    fn a_header_element_is_not_a_head() {
+        let out = inject(
+            "<html><body><header>h</header></body></html>",
+            true,
+            &[],
+            "TjBuY2U=",
+        );
+        assert!(
+            out.starts_with("<html><body><link rel=\"manifest\""),
+            "head elements after <body>, not inside <header>: {out}"
+        );
+        assert!(out.contains("</div><header>h</header>"), "{out}");
+    }
+
+    #[test]
+    fn a_page_without_body_gets_the_header_at_its_end() {
+        let out = inject(
+            "<html><head><title>V</title></head></html>",
+            true,
+            &[],
+            "TjBuY2U=",
+        );
+        assert!(
+            out.starts_with("<html><head><link rel=\"manifest\""),
+            "{out}"
+        );
+        assert!(out.ends_with("</html><div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\"><a href=\"/\">Retour au portail</a><a href=\"/auth/logout\">Se déconnecter</a></div>"), "{out}");
+    }
+
+    #[test]
+    fn pages_stream_chunk_by_chunk_as_they_do_whole() {
+        let whole = inject(PAGE, false, &["a.download".into()], "TjBuY2U=");
+        for n in [1, 3, 7, 64, PAGE.len()] {
+            assert_eq!(
+                streamed(Encoding::Identity, PAGE.as_bytes(), n),
+                whole,
+                "chunks of {n}"
+            );
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(PAGE.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(PAGE.as_bytes()).unwrap();
+        let z = z.finish().unwrap();
+        for n in [1, 5, 4096] {
+            assert_eq!(
+                streamed(Encoding::Gzip, &gz, n),
+                whole,
+                "gzip, chunks of {n}"
+            );
+            assert_eq!(
+                streamed(Encoding::Deflate, &z, n),
+                whole,
+                "deflate, chunks of {n}"
+            );
+        }
+        let mut r = PageRewriter::new(Encoding::Gzip, true, &[], "TjBuY2U=");
+        assert!(
+            r.write(b"not gzip at all").is_err() || r.end().is_err(),
+            "a body that does not decode is an error"
+        );
+    }
+
+    #[test]
+    fn output_is_held_only_until_our_head_elements_are_in() {
+        let mut r = PageRewriter::new(Encoding::Identity, true, &[], "TjBuY2U=");
+        assert!(r.write(b"<!DOCTYPE html><html>").unwrap().is_empty());
+        let first = String::from_utf8(r.write(b"<head><title>V</title>").unwrap()).unwrap();
+        assert!(
+            first.starts_with("<!DOCTYPE html><html><head><link rel=\"manifest\""),
+            "{first}"
+        );
+        let next = r.write(b"</head><body><p>x</p>").unwrap();
+        assert!(!next.is_empty(), "streams once the head is in");
+        // Neither head nor body within MAX_HTML: the page goes through as is.
+        let mut r = PageRewriter::new(Encoding::Identity, true, &[], "TjBuY2U=");
+        let filler = "<p>x</p>".repeat(MAX_HTML / 8 + 1);
+        let out = r.write(filler.as_bytes()).unwrap();
+        assert_eq!(out.len(), filler.len(), "given up holding past MAX_HTML");
+        let rest = r.write(b"<p>y</p>").unwrap();
+        assert_eq!(rest, b"<p>y</p>");
+        assert!(r.end().unwrap().is_empty());
     }
 }
