@@ -19,7 +19,7 @@
 //! viewer's policy refuses `'unsafe-inline'` for scripts.
 use std::borrow::Cow;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use lol_html::html_content::ContentType;
@@ -156,6 +156,10 @@ static BODY: LazyLock<Selector> = LazyLock::new(|| "body".parse().expect("static
 struct Shared {
     /// Rewritten bytes not handed on yet.
     out: Mutex<Vec<u8>>,
+    /// Every byte the rewriter has written out so far.
+    out_total: AtomicUsize,
+    /// The bytes of ours among them.
+    inserted: AtomicUsize,
     /// Our head elements are in.
     head_done: AtomicBool,
     /// The portal header is in.
@@ -166,6 +170,7 @@ struct Sink(Arc<Shared>);
 
 impl OutputSink for Sink {
     fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0.out_total.fetch_add(chunk.len(), Ordering::Relaxed);
         self.0.out.lock().extend_from_slice(chunk);
     }
 }
@@ -181,6 +186,11 @@ pub enum InjectError {
 }
 
 /// One viewer HTML page being rewritten as it streams.
+///
+/// Once the header is in (after `<body>`), the rest of the page needs no
+/// tokenizing: the rewriter is dropped and the bytes it had not written out
+/// yet, then every later chunk, go on as they are. What it had not written
+/// out is known by count: its output is its input plus what we added.
 pub struct PageRewriter {
     /// A mutex only so that the request context is `Sync`; reached through
     /// `get_mut`, never locked.
@@ -189,12 +199,17 @@ pub struct PageRewriter {
 
 struct Inner {
     decoder: Decoder,
-    html: HtmlRewriter<'static, Sink>,
+    /// None once the header is in: the rest goes through as is.
+    html: Option<HtmlRewriter<'static, Sink>>,
     shared: Arc<Shared>,
     head: Arc<str>,
     /// Output is held back until our head elements are in (or the page
     /// gave no place for them within [`MAX_HTML`]).
     holding: bool,
+    /// The input given to the rewriter that it has not written out yet,
+    /// from input offset `written`.
+    pending: Vec<u8>,
+    written: usize,
 }
 
 impl PageRewriter {
@@ -211,6 +226,7 @@ impl PageRewriter {
             move |el: &mut Element<'_, '_>| {
                 if !shared.head_done.swap(true, Ordering::Relaxed) {
                     el.prepend(&head, ContentType::Html);
+                    shared.inserted.fetch_add(head.len(), Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -220,9 +236,11 @@ impl PageRewriter {
             move |el: &mut Element<'_, '_>| {
                 if !shared.body_done.swap(true, Ordering::Relaxed) {
                     el.prepend(BANNER, ContentType::Html);
+                    shared.inserted.fetch_add(BANNER.len(), Ordering::Relaxed);
                     if !shared.head_done.swap(true, Ordering::Relaxed) {
                         // Prepended before the header.
                         el.prepend(&head, ContentType::Html);
+                        shared.inserted.fetch_add(head.len(), Ordering::Relaxed);
                     }
                 }
                 Ok(())
@@ -242,10 +260,12 @@ impl PageRewriter {
         PageRewriter {
             inner: Mutex::new(Some(Inner {
                 decoder: Decoder::new(encoding),
-                html,
+                html: Some(html),
                 shared,
                 head,
                 holding: true,
+                pending: Vec::new(),
+                written: 0,
             })),
         }
     }
@@ -256,8 +276,7 @@ impl PageRewriter {
             return Ok(Vec::new());
         };
         let decoded = inner.decoder.write(chunk)?;
-        inner.html.write(&decoded)?;
-        Ok(inner.take())
+        inner.feed(&decoded)
     }
 
     /// The rest of the page, at the end of the body. Later calls give
@@ -267,18 +286,21 @@ impl PageRewriter {
             return Ok(Vec::new());
         };
         let rest = inner.decoder.finish()?;
-        inner.html.write(&rest)?;
-        inner.html.end()?;
-        let mut out = std::mem::take(&mut *inner.shared.out.lock());
+        let mut out = inner.feed(&rest)?;
+        let Some(html) = inner.html.take() else {
+            return Ok(out);
+        };
+        html.end()?;
+        let mut held = std::mem::take(&mut *inner.shared.out.lock());
         let head_done = inner.shared.head_done.load(Ordering::Relaxed);
         if inner.holding && !head_done {
             // Neither <head> nor <body>: ours go in front.
-            let mut page = Vec::with_capacity(inner.head.len() + BANNER.len() + out.len());
-            page.extend_from_slice(inner.head.as_bytes());
-            page.extend_from_slice(BANNER.as_bytes());
-            page.append(&mut out);
-            out = page;
-        } else if head_done && !inner.shared.body_done.load(Ordering::Relaxed) {
+            out.reserve(inner.head.len() + BANNER.len() + held.len());
+            out.extend_from_slice(inner.head.as_bytes());
+            out.extend_from_slice(BANNER.as_bytes());
+        }
+        out.append(&mut held);
+        if head_done && !inner.shared.body_done.load(Ordering::Relaxed) {
             // A <head> and no <body>: the header goes last.
             out.extend_from_slice(BANNER.as_bytes());
         }
@@ -286,7 +308,42 @@ impl PageRewriter {
     }
 }
 
+/// The rewriter is given at most this much at a time, so that it stops
+/// soon after `<body>`.
+const SLICE: usize = 1024;
+
 impl Inner {
+    /// Gives `input` to the rewriter, a slice at a time, until the header
+    /// is in; what may go now.
+    fn feed(&mut self, input: &[u8]) -> Result<Vec<u8>, InjectError> {
+        let mut out = Vec::new();
+        let mut rest = input;
+        while let Some(html) = self.html.as_mut() {
+            if rest.is_empty() {
+                return Ok(out);
+            }
+            let (now, later) = rest.split_at(rest.len().min(SLICE));
+            rest = later;
+            self.pending.extend_from_slice(now);
+            html.write(now)?;
+            out.append(&mut self.take());
+            // The input offset up to which the rewriter wrote out.
+            let through = self.shared.out_total.load(Ordering::Relaxed)
+                - self.shared.inserted.load(Ordering::Relaxed);
+            let done = through - self.written;
+            if self.shared.body_done.load(Ordering::Relaxed) && !self.holding {
+                out.extend_from_slice(&self.pending[done..]);
+                self.html = None;
+                self.pending = Vec::new();
+            } else {
+                self.pending.drain(..done);
+                self.written = through;
+            }
+        }
+        out.extend_from_slice(rest);
+        Ok(out)
+    }
+
     /// The output that may go now.
     fn take(&mut self) -> Vec<u8> {
         let mut out = self.shared.out.lock();
@@ -520,5 +577,36 @@ mod tests {
         let rest = r.write(b"<p>y</p>").unwrap();
         assert_eq!(rest, b"<p>y</p>");
         assert!(r.end().unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_pages_go_through_unchanged_around_what_we_add() {
+        let pad = "<!-- <body> -->".repeat(300);
+        let tail = "<p>é</p><script>document.write('<body>')</script>".repeat(200);
+        let page = format!("<html><head>{pad}</head><body class=v>{tail}</body></html>");
+        let head = head_elements(false, &["a.download".into()], "TjBuY2U=");
+        let want =
+            format!("<html><head>{head}{pad}</head><body class=v>{BANNER}{tail}</body></html>");
+        assert_eq!(
+            inject(&page, false, &["a.download".into()], "TjBuY2U="),
+            want
+        );
+        for n in [1, 100, 1000, 1024, 4096, page.len()] {
+            assert_eq!(
+                streamed(Encoding::Identity, page.as_bytes(), n),
+                want,
+                "chunks of {n}"
+            );
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(page.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        for n in [7, 512, gz.len()] {
+            assert_eq!(
+                streamed(Encoding::Gzip, &gz, n),
+                want,
+                "gzip, chunks of {n}"
+            );
+        }
     }
 }
