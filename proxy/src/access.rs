@@ -1,15 +1,19 @@
-//! The bridge between a request and the policy engine: who asks (from the
-//! session), what they hold on a dossier (care-team roles from the records,
-//! a dossier-number grant from the portal database), and the engine's
-//! answer. No access rule lives here: this module only gathers facts.
+//! The access service: the bridge between a request and the policy engine.
+//! It gathers the facts (who asks, from the session; what they hold on a
+//! dossier: care-team roles from the records, a dossier-number grant from
+//! the portal database) and asks the engine. No access rule lives here.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use espace_ps_access::{
-    AccessRequest, Action, DossierRoles, LoginMethod, Professional, RequestContext, Resource, Via,
+    AccessRequest, Action, DossierRoles, Engine, LoginMethod, Professional, RequestContext,
+    Resource, Via,
 };
 
-use crate::app::App;
 use crate::identity;
 use crate::session::SessionData;
+use crate::state::PortalDb;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -45,7 +49,76 @@ pub enum Way {
     Grant,
 }
 
-impl App {
+/// The facts a decision needs from the hospital's records and the portal
+/// database. A failure is an error, which the caller turns into a "no".
+#[async_trait]
+pub trait Facts: Send + Sync {
+    /// The dossier a study belongs to (None: a study the records do not know).
+    async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError>;
+    /// The care-team roles this RPPS holds on this dossier.
+    async fn roles_on_dossier(&self, dossier: &str, rpps: &str)
+        -> Result<Vec<String>, AccessError>;
+    /// Whether this account holds a live dossier-number grant on this dossier.
+    async fn has_grant(&self, account_id: i64, dossier: &str) -> Result<bool, AccessError>;
+}
+
+/// The facts as the records (read-only) and the portal database hold them.
+pub struct StoredFacts {
+    pub records: Option<espace_ps_records::Records>,
+    pub db: PortalDb,
+}
+
+#[async_trait]
+impl Facts for StoredFacts {
+    async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError> {
+        let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
+        Ok(records.study(study_uid).await?.map(|s| s.dossier_number))
+    }
+
+    async fn roles_on_dossier(
+        &self,
+        dossier: &str,
+        rpps: &str,
+    ) -> Result<Vec<String>, AccessError> {
+        let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
+        Ok(records.roles_on_dossier(dossier, rpps).await?)
+    }
+
+    async fn has_grant(&self, account_id: i64, dossier: &str) -> Result<bool, AccessError> {
+        Ok(self.db.has_grant(account_id, dossier).await?)
+    }
+}
+
+/// Every access question goes through here: one policy engine, one source
+/// of facts.
+pub struct Access {
+    policies: Engine,
+    facts: Arc<dyn Facts>,
+}
+
+impl Access {
+    pub fn new(policies: Engine, facts: Arc<dyn Facts>) -> Access {
+        Access { policies, facts }
+    }
+
+    /// The policy engine (reloads, groups).
+    pub fn policies(&self) -> &Engine {
+        &self.policies
+    }
+
+    /// The generation of the policies in force: bumped by every reload.
+    pub fn generation(&self) -> u64 {
+        self.policies.generation()
+    }
+
+    /// Whether the policies' `revoked` group lists this professional.
+    pub fn in_revoked_group(&self, p: &identity::Professional) -> bool {
+        self.policies
+            .snapshot()
+            .groups_of(&professional(p))
+            .contains(&crate::revocation::REVOKED_GROUP)
+    }
+
     /// Asks the engine. An error in the engine is a "no".
     pub fn decide(
         &self,
@@ -86,7 +159,7 @@ impl App {
             .await
     }
 
-    /// As [`App::decide_on_dossier`]; with `allow_grant` false, only the
+    /// As [`Access::decide_on_dossier`]; with `allow_grant` false, only the
     /// care team counts (a grant opens its dossier alone, not the patient).
     pub async fn decide_on_dossier_via(
         &self,
@@ -96,9 +169,8 @@ impl App {
         dossier: &str,
         allow_grant: bool,
     ) -> Result<Option<Way>, AccessError> {
-        let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
         let roles = match &session.professional.rpps {
-            Some(rpps) => records.roles_on_dossier(dossier, rpps).await?,
+            Some(rpps) => self.facts.roles_on_dossier(dossier, rpps).await?,
             None => Vec::new(),
         };
         let care_team = vec![DossierRoles {
@@ -115,7 +187,7 @@ impl App {
             return Ok(Some(Way::CareTeam));
         }
         if allow_grant
-            && self.db.has_grant(session.account_id, dossier).await?
+            && self.facts.has_grant(session.account_id, dossier).await?
             && self.decide(
                 session,
                 action,
@@ -130,9 +202,28 @@ impl App {
         }
         Ok(None)
     }
-}
 
-impl App {
+    /// May this session do `action` (view images, download DICOM) on this
+    /// study? A study the records do not know: no.
+    pub async fn may_on_study(
+        &self,
+        session: &SessionData,
+        action: Action,
+        study_uid: &str,
+    ) -> Result<bool, AccessError> {
+        let Some(dossier) = self.facts.dossier_of_study(study_uid).await? else {
+            return Ok(false);
+        };
+        let res = Resource::Study {
+            uid: study_uid.to_owned(),
+            dossier_id: dossier.clone(),
+        };
+        Ok(self
+            .decide_on_dossier(session, action, res, &dossier)
+            .await?
+            .is_some())
+    }
+
     /// May this professional open `dossier` by its number, the birth date
     /// having matched the record?
     pub fn may_open_by_number(&self, session: &SessionData, dossier: &str, patient: &str) -> bool {

@@ -78,3 +78,49 @@ impl PortalDb {
             .collect()
     }
 }
+
+/// Where audit records go: the portal database in production, memory in
+/// the gate's unit tests. An error means "not recorded": the caller
+/// refuses what it was about to allow.
+#[async_trait::async_trait]
+pub trait AuditSink: Send + Sync {
+    async fn record(&self, e: &AuditEvent) -> Result<(), DbError>;
+}
+
+#[async_trait::async_trait]
+impl AuditSink for PortalDb {
+    async fn record(&self, e: &AuditEvent) -> Result<(), DbError> {
+        self.audit(e).await
+    }
+}
+
+/// An audit trail in memory (tests), that can be made to fail.
+#[derive(Default)]
+pub struct MemoryAudit {
+    events: parking_lot::Mutex<Vec<AuditEvent>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryAudit {
+    /// The records so far, oldest first.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events.lock().clone()
+    }
+
+    /// Makes every later write fail (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for MemoryAudit {
+    async fn record(&self, e: &AuditEvent) -> Result<(), DbError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(DbError::Query(sqlx::Error::PoolTimedOut));
+        }
+        self.events.lock().push(e.clone());
+        Ok(())
+    }
+}

@@ -21,6 +21,7 @@ pub mod pages;
 pub mod portal;
 pub mod ratelimit;
 pub mod revocation;
+pub mod router;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -224,7 +224,7 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
     }
     let number = number.trim().to_owned();
     let run = async {
-        let db = espace_ps::state::PortalDb::connect(&config.database_url, 1).await?;
+        let db = espace_ps::state::PortalDb::connect(&config.database.url, 1).await?;
         let unlocked = db.unlock_dossier_number(&number).await?;
         if unlocked {
             db.audit(&espace_ps::audit::AuditEvent {
@@ -523,7 +523,7 @@ dir = "{}"
 /// Moves espace-ps's clock by the configuration's `[testing]
 /// clock_offset_secs`, if any (tests); false when it cannot be moved.
 fn apply_test_clock(config: &Config) -> bool {
-    let Some(offset) = config.clock_offset else {
+    let Some(offset) = config.testing.clock_offset else {
         return true;
     };
     if espace_ps::clock::set_offset(offset).is_err() {
@@ -550,9 +550,9 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
     };
     tracing::info!("{}", config.summary());
     // SIGHUP reloads the policies (as a file change does).
-    let engine = app.policies.clone();
-    let viewer = app.viewer.clone();
-    let (dir, name) = (config.policies_dir.clone(), config.upstream.viewer.clone());
+    let engine = app.access.policies().clone();
+    let viewer = app.gate.clone();
+    let (dir, name) = (config.policies.dir.clone(), config.upstream.viewer.clone());
     startup_runtime().spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -563,7 +563,7 @@ fn serve(config: Config, idp: Option<(SocketAddr, Arc<DevIdp>)>) -> ExitCode {
             let outcome = engine.reload();
             // Route tables are not watched: SIGHUP reloads them too.
             if !matches!(outcome, espace_ps_access::ReloadOutcome::Rejected { .. }) {
-                espace_ps::app::reload_route_table(&viewer, &dir, &name);
+                espace_ps::viewer::reload_route_table(&viewer, &dir, &name);
             }
             espace_ps::app::record_reload(outcome);
         }

@@ -149,7 +149,7 @@ pub async fn revoke(
     national_id: &crate::identity::NationalId,
 ) -> Result<RevokeReport, RevokeError> {
     use crate::config::SessionStoreConfig;
-    let db = PortalDb::connect(&config.database_url, 1).await?;
+    let db = PortalDb::connect(&config.database.url, 1).await?;
     let revoked_at_ms = db.record_revocation(national_id.as_str()).await?;
     let ended = match &config.sessions.store {
         SessionStoreConfig::Memory => Ok(None),

@@ -18,10 +18,11 @@ use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
 
-use crate::app::{App, RouteClass};
+use crate::app::App;
 use crate::config::Config;
 use crate::metrics::{self, METRICS};
 use crate::pages::{self, ErrorPage};
+use crate::router::RouteClass;
 use crate::session::SessionData;
 use crate::web::{self, Req, Resp, FLOW_COOKIE, MAX_LOCAL_BODY, SESSION_COOKIE};
 
@@ -54,12 +55,7 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
 /// "Téléchargement non autorisé" page.
 const DOWNLOAD_CUT: &str = "viewer download cut";
 
-pub const VIEWER_UNAVAILABLE: ErrorPage = ErrorPage::new(
-    http::StatusCode::BAD_GATEWAY,
-    "Visualiseur indisponible",
-    "Le visualiseur d'images de l'établissement ne répond pas pour le moment. Réessayez dans quelques minutes.",
-)
-.with_reference("visualiseur");
+pub use crate::viewer::VIEWER_UNAVAILABLE;
 
 pub struct EspaceProxy {
     app: Arc<App>,
@@ -200,13 +196,13 @@ impl ProxyHttp for EspaceProxy {
             };
             let req = self.request_of(session, body);
             ctx.client_ip = req.client_ip;
-            let resp = self.app.handle_local(req).await;
+            let resp = self.app.router.handle(req).await;
             write_response(session, resp).await?;
             return Ok(true);
         }
         let req = self.request_of(session, Bytes::new());
         ctx.client_ip = req.client_ip;
-        let (session_id, data) = match self.app.viewer_session(&req).await {
+        let (session_id, data) = match self.app.check.viewer_session(&req).await {
             Ok(found) => found,
             Err(resp) => {
                 write_response(session, resp).await?;
@@ -226,14 +222,15 @@ impl ProxyHttp for EspaceProxy {
             .collect();
         let verdict = self
             .app
-            .check_viewer(
-                &session_id,
-                &data,
-                req.method.as_str(),
-                &raw_target,
-                &headers,
-                req.client_ip,
-            )
+            .gate
+            .check(&crate::viewer::ViewerRequest {
+                session_id: &session_id,
+                session: &data,
+                method: req.method.as_str(),
+                raw_target: &raw_target,
+                headers: &headers,
+                client_ip: req.client_ip,
+            })
             .await;
         match verdict {
             crate::viewer::Verdict::Forward(f) => {
@@ -241,8 +238,8 @@ impl ProxyHttp for EspaceProxy {
                 ctx.forward = Some(f);
                 Ok(false)
             }
-            crate::viewer::Verdict::Refuse(resp) => {
-                write_response(session, resp).await?;
+            crate::viewer::Verdict::Refuse(refusal) => {
+                write_response(session, self.app.error(refusal.page())).await?;
                 Ok(true)
             }
         }

@@ -38,15 +38,17 @@ pub enum HmSsoError {
 }
 
 impl HmSsoError {
-    pub fn code(&self) -> &'static str {
+    /// Why the launch is refused, as its page and audit record say.
+    pub fn failure(&self) -> super::failure::HmFailure {
+        use super::failure::HmFailure as F;
         match self {
-            HmSsoError::Missing => "missing_token",
-            HmSsoError::Invalid(_) => "token_invalid",
-            HmSsoError::TooLong => "lifetime_too_long",
-            HmSsoError::NoJti => "no_jti",
-            HmSsoError::Replayed => "replayed",
-            HmSsoError::Keys(_) => "keys_unavailable",
-            HmSsoError::NationalId(_) => "national_id",
+            HmSsoError::Missing => F::MissingToken,
+            HmSsoError::Invalid(_) => F::TokenInvalid,
+            HmSsoError::TooLong => F::LifetimeTooLong,
+            HmSsoError::NoJti => F::NoJti,
+            HmSsoError::Replayed => F::Replayed,
+            HmSsoError::Keys(_) => F::KeysUnavailable,
+            HmSsoError::NationalId(_) => F::NationalId,
         }
     }
 }

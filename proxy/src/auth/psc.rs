@@ -57,17 +57,19 @@ pub enum PscError {
 }
 
 impl PscError {
-    pub fn code(&self) -> &'static str {
+    /// Why the login is refused, as its page and audit record say.
+    pub fn failure(&self) -> super::failure::PscFailure {
+        use super::failure::PscFailure as F;
         match self {
-            PscError::Provider(_) => "provider_unreachable",
-            PscError::IssuerMismatch { .. } => "issuer_mismatch",
-            PscError::DevIdpUntrusted => "dev_idp_untrusted",
-            PscError::TokenExchange(_) => "token_exchange",
-            PscError::NoIdToken => "no_id_token",
-            PscError::IdToken(_) => "id_token_invalid",
-            PscError::Acr(_) => "acr",
-            PscError::UserInfo(_) => "userinfo_invalid",
-            PscError::NationalId(_) => "national_id",
+            PscError::Provider(_) => F::ProviderUnreachable,
+            PscError::IssuerMismatch { .. } => F::IssuerMismatch,
+            PscError::DevIdpUntrusted => F::DevIdpUntrusted,
+            PscError::TokenExchange(_) => F::TokenExchange,
+            PscError::NoIdToken => F::NoIdToken,
+            PscError::IdToken(_) => F::IdTokenInvalid,
+            PscError::Acr(_) => F::Acr,
+            PscError::UserInfo(_) => F::UserInfoInvalid,
+            PscError::NationalId(_) => F::NationalId,
         }
     }
 }

@@ -16,7 +16,7 @@ fn empty_file_gives_single_instance_defaults() {
     let c = Config::defaults();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert!(matches!(c.sessions.store, SessionStoreConfig::Memory));
-    assert!(c.database_url.starts_with("sqlite:"));
+    assert!(c.database.url.starts_with("sqlite:"));
     assert_eq!(c.sessions.idle_timeout, Duration::from_secs(1800));
     assert_eq!(c.sessions.absolute_timeout, Duration::from_secs(4 * 3600));
     assert!(c.summary().starts_with("ok: "));
@@ -186,14 +186,158 @@ fn hm_sso_refuses_symmetric_algorithms() {
 #[test]
 fn moved_clock_is_read_named_in_the_summary_and_bounded() {
     let c = Config::from_toml("[testing]\nclock_offset_secs = -86400\n", no_env).unwrap();
-    assert_eq!(c.clock_offset, Some(time::Duration::days(-1)));
+    assert_eq!(c.testing.clock_offset, Some(time::Duration::days(-1)));
     assert!(
         c.summary().contains("CLOCK MOVED by -86400 s"),
         "{}",
         c.summary()
     );
-    assert!(Config::defaults().clock_offset.is_none());
+    assert!(Config::defaults().testing.clock_offset.is_none());
     let i = issues("[testing]\nclock_offset_secs = 9000000000\n");
     assert_eq!(i[0].key, "testing.clock_offset_secs");
     assert_eq!(i[0].line, Some(2));
+}
+
+#[test]
+fn values_outside_their_set_are_named_with_key_and_line() {
+    for (text, key, line) in [
+        ("[logging]\nformat = \"xml\"\n", "logging.format", 2),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[sessions]\nstore = \"memcached\"\n",
+            "sessions.store",
+            5,
+        ),
+        (
+            "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\nclient_auth = \"private_key_jwt\"\n",
+            "psc.client_auth",
+            4,
+        ),
+        (
+            "[psc]\nissuer = \"https://idp.example/x\"\nclient_id = \"c\"\nclient_secret = \"s\"\nid_token_algs = [\"RS256\",\n  \"none\"]\n",
+            "psc.id_token_algs",
+            6,
+        ),
+        // A value of the wrong type is named by its key too.
+        ("\n[portal]\nunseen_days = \"30\"\n", "portal.unseen_days", 3),
+        ("[rate_limit]\nrecord_views_per_minute = -1\n", "rate_limit.record_views_per_minute", 2),
+        ("[psc]\nclient_id = \"c\"\n", "psc", 1),
+    ] {
+        let i = issues(text);
+        assert_eq!(i.len(), 1, "{text}: {i:?}");
+        assert_eq!((i[0].key.as_str(), i[0].line), (key, Some(line)), "{text}: {i:?}");
+    }
+    // The message says what the set is.
+    let i = issues("[logging]\nformat = \"xml\"\n");
+    assert!(
+        i[0].message.contains("`text`") && i[0].message.contains("`json`"),
+        "{i:?}"
+    );
+}
+
+#[test]
+fn a_problem_with_a_default_value_has_no_line() {
+    // The idle timeout is at its default (1800 s), above this absolute one.
+    let i = issues("[sessions]\nabsolute_timeout_secs = 60\n");
+    assert_eq!(i[0].key, "sessions.idle_timeout_secs");
+    assert_eq!(i[0].line, None);
+    let i = issues("[sessions]\nidle_timeout_secs = 600\nabsolute_timeout_secs = 60\n");
+    assert_eq!(i[0].line, Some(2));
+}
+
+#[test]
+fn the_validated_configuration_is_nested_as_the_file_is() {
+    let c = Config::defaults();
+    assert_eq!(c.database.max_connections, 8);
+    assert_eq!(c.records.url, None);
+    assert_eq!(c.records.max_connections, 8);
+    assert_eq!(c.policies.dir, PathBuf::from("policies"));
+    assert_eq!(c.portal.pages_dir, None);
+    assert_eq!(c.rate_limit.login_per_minute, 30);
+    assert_eq!(
+        c.rate_limit.lookups,
+        LookupLimits {
+            dossier_submit_per_account: 20,
+            dossier_submit_per_address: 60,
+            record_views_per_account: 120,
+            record_views_per_address: 600,
+        }
+    );
+    assert_eq!(c.logging.format, LogFormat::Text);
+    assert_eq!(c.upstream.viewer, "orthanc");
+
+    let text = "[database]\nurl = \"sqlite://a.sqlite\"\nmax_connections = 3\n\
+                [records]\nurl = \"sqlite://r.sqlite?mode=ro\"\nmax_connections = 2\n\
+                [portal]\npages_dir = \"branding\"\nsearch_limit = 5\n\
+                [rate_limit]\nlogin_per_minute = 7\nrecord_views_per_minute_per_address = 9\n\
+                [policies]\ndir = \"/etc/p\"\n";
+    let c = Config::from_toml(text, no_env).unwrap();
+    assert_eq!(c.database.url, "sqlite://a.sqlite");
+    assert_eq!(c.database.max_connections, 3);
+    assert_eq!(c.records.url.as_deref(), Some("sqlite://r.sqlite?mode=ro"));
+    assert_eq!(c.records.max_connections, 2);
+    assert_eq!(c.portal.pages_dir, Some(PathBuf::from("branding")));
+    assert_eq!(c.portal.search_limit, 5);
+    assert_eq!(c.portal.unseen_days, 30);
+    assert_eq!(c.rate_limit.login_per_minute, 7);
+    assert_eq!(c.rate_limit.lookups.record_views_per_address, 9);
+    assert_eq!(c.rate_limit.lookups.record_views_per_account, 120);
+    assert_eq!(c.policies.dir, PathBuf::from("/etc/p"));
+
+    // The environment overrides the file's connection strings.
+    let env = |k: &str| match k {
+        ENV_DATABASE_URL => Some("postgres://db/espace".to_owned()),
+        ENV_RECORDS_URL => Some("postgres://db/records".to_owned()),
+        _ => None,
+    };
+    let c = Config::from_toml(text, env).unwrap();
+    assert_eq!(c.database.url, "postgres://db/espace");
+    assert_eq!(c.records.url.as_deref(), Some("postgres://db/records"));
+    let i = issues("[records]\nurl = \"mysql://x\"\n");
+    assert_eq!((i[0].key.as_str(), i[0].line), ("records.url", Some(2)));
+}
+
+#[test]
+fn every_key_of_the_example_file_is_read() {
+    let text = include_str!("../../../deploy/espace-ps.example.toml");
+    let env = |k: &str| (k == ENV_PSC_CLIENT_SECRET).then(|| "s".to_owned());
+    let c = Config::from_toml(text, env).unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.server.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.server.public_origin(), "https://espace-ps.chu-exemple.fr");
+    assert_eq!(c.server.threads, 4);
+    assert_eq!(
+        c.server.trusted_gateways,
+        vec!["10.20.0.0/24".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!(c.upstream.address, "10.20.1.15:8042");
+    assert!(!c.upstream.tls);
+    let psc = c.psc.as_ref().unwrap();
+    assert_eq!(psc.client_id, "espace-ps-chu-exemple");
+    assert_eq!(psc.client_secret.as_deref(), Some("s"));
+    assert_eq!(psc.client_auth, ClientAuth::ClientSecretBasic);
+    assert_eq!(psc.id_token_algs, vec![IdTokenAlg::Rs256]);
+    assert_eq!(psc.userinfo_algs, vec![IdTokenAlg::Rs256]);
+    assert_eq!(psc.http_timeout, Duration::from_secs(10));
+    let hm = c.hm_sso.as_ref().unwrap();
+    assert_eq!(hm.issuer, "hopital-manager");
+    assert_eq!(hm.algorithms, vec![HmAlg::Rs256, HmAlg::Es256]);
+    assert_eq!(hm.max_lifetime, Duration::from_secs(300));
+    assert_eq!(hm.leeway, Duration::from_secs(30));
+    assert_eq!(hm.allowed_origins, vec!["https://hm.chu-exemple.fr"]);
+    assert!(
+        matches!(&c.sessions.store, SessionStoreConfig::Redis { url } if url == "redis://10.20.1.20:6379/0")
+    );
+    assert_eq!(c.sessions.key_prefix, "espace-ps:");
+    assert_eq!(c.sessions.absolute_timeout, Duration::from_secs(14400));
+    assert_eq!(c.database.url, "postgres://espace_ps@10.20.1.21/espace_ps");
+    assert_eq!(c.database.max_connections, 16);
+    assert_eq!(c.logging.format, LogFormat::Json);
+    assert_eq!(c.logging.level, "info");
+    assert_eq!(c.rate_limit.login_per_minute, 30);
+    assert_eq!(c.policies.dir, PathBuf::from("/etc/espace-ps/policies"));
+    assert_eq!(
+        c.summary(),
+        "ok: listen 0.0.0.0:8080 (public https://espace-ps.chu-exemple.fr), viewer 10.20.1.15:8042, \
+         Pro Santé Connect + Hopital Manager SSO, Redis sessions, portal database PostgreSQL"
+    );
 }

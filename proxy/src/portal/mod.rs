@@ -11,16 +11,63 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::Date;
 
-use crate::access::AccessError;
-use crate::app::App;
+use std::sync::Arc;
+
+use crate::access::{Access, AccessError};
+use crate::auth::SessionCheck;
+use crate::config::{Config, LookupLimits};
+use crate::pages::Pages;
 use crate::pages::{ErrorPage, NOT_FOUND, TOO_MANY_LOOKUPS, UNAVAILABLE};
+use crate::ratelimit::Limiter;
 use crate::ratelimit::{hit_all, Verdict};
 use crate::session::SessionData;
+use crate::session::{KvStore, Sessions};
+use crate::state::PortalDb;
+use crate::viewer::Gate;
 use crate::web::{self, Req, Resp};
+
+/// The portal's pages: what they need, and nothing else.
+pub struct Portal {
+    /// The session of each request.
+    pub check: Arc<SessionCheck>,
+    pub access: Arc<Access>,
+    /// The hospital records, read-only (None: not configured).
+    pub records: Option<espace_ps_records::Records>,
+    pub db: PortalDb,
+    /// To save "Mes dernières recherches" in the session.
+    pub sessions: Arc<Sessions>,
+    pub pages: Arc<Pages>,
+    /// Rate limits on dossier lookups, in the shared session store.
+    pub lookup_limits: LookupLimiters,
+    /// Where a study opens; told when a grant changes what a session may see.
+    pub viewer: Arc<Gate>,
+    pub config: Arc<Config>,
+}
+
+/// The per-account and per-address limits on dossier lookups (see
+/// [`crate::config::LookupLimits`]).
+pub struct LookupLimiters {
+    pub submit_by_account: Limiter,
+    pub submit_by_address: Limiter,
+    pub views_by_account: Limiter,
+    pub views_by_address: Limiter,
+}
+
+impl LookupLimiters {
+    pub fn new(store: &Arc<dyn KvStore>, prefix: &str, l: &LookupLimits) -> LookupLimiters {
+        let m = |name, limit| Limiter::per_minute(store.clone(), prefix, name, limit);
+        LookupLimiters {
+            submit_by_account: m("dossier_submit_account", l.dossier_submit_per_account),
+            submit_by_address: m("dossier_submit_address", l.dossier_submit_per_address),
+            views_by_account: m("record_view_account", l.record_views_per_account),
+            views_by_address: m("record_view_address", l.record_views_per_address),
+        }
+    }
+}
 
 /// The signed-in request, as handlers see it.
 pub struct Ctx<'a> {
-    pub app: &'a App,
+    pub app: &'a Portal,
     pub req: &'a Req,
     pub session_id: String,
     pub session: SessionData,
@@ -89,13 +136,19 @@ impl Ctx<'_> {
     }
 }
 
-pub async fn handle(app: &App, req: Req) -> Resp {
-    let (session_id, session) = match app.session_of(&req).await {
+impl Portal {
+    pub async fn handle(&self, req: Req) -> Resp {
+        handle(self, req).await
+    }
+}
+
+async fn handle(app: &Portal, req: Req) -> Resp {
+    let (session_id, session) = match app.check.session_of(&req).await {
         Ok(Some(found)) => found,
-        Ok(None) => return app.login_required(&req),
-        Err(_) => return app.error(&UNAVAILABLE),
+        Ok(None) => return app.check.login_required(&req),
+        Err(_) => return app.check.error(&UNAVAILABLE),
     };
-    let user = app.user_view(&session);
+    let user = app.check.user_view(&session);
     let ctx = Ctx {
         app,
         req: &req,

@@ -140,7 +140,7 @@ async fn search(ctx: &Ctx<'_>, q: &str) -> Result<(Vec<Value>, bool), AccessErro
                     roles: roles.clone(),
                 })
                 .collect();
-            ctx.app.decide(
+            ctx.app.access.decide(
                 &ctx.session,
                 Action::SearchPatients,
                 Resource::Patient {
@@ -264,7 +264,7 @@ async fn unseen_results(ctx: &Ctx<'_>) -> Result<Vec<Value>, AccessError> {
                 page.into_iter()
                     .filter(|r| !seen.contains(&r.report.report_id))
                     .filter(|r| {
-                        ctx.app.decide(
+                        ctx.app.access.decide(
                             &ctx.session,
                             Action::ViewReport,
                             Resource::Report {
@@ -423,6 +423,7 @@ async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, Ac
         .await?;
     let allowed = found.as_ref().is_some_and(|d| {
         ctx.app
+            .access
             .may_open_by_number(&ctx.session, &d.dossier_number, &d.patient_id)
     });
     METRICS
@@ -461,6 +462,7 @@ async fn venue(ctx: &Ctx<'_>, d: &Dossier) -> Result<Value, AccessError> {
         };
         if ctx
             .app
+            .access
             .decide_on_dossier(&ctx.session, Action::ViewReport, res, &d.dossier_number)
             .await?
             .is_some()
@@ -483,6 +485,7 @@ async fn venue(ctx: &Ctx<'_>, d: &Dossier) -> Result<Value, AccessError> {
         };
         if ctx
             .app
+            .access
             .decide_on_dossier(&ctx.session, Action::ViewImages, res, &d.dossier_number)
             .await?
             .is_some()
@@ -529,6 +532,7 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
             // dossier alone (at /portail/dossiers/{n}), not the patient.
             if ctx
                 .app
+                .access
                 .decide_on_dossier_via(
                     &ctx.session,
                     Action::ViewDossier,
@@ -581,6 +585,7 @@ pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
         };
         let way = ctx
             .app
+            .access
             .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &id)
             .await?;
         let (Some(d), Some(way)) = (found, way) else {
@@ -623,6 +628,7 @@ async fn readable_report(
     };
     let way = ctx
         .app
+        .access
         .decide_on_dossier(&ctx.session, Action::ViewReport, res, &r.dossier_number)
         .await?;
     Ok(way.map(|_| r))
@@ -702,7 +708,7 @@ pub async fn mark_seen(ctx: Ctx<'_>, id: &str) -> Resp {
 // === images ===
 
 pub async fn images(ctx: Ctx<'_>, uid: &str) -> Resp {
-    let result: Result<Option<Result<String, crate::viewer::ViewerError>>, AccessError> = async {
+    let result: Result<Option<Result<String, crate::viewer::ResolveError>>, AccessError> = async {
         let Some(study) = ctx.records()?.study(uid).await? else {
             return Ok(None);
         };
@@ -712,6 +718,7 @@ pub async fn images(ctx: Ctx<'_>, uid: &str) -> Resp {
         };
         if ctx
             .app
+            .access
             .decide_on_dossier(&ctx.session, Action::ViewImages, res, &study.dossier_number)
             .await?
             .is_none()
@@ -719,16 +726,14 @@ pub async fn images(ctx: Ctx<'_>, uid: &str) -> Resp {
             return Ok(None);
         }
         audit_or_refuse(&ctx, audit(&ctx, "images_open", "success", uid)).await?;
-        Ok(Some(
-            crate::viewer::viewer_url_for_study(ctx.app, uid).await,
-        ))
+        Ok(Some(ctx.app.viewer.study_url(uid).await))
     }
     .await;
     match result {
         Ok(Some(Ok(url))) => web::redirect(&url),
         Ok(Some(Err(e))) => {
             tracing::warn!(error = %e, "cannot open a study in the viewer");
-            ctx.error(&crate::server::VIEWER_UNAVAILABLE)
+            ctx.error(&crate::viewer::VIEWER_UNAVAILABLE)
         }
         Ok(None) => ctx.error(&NOT_FOUND),
         Err(e) => ctx.unavailable(&e),

@@ -1,0 +1,184 @@
+//! Who is asking: the session a request's cookie names, checked against
+//! the revocations, and the answer when there is none (the login page for
+//! a browser, 401 for an API call).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::access::Access;
+use crate::audit::AuditEvent;
+use crate::metrics::METRICS;
+use crate::pages::{self, ErrorPage, Pages};
+use crate::revocation::Revocations;
+use crate::session::{SessionData, Sessions, StoreError};
+use crate::state::PortalDb;
+use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
+
+pub struct SessionCheck {
+    pub sessions: Arc<Sessions>,
+    pub cookies: Cookies,
+    pub pages: Arc<Pages>,
+    pub db: PortalDb,
+    pub access: Arc<Access>,
+    pub revocations: Revocations,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+impl SessionCheck {
+    /// The session a request's cookie names, as the session store has it,
+    /// WITHOUT the revocation checks of [`SessionCheck::session_of`]: for
+    /// logout only, which must end a session even while the portal
+    /// database (the revocation list) is down.
+    pub async fn stored_session(
+        &self,
+        req: &Req,
+    ) -> Result<Option<(String, SessionData)>, StoreError> {
+        let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
+            return Ok(None);
+        };
+        match self.sessions.load(&id).await {
+            Ok(found) => Ok(found.map(|data| (id, data))),
+            Err(e) => {
+                METRICS.store_errors.with_label_values(&["load"]).inc();
+                tracing::error!(error = %e, "session store failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// The session of a request, if any. A store failure is an error: the
+    /// caller refuses the request.
+    pub async fn session_of(&self, req: &Req) -> Result<Option<(String, SessionData)>, StoreError> {
+        let Some((id, data)) = self.stored_session(req).await? else {
+            return Ok(None);
+        };
+        // A revoked professional: the session ends here, on every instance.
+        let revoked = match self
+            .revocations
+            .is_revoked(
+                &self.db,
+                data.professional.national_id.as_str(),
+                data.created_at,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                METRICS
+                    .store_errors
+                    .with_label_values(&["revocations"])
+                    .inc();
+                tracing::error!(error = %e, "revocation list unreadable: session refused");
+                return Err(StoreError::Unreachable(e.to_string()));
+            }
+        };
+        let reason = if revoked {
+            Some("sessions_revoked")
+        } else if self.access.in_revoked_group(&data.professional) {
+            Some("revoked_group")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.sessions.destroy(&id).await?;
+            tracing::warn!(reason, "session of a revoked professional ended");
+            if let Err(e) = self
+                .db
+                .audit(&AuditEvent {
+                    actor: Some(data.professional.national_id.as_str().to_owned()),
+                    event: "session_revoked",
+                    method: Some(data.professional.login_method.as_str()),
+                    outcome: "success",
+                    client_addr: Some(req.client_ip.to_string()),
+                    detail: Some(reason.to_owned()),
+                    ..Default::default()
+                })
+                .await
+            {
+                tracing::error!(error = %e, "audit write failed");
+            }
+            return Ok(None);
+        }
+        Ok(Some((id, data)))
+    }
+
+    /// For a request to the viewer: the session, or the response that
+    /// refuses it (login redirect, 401, or 503 when the store is down).
+    pub async fn viewer_session(&self, req: &Req) -> Result<(String, SessionData), Resp> {
+        match self.session_of(req).await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(self.login_required(req)),
+            Err(_) => Err(self.error(&pages::UNAVAILABLE)),
+        }
+    }
+
+    /// A browser navigating gets the login page (and comes back after);
+    /// an API call gets 401.
+    ///
+    /// When the request still carries a session cookie, its session has
+    /// ended without a logout (idle or absolute timeout, revocation): the
+    /// answer also clears the cookie and tells the browser to drop what the
+    /// portal stored ("Mes dernières recherches", caches), as logout does,
+    /// whatever page the browser ends up on and with or without scripts.
+    pub fn login_required(&self, req: &Req) -> Resp {
+        let wants_html = req
+            .header("accept")
+            .is_some_and(|a| a.contains("text/html"));
+        let mut resp = if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
+            let back = web::safe_return_to(&req.path_and_query()).unwrap_or_else(|| "/".into());
+            web::redirect(&format!(
+                "/auth/login?return_to={}",
+                urlencoding::encode(&back)
+            ))
+        } else {
+            web::json(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "authentification requise"}),
+            )
+        };
+        if req.cookie(&self.cookies.name(SESSION_COOKIE)).is_some() {
+            web::add_cookie(&mut resp, &self.cookies.clear(SESSION_COOKIE));
+            resp.headers_mut().insert(
+                "clear-site-data",
+                http::HeaderValue::from_static("\"cache\", \"storage\""),
+            );
+        }
+        resp
+    }
+
+    /// The user block every page shows.
+    pub fn user_view(&self, data: &SessionData) -> Value {
+        let p = &data.professional;
+        json!({
+            "name": p.display_name(),
+            "national_id": p.national_id.as_str(),
+            "rpps": p.rpps,
+            "login_method": match p.login_method {
+                crate::identity::LoginMethod::PscCard => "Pro Santé Connect, carte CPS",
+                crate::identity::LoginMethod::PscApp => "Pro Santé Connect, application e-CPS",
+                crate::identity::LoginMethod::HmSso => "Hopital Manager",
+            },
+            "csrf_token": data.csrf_token,
+            // How long the session lives if idle (the page's script drops
+            // "Mes dernières recherches" after it, even offline).
+            "session_remaining_ms": self.session_remaining_ms(data),
+        })
+    }
+
+    /// Milliseconds until the session ends by idle or absolute timeout if
+    /// no request comes (what `Sessions::load` will decide).
+    fn session_remaining_ms(&self, data: &SessionData) -> i64 {
+        let now = crate::clock::now_secs();
+        let idle_end = data.last_seen + self.idle_timeout.as_secs() as i64;
+        let absolute_end = data.created_at + self.absolute_timeout.as_secs() as i64;
+        (idle_end.min(absolute_end) - now).max(0) * 1000
+    }
+
+    pub fn error(&self, page: &ErrorPage) -> Resp {
+        self.pages.error(page, None)
+    }
+}

@@ -1,0 +1,323 @@
+//! The file format: the serde shape of the TOML file, one struct per table,
+//! with the defaults of `docs/configuration.md`.
+//!
+//! Every table rejects unknown keys; a missing table or key takes its default
+//! (`#[serde(default)]`). A value from a closed set is an enum, so an
+//! unknown one is refused by serde with its key and line. A value that
+//! validation (`validate.rs`) may still refuse is [`Spanned`], so the problem
+//! is reported on its line; a default is spanned nowhere (see [`unspanned`]).
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ClientAuth, HmAlg, IdTokenAlg, LogFormat};
+
+/// A default value: not in the file, so an empty span (a value in the file
+/// is at least one character long).
+pub fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+
+/// Where `value` is in the file, or None for a default.
+pub fn span_of<T>(value: &Spanned<T>) -> Option<Range<usize>> {
+    Some(value.span()).filter(|s| !s.is_empty())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub server: Server,
+    pub upstream: Upstream,
+    pub psc: Option<Psc>,
+    pub hm_sso: Option<HmSso>,
+    pub sessions: Sessions,
+    pub database: Database,
+    pub logging: Logging,
+    pub rate_limit: RateLimit,
+    pub portal: Portal,
+    pub records: Records,
+    pub policies: Policies,
+    pub testing: Testing,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: Spanned<String>,
+    pub admin_listen: Spanned<String>,
+    /// None: `http://{listen}`.
+    pub public_url: Option<Spanned<String>>,
+    pub threads: Spanned<usize>,
+    pub trusted_gateways: Spanned<Vec<String>>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: unspanned("127.0.0.1:8080".to_owned()),
+            admin_listen: unspanned("127.0.0.1:9090".to_owned()),
+            public_url: None,
+            threads: unspanned(2),
+            trusted_gateways: unspanned(Vec::new()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    pub address: Spanned<String>,
+    pub viewer: String,
+    pub hide_download: Vec<String>,
+    pub tls: bool,
+    pub sni: String,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            address: unspanned("127.0.0.1:8042".to_owned()),
+            viewer: "orthanc".to_owned(),
+            hide_download: vec!["button[title=\"Download DICOM\"]".to_owned()],
+            tls: false,
+            sni: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Psc {
+    pub issuer: Spanned<String>,
+    /// None: `{issuer}/.well-known/wallet-openid-configuration`.
+    pub discovery_url: Option<Spanned<String>>,
+    pub client_id: Spanned<String>,
+    /// Or `ESPACE_PSC_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// None: `{public_url}/auth/callback`.
+    pub redirect_uri: Option<Spanned<String>>,
+    /// None: `{public_url}/auth/logged-out`.
+    pub post_logout_redirect_uri: Option<Spanned<String>>,
+    #[serde(default = "psc_scopes")]
+    pub scopes: Spanned<Vec<String>>,
+    #[serde(default = "psc_acr_values")]
+    pub acr_values: String,
+    /// None: the words of `acr_values`.
+    pub required_acr: Option<Vec<String>>,
+    #[serde(default = "psc_id_token_algs")]
+    pub id_token_algs: Spanned<Vec<IdTokenAlg>>,
+    /// None: `id_token_algs`.
+    pub userinfo_algs: Option<Spanned<Vec<IdTokenAlg>>>,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    pub tls_client_cert: Option<Spanned<PathBuf>>,
+    pub tls_client_key: Option<Spanned<PathBuf>>,
+    pub ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub dev_idp: bool,
+    #[serde(default = "psc_http_timeout_secs")]
+    pub http_timeout_secs: u64,
+}
+
+fn psc_scopes() -> Spanned<Vec<String>> {
+    unspanned(vec!["openid".to_owned(), "scope_all".to_owned()])
+}
+
+fn psc_acr_values() -> String {
+    "eidas1".to_owned()
+}
+
+fn psc_id_token_algs() -> Spanned<Vec<IdTokenAlg>> {
+    unspanned(vec![IdTokenAlg::Rs256])
+}
+
+fn psc_http_timeout_secs() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmSso {
+    pub issuer: Spanned<String>,
+    pub audience: Spanned<String>,
+    #[serde(default = "hm_algorithms")]
+    pub algorithms: Vec<HmAlg>,
+    #[serde(default = "nothing")]
+    pub public_keys: Spanned<Vec<PathBuf>>,
+    pub jwks_url: Option<Spanned<String>>,
+    #[serde(default = "hm_max_lifetime_secs")]
+    pub max_lifetime_secs: Spanned<u64>,
+    #[serde(default = "hm_leeway_secs")]
+    pub leeway_secs: u64,
+    #[serde(default = "nothing")]
+    pub allowed_origins: Spanned<Vec<String>>,
+}
+
+fn hm_algorithms() -> Vec<HmAlg> {
+    vec![HmAlg::Rs256, HmAlg::Es256]
+}
+
+fn hm_max_lifetime_secs() -> Spanned<u64> {
+    unspanned(300)
+}
+
+fn hm_leeway_secs() -> u64 {
+    30
+}
+
+fn nothing<T>() -> Spanned<Vec<T>> {
+    unspanned(Vec::new())
+}
+
+/// Where sessions are kept (`sessions.store`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStore {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    pub store: SessionStore,
+    /// Or `ESPACE_REDIS_URL`; required with `store = "redis"`.
+    pub redis_url: Option<Spanned<String>>,
+    pub key_prefix: String,
+    pub idle_timeout_secs: Spanned<u64>,
+    pub absolute_timeout_secs: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            store: SessionStore::Memory,
+            redis_url: None,
+            key_prefix: "espace-ps:".to_owned(),
+            idle_timeout_secs: unspanned(30 * 60),
+            absolute_timeout_secs: 4 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// Or `ESPACE_DATABASE_URL`.
+    pub url: Spanned<String>,
+    pub max_connections: u32,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: unspanned("sqlite://espace-ps.sqlite?mode=rwc".to_owned()),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    pub login_per_minute: Spanned<isize>,
+    pub dossier_submit_per_minute: Spanned<u64>,
+    pub dossier_submit_per_minute_per_address: Spanned<u64>,
+    pub record_views_per_minute: Spanned<u64>,
+    pub record_views_per_minute_per_address: Spanned<u64>,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            login_per_minute: unspanned(30),
+            dossier_submit_per_minute: unspanned(20),
+            dossier_submit_per_minute_per_address: unspanned(60),
+            record_views_per_minute: unspanned(120),
+            record_views_per_minute_per_address: unspanned(600),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Portal {
+    pub pages_dir: Option<PathBuf>,
+    pub unseen_days: Spanned<u32>,
+    pub search_limit: Spanned<u32>,
+    pub grant_days: Spanned<u32>,
+    pub dossier_attempts_max: Spanned<u32>,
+    pub dossier_lockout_minutes: Spanned<u32>,
+    pub dossier_daily_failures_max: Spanned<u32>,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Portal {
+            pages_dir: None,
+            unseen_days: unspanned(30),
+            search_limit: unspanned(20),
+            grant_days: unspanned(7),
+            dossier_attempts_max: unspanned(5),
+            dossier_lockout_minutes: unspanned(15),
+            dossier_daily_failures_max: unspanned(10),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Records {
+    /// Or `ESPACE_RECORDS_URL`; None: the portal has no records.
+    pub url: Option<Spanned<String>>,
+    pub max_connections: u32,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policies {
+    pub dir: PathBuf,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            dir: PathBuf::from("policies"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Testing {
+    pub clock_offset_secs: Option<Spanned<i64>>,
+}

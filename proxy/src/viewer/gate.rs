@@ -1,0 +1,393 @@
+//! The viewer gate: every request to the viewer is canonicalized and
+//! classified by the viewer's route table, its resource resolved to the
+//! studies it really belongs to (asked of the archive through a
+//! [`StudyResolver`], never taken from the client's parent ids), each study
+//! decided by the access service (view images, or download DICOM for class
+//! D), and the decision written to the audit trail. Anything that cannot be
+//! classified, resolved, decided or audited is refused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use espace_ps_access::viewer::{
+    Candidate, Class, Classification, Csp, IdKind, Level, ResourceRef, RouteTable,
+};
+use espace_ps_access::Action;
+use moka::sync::Cache;
+use parking_lot::RwLock;
+
+use super::resolver::{ResolveError, StudyResolver};
+use super::Refusal;
+use crate::access::Access;
+use crate::audit::{AuditEvent, AuditSink};
+use crate::session::SessionData;
+
+/// How long what the archive said about an id is kept.
+const RESOLVE_TTL: Duration = Duration::from_secs(300);
+/// How long a decision is kept (also bounded by policy reloads and grants).
+const DECISION_TTL: Duration = Duration::from_secs(60);
+/// Image views of one study are audited once per session per this window.
+pub const AUDIT_WINDOW: Duration = Duration::from_secs(600);
+/// Entries kept in each cache; the least used go first beyond it.
+const CACHE_CAP: u64 = 100_000;
+
+/// What the gate decided for one request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Forward this canonical target.
+    Forward(Forward),
+    /// Answer this refusal.
+    Refuse(Refusal),
+}
+
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The origin-form target that was validated: exactly what is forwarded.
+    pub target: String,
+    pub class: Class,
+    /// Whether DICOM bytes may flow back (checked again on the response's
+    /// Content-Type, as defense in depth).
+    pub may_download: bool,
+    /// The Content-Security-Policy of the viewer's HTML pages (from the
+    /// route table that decided).
+    pub csp: Arc<Csp>,
+}
+
+/// One viewer request, as the gate needs it.
+pub struct ViewerRequest<'a> {
+    /// The session cookie's value (decisions are cached per session).
+    pub session_id: &'a str,
+    pub session: &'a SessionData,
+    pub method: &'a str,
+    /// The path and query as the client sent them.
+    pub raw_target: &'a str,
+    pub headers: &'a [(String, String)],
+    pub client_ip: std::net::IpAddr,
+}
+
+/// A cached decision: the policy generation and the grant epoch are part
+/// of the key, so a reload or a new grant is never answered from the cache.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    session: Arc<str>,
+    action: Action,
+    study: String,
+    generation: u64,
+    grant_epoch: u64,
+}
+
+pub struct Gate {
+    table: RwLock<Option<Arc<RouteTable>>>,
+    resolver: Arc<dyn StudyResolver>,
+    access: Arc<Access>,
+    audit: Arc<dyn AuditSink>,
+    /// `level:kind:id` → the StudyInstanceUIDs it belongs to.
+    resolved: Cache<String, Arc<Vec<String>>>,
+    decisions: Cache<DecisionKey, bool>,
+    /// (session, study) → an image view was audited within the window.
+    audited: Cache<(Arc<str>, String), ()>,
+    /// Bumped when a dossier grant is created: cached refusals must go.
+    grant_epoch: AtomicU64,
+}
+
+fn cache<K, V>(ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(CACHE_CAP)
+        .time_to_live(ttl)
+        .build()
+}
+
+impl Gate {
+    pub fn new(
+        table: Option<RouteTable>,
+        resolver: Arc<dyn StudyResolver>,
+        access: Arc<Access>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Gate {
+        Gate {
+            table: RwLock::new(table.map(Arc::new)),
+            resolver,
+            access,
+            audit,
+            resolved: cache(RESOLVE_TTL),
+            decisions: cache(DECISION_TTL),
+            audited: cache(AUDIT_WINDOW),
+            grant_epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn table(&self) -> Option<Arc<RouteTable>> {
+        self.table.read().clone()
+    }
+
+    /// Replaces the route table (policy reload).
+    pub fn set_table(&self, table: Option<RouteTable>) {
+        *self.table.write() = table.map(Arc::new);
+        self.decisions.invalidate_all();
+    }
+
+    /// A dossier grant was created: forget cached decisions.
+    pub fn grants_changed(&self) {
+        self.grant_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The viewer page that shows a study (the portal's "Voir les images").
+    pub async fn study_url(&self, study_uid: &str) -> Result<String, ResolveError> {
+        self.resolver.viewer_url(study_uid).await
+    }
+
+    /// The decision for one viewer request.
+    pub async fn check(&self, r: &ViewerRequest<'_>) -> Verdict {
+        let Some(table) = self.table() else {
+            return Verdict::Refuse(Refusal::Refused);
+        };
+        let canonical = match table.canonicalize(r.method, r.raw_target, r.headers) {
+            Ok(c) => c,
+            Err(reason) => {
+                tracing::info!(%reason, "viewer request rejected");
+                return Verdict::Refuse(Refusal::Malformed);
+            }
+        };
+        let candidate = match table.classify(&canonical) {
+            Classification::Candidate(c) => c,
+            Classification::Denied(d) => {
+                if d.class == Some(Class::Download) {
+                    self.audit_best_effort(r.event("dicom_download", "refused", "", &d.reason))
+                        .await;
+                }
+                tracing::info!(reason = %d.reason, "viewer request denied by the route table");
+                return Verdict::Refuse(Refusal::Refused);
+            }
+        };
+        if candidate.class == Class::SideEffect {
+            return Verdict::Refuse(Refusal::Refused);
+        }
+        let download = candidate.class == Class::Download;
+        let studies = if candidate.class == Class::Shell {
+            Vec::new()
+        } else {
+            match self.resolve(&candidate).await {
+                Ok(s) if !s.is_empty() => s,
+                Ok(_) => return Verdict::Refuse(Refusal::Refused),
+                Err(e) => {
+                    tracing::info!(error = %e, route = %candidate.route_id, "viewer resource not resolved");
+                    if download {
+                        self.audit_best_effort(r.event(
+                            "dicom_download",
+                            "refused",
+                            "",
+                            "unresolved",
+                        ))
+                        .await;
+                    }
+                    return Verdict::Refuse(Refusal::Refused);
+                }
+            }
+        };
+        let session: Arc<str> = crate::session::digest(r.session_id).into();
+        let action = if download {
+            Action::DownloadDicom
+        } else {
+            Action::ViewImages
+        };
+        for study in &studies {
+            if self.decide(&session, r.session, action, study).await {
+                continue;
+            }
+            if !download {
+                return Verdict::Refuse(Refusal::Refused);
+            }
+            self.audit_best_effort(r.event(
+                "dicom_download",
+                "refused",
+                study,
+                &candidate.route_id,
+            ))
+            .await;
+            // A viewer may still show the images: say why downloading is refused.
+            let may_view = self
+                .decide(&session, r.session, Action::ViewImages, study)
+                .await;
+            return Verdict::Refuse(if may_view {
+                Refusal::DownloadRefused
+            } else {
+                Refusal::Refused
+            });
+        }
+        // The trail: every download, and image views once per study per window.
+        for study in &studies {
+            if download {
+                let e = r.event("dicom_download", "success", study, &candidate.route_id);
+                if !self.audit_or_refuse(&e).await {
+                    return Verdict::Refuse(Refusal::Unavailable);
+                }
+                continue;
+            }
+            let key = (session.clone(), study.clone());
+            if self.audited.contains_key(&key) {
+                continue;
+            }
+            let e = r.event("images_view", "success", study, candidate.class.code());
+            if !self.audit_or_refuse(&e).await {
+                return Verdict::Refuse(Refusal::Unavailable);
+            }
+            // The window opens only once its record is stored: a failed
+            // insert leaves it closed, so the next request is audited (or
+            // refused) again rather than forwarded unaudited.
+            self.audited.insert(key, ());
+        }
+        let mut may_download = download;
+        if !download && !studies.is_empty() {
+            may_download = true;
+            for study in &studies {
+                if !self
+                    .decide(&session, r.session, Action::DownloadDicom, study)
+                    .await
+                {
+                    may_download = false;
+                    break;
+                }
+            }
+        }
+        Verdict::Forward(Forward {
+            target: canonical.target(),
+            class: candidate.class,
+            may_download,
+            csp: table.csp().clone(),
+        })
+    }
+
+    /// May this session do `action` on this study? Cached briefly; a
+    /// failure to decide is a "no" that is not cached.
+    async fn decide(
+        &self,
+        session_key: &Arc<str>,
+        session: &SessionData,
+        action: Action,
+        study_uid: &str,
+    ) -> bool {
+        let key = DecisionKey {
+            session: session_key.clone(),
+            action,
+            study: study_uid.to_owned(),
+            generation: self.access.generation(),
+            grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            return hit;
+        }
+        match self.access.may_on_study(session, action, study_uid).await {
+            Ok(allowed) => {
+                self.decisions.insert(key, allowed);
+                allowed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "records unavailable for a viewer decision");
+                false
+            }
+        }
+    }
+
+    /// Every study a candidate touches; unscoped, system-wide and
+    /// body-listed resources cannot be checked here and are refused.
+    async fn resolve(&self, c: &Candidate) -> Result<Vec<String>, ResolveError> {
+        let mut out = Vec::new();
+        match &c.resource {
+            ResourceRef::One { kind, id } => {
+                out.extend(self.resolve_one(c.level, *kind, id).await?.iter().cloned())
+            }
+            ResourceRef::List { kind, ids } => {
+                let level = if c.level == Level::Listed {
+                    Level::Study
+                } else {
+                    c.level
+                };
+                for id in ids {
+                    out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned());
+                }
+            }
+            ResourceRef::None => {}
+            ResourceRef::System | ResourceRef::Unscoped { .. } => {
+                return Err(ResolveError::Unresolvable("unscoped search"))
+            }
+            ResourceRef::Body { .. } => return Err(ResolveError::Unresolvable("ids in the body")),
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The StudyInstanceUIDs one resource really belongs to.
+    async fn resolve_one(
+        &self,
+        level: Level,
+        kind: IdKind,
+        id: &str,
+    ) -> Result<Arc<Vec<String>>, ResolveError> {
+        let key = format!("{level:?}:{kind:?}:{id}");
+        if let Some(hit) = self.resolved.get(&key) {
+            return Ok(hit);
+        }
+        let studies = match (kind, level) {
+            (IdKind::DicomUid, Level::Study) => vec![id.to_owned()],
+            (IdKind::DicomUid, Level::Series) => vec![self.resolver.study_of_series(id).await?],
+            (IdKind::DicomUid, Level::Instance) => {
+                vec![self.resolver.study_of_instance(id).await?]
+            }
+            (IdKind::DicomUid, _) => return Err(ResolveError::Unresolvable("level")),
+            (IdKind::OrthancId, _) => self.resolver.studies_of_archive_id(level, id).await?,
+            (IdKind::PatientId, _) => return Err(ResolveError::Unresolvable("patient id")),
+        };
+        let studies = Arc::new(studies);
+        // The parents of a study, series or instance never change, but a
+        // patient gains studies: a cached list would let a new study of the
+        // patient through undecided (its id listed by /patients/{id}).
+        if level != Level::Patient {
+            self.resolved.insert(key, studies.clone());
+        }
+        Ok(studies)
+    }
+
+    async fn audit_best_effort(&self, e: AuditEvent) {
+        if let Err(err) = self.audit.record(&e).await {
+            tracing::error!(error = %err, event = e.event, "audit write failed");
+        }
+    }
+
+    /// Whether the record was stored (no record, no access).
+    async fn audit_or_refuse(&self, e: &AuditEvent) -> bool {
+        match self.audit.record(e).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "audit write failed: viewer request refused");
+                false
+            }
+        }
+    }
+}
+
+impl ViewerRequest<'_> {
+    /// An audit record of this request (`resource` empty: none resolved).
+    fn event(
+        &self,
+        event: &'static str,
+        outcome: &'static str,
+        resource: &str,
+        detail: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            actor: Some(self.session.professional.national_id.as_str().to_owned()),
+            event,
+            method: Some(self.session.professional.login_method.as_str()),
+            outcome,
+            client_addr: Some(self.client_ip.to_string()),
+            resource: Some(resource.to_owned()),
+            detail: Some(detail.to_owned()),
+        }
+    }
+}
