@@ -447,6 +447,7 @@ print_exports() {
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 BIN=$TARGET_DIR/debug/espace-ps
+DEMO_BIN=$TARGET_DIR/debug/espace-ps-demo
 
 # The moved-clock runs: the tests whose data or expectations hold dates.
 MOVED_CLOCKS=(2028-02-29T10:00:00Z 2025-12-31T23:30:00Z)
@@ -468,8 +469,8 @@ run_cargo_stages() {
   stage "cargo clippy"
   cargo clippy --workspace --all-targets -- -D warnings
 
-  stage "cargo build -p espace-ps"
-  cargo build -p espace-ps
+  stage "cargo build -p espace-ps -p espace-ps-demo"
+  cargo build -p espace-ps -p espace-ps-demo
 
   stage "espace-ps policies check policies"
   "$BIN" policies check policies
@@ -515,13 +516,13 @@ run_cargo_stages() {
 }
 
 # Browser tests: Playwright (playwright-core, npm) in Debian's Chromium,
-# against Orthanc and `espace-ps demo` (the binary built above), which
+# against Orthanc and `espace-ps-demo demo` (the binary built above), which
 # proxy/tests/browser/lib/stack.mjs starts once for every test file.
 run_browser_stage() {
   stage "browser tests (Playwright in Chromium)"
   local dir=$ROOT/proxy/tests/browser
   # (Orthanc, Chromium and sqlite3: install_prerequisites, checked by check_programs)
-  ESPACE_PS_BIN=$BIN timeout 300 node "$dir/lib/stack.mjs" \
+  ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 300 node "$dir/lib/stack.mjs" \
     node --test --test-concurrency=1 "$dir/"
 }
 

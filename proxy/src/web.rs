@@ -114,7 +114,8 @@ pub fn html(status: StatusCode, body: String) -> Resp {
     SECURITY.html(status, body)
 }
 
-pub fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
+/// A JSON answer from a view struct (or a `serde_json::Value`).
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Resp {
     SECURITY.json(status, body)
 }
 

@@ -74,8 +74,14 @@ impl SecurityHeaders {
         self.response(status, HTML, body)
     }
 
-    pub fn json(&self, status: StatusCode, body: &serde_json::Value) -> Response<Bytes> {
-        self.response(status, JSON, body.to_string())
+    /// A JSON answer from a view struct or a `serde_json::Value`.
+    pub fn json<T: serde::Serialize + ?Sized>(
+        &self,
+        status: StatusCode,
+        body: &T,
+    ) -> Response<Bytes> {
+        // Views have string keys only: serializing them cannot fail.
+        self.response(status, JSON, serde_json::to_vec(body).unwrap_or_default())
     }
 
     pub fn text(&self, status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {

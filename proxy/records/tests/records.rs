@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
+use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use espace_ps_records::{
     patient_tokens, query_words, search_tokens, Backend, PatientHit, RecentCursor, Records,
     RecordsError, POSTGRES_SCHEMA,

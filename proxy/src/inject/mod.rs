@@ -119,9 +119,9 @@ fn escape_css_selector_list(selectors: &[String]) -> String {
 /// A fresh CSP nonce for one response: 128 random bits, base64.
 pub fn new_nonce() -> String {
     use base64::Engine as _;
-    use rand::RngCore;
+    use rand_core::RngCore;
     let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    rand_core::OsRng.fill_bytes(&mut b);
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 

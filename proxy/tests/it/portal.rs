@@ -6,7 +6,7 @@
 //! which venues a patient page shows, what a dossier number opens, what the
 //! home page lists, and that nothing is shown when the records are down.
 
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
+use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::any::AnyPoolOptions;
@@ -82,7 +82,7 @@ fn demo_config() -> DemoConfig {
 /// A records database filled with the demo data, and the portal running on it.
 struct Portal {
     proxy: Proxy,
-    _idp: Running,
+    _idp: DevIdpServer,
     /// The records, for the test to look things up (read only).
     records: AnyPool,
     /// PostgreSQL records database name (to drop it).

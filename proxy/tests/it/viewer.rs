@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use espace_ps_dicomgen::orthanc::OrthancServer;
-use espace_ps_dicomgen::{generate_study, upload_study, UploadedStudy};
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
+use espace_ps_dicomgen::{generate_study, upload_study, StudySpec, UploadedStudy};
 use reqwest::{Method, StatusCode};
 
 use super::harness::*;
@@ -133,7 +133,7 @@ async fn fixture() -> Fixture {
         if !wanted {
             continue;
         }
-        let instances = generate_study(&espace_ps::demo::study_spec(&row)).unwrap();
+        let instances = generate_study(&StudySpec::from(&row)).unwrap();
         let up = upload_study(&client, &orthanc, &instances).await.unwrap();
         let s = Study {
             dossier: row.dossier_number.clone(),
@@ -205,7 +205,10 @@ fn habilitated_policies(into: &std::path::Path) -> std::path::PathBuf {
 
 /// A proxy in front of the fixture's Orthanc with the records, signing in
 /// through its own dev identity provider.
-async fn start_proxy(fx: &Fixture, policies_dir: Option<std::path::PathBuf>) -> (Proxy, Running) {
+async fn start_proxy(
+    fx: &Fixture,
+    policies_dir: Option<std::path::PathBuf>,
+) -> (Proxy, DevIdpServer) {
     let port = free_port();
     let portal = format!("http://127.0.0.1:{port}");
     let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
