@@ -1,7 +1,8 @@
 //! The test harness: boots the real `espace-ps` binary with every listener on
 //! a free loopback port, a browser-like HTTP client that follows redirects by
-//! hand with a cookie jar, a wait-until helper, and the real peers that
-//! `./scripts/test.sh` starts (their addresses come in `ESPACE_TEST_*`).
+//! hand with a cookie jar, a wait-until helper, and the real peers (Redis,
+//! PostgreSQL, the OpenID provider: [`peer`], started once per test run by
+//! `espace_ps_testenv` unless `ESPACE_TEST_*` names them).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -38,13 +39,12 @@ pub fn test_today() -> time::Date {
     test_now().date()
 }
 
-/// A peer address from the test script; a clear failure when it is missing.
+/// A peer's address (`ESPACE_TEST_REDIS_URL`, `ESPACE_TEST_PG_URL`,
+/// `ESPACE_TEST_OIDC_*`, `ESPACE_TEST_MTLS_*`): the variable's value when
+/// set, else the service this test run shares, started by the first test
+/// that needs it (`espace_ps_testenv`); a clear failure when it cannot start.
 pub fn peer(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: run the tests with ./scripts/test.sh, which starts the real peers"
-        )
-    })
+    espace_ps_testenv::peer(var)
 }
 
 /// A loopback port nobody listens on, for a server the test starts.
