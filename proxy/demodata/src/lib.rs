@@ -717,7 +717,8 @@ struct ExamSpec {
 }
 
 fn date_str(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    d.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .expect("a calendar date formats as [year]-[month]-[day]")
 }
 
 fn dossier_number(year: i32, seq: u64) -> String {

@@ -56,12 +56,7 @@ async fn unseen_results(ctx: &Ctx<'_>) -> Result<Vec<UnseenResult>, AccessError>
     };
     let since =
         crate::clock::today() - time::Duration::days(i64::from(ctx.app.config.portal.unseen_days));
-    let since = format!(
-        "{:04}-{:02}-{:02}",
-        since.year(),
-        u8::from(since.month()),
-        since.day()
-    );
+    let since = super::iso(since);
     let unseen = records
         .collect_recent(rpps, &since, PAGE, MAX_ROWS, WANTED, |page| async move {
             let ids: Vec<String> = page.iter().map(|r| r.report.report_id.clone()).collect();

@@ -14,6 +14,9 @@ pub mod views;
 use espace_ps_records::Patient;
 use http::{Method, StatusCode};
 use serde::Serialize;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::Date;
 
 use std::sync::Arc;
 
@@ -297,34 +300,32 @@ fn decode(segment: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `YYYY-MM-DD` → `jj/mm/aaaa` (as the user guide shows dates).
-pub fn fr_date(iso: &str) -> String {
-    let p: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
-    match p.as_slice() {
-        [y, m, d] => format!("{d}/{m}/{y}"),
-        _ => iso.to_owned(),
-    }
+/// Dates as the records store them: `YYYY-MM-DD`.
+const ISO_DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+/// Dates as the user guide shows them: `jj/mm/aaaa`.
+const FR_DATE: &[BorrowedFormatItem<'static>] = format_description!("[day]/[month]/[year]");
+
+/// A date as `YYYY-MM-DD`.
+pub fn iso(date: Date) -> String {
+    date.format(ISO_DATE)
+        .expect("a calendar date formats as [year]-[month]-[day]")
 }
 
-/// `jj/mm/aaaa` → `YYYY-MM-DD`, for a real calendar date only.
+/// `YYYY-MM-DD` (and whatever follows) → `jj/mm/aaaa`; anything else as is.
+pub fn fr_date(iso: &str) -> String {
+    Date::parse(iso.get(..10).unwrap_or(iso), ISO_DATE)
+        .ok()
+        .and_then(|d| d.format(FR_DATE).ok())
+        .unwrap_or_else(|| iso.to_owned())
+}
+
+/// `jj/mm/aaaa` → `YYYY-MM-DD`, for a real calendar date only, written
+/// exactly so (two-digit day and month, four-digit year, no sign).
 pub fn iso_date(fr: &str) -> Option<String> {
-    let parts: Vec<&str> = fr.trim().split('/').collect();
-    let [d, m, y] = parts.as_slice() else {
-        return None;
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if d.len() != 2 || m.len() != 2 || y.len() != 4 || !digits(d) || !digits(m) || !digits(y) {
-        return None;
-    }
-    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
-    let month = time::Month::try_from(m).ok()?;
-    let date = time::Date::from_calendar_date(y, month, d).ok()?;
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    ))
+    let fr = fr.trim();
+    let date = Date::parse(fr, FR_DATE).ok()?;
+    // The parser is lenient where the user guide is not (a sign, say).
+    (date.format(FR_DATE).ok()? == fr).then(|| iso(date))
 }
 
 #[cfg(test)]
@@ -334,6 +335,12 @@ mod tests {
     #[test]
     fn dates_both_ways() {
         assert_eq!(fr_date("1961-08-13"), "13/08/1961");
+        assert_eq!(fr_date("2024-02-29T10:00:00"), "29/02/2024");
+        assert_eq!(fr_date("inconnue"), "inconnue");
+        assert_eq!(
+            iso(Date::from_calendar_date(987, time::Month::May, 4).unwrap()),
+            "0987-05-04"
+        );
         assert_eq!(iso_date("13/08/1961").as_deref(), Some("1961-08-13"));
         assert_eq!(iso_date(" 29/02/2024 ").as_deref(), Some("2024-02-29"));
         for bad in [
@@ -343,6 +350,9 @@ mod tests {
             "32/01/2000",
             "",
             "aa/bb/cccc",
+            "13/08/+1961",
+            "13/08/19610",
+            "13/8/1961",
         ] {
             assert_eq!(iso_date(bad), None, "{bad}");
         }
