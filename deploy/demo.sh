@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the espace-ps demo on this machine: the dev identity provider (a Pro
+# Runs the espace-ps demo on this machine with the demo binary
+# (`espace-ps-demo demo`, never the production `espace-ps`): the real proxy,
+# the dev identity provider (a Pro
 # Santé Connect look-alike), SQLite, in-memory sessions, and Orthanc as the
 # viewer on 127.0.0.1:8042 (started here unless something already answers
 # there), loaded with generated DICOM studies matching the demo records.
@@ -28,8 +30,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "demo: building espace-ps (first build takes a few minutes)"
-cargo build -p espace-ps
+echo "demo: building espace-ps-demo (first build takes a few minutes)"
+cargo build -p espace-ps-demo
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 # The viewer: Orthanc from Debian's packages, on loopback only.
@@ -43,4 +45,4 @@ else
   orthanc_start "$PWD/.demo/orthanc" 8042 4242 >/dev/null
   trap 'orthanc_stop' EXIT
 fi
-"$target_dir/debug/espace-ps" demo --data-dir .demo "$@"
+"$target_dir/debug/espace-ps-demo" demo --data-dir .demo "$@"

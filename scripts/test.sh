@@ -2,24 +2,35 @@
 # scripts/test.sh: the one command that runs every espace-ps test.
 #
 # On a fresh Debian machine (as root; CI runs `bash .ci/run` on a clean
-# clone) it installs what is missing, starts throwaway Redis, PostgreSQL and
-# the PSC look-alike OpenID provider on free loopback ports, with nginx in
-# front of the provider as a TLS terminator that asks for client
-# certificates (mutual TLS, RFC 8705), exports their addresses, then runs fmt, clippy, build, policy and config checks, the
-# provider's self-test and the Rust tests. It stops at the first failing
-# stage and always stops the services and removes their data.
+# clone) it installs what is missing (the PEER_PROGRAMS below, Node modules),
+# then runs fmt, clippy, build, policy and config checks, the provider's
+# self-test, the Rust tests (and again the date-sensitive ones with the
+# clock moved) and the browser tests. It stops at the first failing stage
+# and prints a summary of the stages.
+#
+# The Rust tests start the services they talk to themselves (crate
+# espace-ps-testenv, proxy/testenv): a throwaway Redis, PostgreSQL and the
+# PSC look-alike OpenID provider with nginx in front of it as a TLS
+# terminator that asks for client certificates (mutual TLS, RFC 8705),
+# once per `cargo nextest run` / `cargo test` and stopped when it ends; the
+# tests that need Orthanc start it too. A plain `cargo test --workspace`
+# works on a machine where this script installed the packages.
 #
 # Usage:
 #   scripts/test.sh                  everything
-#   scripts/test.sh --keep-services  start the services, print the `export`
-#                                    lines, and wait (Ctrl-C stops them), to
-#                                    run `cargo test` by hand in another shell
+#   scripts/test.sh --keep-services  install, start the services, print the
+#                                    `export` lines, and wait (Ctrl-C stops
+#                                    them): the tests (and tools) use the
+#                                    services named by these variables
+#                                    instead of starting their own
 # Environment:
 #   ESPACE_TEST_KEEP_SERVICES=1      same as --keep-services
-#   ESPACE_TEST_SKIP_CARGO=1         skip every cargo stage (try the script itself)
+#   ESPACE_TEST_SKIP_CARGO=1         skip every cargo stage (try the script
+#                                    itself; --keep-services still builds
+#                                    espace-ps-test-services)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
 #   CARGO_TARGET_DIR                 honoured (debug builds only)
-# Exported for the tests:
+# The services' variables (set them all to use services of your own):
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
 #   ESPACE_TEST_PG_URL         postgres://espace@127.0.0.1:PORT/espace_test
 #   ESPACE_TEST_OIDC_ISSUER    http://127.0.0.1:PORT/auth/realms/esante-wallet
@@ -34,7 +45,6 @@
 #                              tls_client_auth_subject_dn
 #   ESPACE_TEST_MTLS_OTHER_CERT, ESPACE_TEST_MTLS_OTHER_KEY
 #                              another certificate from the same CA, another DN
-# Service logs are kept in .test-run/logs/ (overwritten by the next run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -101,46 +111,6 @@ pg_bin_dir() {
   local d
   d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]] && echo "$d"
-}
-
-USED_PORTS=" "
-# free_port: a loopback TCP port nobody listens on (and not handed out yet).
-free_port() {
-  local p
-  for _ in {1..200}; do
-    p=$((20000 + RANDOM % 40000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-# wait_until WHAT SECONDS PID COMMAND...: polls COMMAND until it succeeds;
-# fails if PID (when not empty) dies or the time is up.
-wait_until() {
-  local what=$1 timeout=$2 pid=$3
-  shift 3
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-      echo "$what exited before it was ready" >&2
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      echo "timed out after ${timeout}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-}
-
-show_log() { # show_log FILE: the end of a service log, after a failure
-  [[ -f $1 ]] && { echo "---- last lines of $1"; tail -n 30 "$1"; echo "----"; } >&2
-  return 0
 }
 
 # ------------------------------------------------------------------ install
@@ -224,43 +194,22 @@ npm_ci() {
   echo "$want" >"$stamp"
 }
 
-# ------------------------------------------------------------------ services
-
-RUN_DIR=""      # per-run data (removed at exit)
-PG_DATA_DIR=""  # PostgreSQL cluster (removed at exit; in /tmp so that the
-                # postgres user can reach it whatever the repo's permissions)
-PG_OS_USER=""   # system user that owns the cluster ("" = the current user)
-PIDS=()         # background processes we started
-LOG_DIR=$ROOT/.test-run/logs
+# ------------------------------------------------------------------ exit
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  if [[ -n $PG_DATA_DIR && -f $PG_DATA_DIR/data/postmaster.pid ]]; then
-    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA_DIR/data" stop -m immediate >/dev/null 2>&1
-  fi
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  [[ -n $PG_DATA_DIR ]] && rm -rf "$PG_DATA_DIR"
-  [[ -n $RUN_DIR ]] && rm -rf "$RUN_DIR"
   if ((${#STAGE_REPORT[@]})) || [[ -n $STAGE_NAME ]]; then
     echo
     echo "Stages:"
     printf '  %s\n' "${STAGE_REPORT[@]}"
     [[ -n $STAGE_NAME ]] && echo "  FAIL  $STAGE_NAME ($((SECONDS - STAGE_START))s)"
   fi
-  if ((rc == 0)) && [[ $KEEP_SERVICES == 1 ]]; then
-    echo "Services stopped."
-  elif ((rc == 0)); then
+  if ((rc == 0)); then
     echo "All stages passed."
   else
-    echo "FAILED (exit $rc). Service logs: $LOG_DIR"
+    echo "FAILED (exit $rc)."
   fi
   exit "$rc"
 }
@@ -268,185 +217,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-as_pg_user() {
-  if [[ -n $PG_OS_USER ]]; then
-    setpriv --reuid="$PG_OS_USER" --regid="$(id -g "$PG_OS_USER")" --init-groups -- "$@"
-  else
-    "$@"
-  fi
-}
-
-start_redis() {
-  REDIS_PORT=$(free_port)
-  mkdir -p "$RUN_DIR/redis"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-    --dir "$RUN_DIR/redis" --daemonize no >"$LOG_DIR/redis.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_until "redis-server" 20 "$pid" \
-    bash -c "[[ \$(redis-cli -h 127.0.0.1 -p $REDIS_PORT ping) == PONG ]]" || { show_log "$LOG_DIR/redis.log"; return 1; }
-  export ESPACE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-  echo "    redis on 127.0.0.1:$REDIS_PORT"
-}
-
-start_postgres() {
-  PG_BIN=$(pg_bin_dir) || die "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin"
-  PG_PORT=$(free_port)
-  local db_user=espace
-  if [[ $(id -u) -eq 0 ]]; then
-    # PostgreSQL refuses to run as root: use Debian's postgres user, or make one.
-    if id postgres >/dev/null 2>&1; then
-      PG_OS_USER=postgres
-    else
-      id espace >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin espace
-      PG_OS_USER=espace
-    fi
-  fi
-  PG_DATA_DIR=$(mktemp -d /tmp/espace-pg.XXXXXX)
-  [[ -n $PG_OS_USER ]] && chown "$PG_OS_USER" "$PG_DATA_DIR"
-  as_pg_user "$PG_BIN/initdb" -D "$PG_DATA_DIR/data" -U "$db_user" --auth=trust \
-    -E UTF8 --locale=C --no-sync >"$LOG_DIR/postgres-initdb.log" 2>&1 || { show_log "$LOG_DIR/postgres-initdb.log"; return 1; }
-  # Trust, on loopback TCP and the private socket only.
-  printf '%s\n' 'local all all trust' 'host all all 127.0.0.1/32 trust' >"$PG_DATA_DIR/data/pg_hba.conf"
-  # (the log file is opened by this shell, so the postgres user needs no
-  # access to the log dir)
-  as_pg_user "$PG_BIN/postgres" -D "$PG_DATA_DIR/data" -c listen_addresses=127.0.0.1 -p "$PG_PORT" \
-    -k "$PG_DATA_DIR" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-    >"$LOG_DIR/postgres.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_until "postgres" 60 "$pid" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U "$db_user" \
-    || { show_log "$LOG_DIR/postgres.log"; return 1; }
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$db_user" espace_test
-  export ESPACE_TEST_PG_URL="postgres://$db_user@127.0.0.1:$PG_PORT/espace_test"
-  echo "    postgres ($(basename "$(dirname "$PG_BIN")")) on 127.0.0.1:$PG_PORT, database espace_test"
-}
-
-# make_mtls_pki DIR: a throwaway CA, a server certificate for 127.0.0.1 and
-# two client certificates (EC P-256, valid 2 days), as PEM files in DIR.
-make_mtls_pki() {
-  local d=$1
-  mkdir -p "$d"
-  chmod 700 "$d"
-  newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$1.key"; }
-  # sign NAME SUBJECT EXTENSIONS: a certificate for a new key, signed by the CA
-  sign() {
-    newkey "$1"
-    openssl req -new -key "$d/$1.key" -subj "$2" \
-      | openssl x509 -req -CA "$d/ca.pem" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
-        -days 2 -extfile <(printf '%s\n' "$3") -out "$d/$1.pem" 2>/dev/null
-  }
-  newkey ca
-  openssl req -x509 -new -key "$d/ca.key" -subj "/C=FR/O=Espace PS Test/CN=espace-ps test CA" -days 2 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$d/ca.pem"
-  local leaf
-  leaf=$'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature'
-  sign server "/C=FR/O=Espace PS Test/CN=127.0.0.1" "$leaf"$'\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1'
-  sign client "/C=FR/O=Espace PS Test/CN=espace-ps-client" "$leaf"$'\nextendedKeyUsage=clientAuth'
-  sign other "/C=FR/O=Espace PS Test/CN=other-client" "$leaf"$'\nextendedKeyUsage=clientAuth'
-  chmod 600 "$d"/*.key
-}
-
-# write_nginx_conf FILE DIR PKI SECRET: nginx on MTLS_PORT in front of the
-# provider on OIDC_PORT. TLS with the test CA's server certificate; a client
-# certificate is asked for (optional_no_ca: nginx records the verification
-# against the test CA in $ssl_client_verify and the provider refuses anything
-# but SUCCESS); the certificate goes to the provider in X-SSL-Client-Cert,
-# with the shared secret that makes the provider believe that header.
-write_nginx_conf() {
-  local file=$1 dir=$2 pki=$3 secret=$4 user_line=""
-  # As root the workers would switch to nobody, who cannot enter the run dir.
-  [[ $(id -u) -eq 0 ]] && user_line="user root;"
-  cat >"$file" <<NGINX_CONF
-# generated by scripts/test.sh: TLS terminator in front of the test provider
-$user_line
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $LOG_DIR/nginx-error.log info;
-events { worker_connections 64; }
-http {
-  access_log $LOG_DIR/nginx-access.log;
-  client_body_temp_path $dir/client_body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  server {
-    listen 127.0.0.1:$MTLS_PORT ssl;
-    ssl_certificate $pki/server.pem;
-    ssl_certificate_key $pki/server.key;
-    ssl_client_certificate $pki/ca.pem;
-    ssl_verify_client optional_no_ca;
-    location / {
-      proxy_pass http://127.0.0.1:$OIDC_PORT;
-      proxy_http_version 1.1;
-      proxy_set_header X-SSL-Client-Cert \$ssl_client_escaped_cert;
-      proxy_set_header X-SSL-Client-Verify \$ssl_client_verify;
-      proxy_set_header X-Mtls-Terminator-Secret $secret;
-    }
-  }
-}
-NGINX_CONF
-  chmod 600 "$file"
-}
-
-# The provider (plain HTTP) with nginx in front of it for mutual TLS.
-start_oidc_provider() {
-  OIDC_PORT=$(free_port)
-  MTLS_PORT=$(free_port)
-  local pki=$RUN_DIR/mtls ngx=$RUN_DIR/nginx secret
-  make_mtls_pki "$pki"
-  secret=$(openssl rand -hex 24)
-
-  (cd "$PROVIDER_DIR" && OIDC_MTLS_TERMINATOR_SECRET=$secret \
-    exec node server.mjs --port "$OIDC_PORT" --mtls-url "https://127.0.0.1:$MTLS_PORT") \
-    >"$LOG_DIR/oidc-provider.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-
-  mkdir -p "$ngx"
-  chmod 700 "$ngx"
-  write_nginx_conf "$ngx/nginx.conf" "$ngx" "$pki" "$secret"
-  : >"$LOG_DIR/nginx-error.log"
-  nginx -p "$ngx" -e "$LOG_DIR/nginx-error.log" -c "$ngx/nginx.conf" >"$LOG_DIR/nginx.log" 2>&1 &
-  local nginx_pid=$!
-  PIDS+=("$nginx_pid")
-
-  wait_until "oidc-provider" 30 "$pid" curl -fsS "http://127.0.0.1:$OIDC_PORT/__test/health" \
-    || { show_log "$LOG_DIR/oidc-provider.log"; return 1; }
-  wait_until "nginx (mutual TLS terminator)" 30 "$nginx_pid" \
-    curl -fsS --cacert "$pki/ca.pem" "https://127.0.0.1:$MTLS_PORT/__test/health" \
-    || { show_log "$LOG_DIR/nginx-error.log"; show_log "$LOG_DIR/nginx.log"; return 1; }
-  export ESPACE_TEST_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT/auth/realms/esante-wallet"
-  export ESPACE_TEST_OIDC_CONTROL="http://127.0.0.1:$OIDC_PORT"
-  export ESPACE_TEST_MTLS_URL="https://127.0.0.1:$MTLS_PORT"
-  export ESPACE_TEST_MTLS_CA=$pki/ca.pem
-  export ESPACE_TEST_MTLS_CLIENT_CERT=$pki/client.pem
-  export ESPACE_TEST_MTLS_CLIENT_KEY=$pki/client.key
-  local dn
-  dn=$(openssl x509 -in "$pki/client.pem" -noout -subject -nameopt RFC2253)
-  export ESPACE_TEST_MTLS_CLIENT_DN=${dn#subject=}
-  export ESPACE_TEST_MTLS_OTHER_CERT=$pki/other.pem
-  export ESPACE_TEST_MTLS_OTHER_KEY=$pki/other.key
-  echo "    oidc-provider on 127.0.0.1:$OIDC_PORT, behind nginx (mutual TLS) on 127.0.0.1:$MTLS_PORT"
-}
-
-print_exports() {
-  local v
-  for v in ESPACE_TEST_REDIS_URL ESPACE_TEST_PG_URL ESPACE_TEST_OIDC_ISSUER ESPACE_TEST_OIDC_CONTROL \
-    ESPACE_TEST_MTLS_URL ESPACE_TEST_MTLS_CA ESPACE_TEST_MTLS_CLIENT_CERT ESPACE_TEST_MTLS_CLIENT_KEY \
-    ESPACE_TEST_MTLS_CLIENT_DN ESPACE_TEST_MTLS_OTHER_CERT ESPACE_TEST_MTLS_OTHER_KEY; do
-    printf 'export %s=%q\n' "$v" "${!v}"
-  done
-}
-
 # ------------------------------------------------------------------ cargo
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 BIN=$TARGET_DIR/debug/espace-ps
+DEMO_BIN=$TARGET_DIR/debug/espace-ps-demo
 
 # The moved-clock runs: the tests whose data or expectations hold dates.
 MOVED_CLOCKS=(2028-02-29T10:00:00Z 2025-12-31T23:30:00Z)
@@ -468,8 +244,8 @@ run_cargo_stages() {
   stage "cargo clippy"
   cargo clippy --workspace --all-targets -- -D warnings
 
-  stage "cargo build -p espace-ps"
-  cargo build -p espace-ps
+  stage "cargo build -p espace-ps -p espace-ps-demo"
+  cargo build -p espace-ps -p espace-ps-demo
 
   stage "espace-ps policies check policies"
   "$BIN" policies check policies
@@ -515,20 +291,19 @@ run_cargo_stages() {
 }
 
 # Browser tests: Playwright (playwright-core, npm) in Debian's Chromium,
-# against Orthanc and `espace-ps demo` (the binary built above), which
+# against Orthanc and `espace-ps-demo demo` (the binary built above), which
 # proxy/tests/browser/lib/stack.mjs starts once for every test file.
 run_browser_stage() {
   stage "browser tests (Playwright in Chromium)"
   local dir=$ROOT/proxy/tests/browser
   # (Orthanc, Chromium and sqlite3: install_prerequisites, checked by check_programs)
-  ESPACE_PS_BIN=$BIN timeout 300 node "$dir/lib/stack.mjs" \
+  ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 300 node "$dir/lib/stack.mjs" \
     node --test --test-concurrency=1 "$dir/"
 }
 
 # ------------------------------------------------------------------ main
 
 cd "$ROOT"
-mkdir -p "$LOG_DIR"
 
 stage "install prerequisites"
 if [[ ${ESPACE_TEST_SKIP_INSTALL:-0} == 1 ]]; then
@@ -544,28 +319,19 @@ stage "npm ci (oidc provider, browser tests)"
 npm_ci "$PROVIDER_DIR"
 npm_ci "$ROOT/proxy/tests/browser"
 
-stage "start services"
-RUN_DIR=$(mktemp -d "$ROOT/.test-run/run.XXXXXX")
-start_redis
-start_postgres
-start_oidc_provider
-
 if [[ $KEEP_SERVICES == 1 ]]; then
+  stage "start services (espace-ps-test-services)"
+  cargo build -q -p espace-ps-testenv --bin espace-ps-test-services
   stage_done
   echo
-  echo "Services are up; in another shell:"
+  echo "Stages:"
+  printf '  %s\n' "${STAGE_REPORT[@]}"
   echo
-  print_exports
-  echo
-  echo "Ctrl-C stops them."
-  trap 'echo; echo "stopping services"; exit 0' INT TERM
-  # Wait for a signal, or for a service to die.
-  wait -n "${PIDS[@]}" || true
-  echo "a service exited; stopping" >&2
-  exit 1
+  trap - EXIT INT TERM
+  # It prints the `export` lines, then runs until Ctrl-C, SIGTERM or a
+  # service's exit; the services stop with it.
+  exec "$TARGET_DIR/debug/espace-ps-test-services"
 fi
-
-print_exports | sed 's/^/    /'
 
 stage "oidc provider self-test"
 (cd "$PROVIDER_DIR" && node selftest.mjs 2>&1 | grep -v 'oidc-provider WARNING')

@@ -11,6 +11,7 @@
 # ARCHIVE_INSTANCES (512) x ARCHIVE_ROWS (1024) x ARCHIVE_COLS (1024) 16-bit
 # instances added to the archived study (512 x 2 MiB = 1 GiB),
 # ESPACE_PS_BIN (default $CARGO_TARGET_DIR or target, /release/espace-ps),
+# ESPACE_PS_DEMO_BIN (the demo binary, for demo-data; default beside it),
 # KEEP_RUN_DIR=1 to keep the temporary directory (logs, configs),
 # LATENCY=0 to skip the one-connection latency runs, LAT_ROUNDS (4) rounds of
 # DURATION / LAT_ROUNDS seconds (at least 5) per path for them,
@@ -78,6 +79,11 @@ if [[ ! -x $BIN ]]; then
   log "no $BIN: building it (cargo build --release -p espace-ps)"
   (cd "$ROOT" && cargo build --release -p espace-ps) >&2
 fi
+DEMO_BIN=${ESPACE_PS_DEMO_BIN:-$(dirname "$BIN")/espace-ps-demo}
+if [[ ! -x $DEMO_BIN ]]; then
+  log "no $DEMO_BIN: building it (cargo build --release -p espace-ps-demo)"
+  (cd "$ROOT" && cargo build --release -p espace-ps-demo) >&2
+fi
 BARE_BIN=${BARE_PROXY_BIN:-$(dirname "$BIN")/examples/bare_proxy}
 if wanted bare && [[ ! -x $BARE_BIN ]]; then
   log "no $BARE_BIN: building it (cargo build --release -p espace-ps --example bare_proxy)"
@@ -144,7 +150,7 @@ ORTHANC_PID=$(<"$RUN/orthanc/orthanc.pid")
 ORTHANC=http://127.0.0.1:$ORTHANC_PORT
 
 log "demo records and $STUDIES studies"
-"$BIN" demo-data --records "sqlite://$RUN/records.sqlite" --orthanc "$ORTHANC" --studies "$STUDIES" >"$RUN/demo-data.log" 2>&1 ||
+"$DEMO_BIN" demo-data --records "sqlite://$RUN/records.sqlite" --orthanc "$ORTHANC" --studies "$STUDIES" >"$RUN/demo-data.log" 2>&1 ||
   { tail -c 2000 "$RUN/demo-data.log" >&2; die "demo-data"; }
 grep '^demo-data:' "$RUN/demo-data.log" >&2 || true
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use espace_ps_access::{
-    AccessRequest, Action, DossierRoles, Engine, LoginMethod, Professional, RequestContext,
-    Resource, Via,
+    AccessRequest, Action, DossierRoles, Engine, Professional, RequestContext, Resource, Via,
 };
 
 use crate::identity;
@@ -27,17 +26,7 @@ pub enum AccessError {
 
 /// The professional as the policy engine sees them.
 pub fn professional(p: &identity::Professional) -> Professional {
-    Professional {
-        national_id: p.national_id.as_str().to_owned(),
-        rpps: p.rpps.clone(),
-        professions: p.professions.clone(),
-        savoir_faire: p.savoir_faire.clone(),
-        login_method: match p.login_method {
-            identity::LoginMethod::PscCard => LoginMethod::PscCard,
-            identity::LoginMethod::PscApp => LoginMethod::PscApp,
-            identity::LoginMethod::HmSso => LoginMethod::HmSso,
-        },
-    }
+    Professional::from(p)
 }
 
 pub use crate::clock::now_secs;

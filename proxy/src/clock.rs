@@ -7,7 +7,7 @@
 //! fixed offset from the system clock (`[testing] clock_offset_secs`), so a
 //! whole process lives on another day and every date moves together; every
 //! process given the same offset (the instances of a test, the commands it
-//! runs) reads the same clock. `espace-ps demo --now` starts the demo at a
+//! runs) reads the same clock. `espace-ps-demo demo --now` starts the demo at a
 //! chosen instant the same way. Token validation (PSC ID tokens, Hopital
 //! Manager JWTs) stays on the system clock: the issuers sign with theirs.
 

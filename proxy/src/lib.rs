@@ -12,9 +12,6 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod demo;
-pub mod devidp_server;
-pub mod identity;
 pub mod inject;
 pub mod metrics;
 pub mod pages;
@@ -22,8 +19,13 @@ pub mod portal;
 pub mod ratelimit;
 pub mod revocation;
 pub mod router;
+pub mod run;
 pub mod server;
 pub mod session;
 pub mod state;
 pub mod viewer;
+pub mod views;
 pub mod web;
+
+/// The identity model (`espace-ps-identity`), at its historical path.
+pub use espace_ps_identity as identity;

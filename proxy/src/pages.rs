@@ -7,8 +7,9 @@ use std::path::Path;
 
 use handlebars::Handlebars;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use crate::views::{Page, UserView};
 use crate::web::{self, Resp};
 
 macro_rules! template {
@@ -127,6 +128,16 @@ pub struct Pages {
     hb: Handlebars<'static>,
 }
 
+/// The error page's own fields.
+#[derive(Debug, Serialize)]
+struct ErrorView<'a> {
+    heading: &'a str,
+    message: &'a str,
+    reference: Option<&'a str>,
+    action_href: &'a str,
+    action_label: &'a str,
+}
+
 /// What a French error page says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorPage {
@@ -226,7 +237,7 @@ impl Pages {
 
     /// Renders a page. A rendering failure is a bug: the user gets a plain
     /// error page and the cause goes to the log (without the data).
-    pub fn render(&self, status: StatusCode, name: &str, data: &Value) -> Resp {
+    pub fn render<T: Serialize>(&self, status: StatusCode, name: &str, data: &T) -> Resp {
         match self.hb.render(name, data) {
             Ok(body) => web::html(status, body),
             Err(e) => {
@@ -239,17 +250,19 @@ impl Pages {
         }
     }
 
-    pub fn error(&self, page: &ErrorPage, user: Option<&Value>) -> Resp {
-        let data = json!({
-            "title": page.heading,
-            "heading": page.heading,
-            "message": page.message,
-            "reference": page.reference,
-            "action_href": page.action_href,
-            "action_label": page.action_label,
-            "user": user,
-            "refresh_to": null,
-        });
+    pub fn error(&self, page: &ErrorPage, user: Option<&UserView>) -> Resp {
+        let data = Page {
+            title: page.heading,
+            user,
+            refresh_to: None,
+            body: ErrorView {
+                heading: page.heading,
+                message: page.message,
+                reference: page.reference,
+                action_href: page.action_href,
+                action_label: page.action_label,
+            },
+        };
         self.render(page.status, "error", &data)
     }
 }
@@ -261,14 +274,20 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn error_page_is_french_and_escaped() {
         let p = Pages::new(None).unwrap();
-        let r = p.error(
-            &NOT_FOUND,
-            Some(&json!({"name": "<b>x</b>", "csrf_token": "t"})),
-        );
+        let user = UserView {
+            name: "<b>x</b>".into(),
+            national_id: "899700123450".into(),
+            rpps: None,
+            login_method: "Hopital Manager",
+            csrf_token: "t".into(),
+            session_remaining_ms: 0,
+        };
+        let r = p.error(&NOT_FOUND, Some(&user));
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let body = String::from_utf8(r.body().to_vec()).unwrap();
         assert!(body.contains("Page introuvable"));

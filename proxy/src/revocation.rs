@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
+use crate::audit::{AuditEvent, AuditMethod, Event, Outcome};
 use crate::state::{now_ms, DbError, PortalDb};
 
 /// The policy group whose members are refused everything, login included.
@@ -171,15 +172,12 @@ pub async fn revoke(
         Ok(Some(n)) => format!("recorded; redis: {n} live sessions deleted"),
         Err(_) => "recorded; redis unreachable: ended at next request".to_owned(),
     };
-    db.audit(&crate::audit::AuditEvent {
-        actor: None,
-        event: "sessions_revoke",
-        method: Some("cli"),
-        outcome: "success",
-        client_addr: None,
-        resource: Some(national_id.as_str().to_owned()),
-        detail: Some(detail),
-    })
+    db.audit(
+        &AuditEvent::new(Event::SessionsRevoke, Outcome::Success)
+            .method(AuditMethod::Cli)
+            .on(national_id.as_str())
+            .detail(detail),
+    )
     .await?;
     Ok(RevokeReport {
         revoked_at_ms,

@@ -77,17 +77,8 @@ pub struct Ctx {
     /// What the viewer guard allowed: the target to forward and whether
     /// DICOM bytes may come back.
     forward: Option<crate::viewer::Forward>,
-    /// An HTML page of the viewer being buffered to get our additions.
-    inject: Option<Injection>,
-}
-
-struct Injection {
-    encoding: crate::inject::Encoding,
-    buf: BytesMut,
-    /// Too large to rewrite: the rest goes through as is.
-    passthrough: bool,
-    /// The CSP nonce of this response, put on every element we add.
-    nonce: String,
+    /// An HTML page of the viewer being rewritten to get our additions.
+    inject: Option<crate::inject::PageRewriter>,
 }
 
 impl EspaceProxy {
@@ -172,7 +163,12 @@ fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .filter(|c| {
-            let name = c.split('=').next().unwrap_or("");
+            // The name as the `cookie` crate reads it (trimmed); a piece it
+            // cannot read (no `=`) is compared whole.
+            let name = cookie::Cookie::parse(*c)
+                .ok()
+                .and_then(|k| k.name_raw())
+                .unwrap_or(c);
             !ours.iter().any(|o| o == name)
         })
         .collect();
@@ -408,12 +404,12 @@ impl ProxyHttp for EspaceProxy {
                 upstream_response.remove_header(&header::CONTENT_LENGTH);
                 upstream_response.remove_header(&header::CONTENT_ENCODING);
                 upstream_response.remove_header(&header::ETAG);
-                ctx.inject = Some(Injection {
+                ctx.inject = Some(crate::inject::PageRewriter::new(
                     encoding,
-                    buf: BytesMut::new(),
-                    passthrough: false,
-                    nonce,
-                });
+                    may_download,
+                    &self.app.config.upstream.hide_download,
+                    &nonce,
+                ));
             }
         }
         Ok(())
@@ -426,42 +422,26 @@ impl ProxyHttp for EspaceProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
-        let Some(inj) = ctx.inject.as_mut() else {
+        let Some(page) = ctx.inject.as_mut() else {
             return Ok(None);
         };
-        if inj.passthrough {
-            return Ok(None);
-        }
-        if let Some(chunk) = body.take() {
-            inj.buf.extend_from_slice(&chunk);
-        }
-        if inj.buf.len() > crate::inject::MAX_HTML {
-            // Too large to rewrite: send what we held, untouched, and stop.
-            // (Only identity bodies can go on unmodified after this point.)
-            if inj.encoding != crate::inject::Encoding::Identity {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(502),
-                    "compressed viewer page too large to rewrite",
-                ));
+        // Streamed: each chunk goes on rewritten as soon as it is read.
+        let rewritten = (|| {
+            let mut out = match body.take() {
+                Some(chunk) => page.write(&chunk)?,
+                None => Vec::new(),
+            };
+            if end_of_stream {
+                out.extend(page.end()?);
             }
-            inj.passthrough = true;
-            *body = Some(std::mem::take(&mut inj.buf).freeze());
-            return Ok(None);
-        }
-        if end_of_stream {
-            let raw = std::mem::take(&mut inj.buf);
-            let decoded = inj.encoding.decode(&raw).map_err(|_| {
-                Error::explain(ErrorType::HTTPStatus(502), "viewer page does not decode")
-            })?;
-            let html = String::from_utf8_lossy(&decoded);
-            let may_download = ctx.forward.as_ref().is_some_and(|f| f.may_download);
-            let out = crate::inject::inject(
-                &html,
-                may_download,
-                &self.app.config.upstream.hide_download,
-                &inj.nonce,
-            );
-            *body = Some(Bytes::from(out));
+            Ok::<_, crate::inject::InjectError>(out)
+        })()
+        .map_err(|e| {
+            tracing::warn!(error = %e, "viewer page not rewritten");
+            Error::explain(ErrorType::HTTPStatus(502), "viewer page not rewritten")
+        })?;
+        if !rewritten.is_empty() {
+            *body = Some(Bytes::from(rewritten));
         }
         Ok(None)
     }
@@ -598,5 +578,9 @@ mod tests {
             Some("viewer=1")
         );
         assert_eq!(strip_our_cookies("espace-session=abc", &ours), None);
+        assert_eq!(
+            strip_our_cookies("espace-session =abc; v=1;espace-login", &ours).as_deref(),
+            Some("v=1")
+        );
     }
 }

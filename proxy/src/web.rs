@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use cookie::{Cookie, SameSite};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::config::{IpNet, ServerConfig};
@@ -49,15 +50,17 @@ impl Req {
         form_param(&self.body, name)
     }
 
+    /// The value of the first cookie named `name`, over every `Cookie`
+    /// header line.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -81,87 +84,48 @@ fn form_param(data: &[u8], name: &str) -> Option<String> {
 
 // === responses ===
 
-/// Which cache policy a response gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cache {
-    /// Anything personal: never stored.
-    NoStore,
-    /// Static assets that carry no personal data.
-    Public,
-    /// Static, but checked with the server every time.
-    Revalidate,
-}
+pub use espace_ps_http::Cache;
 
-/// Adds the security headers every page of ours carries.
-pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
-        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-    };
-    set(
-        headers,
+/// The security headers every page of ours carries (the builders below and
+/// [`security_headers`] set them, from `espace_ps_http`).
+pub const SECURITY: espace_ps_http::SecurityHeaders = espace_ps_http::SecurityHeaders(&[
+    (
         "content-security-policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    );
-    set(headers, "x-content-type-options", "nosniff");
-    set(headers, "referrer-policy", "same-origin");
-    set(headers, "x-frame-options", "DENY");
-    set(headers, "cross-origin-opener-policy", "same-origin");
-    set(
-        headers,
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    (
         "permissions-policy",
         "camera=(), microphone=(), geolocation=(), usb=()",
-    );
-    match cache {
-        Cache::NoStore => set(headers, "cache-control", "no-store"),
-        Cache::Public => set(headers, "cache-control", "public, max-age=3600"),
-        Cache::Revalidate => set(headers, "cache-control", "no-cache"),
-    }
+    ),
+]);
+
+/// Adds the security headers every page of ours carries.
+pub fn security_headers(headers: &mut HeaderMap, cache: Cache) {
+    SECURITY.apply(headers, cache);
 }
 
 pub fn html(status: StatusCode, body: String) -> Resp {
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.html(status, body)
 }
 
-pub fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
-    let mut r = http::Response::new(Bytes::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+/// A JSON answer from a view struct (or a `serde_json::Value`).
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Resp {
+    SECURITY.json(status, body)
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = http::Response::new(Bytes::from_static(body.as_bytes()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.text(status, body)
 }
 
 /// A 303 to `location` (a relative path or an absolute URL we built).
 pub fn redirect(location: &str) -> Resp {
-    let mut r = http::Response::new(Bytes::new());
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    security_headers(r.headers_mut(), Cache::NoStore);
-    r
+    SECURITY.redirect(location)
 }
 
 pub fn add_cookie(resp: &mut Resp, cookie: &str) {
@@ -198,19 +162,19 @@ impl Cookies {
         }
     }
 
-    /// `max_age` None: a browser-session cookie.
+    /// The `Set-Cookie` value; `max_age` None: a browser-session cookie.
     pub fn set(&self, base: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut c = format!(
-            "{}={value}; Path=/; HttpOnly; SameSite=Lax",
-            self.name(base)
-        );
+        let mut c = Cookie::build((self.name(base), value.to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure);
         if let Some(age) = max_age {
-            c.push_str(&format!("; Max-Age={age}"));
+            c = c.max_age(time::Duration::seconds(
+                i64::try_from(age).unwrap_or(i64::MAX),
+            ));
         }
-        if self.secure {
-            c.push_str("; Secure");
-        }
-        c
+        c.build().to_string()
     }
 
     pub fn clear(&self, base: &str) -> String {
@@ -336,6 +300,7 @@ pub fn csrf_ok(req: &Req, expected_token: &str, public_origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     #[test]
     fn return_to_accepts_plain_paths() {
@@ -479,14 +444,62 @@ mod tests {
     fn cookies_are_host_prefixed_and_secure_on_https() {
         let c = Cookies { secure: true };
         let s = c.set(SESSION_COOKIE, "abc", None);
+        // The `cookie` crate writes the attributes in its own order.
         assert_eq!(
             s,
-            "__Host-espace-session=abc; Path=/; HttpOnly; SameSite=Lax; Secure"
+            "__Host-espace-session=abc; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        let attrs = |s: &str| {
+            let mut a: Vec<String> = s.split("; ").map(str::to_owned).collect();
+            a.sort();
+            a
+        };
+        assert_eq!(
+            attrs(&s),
+            attrs("__Host-espace-session=abc; Path=/; HttpOnly; SameSite=Lax; Secure")
         );
         assert!(c.clear(SESSION_COOKIE).contains("Max-Age=0"));
+        assert_eq!(
+            attrs(&c.clear(SESSION_COOKIE)),
+            attrs("__Host-espace-session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure")
+        );
+        assert_eq!(
+            attrs(&c.set(FLOW_COOKIE, "f", Some(600))),
+            attrs("__Host-espace-login=f; Path=/; HttpOnly; SameSite=Lax; Max-Age=600; Secure")
+        );
         let plain = Cookies { secure: false };
         assert_eq!(plain.name(SESSION_COOKIE), "espace-session");
         assert!(!plain.set(SESSION_COOKIE, "abc", None).contains("Secure"));
+        assert_eq!(
+            attrs(&plain.set(SESSION_COOKIE, "abc", None)),
+            attrs("espace-session=abc; Path=/; HttpOnly; SameSite=Lax")
+        );
+    }
+
+    #[test]
+    fn request_cookies_are_read_over_every_header_line() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            "a=1; espace-session=s1=; b".parse().unwrap(),
+        );
+        headers.append(
+            header::COOKIE,
+            "espace-login=f;espace-session=s2".parse().unwrap(),
+        );
+        let req = Req {
+            method: Method::GET,
+            path: "/".into(),
+            query: None,
+            headers,
+            body: Bytes::new(),
+            client_ip: "127.0.0.1".parse().unwrap(),
+        };
+        assert_eq!(req.cookie(SESSION_COOKIE).as_deref(), Some("s1="));
+        assert_eq!(req.cookie(FLOW_COOKIE).as_deref(), Some("f"));
+        assert_eq!(req.cookie("a").as_deref(), Some("1"));
+        assert_eq!(req.cookie("b"), None);
+        assert_eq!(req.cookie("__Host-espace-session"), None);
     }
 
     fn post(headers: &[(&str, &str)], body: &str) -> Req {

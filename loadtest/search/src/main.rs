@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use espace_ps_records::demo_data::{self, showcase, DemoConfig};
+use espace_ps_demo_data::{self as demo_data, showcase, DemoConfig};
 use espace_ps_records::{search_tokens, Records};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -4,13 +4,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression, Schema,
 };
+use parking_lot::{Mutex, RwLock};
 
 use crate::groups::GroupIndex;
 use crate::load::{self, LoadError, Problem};
@@ -139,12 +140,7 @@ impl PolicySnapshot {
         p: &crate::model::Professional,
         principal: &EntityUid,
     ) -> Result<Entity, String> {
-        if let Some(e) = self
-            .principals
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(p)
-        {
+        if let Some(e) = self.principals.read().get(p) {
             return Ok(e.clone());
         }
         let n = names();
@@ -173,10 +169,7 @@ impl PolicySnapshot {
             .collect();
         let entity = Entity::new(principal.clone(), attrs, parents)
             .map_err(|e| format!("cannot build the principal: {e}"))?;
-        let mut cache = self
-            .principals
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self.principals.write();
         if cache.len() >= PRINCIPAL_CACHE_SIZE {
             cache.clear();
         }
@@ -482,11 +475,7 @@ impl Engine {
     /// atomic swap; a bad set is refused, logged and counted, and the last
     /// good set stays.
     pub fn reload(&self) -> ReloadOutcome {
-        let _guard = self
-            .inner
-            .reload_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.inner.reload_lock.lock();
         let current = self.inner.current.load_full();
         let next_generation = current.generation + 1;
         let outcome = match build_snapshot(&self.inner.dir, next_generation, true) {

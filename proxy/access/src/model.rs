@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 // === impl Professional ===
 
-/// The signed-in health professional.
+/// The signed-in health professional as the policy engine sees them (the
+/// Cedar principal), built from the identity model's
+/// [`espace_ps_identity::Professional`] with `From`.
 ///
 /// Groups are not part of this type: the engine resolves them from the
 /// administrator's `groups.toml` on every decision.
@@ -33,25 +35,19 @@ pub struct Professional {
     pub login_method: LoginMethod,
 }
 
-/// How a professional signed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoginMethod {
-    /// Pro Santé Connect with a CPS card.
-    PscCard,
-    /// Pro Santé Connect with the e-CPS mobile app.
-    PscApp,
-    /// Single sign-on from Hopital Manager (a hospital user).
-    HmSso,
-}
+/// How a professional signed in: the one enum of the identity model.
+pub use espace_ps_identity::LoginMethod;
 
-impl LoginMethod {
-    /// The Cedar enum value (`EspacePs::LoginMethod::"<this>"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginMethod::PscCard => "psc_card",
-            LoginMethod::PscApp => "psc_app",
-            LoginMethod::HmSso => "hm_sso",
+impl From<&espace_ps_identity::Professional> for Professional {
+    /// The professional as the policy engine sees them: the identity model
+    /// without names (they never decide anything).
+    fn from(p: &espace_ps_identity::Professional) -> Professional {
+        Professional {
+            national_id: p.national_id.as_str().to_owned(),
+            rpps: p.rpps.clone(),
+            professions: p.professions.clone(),
+            savoir_faire: p.savoir_faire.clone(),
+            login_method: p.login_method,
         }
     }
 }
@@ -231,5 +227,33 @@ impl Decision {
             policy_ids: Vec::new(),
             errors: vec![error],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_principal_is_built_from_the_identity_model() {
+        let id = espace_ps_identity::NationalId::parse("899700123450").unwrap();
+        let mut p = espace_ps_identity::Professional::new(
+            id,
+            "Élise".into(),
+            "Martin-Dupré".into(),
+            LoginMethod::PscApp,
+        );
+        p.professions = vec!["10".into()];
+        p.savoir_faire = vec!["SM54".into()];
+        assert_eq!(
+            Professional::from(&p),
+            Professional {
+                national_id: "899700123450".into(),
+                rpps: Some("99700123450".into()),
+                professions: vec!["10".into()],
+                savoir_faire: vec!["SM54".into()],
+                login_method: LoginMethod::PscApp,
+            }
+        );
     }
 }

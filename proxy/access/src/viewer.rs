@@ -39,6 +39,8 @@
 
 mod canonical;
 mod classify;
+#[doc(hidden)]
+pub mod corpus;
 mod csp;
 #[doc(hidden)]
 pub mod fuzzing;

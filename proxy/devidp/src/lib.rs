@@ -19,11 +19,11 @@
 //! another host, that host must also be routed to this handler.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use jsonwebtoken::EncodingKey;
+use parking_lot::{Mutex, MutexGuard};
 use url::Url;
 
 mod authorize;
@@ -362,10 +362,9 @@ impl DevIdp {
         format!("f:{FEDERATION_ID}:{national_id}")
     }
 
-    /// Locks the state and drops expired codes and tokens. A poisoned lock
-    /// only means another request panicked; the maps stay usable.
+    /// Locks the state and drops expired codes and tokens.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         let now = now();
         state.codes.retain(|_, c| c.expires_at > now);
         state.tokens.retain(|_, t| t.expires_at > now);

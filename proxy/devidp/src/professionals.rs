@@ -4,6 +4,7 @@
 //! sandbox; each ends with a Luhn check digit. National ids are `8` + RPPS
 //! (11 digits) or `0` + ADELI (9 digits).
 
+use espace_ps_identity::{NationalId, NationalIdError};
 use serde::{Deserialize, Serialize};
 
 /// Dr Élise Martin-Dupré, médecin généraliste (SM54).
@@ -181,48 +182,23 @@ fn doctor(
     }
 }
 
-/// Why a national id is not acceptable; `None` if it is.
+/// Why a national id is not acceptable; `None` if it is. Parsed by the
+/// identity model (RPPS with its Luhn key, or ADELI), digits only.
 pub(crate) fn national_id_problem(id: &str) -> Option<&'static str> {
     if !id.bytes().all(|b| b.is_ascii_digit()) {
         return Some("must contain digits only");
     }
-    match (id.as_bytes().first(), id.len()) {
-        (Some(b'8'), 12) if luhn_valid(&id[1..]) => None,
-        (Some(b'8'), 12) => Some("the RPPS number's Luhn check digit is wrong"),
-        (Some(b'0'), 10) => None,
-        _ => Some("must be 8 + an 11-digit RPPS number or 0 + a 9-digit ADELI number"),
+    match NationalId::parse_rpps_or_adeli(id) {
+        Ok(_) => None,
+        Err(NationalIdError::BadCheckDigit) => Some("the RPPS number's Luhn check digit is wrong"),
+        Err(_) => Some("must be 8 + an 11-digit RPPS number or 0 + a 9-digit ADELI number"),
     }
-}
-
-/// Luhn check over a string of ASCII digits (the last digit is the check digit).
-pub fn luhn_valid(digits: &str) -> bool {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let d2 = d * 2;
-                if d2 > 9 {
-                    d2 - 9
-                } else {
-                    d2
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use espace_ps_identity::luhn_valid;
 
     #[test]
     fn default_rpps_numbers_are_test_numbers_with_a_luhn_check_digit() {

@@ -1,9 +1,11 @@
-//! Small HTTP helpers: parameter parsing and every response builder, so the
-//! security headers are set in one place.
+//! Small HTTP helpers: parameter parsing and every response builder, on
+//! `espace_ps_http` (shared with the proxy), so the security headers are set
+//! in one place.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use espace_ps_http::SecurityHeaders;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 /// Request parameters; OAuth forbids repeating one.
@@ -51,27 +53,17 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Bytes> {
-    let mut res = Response::new(body);
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    res
-}
+/// The headers of every response of the dev IdP; HTML pages add their CSP
+/// and `X-Frame-Options` ([`html`]).
+const SECURITY: SecurityHeaders = SecurityHeaders(&[
+    ("pragma", "no-cache"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+]);
 
 /// An HTML page with a strict CSP allowing only its own inline style.
 pub(crate) fn html(status: StatusCode, body: String, csp: &str) -> Response<Bytes> {
-    let mut res = response(status, "text/html; charset=utf-8", body.into());
+    let mut res = SECURITY.html(status, body);
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -81,11 +73,11 @@ pub(crate) fn html(status: StatusCode, body: String, csp: &str) -> Response<Byte
 }
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
-    response(status, "application/json", value.to_string().into())
+    SECURITY.json(status, value)
 }
 
 pub(crate) fn jwt(token: String) -> Response<Bytes> {
-    response(StatusCode::OK, "application/jwt", token.into())
+    SECURITY.response(StatusCode::OK, "application/jwt", token)
 }
 
 /// An OAuth 2.0 error body (RFC 6749 §5.2).
@@ -98,22 +90,18 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
 
 /// `303 See Other` to an already validated location.
 pub(crate) fn redirect(location: &url::Url) -> Response<Bytes> {
-    let mut res = response(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        Bytes::new(),
+    let mut res = SECURITY.redirect(location.as_str());
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(espace_ps_http::TEXT),
     );
-    if let Ok(v) = HeaderValue::from_str(location.as_str()) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
     res
 }
 
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
-    let mut res = response(
+    let mut res = SECURITY.text(
         StatusCode::METHOD_NOT_ALLOWED,
-        "text/plain; charset=utf-8",
-        Bytes::from_static("Méthode non autorisée.".as_bytes()),
+        "Méthode non autorisée.".as_bytes(),
     );
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -57,6 +57,30 @@ pub struct StudySpec {
     pub birth_date: String,
 }
 
+impl From<&espace_ps_demo_data::StudyRow> for StudySpec {
+    /// The study of a demo records row (`espace-ps-demo-data`), the DICOM
+    /// way: dates without dashes, sex `F`, `M` or `O`.
+    fn from(row: &espace_ps_demo_data::StudyRow) -> StudySpec {
+        StudySpec {
+            study_instance_uid: row.study_instance_uid.clone(),
+            accession_number: row.accession_number.clone().unwrap_or_default(),
+            modality: row.modality.clone(),
+            description: row.act_label.clone(),
+            study_date: row.exam_date.replace('-', ""),
+            patient_id: row.patient_id.clone(),
+            family_name: row.family_name.clone(),
+            given_name: row.given_name.clone(),
+            sex: match row.sex.as_str() {
+                "F" => "F",
+                "M" => "M",
+                _ => "O",
+            }
+            .to_owned(),
+            birth_date: row.birth_date.replace('-', ""),
+        }
+    }
+}
+
 /// One generated DICOM instance (a Part-10 file in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedInstance {

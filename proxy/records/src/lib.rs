@@ -9,9 +9,8 @@
 //!
 //! Nothing here logs: the values handled are patient data.
 //!
-//! [`demo_data`] fills a database with reproducible French demo records.
+//! The demo records are written by another crate, `espace-ps-demo-data`.
 
-pub mod demo_data;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,13 +1,14 @@
 //! Records adapter and demo data, on SQLite and on a real PostgreSQL.
 //!
-//! The PostgreSQL tests need `ESPACE_TEST_PG_URL` (an admin URL: each test
-//! creates its own database); `scripts/test.sh` provides it. Without it they
-//! fail rather than pass silently.
+//! The PostgreSQL tests need a server (an admin URL: each test creates its
+//! own database): `ESPACE_TEST_PG_URL` when set, else the throwaway cluster
+//! `espace_ps_testenv` starts once for the test run. When it cannot start
+//! they fail rather than pass silently.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
+use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use espace_ps_records::{
     patient_tokens, query_words, search_tokens, Backend, PatientHit, RecentCursor, Records,
     RecordsError, POSTGRES_SCHEMA,
@@ -42,13 +43,7 @@ fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> String {
 
 /// A fresh PostgreSQL database; dropped by [`drop_pg`].
 async fn fresh_pg() -> (String, String) {
-    let admin = std::env::var("ESPACE_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!(
-            "ESPACE_TEST_PG_URL is not set: the PostgreSQL records tests need a server. \
-             Run ./scripts/test.sh (or `scripts/test.sh --keep-services` and export the \
-             lines it prints) and rerun."
-        )
-    });
+    let admin = espace_ps_testenv::peer("ESPACE_TEST_PG_URL");
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "records_{}_{}_{}",
@@ -77,7 +72,7 @@ async fn fresh_pg() -> (String, String) {
 }
 
 async fn drop_pg(name: &str) {
-    let admin = std::env::var("ESPACE_TEST_PG_URL").unwrap();
+    let admin = espace_ps_testenv::peer("ESPACE_TEST_PG_URL");
     if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut conn)

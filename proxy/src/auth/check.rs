@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use serde_json::{json, Value};
 
 use crate::access::Access;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::metrics::METRICS;
 use crate::pages::{self, ErrorPage, Pages};
 use crate::revocation::Revocations;
 use crate::session::{SessionData, Sessions, StoreError};
 use crate::state::PortalDb;
+use crate::views::{ApiError, UserView};
 use crate::web::{self, Cookies, Req, Resp, SESSION_COOKIE};
 
 pub struct SessionCheck {
@@ -88,15 +88,12 @@ impl SessionCheck {
             tracing::warn!(reason, "session of a revoked professional ended");
             if let Err(e) = self
                 .db
-                .audit(&AuditEvent {
-                    actor: Some(data.professional.national_id.as_str().to_owned()),
-                    event: "session_revoked",
-                    method: Some(data.professional.login_method.as_str()),
-                    outcome: "success",
-                    client_addr: Some(req.client_ip.to_string()),
-                    detail: Some(reason.to_owned()),
-                    ..Default::default()
-                })
+                .audit(
+                    &AuditEvent::new(Event::SessionRevoked, Outcome::Success)
+                        .by(&data.professional)
+                        .client(req.client_ip)
+                        .detail(reason),
+                )
                 .await
             {
                 tracing::error!(error = %e, "audit write failed");
@@ -137,7 +134,9 @@ impl SessionCheck {
         } else {
             web::json(
                 StatusCode::UNAUTHORIZED,
-                &json!({"error": "authentification requise"}),
+                &ApiError {
+                    error: "authentification requise",
+                },
             )
         };
         if req.cookie(&self.cookies.name(SESSION_COOKIE)).is_some() {
@@ -151,22 +150,20 @@ impl SessionCheck {
     }
 
     /// The user block every page shows.
-    pub fn user_view(&self, data: &SessionData) -> Value {
+    pub fn user_view(&self, data: &SessionData) -> UserView {
         let p = &data.professional;
-        json!({
-            "name": p.display_name(),
-            "national_id": p.national_id.as_str(),
-            "rpps": p.rpps,
-            "login_method": match p.login_method {
+        UserView {
+            name: p.display_name(),
+            national_id: p.national_id.as_str().to_owned(),
+            rpps: p.rpps.clone(),
+            login_method: match p.login_method {
                 crate::identity::LoginMethod::PscCard => "Pro Santé Connect, carte CPS",
                 crate::identity::LoginMethod::PscApp => "Pro Santé Connect, application e-CPS",
                 crate::identity::LoginMethod::HmSso => "Hopital Manager",
             },
-            "csrf_token": data.csrf_token,
-            // How long the session lives if idle (the page's script drops
-            // "Mes dernières recherches" after it, even offline).
-            "session_remaining_ms": self.session_remaining_ms(data),
-        })
+            csrf_token: data.csrf_token.clone(),
+            session_remaining_ms: self.session_remaining_ms(data),
+        }
     }
 
     /// Milliseconds until the session ends by idle or absolute timeout if

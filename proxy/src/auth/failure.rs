@@ -4,6 +4,7 @@
 
 use http::StatusCode;
 
+use crate::audit::{AuditMethod, Event};
 use crate::pages::ErrorPage;
 
 /// A refused login.
@@ -215,11 +216,12 @@ impl LoginFailure {
         }
     }
 
-    /// The audit event and the metric's method label of this kind of login.
-    pub fn event_and_method(self) -> (&'static str, &'static str) {
+    /// The audit event and method (also the metric's label) of this kind
+    /// of login.
+    pub fn event_and_method(self) -> (Event, AuditMethod) {
         match self {
-            LoginFailure::Psc(_) => ("login", "psc"),
-            LoginFailure::Hm(_) => ("hm_sso", "hm_sso"),
+            LoginFailure::Psc(_) => (Event::Login, AuditMethod::Psc),
+            LoginFailure::Hm(_) => (Event::HmSso, AuditMethod::HmSso),
         }
     }
 

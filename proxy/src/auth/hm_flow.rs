@@ -2,13 +2,14 @@
 //! same-browser check and the confirmation page.
 
 use http::{Method, StatusCode};
-use serde_json::json;
 
 use super::failure::HmFailure;
 use super::hm_sso::PendingLaunch;
 use super::Login;
+use crate::audit::Event;
 use crate::metrics::METRICS;
 use crate::pages;
+use crate::views::{HmSsoConfirmPage, LaunchFor, Page, SignedIn};
 use crate::web::{self, Req, Resp};
 
 /// Why a parked launch cannot be used.
@@ -180,28 +181,44 @@ pub(super) async fn hm_sso_continue(app: &Login, req: &Req) -> Resp {
             return web::redirect(&pending.target);
         }
         return app
-            .start_session(req, pending.professional, None, "hm_sso", &pending.target)
+            .start_session(
+                req,
+                pending.professional,
+                None,
+                Event::HmSso,
+                &pending.target,
+            )
             .await;
     }
     let label = pending.label();
     let user = current.as_ref().map(|(_, data)| app.check.user_view(data));
-    let current_view = current.as_ref().map(|(_, data)| {
-        json!({"name": data.professional.display_name(),
-               "national_id": data.professional.national_id.as_str()})
-    });
+    let current_name = current
+        .as_ref()
+        .map(|(_, data)| data.professional.display_name());
+    let current_view = current
+        .as_ref()
+        .zip(current_name.as_deref())
+        .map(|((_, data), name)| SignedIn {
+            name,
+            national_id: data.professional.national_id.as_str(),
+        });
     app.pages.render(
         StatusCode::OK,
         "hm_sso_confirm",
-        &json!({
-            "title": "Connexion depuis Hopital Manager",
-            "user": user,
-            "refresh_to": null,
-            "who": {"label": label,
-                    "national_id": pending.professional.national_id.as_str()},
-            "current": current_view,
-            "launch": id,
-            "csrf_token": pending.csrf_token,
-        }),
+        &Page {
+            title: "Connexion depuis Hopital Manager",
+            user: user.as_ref(),
+            refresh_to: None,
+            body: HmSsoConfirmPage {
+                who: LaunchFor {
+                    label: &label,
+                    national_id: pending.professional.national_id.as_str(),
+                },
+                current: current_view,
+                launch: &id,
+                csrf_token: &pending.csrf_token,
+            },
+        },
     )
 }
 
@@ -226,6 +243,12 @@ pub(super) async fn hm_sso_confirm(app: &Login, req: &Req) -> Resp {
     if !web::csrf_ok(req, &pending.csrf_token, &app.public_origin) {
         return refuse(HmFailure::LaunchCsrf).await;
     }
-    app.start_session(req, pending.professional, None, "hm_sso", &pending.target)
-        .await
+    app.start_session(
+        req,
+        pending.professional,
+        None,
+        Event::HmSso,
+        &pending.target,
+    )
+    .await
 }

@@ -2,21 +2,37 @@
 //! alone), the trail, and Pro Santé Connect's own logout.
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::Login;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::pages;
+use crate::views::{LogoutPage, Page, UserView};
 use crate::web::{self, Req, Resp, SESSION_COOKIE};
+
+/// The logout pages: the confirmation (with the user), the hop on to Pro
+/// Santé Connect's logout (`continue_to`, also followed at once), and the
+/// signed-out page (neither).
+pub(super) fn logout_view<'a>(
+    user: Option<&'a UserView>,
+    continue_to: Option<&'a str>,
+) -> Page<'a, LogoutPage<'a>> {
+    Page {
+        title: "Déconnexion",
+        user,
+        refresh_to: continue_to,
+        body: LogoutPage {
+            continue_href: continue_to,
+        },
+    }
+}
 
 pub(super) async fn logout_page(app: &Login, req: &Req) -> Resp {
     match app.check.stored_session(req).await {
-        Ok(Some((_, data))) => app.pages.render(
-            StatusCode::OK,
-            "logout",
-            &json!({"title": "Déconnexion", "user": app.check.user_view(&data),
-                    "continue_href": null, "refresh_to": null}),
-        ),
+        Ok(Some((_, data))) => {
+            let user = app.check.user_view(&data);
+            app.pages
+                .render(StatusCode::OK, "logout", &logout_view(Some(&user), None))
+        }
         Ok(None) => web::redirect("/auth/logged-out"),
         Err(_) => app.error(&pages::UNAVAILABLE),
     }
@@ -44,14 +60,11 @@ pub(super) async fn logout(app: &Login, req: &Req) -> Resp {
         return app.error(&pages::UNAVAILABLE);
     }
     let p = &data.professional;
-    app.audit_best_effort(AuditEvent {
-        actor: Some(p.national_id.as_str().to_owned()),
-        event: "logout",
-        method: Some(p.login_method.as_str()),
-        outcome: "success",
-        client_addr: Some(req.client_ip.to_string()),
-        ..Default::default()
-    })
+    app.audit_best_effort(
+        AuditEvent::new(Event::Logout, Outcome::Success)
+            .by(p)
+            .client(req.client_ip),
+    )
     .await;
     // PSC's end-session is on another origin: a form may not redirect
     // there under our CSP (form-action 'self'), so a page sends the browser on.
@@ -66,8 +79,7 @@ pub(super) async fn logout(app: &Login, req: &Req) -> Resp {
         Some(url) => app.pages.render(
             StatusCode::OK,
             "logout",
-            &json!({"title": "Déconnexion", "user": null,
-                    "continue_href": url.as_str(), "refresh_to": url.as_str()}),
+            &logout_view(None, Some(url.as_str())),
         ),
         None => web::redirect("/auth/logged-out"),
     };

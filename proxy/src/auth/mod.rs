@@ -13,13 +13,12 @@ mod psc_flow;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use serde_json::json;
 
 pub use check::SessionCheck;
 pub use failure::{HmFailure, LoginFailure, PscFailure};
 
 use crate::access::Access;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::identity::Professional;
 use crate::metrics::METRICS;
 use crate::pages::{self, ErrorPage, Pages};
@@ -64,15 +63,18 @@ impl Login {
             (Method::POST, "/auth/hm-sso/confirm") => hm_flow::hm_sso_confirm(app, &req).await,
             (Method::GET, "/auth/logout") => logout::logout_page(app, &req).await,
             (Method::POST, "/auth/logout") => logout::logout(app, &req).await,
-            (Method::GET, "/auth/logged-out") => app.pages.render(
-                StatusCode::OK,
-                "logout",
-                &json!({"title": "Déconnexion", "user": null, "continue_href": null, "refresh_to": null}),
-            ),
+            (Method::GET, "/auth/logged-out") => {
+                app.pages
+                    .render(StatusCode::OK, "logout", &logout::logout_view(None, None))
+            }
             (
                 _,
-                "/auth/login" | "/auth/callback" | "/auth/logout" | "/auth/logged-out"
-                | "/auth/hm-sso" | "/auth/hm-sso/confirm",
+                "/auth/login"
+                | "/auth/callback"
+                | "/auth/logout"
+                | "/auth/logged-out"
+                | "/auth/hm-sso"
+                | "/auth/hm-sso/confirm",
             ) => app.error(&pages::METHOD_NOT_ALLOWED),
             _ => app.error(&pages::NOT_FOUND),
         }
@@ -99,7 +101,7 @@ impl Login {
 
     async fn audit_best_effort(&self, e: AuditEvent) {
         if let Err(err) = self.db.audit(&e).await {
-            tracing::error!(error = %err, event = e.event, "audit write failed");
+            tracing::error!(error = %err, event = e.event(), "audit write failed");
         }
     }
 
@@ -108,16 +110,17 @@ impl Login {
         let failure = failure.into();
         let (event, method) = failure.event_and_method();
         let code = failure.code();
-        METRICS.logins.with_label_values(&[method, code]).inc();
-        tracing::warn!(event, reason = code, "login refused");
-        self.audit_best_effort(AuditEvent {
-            event,
-            method: Some(method),
-            outcome: "refused",
-            client_addr: Some(req.client_ip.to_string()),
-            detail: Some(code.to_owned()),
-            ..Default::default()
-        })
+        METRICS
+            .logins
+            .with_label_values(&[method.as_str(), code])
+            .inc();
+        tracing::warn!(event = event.as_str(), reason = code, "login refused");
+        self.audit_best_effort(
+            AuditEvent::new(event, Outcome::Refused)
+                .method(method)
+                .client(req.client_ip)
+                .detail(code),
+        )
         .await;
         let mut resp = self.error(&failure.page());
         web::add_cookie(&mut resp, &self.cookies.clear(FLOW_COOKIE));
@@ -131,27 +134,28 @@ impl Login {
         req: &Req,
         professional: Professional,
         id_token: Option<String>,
-        event: &'static str,
+        event: Event,
         target: &str,
     ) -> Resp {
         let method = professional.login_method.as_str();
-        let metric_method = if event == "hm_sso" { "hm_sso" } else { "psc" };
+        let metric_method = if event == Event::HmSso {
+            "hm_sso"
+        } else {
+            "psc"
+        };
         // Revoked by the establishment (policies' `revoked` group): no login.
         if self.access.in_revoked_group(&professional) {
             METRICS
                 .logins
                 .with_label_values(&[metric_method, "revoked"])
                 .inc();
-            tracing::warn!(event, reason = "revoked", "login refused");
-            self.audit_best_effort(AuditEvent {
-                actor: Some(professional.national_id.as_str().to_owned()),
-                event,
-                method: Some(method),
-                outcome: "refused",
-                client_addr: Some(req.client_ip.to_string()),
-                detail: Some("revoked".to_owned()),
-                ..Default::default()
-            })
+            tracing::warn!(event = event.as_str(), reason = "revoked", "login refused");
+            self.audit_best_effort(
+                AuditEvent::new(event, Outcome::Refused)
+                    .by(&professional)
+                    .client(req.client_ip)
+                    .detail("revoked"),
+            )
             .await;
             let mut resp = self.error(&REVOKED);
             web::add_cookie(&mut resp, &self.cookies.clear(FLOW_COOKIE));
@@ -168,15 +172,12 @@ impl Login {
                 return self.error(&pages::UNAVAILABLE);
             }
         };
-        let audit = AuditEvent {
-            actor: Some(professional.national_id.as_str().to_owned()),
-            event,
-            method: Some(method),
-            outcome: "success",
-            client_addr: Some(req.client_ip.to_string()),
-            detail: account.created.then(|| "account_created".to_owned()),
-            ..Default::default()
-        };
+        let mut audit = AuditEvent::new(event, Outcome::Success)
+            .by(&professional)
+            .client(req.client_ip);
+        if account.created {
+            audit = audit.detail("account_created");
+        }
         if let Err(e) = self.db.audit(&audit).await {
             // No audit record, no access.
             tracing::error!(error = %e, "audit write failed at login");
@@ -196,7 +197,12 @@ impl Login {
                     .logins
                     .with_label_values(&[metric_method, "success"])
                     .inc();
-                tracing::info!(event, method, account = account.account_id, "login");
+                tracing::info!(
+                    event = event.as_str(),
+                    method,
+                    account = account.account_id,
+                    "login"
+                );
                 let mut resp = web::redirect(target);
                 web::add_cookie(&mut resp, &self.cookies.set(SESSION_COOKIE, &id, None));
                 web::add_cookie(&mut resp, &self.cookies.clear(FLOW_COOKIE));

@@ -2,13 +2,27 @@
 //! the callback.
 
 use http::StatusCode;
-use serde_json::json;
 
 use super::failure::PscFailure;
 use super::Login;
+use crate::audit::Event;
 use crate::metrics::METRICS;
 use crate::pages;
+use crate::views::{LoginPage, Page};
 use crate::web::{self, Req, Resp, FLOW_COOKIE};
+
+/// The login page; `start_href` when Pro Santé Connect is configured.
+fn login_page(start_href: Option<&str>) -> Page<'_, LoginPage<'_>> {
+    Page {
+        title: "Connexion",
+        user: None,
+        refresh_to: None,
+        body: LoginPage {
+            psc: start_href.is_some(),
+            start_href,
+        },
+    }
+}
 
 pub(super) async fn login(app: &Login, req: &Req) -> Resp {
     let return_to = req
@@ -21,23 +35,16 @@ pub(super) async fn login(app: &Login, req: &Req) -> Resp {
         Err(_) => return app.error(&pages::UNAVAILABLE),
     }
     let Some(psc) = &app.psc else {
-        return app.pages.render(
-            StatusCode::OK,
-            "login",
-            &json!({"title": "Connexion", "user": null, "psc": false, "refresh_to": null}),
-        );
+        return app.pages.render(StatusCode::OK, "login", &login_page(None));
     };
     if req.query_param("start").is_none() {
         let start_href = format!(
             "/auth/login?start=1&return_to={}",
             urlencoding::encode(&return_to)
         );
-        return app.pages.render(
-            StatusCode::OK,
-            "login",
-            &json!({"title": "Connexion", "user": null, "psc": true,
-                    "start_href": start_href, "refresh_to": null}),
-        );
+        return app
+            .pages
+            .render(StatusCode::OK, "login", &login_page(Some(&start_href)));
     }
     if let Some(refusal) = app.over_login_limit(req, "login").await {
         return refusal;
@@ -107,7 +114,7 @@ pub(super) async fn callback(app: &Login, req: &Req) -> Resp {
                 req,
                 login.professional,
                 Some(login.id_token),
-                "login",
+                Event::Login,
                 &flow.return_to,
             )
             .await

@@ -3,24 +3,35 @@
 //! venue, reports. Every page needs a session; every record shown passed
 //! the policy engine; anything with patient data is `no-store`.
 
-mod pages;
+mod by_number;
+mod dossier;
+mod home;
+mod images;
+mod report;
+mod search;
+pub mod views;
 
+use espace_ps_records::Patient;
 use http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde::Serialize;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::Date;
 
 use std::sync::Arc;
 
 use crate::access::{Access, AccessError};
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::auth::SessionCheck;
 use crate::config::{Config, LookupLimits};
 use crate::pages::Pages;
 use crate::pages::{ErrorPage, NOT_FOUND, TOO_MANY_LOOKUPS, UNAVAILABLE};
 use crate::ratelimit::Limiter;
 use crate::ratelimit::{hit_all, Verdict};
-use crate::session::SessionData;
-use crate::session::{KvStore, Sessions};
+use crate::session::{KvStore, RecentPatient, SessionData, Sessions};
 use crate::state::PortalDb;
 use crate::viewer::Gate;
+use crate::views::{ApiError, Page, UserView};
 use crate::web::{self, Req, Resp};
 
 /// The portal's pages: what they need, and nothing else.
@@ -68,8 +79,17 @@ pub struct Ctx<'a> {
     pub req: &'a Req,
     pub session_id: String,
     pub session: SessionData,
-    pub user: Value,
+    pub user: UserView,
 }
+
+/// How many patients "Mes dernières recherches" keeps.
+const RECENT_CAP: usize = 10;
+
+const NO_RECORDS: ErrorPage = ErrorPage::new(
+    StatusCode::NOT_FOUND,
+    "Dossier introuvable",
+    "Ce dossier n'existe pas ou vous n'y avez pas accès.",
+);
 
 pub const RECORDS_UNAVAILABLE: ErrorPage = ErrorPage::new(
     StatusCode::SERVICE_UNAVAILABLE,
@@ -106,13 +126,15 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn render(&self, name: &str, title: &str, mut data: Value) -> Resp {
-        data["title"] = json!(title);
-        data["user"] = self.user.clone();
-        if data.get("refresh_to").is_none() {
-            data["refresh_to"] = Value::Null;
-        }
-        self.app.pages.render(StatusCode::OK, name, &data)
+    /// A page: its view, in the frame with the signed-in professional.
+    pub fn render<T: Serialize>(&self, name: &str, title: &str, view: T) -> Resp {
+        let page = Page {
+            title,
+            user: Some(&self.user),
+            refresh_to: None,
+            body: view,
+        };
+        self.app.pages.render(StatusCode::OK, name, &page)
     }
 
     pub fn error(&self, page: &ErrorPage) -> Resp {
@@ -130,6 +152,57 @@ impl Ctx<'_> {
 
     pub fn is_json(&self) -> bool {
         self.req.path.starts_with("/api/")
+    }
+
+    fn records(&self) -> Result<&espace_ps_records::Records, AccessError> {
+        self.app.records.as_ref().ok_or(AccessError::NoRecords)
+    }
+
+    /// The audit record of this request: by the signed-in professional,
+    /// from the client's address, on `resource`.
+    fn audit(&self, event: Event, outcome: Outcome, resource: &str) -> AuditEvent {
+        AuditEvent::new(event, outcome)
+            .by(&self.session.professional)
+            .client(self.req.client_ip)
+            .on(resource)
+    }
+
+    /// Writes an audit record; without it, nothing is shown.
+    async fn audit_or_refuse(&self, e: AuditEvent) -> Result<(), AccessError> {
+        self.app.db.audit(&e).await?;
+        Ok(())
+    }
+
+    /// Puts a patient at the top of "Mes dernières recherches".
+    async fn remember(&mut self, p: &Patient) {
+        let r = recent_of(p);
+        let list = &mut self.session.recent_patients;
+        list.retain(|x| x.id != r.id);
+        list.insert(0, r);
+        list.truncate(RECENT_CAP);
+        match self
+            .app
+            .sessions
+            .update(&self.session_id, &self.session)
+            .await
+        {
+            Ok(true) => {}
+            // Ended meanwhile (logout, timeout): not written back.
+            Ok(false) => tracing::info!("session ended before its recent patients were saved"),
+            Err(e) => tracing::warn!(error = %e, "cannot update recent patients"),
+        }
+    }
+}
+
+/// A patient as the session keeps it ("Mes dernières recherches") and the
+/// pages show it.
+fn recent_of(p: &Patient) -> RecentPatient {
+    RecentPatient {
+        id: p.patient_id.clone(),
+        sex: p.sex.clone(),
+        family_name: p.family_name.to_uppercase(),
+        given_name: p.given_name.clone(),
+        birth_date: fr_date(&p.birth_date),
     }
 }
 
@@ -186,32 +259,37 @@ async fn handle(app: &Portal, req: Req) -> Resp {
         }
     }
     match (get, post, segments.as_slice()) {
-        (true, _, [""]) => pages::home(ctx).await,
-        (true, _, ["portail", "recherche"]) => pages::search_page(ctx).await,
-        (true, _, ["api", "portail", "patients"]) => pages::search_api(ctx).await,
-        (true, _, ["portail", "dossier"]) => pages::dossier_form(ctx, None, StatusCode::OK),
-        (_, true, ["portail", "dossier"]) => pages::dossier_submit(ctx).await,
+        (true, _, [""]) => home::home(ctx).await,
+        (true, _, ["portail", "recherche"]) => search::search_page(ctx).await,
+        (true, _, ["api", "portail", "patients"]) => search::search_api(ctx).await,
+        (true, _, ["portail", "dossier"]) => by_number::dossier_form(ctx, None, StatusCode::OK),
+        (_, true, ["portail", "dossier"]) => by_number::dossier_submit(ctx).await,
         (true, _, ["portail", "patients", id]) => {
             let id = decode(id);
-            pages::patient(ctx, &id).await
+            dossier::patient(ctx, &id).await
         }
         (true, _, ["portail", "dossiers", number]) => {
             let number = decode(number);
-            pages::dossier(ctx, &number).await
+            dossier::dossier(ctx, &number).await
         }
         (true, _, ["portail", "comptes-rendus", id]) => {
             let id = decode(id);
-            pages::report(ctx, &id).await
+            report::report(ctx, &id).await
         }
         (_, true, ["portail", "comptes-rendus", id, "vu"]) => {
             let id = decode(id);
-            pages::mark_seen(ctx, &id).await
+            report::mark_seen(ctx, &id).await
         }
         (true, _, ["portail", "images", uid]) => {
             let uid = decode(uid);
-            pages::images(ctx, &uid).await
+            images::images(ctx, &uid).await
         }
-        _ if ctx.is_json() => web::json(StatusCode::NOT_FOUND, &json!({"error": "introuvable"})),
+        _ if ctx.is_json() => web::json(
+            StatusCode::NOT_FOUND,
+            &ApiError {
+                error: "introuvable",
+            },
+        ),
         _ => ctx.error(&NOT_FOUND),
     }
 }
@@ -222,34 +300,32 @@ fn decode(segment: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `YYYY-MM-DD` → `jj/mm/aaaa` (as the user guide shows dates).
-pub fn fr_date(iso: &str) -> String {
-    let p: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
-    match p.as_slice() {
-        [y, m, d] => format!("{d}/{m}/{y}"),
-        _ => iso.to_owned(),
-    }
+/// Dates as the records store them: `YYYY-MM-DD`.
+const ISO_DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+/// Dates as the user guide shows them: `jj/mm/aaaa`.
+const FR_DATE: &[BorrowedFormatItem<'static>] = format_description!("[day]/[month]/[year]");
+
+/// A date as `YYYY-MM-DD`.
+pub fn iso(date: Date) -> String {
+    date.format(ISO_DATE)
+        .expect("a calendar date formats as [year]-[month]-[day]")
 }
 
-/// `jj/mm/aaaa` → `YYYY-MM-DD`, for a real calendar date only.
+/// `YYYY-MM-DD` (and whatever follows) → `jj/mm/aaaa`; anything else as is.
+pub fn fr_date(iso: &str) -> String {
+    Date::parse(iso.get(..10).unwrap_or(iso), ISO_DATE)
+        .ok()
+        .and_then(|d| d.format(FR_DATE).ok())
+        .unwrap_or_else(|| iso.to_owned())
+}
+
+/// `jj/mm/aaaa` → `YYYY-MM-DD`, for a real calendar date only, written
+/// exactly so (two-digit day and month, four-digit year, no sign).
 pub fn iso_date(fr: &str) -> Option<String> {
-    let parts: Vec<&str> = fr.trim().split('/').collect();
-    let [d, m, y] = parts.as_slice() else {
-        return None;
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if d.len() != 2 || m.len() != 2 || y.len() != 4 || !digits(d) || !digits(m) || !digits(y) {
-        return None;
-    }
-    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
-    let month = time::Month::try_from(m).ok()?;
-    let date = time::Date::from_calendar_date(y, month, d).ok()?;
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    ))
+    let fr = fr.trim();
+    let date = Date::parse(fr, FR_DATE).ok()?;
+    // The parser is lenient where the user guide is not (a sign, say).
+    (date.format(FR_DATE).ok()? == fr).then(|| iso(date))
 }
 
 #[cfg(test)]
@@ -259,6 +335,12 @@ mod tests {
     #[test]
     fn dates_both_ways() {
         assert_eq!(fr_date("1961-08-13"), "13/08/1961");
+        assert_eq!(fr_date("2024-02-29T10:00:00"), "29/02/2024");
+        assert_eq!(fr_date("inconnue"), "inconnue");
+        assert_eq!(
+            iso(Date::from_calendar_date(987, time::Month::May, 4).unwrap()),
+            "0987-05-04"
+        );
         assert_eq!(iso_date("13/08/1961").as_deref(), Some("1961-08-13"));
         assert_eq!(iso_date(" 29/02/2024 ").as_deref(), Some("2024-02-29"));
         for bad in [
@@ -268,6 +350,9 @@ mod tests {
             "32/01/2000",
             "",
             "aa/bb/cccc",
+            "13/08/+1961",
+            "13/08/19610",
+            "13/8/1961",
         ] {
             assert_eq!(iso_date(bad), None, "{bad}");
         }

@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 use super::resolver::{ResolveError, StudyResolver};
 use super::Refusal;
 use crate::access::Access;
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::{AuditEvent, AuditSink, Event, Outcome};
 use crate::session::SessionData;
 
 /// How long what the archive said about an id is kept.
@@ -157,8 +157,13 @@ impl Gate {
             Classification::Candidate(c) => c,
             Classification::Denied(d) => {
                 if d.class == Some(Class::Download) {
-                    self.audit_best_effort(r.event("dicom_download", "refused", "", &d.reason))
-                        .await;
+                    self.audit_best_effort(r.event(
+                        Event::DicomDownload,
+                        Outcome::Refused,
+                        "",
+                        &d.reason,
+                    ))
+                    .await;
                 }
                 tracing::info!(reason = %d.reason, "viewer request denied by the route table");
                 return Verdict::Refuse(Refusal::Refused);
@@ -178,8 +183,8 @@ impl Gate {
                     tracing::info!(error = %e, route = %candidate.route_id, "viewer resource not resolved");
                     if download {
                         self.audit_best_effort(r.event(
-                            "dicom_download",
-                            "refused",
+                            Event::DicomDownload,
+                            Outcome::Refused,
                             "",
                             "unresolved",
                         ))
@@ -203,8 +208,8 @@ impl Gate {
                 return Verdict::Refuse(Refusal::Refused);
             }
             self.audit_best_effort(r.event(
-                "dicom_download",
-                "refused",
+                Event::DicomDownload,
+                Outcome::Refused,
                 study,
                 &candidate.route_id,
             ))
@@ -222,7 +227,12 @@ impl Gate {
         // The trail: every download, and image views once per study per window.
         for study in &studies {
             if download {
-                let e = r.event("dicom_download", "success", study, &candidate.route_id);
+                let e = r.event(
+                    Event::DicomDownload,
+                    Outcome::Success,
+                    study,
+                    &candidate.route_id,
+                );
                 if !self.audit_or_refuse(&e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
@@ -232,7 +242,12 @@ impl Gate {
             if self.audited.contains_key(&key) {
                 continue;
             }
-            let e = r.event("images_view", "success", study, candidate.class.code());
+            let e = r.event(
+                Event::ImagesView,
+                Outcome::Success,
+                study,
+                candidate.class.code(),
+            );
             if !self.audit_or_refuse(&e).await {
                 return Verdict::Refuse(Refusal::Unavailable);
             }
@@ -297,16 +312,18 @@ impl Gate {
     /// body-listed resources cannot be checked here and are refused.
     async fn resolve(&self, c: &Candidate) -> Result<Vec<String>, ResolveError> {
         let mut out = Vec::new();
+        // Listed resources (`/tools/create-archive?resources=…`) are studies,
+        // whether one id or several is listed.
+        let level = if c.level == Level::Listed {
+            Level::Study
+        } else {
+            c.level
+        };
         match &c.resource {
             ResourceRef::One { kind, id } => {
-                out.extend(self.resolve_one(c.level, *kind, id).await?.iter().cloned())
+                out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned())
             }
             ResourceRef::List { kind, ids } => {
-                let level = if c.level == Level::Listed {
-                    Level::Study
-                } else {
-                    c.level
-                };
                 for id in ids {
                     out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned());
                 }
@@ -355,7 +372,7 @@ impl Gate {
 
     async fn audit_best_effort(&self, e: AuditEvent) {
         if let Err(err) = self.audit.record(&e).await {
-            tracing::error!(error = %err, event = e.event, "audit write failed");
+            tracing::error!(error = %err, event = e.event(), "audit write failed");
         }
     }
 
@@ -373,21 +390,11 @@ impl Gate {
 
 impl ViewerRequest<'_> {
     /// An audit record of this request (`resource` empty: none resolved).
-    fn event(
-        &self,
-        event: &'static str,
-        outcome: &'static str,
-        resource: &str,
-        detail: &str,
-    ) -> AuditEvent {
-        AuditEvent {
-            actor: Some(self.session.professional.national_id.as_str().to_owned()),
-            event,
-            method: Some(self.session.professional.login_method.as_str()),
-            outcome,
-            client_addr: Some(self.client_ip.to_string()),
-            resource: Some(resource.to_owned()),
-            detail: Some(detail.to_owned()),
-        }
+    fn event(&self, event: Event, outcome: Outcome, resource: &str, detail: &str) -> AuditEvent {
+        AuditEvent::new(event, outcome)
+            .by(&self.session.professional)
+            .client(self.client_ip)
+            .on(resource)
+            .detail(detail)
     }
 }

@@ -7,6 +7,8 @@ pub mod content;
 pub mod gate;
 pub mod orthanc;
 pub mod resolver;
+#[cfg(test)]
+mod tests;
 
 use espace_ps_access::viewer::RouteTable;
 use http::StatusCode;

@@ -68,72 +68,23 @@ fn shipped_configs_are_valid() {
 
 #[test]
 fn help_is_available_on_each_command() {
-    for cmd in ["serve", "check-config", "demo", "dev-idp"] {
+    for cmd in ["serve", "check-config", "sessions", "dossiers", "policies"] {
         let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
     }
 }
 
+/// The demo commands live in the separate `espace-ps-demo` binary (their
+/// tests are in `proxy/demo/tests/cli.rs`): the production binary refuses them.
 #[test]
-fn dev_idp_refuses_a_public_address() {
-    let out = Command::new(BIN)
-        .args([
-            "dev-idp",
-            "--listen",
-            "0.0.0.0:18081",
-            "--client-secret",
-            "x",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
-}
-
-/// Demo records left by an older espace-ps (no name-search index) are
-/// generated anew rather than leaving a demo whose searches fail; current
-/// ones are left as they are.
-#[test]
-fn demo_data_regenerates_records_that_predate_the_search_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("records.sqlite");
-    let url = format!("sqlite://{}", file.display());
-    let demo_data = || {
-        let out = Command::new(BIN)
-            .args(["demo-data", "--records", &url, "--patients", "5"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{:?}", out);
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    let count = |table: &str| -> i64 {
-        let out = Command::new("sqlite3")
-            .arg(&file)
-            .arg(format!("SELECT COUNT(*) FROM {table}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(-1)
-    };
-    demo_data();
-    let index_rows = count("rec_search_tokens");
-    assert!(index_rows > 0);
-
-    let out = Command::new("sqlite3")
-        .arg(&file)
-        .arg("DROP TABLE rec_search_tokens")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(count("rec_search_tokens"), -1, "the table is gone");
-
-    let said = demo_data();
-    assert!(said.contains("generating it anew"), "{said}");
-    assert_eq!(count("rec_search_tokens"), index_rows);
-
-    let said = demo_data();
-    assert!(said.contains("left as is"), "{said}");
+fn the_production_binary_has_no_demo_commands() {
+    for cmd in ["demo", "demo-data", "dev-idp"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(!out.status.success(), "{cmd} --help");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"),
+            "{cmd}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ const SECRET: &str = "test-secret-for-the-dev-idp-0123456789";
 
 /// A proxy trusting a fresh dev IdP, with `extra.upstream` as the viewer,
 /// or an echo upstream when it names none.
-pub async fn proxy_with_dev_idp(extra: ProxyOpts) -> (Proxy, Running, String) {
+pub async fn proxy_with_dev_idp(extra: ProxyOpts) -> (Proxy, DevIdpServer, String) {
     let port = free_port();
     let portal = format!("http://127.0.0.1:{port}");
     let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
@@ -381,36 +381,6 @@ async fn callback_without_the_pending_login_is_refused() {
         .filter(|a| a.outcome == "refused")
         .collect();
     assert_eq!(refused.len(), 2);
-}
-
-#[tokio::test]
-async fn demo_command_runs_the_whole_thing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, idp, admin) = (free_port(), free_port(), free_port());
-    let child = std::process::Command::new(BIN)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--idp-listen", &format!("127.0.0.1:{idp}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--policies")
-        .arg(shipped_policies())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _running = Running(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_until(std::time::Duration::from_secs(30), "the demo", || {
-        let c = client.clone();
-        let u = format!("{base}/-/readyz");
-        async move { c.get(u).send().await.is_ok_and(|r| r.status().is_success()) }
-    })
-    .await;
-    let b = Browser::new();
-    let home = dev_idp_login(&b, &base, "899700234562", "/").await;
-    assert!(home.body.contains("Hervé LEFÈVRE"), "{}", home.body);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The test harness: boots the real `espace-ps` binary with every listener on
 //! a free loopback port, a browser-like HTTP client that follows redirects by
-//! hand with a cookie jar, a wait-until helper, and the real peers that
-//! `./scripts/test.sh` starts (their addresses come in `ESPACE_TEST_*`).
+//! hand with a cookie jar, a wait-until helper, and the real peers (Redis,
+//! PostgreSQL, the OpenID provider: [`peer`], started once per test run by
+//! `espace_ps_testenv` unless `ESPACE_TEST_*` names them).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -38,13 +39,12 @@ pub fn test_today() -> time::Date {
     test_now().date()
 }
 
-/// A peer address from the test script; a clear failure when it is missing.
+/// A peer's address (`ESPACE_TEST_REDIS_URL`, `ESPACE_TEST_PG_URL`,
+/// `ESPACE_TEST_OIDC_*`, `ESPACE_TEST_MTLS_*`): the variable's value when
+/// set, else the service this test run shares, started by the first test
+/// that needs it (`espace_ps_testenv`); a clear failure when it cannot start.
 pub fn peer(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: run the tests with ./scripts/test.sh, which starts the real peers"
-        )
-    })
+    espace_ps_testenv::peer(var)
 }
 
 /// A loopback port nobody listens on, for a server the test starts.
@@ -307,31 +307,78 @@ impl Drop for Proxy {
     }
 }
 
-/// A child process killed on drop.
-pub struct Running(pub Child);
+/// The dev identity provider (`espace-ps-devidp`, served in this test
+/// process on its own runtime) on a free loopback port; stopped on drop.
+pub struct DevIdpServer(Option<tokio::runtime::Runtime>);
 
-impl Drop for Running {
+impl Drop for DevIdpServer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
-/// `espace-ps dev-idp` on a free port, registered for a proxy at `portal`.
-pub async fn start_dev_idp(portal: &str, secret: &str) -> (Running, String) {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["dev-idp", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--client-id", "espace-ps-test", "--portal-url", portal])
-        .env("ESPACE_DEVIDP_CLIENT_SECRET", secret)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+/// The dev identity provider on a free port, registered for a proxy at
+/// `portal` (client `espace-ps-test`); returns it and its issuer URL. It runs
+/// in this process (the production binary has no `dev-idp` command), on a
+/// runtime of its own, so it answers whatever the test's runtime does.
+pub async fn start_dev_idp(portal: &str, secret: &str) -> (DevIdpServer, String) {
+    use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
         .unwrap();
-    let issuer = format!("http://127.0.0.1:{port}/auth/realms/esante-wallet");
-    let discovery = format!("{issuer}/.well-known/wallet-openid-configuration");
-    wait_healthy(&discovery, &mut child, std::path::Path::new("/dev/null")).await;
-    (Running(child), issuer)
+    let cell: Arc<std::sync::OnceLock<DevIdp>> = Arc::default();
+    let serving = cell.clone();
+    let (addr, _task) = rt
+        .spawn(start_fake_upstream(move |req: FakeRequest| {
+            let serving = serving.clone();
+            async move {
+                let idp = serving
+                    .get()
+                    .expect("the dev IdP is set before its address is known");
+                let mut builder = http::Request::builder()
+                    .method(req.method.as_str())
+                    .uri(req.target.as_str());
+                for (k, v) in req.headers.iter().filter_map(|l| l.split_once(':')) {
+                    builder = builder.header(k.trim(), v.trim());
+                }
+                let resp = idp
+                    .handle(builder.body(bytes::Bytes::from(req.body)).unwrap())
+                    .await;
+                let (parts, body) = resp.into_parts();
+                FakeResponse {
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| {
+                            *k != http::header::CONTENT_LENGTH && *k != http::header::CONNECTION
+                        })
+                        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+                        .collect(),
+                    body: body.to_vec(),
+                }
+            }
+        }))
+        .await
+        .unwrap();
+    let issuer = format!("http://{addr}/auth/realms/esante-wallet");
+    let client = DevClient {
+        client_id: "espace-ps-test".into(),
+        client_secret: secret.into(),
+        redirect_uris: vec![format!("{portal}/auth/callback")],
+        post_logout_redirect_uris: vec![format!("{portal}/auth/logged-out")],
+    };
+    let idp = DevIdp::new(DevIdpConfig::with_defaults(
+        reqwest::Url::parse(&issuer).unwrap(),
+        vec![client],
+    ))
+    .unwrap();
+    assert!(cell.set(idp).is_ok());
+    (DevIdpServer(Some(rt)), issuer)
 }
 
 // === a browser-like client ===

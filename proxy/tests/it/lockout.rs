@@ -5,7 +5,7 @@
 //! instances); a dossier number's daily failure budget locks it for
 //! everyone until `espace-ps dossiers unlock`.
 
-use espace_ps_records::demo_data::{self, showcase::*, DemoConfig};
+use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use reqwest::StatusCode;
 use sqlx::Row;
 

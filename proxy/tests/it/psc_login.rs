@@ -1,7 +1,7 @@
 //! Pro Santé Connect login against node-oidc-provider configured like PSC
 //! (discovery at PSC's path, authorize on another host, PKCE required, PSC
-//! claims, signed userinfo, RS256 and HS256 ID tokens), started by
-//! `./scripts/test.sh`. Faults are injected by the provider's test API into
+//! claims, signed userinfo, RS256 and HS256 ID tokens), started by the
+//! harness (`espace_ps_testenv`). Faults are injected by the provider's test API into
 //! the next token or userinfo response of one client.
 
 use reqwest::StatusCode;

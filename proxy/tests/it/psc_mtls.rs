@@ -1,9 +1,9 @@
 //! Token-endpoint client authentication by mutual TLS (`tls_client_auth`,
 //! RFC 8705) against the PSC look-alike provider behind a real TLS
-//! terminator: `./scripts/test.sh` starts nginx in front of the provider
-//! (asking for client certificates, verifying them against a throwaway CA
-//! and forwarding them to the provider) and exports the CA, two client
-//! certificates and the first one's subject DN (`ESPACE_TEST_MTLS_*`). The
+//! terminator: the harness (`espace_ps_testenv`) starts nginx in front of the
+//! provider (asking for client certificates, verifying them against a
+//! throwaway CA and forwarding them to the provider) and names the CA, two
+//! client certificates and the first one's subject DN (`ESPACE_TEST_MTLS_*`). The
 //! provider advertises nginx's token endpoint in discovery's
 //! `mtls_endpoint_aliases` and checks the certificate's DN against the one
 //! registered for the client.

@@ -21,7 +21,8 @@
 //!   standard dictionary, and a second occurrence of such a key is refused;
 //! - the method is an upper-case token; `HEAD` is matched as `GET`; a method
 //!   override header ([`METHOD_OVERRIDE_HEADERS`]) with another method is
-//!   refused (the proxy strips them in any case);
+//!   refused (the proxy strips them in any case), and so is a method
+//!   override query parameter ([`METHOD_OVERRIDE_QUERY_KEYS`], `_method`);
 //! - the `Accept` header and the `accept` (and `type`) query parameters are
 //!   parsed as media type lists; a malformed one is refused.
 
@@ -55,6 +56,11 @@ pub fn reads_header(name: &str) -> bool {
             .any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// Query keys that ask a server to treat a request as another method:
+/// Orthanc's HTTP server takes `GET …?_method=DELETE` as a `DELETE` (when
+/// no override header is sent). Refused whatever their value.
+pub const METHOD_OVERRIDE_QUERY_KEYS: &[&str] = &["_method"];
+
 /// Query keys that route tables read to find a resource or decide a class,
 /// in their canonical spelling. Matched case-insensitively; DICOM tags of
 /// the DICOM attributes among them map to them too.
@@ -87,6 +93,8 @@ pub enum Rejection {
     BadMethod,
     #[error("a method override header ({header}) asks for another method")]
     MethodOverride { header: &'static str },
+    #[error("a method override query parameter ({key}) asks for another method")]
+    MethodOverrideParameter { key: &'static str },
     #[error("the request target is not in origin form (/path?query)")]
     NotOriginForm,
     #[error("the request target has a fragment")]
@@ -365,6 +373,12 @@ pub fn canonicalize_with(
             let value = decode_query_part(raw_value)?;
             if key.is_empty() || key.trim() != key {
                 return Err(Rejection::BadQueryKey);
+            }
+            if let Some(k) = METHOD_OVERRIDE_QUERY_KEYS
+                .iter()
+                .find(|k| key.eq_ignore_ascii_case(k))
+            {
+                return Err(Rejection::MethodOverrideParameter { key: k });
             }
             let (key, security) = canonical_key(&key, extra_keys);
             if security && query.iter().any(|p| p.key == key) {

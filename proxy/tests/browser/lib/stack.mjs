@@ -1,5 +1,5 @@
 // The real stack for the browser tests: Orthanc (scripts/lib/orthanc.sh)
-// and `espace-ps demo` (dev identity provider, SQLite records, DICOM loaded
+// and `espace-ps-demo demo` (dev identity provider, SQLite records, DICOM loaded
 // into the empty Orthanc at start), on free loopback ports, in a throwaway
 // directory.
 //
@@ -15,7 +15,8 @@
 //     itself, for test setup only) to the command, and stops the stack
 //     after it.
 //
-// Environment: ESPACE_PS_BIN (default $CARGO_TARGET_DIR/debug/espace-ps,
+// Environment: ESPACE_PS_DEMO_BIN (the demo binary; default
+// $CARGO_TARGET_DIR/debug/espace-ps-demo,
 // CARGO_TARGET_DIR defaulting to <repo>/target), ESPACE_BROWSER_KEEP_DIR=1
 // keeps the throwaway directory (logs, databases) after the run.
 
@@ -35,10 +36,10 @@ const ORTHANC_LIB = path.join(ROOT, 'scripts/lib/orthanc.sh');
 const READY_TIMEOUT_MS = 180_000; // demo start: records + ~400 studies into Orthanc
 
 export function binaryPath() {
-  if (process.env.ESPACE_PS_BIN) return process.env.ESPACE_PS_BIN;
+  if (process.env.ESPACE_PS_DEMO_BIN) return process.env.ESPACE_PS_DEMO_BIN;
   let target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
   if (!path.isAbsolute(target)) target = path.join(ROOT, target);
-  return path.join(target, 'debug', 'espace-ps');
+  return path.join(target, 'debug', 'espace-ps-demo');
 }
 
 /** A loopback TCP port that is free right now (the OS picks it). */
@@ -111,7 +112,7 @@ export const TEST_NOW = process.env.ESPACE_TEST_NOW || '2026-11-30T09:30:00Z';
 export async function startStack() {
   const bin = binaryPath();
   if (!existsSync(bin)) {
-    throw new Error(`${bin} not found: build it first (cargo build -p espace-ps)`);
+    throw new Error(`${bin} not found: build it first (cargo build -p espace-ps-demo)`);
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'espace-browser-'));
   const [portal, idp, admin, orthancHttp, orthancDicom] = await freePorts(5);
@@ -152,7 +153,7 @@ export async function startStack() {
   demo.on('exit', () => { exited = true; });
 
   try {
-    await waitUntil('espace-ps demo (GET /-/readyz)', () => httpOk(`${stack.base}/-/readyz`), {
+    await waitUntil('espace-ps-demo demo (GET /-/readyz)', () => httpOk(`${stack.base}/-/readyz`), {
       timeoutMs: READY_TIMEOUT_MS,
       intervalMs: 200,
       alive: () => !exited,

@@ -105,6 +105,23 @@ fn rejects_duplicate_security_keys_after_mapping() {
 }
 
 #[test]
+fn rejects_a_method_override_in_the_query() {
+    for target in [
+        "/studies/x?_method=DELETE",
+        "/instances/x?_METHOD=put",
+        "/instances/x/preview?a=1&_Method=POST",
+        "/instances/x?_method=GET",
+        "/instances/x?_method",
+    ] {
+        assert_eq!(
+            canonicalize("GET", target, &[]),
+            Err(Rejection::MethodOverrideParameter { key: "_method" }),
+            "{target}"
+        );
+    }
+}
+
+#[test]
 fn rejects_method_overrides_that_change_the_method() {
     for name in [
         "X-HTTP-Method-Override",

@@ -2,44 +2,9 @@
 //! exactly the expected outcome, and nothing expected to be refused or a
 //! download comes out weaker.
 
-use serde::Deserialize;
-
 use super::orthanc;
+use crate::viewer::corpus::CorpusCase as Case;
 use crate::viewer::{Class, Classification, IdKind, ResourceRef};
-
-const CORPUS: &str = include_str!("bypass-corpus.toml");
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Corpus {
-    case: Vec<Case>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    #[serde(default = "get")]
-    method: String,
-    target: String,
-    #[serde(default)]
-    headers: Vec<(String, String)>,
-    expect: String,
-    #[serde(default)]
-    class: Option<String>,
-    #[serde(default)]
-    level: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    ids: Option<Vec<String>>,
-    #[serde(default)]
-    resource: Option<String>,
-}
-
-fn get() -> String {
-    "GET".to_string()
-}
 
 /// How strong an outcome is: a refusal beats a download beats the rest.
 fn strength(outcome: &Result<Classification, ()>) -> u8 {
@@ -129,11 +94,11 @@ fn check_case(case: &Case) -> Result<(), String> {
 
 #[test]
 fn bypass_corpus() {
-    let corpus: Corpus = toml::from_str(CORPUS).expect("corpus parses");
-    assert!(corpus.case.len() >= 150, "only {} cases", corpus.case.len());
+    let cases = crate::viewer::corpus::bypass_corpus();
+    assert!(cases.len() >= 150, "only {} cases", cases.len());
     let mut names = std::collections::HashSet::new();
     let mut failures = Vec::new();
-    for case in &corpus.case {
+    for case in &cases {
         assert!(
             names.insert(case.name.as_str()),
             "duplicate case name {:?}",
@@ -150,7 +115,7 @@ fn bypass_corpus() {
         failures.is_empty(),
         "{} of {} corpus cases failed:\n{}",
         failures.len(),
-        corpus.case.len(),
+        cases.len(),
         failures.join("\n")
     );
 }

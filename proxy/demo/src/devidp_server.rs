@@ -1,5 +1,5 @@
 //! Serves the dev identity provider (`espace-ps-devidp`) on a Pingora
-//! listener, for `espace-ps dev-idp` and `espace-ps demo`.
+//! listener, for `espace-ps-demo dev-idp` and `espace-ps-demo demo`.
 
 use std::sync::Arc;
 

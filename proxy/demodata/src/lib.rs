@@ -1,6 +1,8 @@
-//! Reproducible French demo records: the user guide's patient (SCANAP
-//! Françoise) and a few other showcase patients, then as many random
-//! patients as asked, with their dossiers, care teams, exams and reports.
+//! espace-ps demo data (never in the production binary): reproducible
+//! French demo records written into a records database. The user guide's
+//! patient (SCANAP Françoise) and a few other showcase patients, then as
+//! many random patients as asked, with their dossiers, care teams, exams and
+//! reports.
 //!
 //! The same seed and configuration give the same rows, on SQLite and on
 //! PostgreSQL. The loader writes batched multi-row INSERTs in transactions
@@ -22,7 +24,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 use time::Date;
 
-use crate::{patient_tokens, Backend, RecordsError, Result};
+use espace_ps_identity::luhn_check_digit;
+use espace_ps_records::{patient_tokens, Backend, RecordsError, Result};
 use names::Kind;
 
 /// The showcase records, fixed whatever the seed (the user guide's example
@@ -306,7 +309,7 @@ pub async fn studies(
     national_ids: &[String],
     limit: Option<u32>,
 ) -> Result<Vec<StudyRow>> {
-    let records = crate::Records::connect_with(url, 1).await?;
+    let records = espace_ps_records::Records::connect_with(url, 1).await?;
     let mut sql = String::from(
         "SELECT e.study_instance_uid, e.accession_number, e.modality, e.act_label, e.exam_date, \
          e.exam_id, e.dossier_number, p.patient_id, p.family_name, p.given_name, p.sex, \
@@ -364,27 +367,10 @@ pub fn default_national_ids() -> Vec<String> {
         .collect()
 }
 
-/// Luhn check digit of a string of digits (the RPPS key).
-pub fn luhn_digit(payload: &str) -> u8 {
-    let mut sum = 0u32;
-    for (i, c) in payload.bytes().rev().enumerate() {
-        let mut d = u32::from(c - b'0');
-        if i % 2 == 0 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    ((10 - sum % 10) % 10) as u8
-}
-
-/// Whether a string of digits ends with its Luhn check digit.
-pub fn luhn_valid(number: &str) -> bool {
-    !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && luhn_digit(&number[..number.len() - 1]) == number.as_bytes()[number.len() - 1] - b'0'
+/// Luhn check digit of a string of digits (the RPPS key), from the
+/// identity model.
+fn luhn_digit(payload: &str) -> u8 {
+    luhn_check_digit(payload).expect("a payload of digits")
 }
 
 // ------------------------------------------------------------------ schema
@@ -731,7 +717,8 @@ struct ExamSpec {
 }
 
 fn date_str(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    d.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .expect("a calendar date formats as [year]-[month]-[day]")
 }
 
 fn dossier_number(year: i32, seq: u64) -> String {
@@ -1375,6 +1362,7 @@ const ROLES: [&str; 5] = ["MR", "MT", "CO", "PR", "AD"];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use espace_ps_identity::luhn_valid;
 
     #[test]
     fn luhn() {
@@ -1426,10 +1414,10 @@ mod tests {
 
     #[test]
     fn schema_split() {
-        let (t, i) = split_schema(crate::SQLITE_SCHEMA);
+        let (t, i) = split_schema(espace_ps_records::SQLITE_SCHEMA);
         assert_eq!(statements(t).len(), 7);
         assert_eq!(statements(i).len(), 8);
-        let (t, i) = split_schema(crate::POSTGRES_SCHEMA);
+        let (t, i) = split_schema(espace_ps_records::POSTGRES_SCHEMA);
         assert_eq!(statements(t).len(), 7);
         assert_eq!(statements(i).len(), 8);
     }

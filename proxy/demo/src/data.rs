@@ -1,8 +1,8 @@
 //! Demo data: the records database (seeded, reproducible) and, when a
 //! viewer is given, the matching DICOM studies loaded into Orthanc.
 
+use espace_ps_demo_data::{self as demo_data, DemoConfig};
 use espace_ps_dicomgen::{generate_study, upload_study, StudySpec};
-use espace_ps_records::demo_data::{self, DemoConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoDataError {
@@ -50,7 +50,7 @@ pub async fn ensure_records(url: &str, seed: u64, patients: u32) -> Result<bool,
             }
         }
     }
-    let mut cfg = DemoConfig::demo(crate::clock::today());
+    let mut cfg = DemoConfig::demo(espace_ps::clock::today());
     cfg.seed = seed;
     cfg.patients = patients;
     let summary = demo_data::generate(url, &cfg).await?;
@@ -68,27 +68,6 @@ pub fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// What the DICOM generator needs of a study of the records.
-pub fn study_spec(row: &demo_data::StudyRow) -> StudySpec {
-    StudySpec {
-        study_instance_uid: row.study_instance_uid.clone(),
-        accession_number: row.accession_number.clone().unwrap_or_default(),
-        modality: row.modality.clone(),
-        description: row.act_label.clone(),
-        study_date: row.exam_date.replace('-', ""),
-        patient_id: row.patient_id.clone(),
-        family_name: row.family_name.clone(),
-        given_name: row.given_name.clone(),
-        sex: match row.sex.as_str() {
-            "F" => "F",
-            "M" => "M",
-            _ => "O",
-        }
-        .to_owned(),
-        birth_date: row.birth_date.replace('-', ""),
-    }
-}
-
 /// Generates the DICOM studies of the demo professionals' patients and
 /// uploads them to Orthanc at `orthanc` (skips studies already there).
 pub async fn load_studies(
@@ -101,7 +80,7 @@ pub async fn load_studies(
     let client = reqwest::Client::new();
     let mut loaded = 0;
     for row in rows {
-        let spec = study_spec(&row);
+        let spec = StudySpec::from(&row);
         let instances = match generate_study(&spec) {
             Ok(i) => i,
             Err(e) => {

@@ -1,5 +1,8 @@
-//! Who the signed-in professional is: national identifier, RPPS, names,
-//! professions and savoir-faire, and how they signed in.
+//! espace-ps identity model: who the signed-in professional is (national
+//! identifier, RPPS, names, professions and savoir-faire) and how they
+//! signed in. One model for the proxy, the access engine (which builds its
+//! Cedar principal from it), the dev identity provider and the demo data.
+//! No I/O.
 //!
 //! Pro Santé Connect's `SubjectNameID` is the national identifier: `8` + the
 //! 11-digit RPPS number (the last digit a Luhn check digit), `0` + an ADELI
@@ -8,8 +11,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How the professional signed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How the professional signed in. Its snake_case name (`psc_card`…) is the
+/// Cedar enum value `EspacePs::LoginMethod::"<name>"` and the serialized form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginMethod {
     /// Pro Santé Connect with a physical CPS card.
@@ -21,6 +25,7 @@ pub enum LoginMethod {
 }
 
 impl LoginMethod {
+    /// The snake_case name (also the Cedar enum value).
     pub fn as_str(self) -> &'static str {
         match self {
             LoginMethod::PscCard => "psc_card",
@@ -119,14 +124,27 @@ impl NationalId {
     }
 }
 
-/// Luhn check over a string of ASCII digits.
+/// Luhn check over a string of ASCII digits (the last digit is the check
+/// digit): false for an empty string or one with a non-digit.
 pub fn luhn_valid(digits: &str) -> bool {
+    match digits.as_bytes().split_last() {
+        Some((&last, payload)) if last.is_ascii_digit() => {
+            // `payload` is a prefix of a str ending before an ASCII byte.
+            luhn_check_digit(&digits[..payload.len()]) == Some(last - b'0')
+        }
+        _ => false,
+    }
+}
+
+/// The Luhn check digit to append to a string of ASCII digits (the RPPS
+/// key); `None` if it holds a non-digit.
+pub fn luhn_check_digit(payload: &str) -> Option<u8> {
     let mut sum = 0u32;
-    for (i, b) in digits.bytes().rev().enumerate() {
-        let Some(d) = (b as char).to_digit(10) else {
-            return false;
-        };
-        let d = if i % 2 == 1 {
+    for (i, b) in payload.bytes().rev().enumerate() {
+        let d = (b as char).to_digit(10)?;
+        // Doubled: every other digit from the right of the payload, i.e.
+        // the ones at odd positions once the check digit is appended.
+        sum += if i % 2 == 0 {
             let x = d * 2;
             if x > 9 {
                 x - 9
@@ -136,9 +154,8 @@ pub fn luhn_valid(digits: &str) -> bool {
         } else {
             d
         };
-        sum += d;
     }
-    !digits.is_empty() && sum % 10 == 0
+    Some(((10 - sum % 10) % 10) as u8)
 }
 
 /// The signed-in professional, as kept in the session.
@@ -261,6 +278,11 @@ mod tests {
         assert!(!luhn_valid("79927398710"));
         assert!(!luhn_valid(""));
         assert!(!luhn_valid("12a"));
+        assert!(!luhn_valid("a0"));
+        assert_eq!(luhn_check_digit("7992739871"), Some(3));
+        assert_eq!(luhn_check_digit("9970012345"), Some(0));
+        assert_eq!(luhn_check_digit(""), Some(0));
+        assert_eq!(luhn_check_digit("9a"), None);
     }
 
     #[test]

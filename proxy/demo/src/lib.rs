@@ -1,0 +1,7 @@
+//! espace-ps demo: what the `espace-ps-demo` binary runs around the real
+//! proxy, and what the production `espace-ps` binary never links: the demo
+//! records and their DICOM studies ([`data`]), and the dev identity
+//! provider served on a Pingora listener ([`devidp_server`]).
+
+pub mod data;
+pub mod devidp_server;
