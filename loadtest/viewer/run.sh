@@ -222,6 +222,7 @@ address = "127.0.0.1:$ORTHANC_PORT"
 issuer = "viewer-bench"
 audience = "espace-ps"
 public_keys = ["$RUN/hm.pub.pem"]
+allowed_origins = ["http://hm.bench.invalid"]
 
 [database]
 url = "sqlite://$RUN/espace-ps.sqlite?mode=rwc"
@@ -247,7 +248,15 @@ header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
 payload=$(printf '{"iss":"viewer-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
   "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
 sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
-curl -s -o /dev/null -D "$RUN/sso.headers" "http://127.0.0.1:$ESPACE_PORT/auth/hm-sso?token=$header.$payload.$sig"
+# A launch POSTed from an allowed origin goes straight through its
+# confirmation step: the launch answers 303 to /auth/hm-sso/confirm with the
+# browser-binding cookie, and the confirmation opens the session.
+curl -s -o /dev/null -D "$RUN/sso-launch.headers" -c "$RUN/sso.jar" \
+  -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" \
+  "http://127.0.0.1:$ESPACE_PORT/auth/hm-sso"
+confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch.headers" | tr -d '\r' | head -n1)
+[[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
+curl -s -o /dev/null -D "$RUN/sso.headers" -b "$RUN/sso.jar" "http://127.0.0.1:$ESPACE_PORT$confirm"
 COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso.headers" | tr -d '\r' | head -n1)
 [[ -n $COOKIE ]] || { cat "$RUN/sso.headers" >&2; die "no session cookie from the SSO launch"; }
 log "session opened for $DOCTOR"
