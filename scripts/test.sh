@@ -226,7 +226,7 @@ DEMO_BIN=$TARGET_DIR/debug/espace-ps-demo
 
 # The moved-clock runs: the tests whose data or expectations hold dates.
 MOVED_CLOCKS=(2028-02-29T10:00:00Z 2025-12-31T23:30:00Z)
-DATE_SENSITIVE_TESTS='package(espace-ps-records) | (package(espace-ps) & test(/^it::(portal|lockout|session_end)::/))'
+DATE_SENSITIVE_TESTS='package(espace-ps-records) | package(espace-ps-demo-data) | (package(espace-ps) & test(/^it::(portal|lockout|session_end)::/))'
 
 # has_subcommand NAME: does `espace-ps --help` list that subcommand?
 has_subcommand() {
