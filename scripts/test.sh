@@ -137,6 +137,8 @@ PEER_PROGRAMS=(
   "/usr/bin/curl curl"
   "/usr/bin/cmake cmake"                                            # building pingora (zlib-ng)
   "/usr/bin/pkg-config pkg-config"
+  "/usr/sbin/useradd passwd"                                        # the harness's PostgreSQL system user, as root
+  "/usr/sbin/nologin login"                                         # ... and its shell
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.
