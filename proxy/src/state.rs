@@ -33,6 +33,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct PortalDb {
     pool: AnyPool,
     backend: Backend,
+    /// The audit trail's writing side (its chains), shared by the clones.
+    trail: std::sync::Arc<crate::audit::store::Trail>,
 }
 
 /// The result of recording a login.
@@ -86,7 +88,26 @@ impl PortalDb {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(DbError::Migrate)?;
-        Ok(PortalDb { pool, backend })
+        Ok(PortalDb {
+            pool,
+            backend,
+            trail: std::sync::Arc::new(crate::audit::store::Trail::new(
+                crate::audit::store::Trail::random_settings(),
+            )),
+        })
+    }
+
+    /// The same database with the audit trail's settings (the search key).
+    /// Call it before cloning: the clones made before keep the old ones.
+    pub fn with_audit(self, settings: crate::audit::AuditSettings) -> PortalDb {
+        PortalDb {
+            trail: std::sync::Arc::new(crate::audit::store::Trail::new(settings)),
+            ..self
+        }
+    }
+
+    pub(crate) fn trail(&self) -> &crate::audit::store::Trail {
+        &self.trail
     }
 
     pub fn backend(&self) -> Backend {

@@ -41,6 +41,7 @@ pub struct ConfigFile {
     pub records: Records,
     pub policies: Policies,
     pub testing: Testing,
+    pub audit: Audit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,4 +321,23 @@ impl Default for Policies {
 #[serde(deny_unknown_fields, default)]
 pub struct Testing {
     pub clock_offset_secs: Option<Spanned<i64>>,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// The key of the name-search hashes (or `ESPACE_AUDIT_SEARCH_KEY`).
+    pub search_key_file: Option<Spanned<PathBuf>>,
+    /// How often the chain heads are written to the log stream.
+    pub head_log_interval_secs: Spanned<u64>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            search_key_file: None,
+            head_log_interval_secs: unspanned(300),
+        }
+    }
 }

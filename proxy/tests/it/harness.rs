@@ -138,6 +138,8 @@ pub struct ProxyOpts {
     pub database_max_connections: Option<u32>,
     /// More lines of the `[rate_limit]` table (after `login_per_minute`).
     pub rate_limit: Option<String>,
+    /// Body of the `[audit]` table.
+    pub audit: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -188,6 +190,7 @@ impl Proxy {
             ("hm_sso", &opts.hm_sso),
             ("sessions", &opts.sessions),
             ("portal", &opts.portal),
+            ("audit", &opts.audit),
         ] {
             if let Some(body) = body {
                 toml.push_str(&format!("\n[{name}]\n{body}\n"));
