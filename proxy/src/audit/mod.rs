@@ -10,6 +10,7 @@
 mod chain;
 pub mod cli;
 mod event;
+pub mod export;
 
 pub(crate) mod store;
 

@@ -478,3 +478,230 @@ async fn heads_leave_through_the_log_and_verify_uses_them() {
     assert!(stdout.starts_with("broken: row id "), "{stdout}");
     assert!(stdout.contains(&chain), "{stdout}");
 }
+
+on_both_backends!(demo_journey_ends_with_the_patients_export);
+
+/// The README's demo journey as Dr Élise Martin-Dupré (search "sc", SCANAP
+/// Françoise's page, a dossier, a report, "Afficher les images", her FEMUR
+/// dossier by number and birth date), then `espace-ps audit export
+/// --patient` for SCANAP Françoise: every one of these accesses, in French,
+/// with the professional's name and RPPS, how (care team or dossier number)
+/// and from where; `--professional` lists her search too, and a period
+/// before the journey lists nothing.
+async fn demo_journey_ends_with_the_patients_export(backend: Backend) {
+    use espace_ps_demo_data::{self as demo_data, showcase::*};
+    let (records_url, _dir) = fresh_url(backend).await;
+    let (database_url, _dir2) = fresh_url(backend).await;
+    let mut demo = demo_data::DemoConfig::demo(test_today());
+    demo.patients = 400;
+    demo_data::generate(&records_url, &demo).await.unwrap();
+    let (proxy, _idp, _) = proxy_with_dev_idp(ProxyOpts {
+        records_url: Some(records_url.clone()),
+        database_url: Some(database_url.clone()),
+        ..Default::default()
+    })
+    .await;
+    let url = |p: &str| format!("{}{p}", proxy.base);
+    sqlx::any::install_default_drivers();
+    let rec = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(records_url.trim_end_matches("?mode=rwc"))
+        .await
+        .unwrap();
+    let one = |sql: &'static str, bind: &'static str| {
+        let rec = rec.clone();
+        async move {
+            sqlx::query(sql)
+                .bind(bind)
+                .fetch_one(&rec)
+                .await
+                .unwrap()
+                .try_get::<String, _>(0)
+                .unwrap()
+        }
+    };
+    let report = one(
+        "SELECT MIN(report_id) FROM rec_reports WHERE dossier_number = $1",
+        SCANAP_DOSSIER_EPAULE,
+    )
+    .await;
+    let study = one(
+        "SELECT MIN(study_instance_uid) FROM rec_exams WHERE dossier_number = $1",
+        SCANAP_DOSSIER_SCANNER,
+    )
+    .await;
+
+    let b = Browser::new();
+    let home = dev_idp_login(&b, &proxy.base, ELISE_NATIONAL_ID, "/").await;
+    assert_eq!(home.status, reqwest::StatusCode::OK);
+    let found = b.get(&url("/api/portail/patients?q=sc")).await;
+    assert!(found.body.contains(SCANAP_PATIENT_ID), "{}", found.body);
+    for path in [
+        format!("/portail/patients/{SCANAP_PATIENT_ID}"),
+        format!("/portail/dossiers/{SCANAP_DOSSIER_EPAULE}"),
+        format!("/portail/comptes-rendus/{report}"),
+    ] {
+        let page = b.get(&url(&path)).await;
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::OK,
+            "{path}: {}",
+            page.body
+        );
+    }
+    // The portal's link to the viewer: audited before it redirects.
+    b.get(&url(&format!("/portail/images/{study}"))).await;
+    let form = b.get(&url("/portail/dossier")).await;
+    let csrf = form
+        .form_fields("/portail/dossier")
+        .into_iter()
+        .find(|(k, _)| k == "csrf_token")
+        .unwrap()
+        .1;
+    let opened = b
+        .post_form(
+            &url("/portail/dossier"),
+            &[
+                ("csrf_token".to_owned(), csrf),
+                ("numero".to_owned(), SCANAP_DOSSIER_FEMUR.to_owned()),
+                ("naissance".to_owned(), "13/08/1961".to_owned()),
+            ],
+            &proxy.base,
+        )
+        .await;
+    let opened = b.follow(opened).await;
+    assert_eq!(opened.status, reqwest::StatusCode::OK, "{}", opened.body);
+
+    let export = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["audit", "export", "--database-url", &database_url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: Vec<serde_json::Value> = serde_json::from_str(&export(&[
+        "--patient",
+        SCANAP_PATIENT_ID,
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let field = |l: &serde_json::Value, k: &str| l[k].as_str().unwrap().to_owned();
+    let lines: Vec<(String, String, String)> = json
+        .iter()
+        .map(|l| (field(l, "action"), field(l, "element"), field(l, "acces")))
+        .collect();
+    for l in &json {
+        assert_eq!(field(l, "rpps"), ELISE_RPPS, "{l}");
+        assert!(field(l, "professionnel").contains("Élise"), "{l}");
+        assert_eq!(field(l, "resultat"), "autorisé", "{l}");
+        assert_eq!(field(l, "provenance"), "réseau de l'établissement", "{l}");
+    }
+    let care = "équipe de soins ; connexion carte CPS".to_owned();
+    let has = |action: &str, element: &str, acces: &str| {
+        assert!(
+            lines
+                .iter()
+                .any(|(a, e, c)| a == action && e.contains(element) && c == acces),
+            "{action} {element} {acces} not in {lines:#?}"
+        )
+    };
+    has("Consultation du dossier patient", "", &care);
+    has(
+        "Consultation d'un dossier (séjour)",
+        SCANAP_DOSSIER_EPAULE,
+        &care,
+    );
+    has("Lecture d'un compte rendu", &report, &care);
+    has("Ouverture des images depuis le portail", &study, &care);
+    let by_number = "numéro de dossier et date de naissance ; connexion carte CPS";
+    has(
+        "Accès par numéro de dossier",
+        SCANAP_DOSSIER_FEMUR,
+        by_number,
+    );
+    has(
+        "Consultation d'un dossier (séjour)",
+        SCANAP_DOSSIER_FEMUR,
+        by_number,
+    );
+    // The name search lists patients but is no access to this one's data.
+    assert!(!lines.iter().any(|(a, _, _)| a.starts_with("Recherche")));
+
+    // The rows behind it: the policies that allowed.
+    let db = proxy.db().await;
+    let policies: Vec<(String, Option<String>)> =
+        sqlx::query("SELECT event, policy FROM audit_events WHERE patient_id = $1 ORDER BY id")
+            .bind(SCANAP_PATIENT_ID)
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+    assert!(
+        policies.contains(&("report_view".into(), Some("care-team".into()))),
+        "{policies:?}"
+    );
+    assert!(
+        policies.contains(&(
+            "dossier_number_access".into(),
+            Some("open-dossier-by-number".into())
+        )),
+        "{policies:?}"
+    );
+
+    let csv = export(&["--patient", SCANAP_PATIENT_ID]);
+    assert!(csv.starts_with(
+        "\u{feff}Date et heure;Professionnel;RPPS;Patient;Action;Élément consulté;Accès;Résultat;Provenance\n"
+    ));
+    assert_eq!(csv.lines().count(), json.len() + 1);
+    let mine: Vec<serde_json::Value> =
+        serde_json::from_str(&export(&["--professional", ELISE_RPPS, "--format", "json"])).unwrap();
+    assert!(mine
+        .iter()
+        .any(|l| l["action"] == "Recherche de patients par nom" && l["patient"] == ""));
+    assert!(mine.iter().any(|l| l["patient"] == SCANAP_PATIENT_ID));
+    // The day of the journey in France (the export's days are France's).
+    let shown = field(&json[0], "date_heure");
+    let day = format!("{}-{}-{}", &shown[6..10], &shown[3..5], &shown[0..2]);
+    assert!(json
+        .iter()
+        .all(|l| field(l, "date_heure").starts_with(&shown[..10])));
+    let today_only = export(&[
+        "--patient",
+        SCANAP_PATIENT_ID,
+        "--from",
+        &day,
+        "--to",
+        &day,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&today_only)
+            .unwrap()
+            .len(),
+        json.len()
+    );
+    let before = export(&[
+        "--patient",
+        SCANAP_PATIENT_ID,
+        "--to",
+        "2000-01-01",
+        "--format",
+        "html",
+    ]);
+    assert!(
+        before.contains("Aucun accès enregistré sur cette période."),
+        "{before}"
+    );
+    assert!(before.contains("<html lang=\"fr\">"));
+}
