@@ -364,7 +364,8 @@ mod tests {
     fn professional_is_an_rpps_or_a_national_id() {
         assert_eq!(professional_id("99700123450").unwrap(), "899700123450");
         assert_eq!(professional_id("899700123450").unwrap(), "899700123450");
-        assert!(professional_id("12345").is_err());
+        assert!(professional_id("99700123451").is_err(), "bad check digit");
+        assert!(professional_id("x").is_err());
     }
 
     #[test]
