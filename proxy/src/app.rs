@@ -119,7 +119,7 @@ impl App {
             config.sessions.idle_timeout,
             config.sessions.absolute_timeout,
         ));
-        let db = PortalDb::connect(&config.database.url, config.database.max_connections).await?;
+        let db = PortalDb::open_for_serve(&config.database).await?;
         let db = db.with_audit(crate::audit::AuditSettings::of(&config.audit));
         let audit_heads =
             crate::audit::spawn_head_logger(db.clone(), config.audit.head_log_interval);

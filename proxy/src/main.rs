@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         command: espace_ps::audit::cli::AuditCommand,
     },
+    /// Bring the portal database's schema up to date, with the owner role
+    /// (then `serve` runs with `[database] migrate = false` and a role that
+    /// may only INSERT and SELECT the audit trail).
+    Migrate {
+        #[command(flatten)]
+        target: espace_ps::audit::cli::Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +206,7 @@ fn main() -> ExitCode {
         Command::Sessions { command } => sessions_command(command),
         Command::Dossiers { command } => dossiers(command),
         Command::Audit { command } => espace_ps::audit::cli::run(command),
+        Command::Migrate { target } => espace_ps::audit::cli::migrate(target),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());

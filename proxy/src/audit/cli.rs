@@ -245,3 +245,23 @@ fn export(
         }
     }
 }
+
+/// `espace-ps migrate`: 0 when the schema is up to date, 2 on a usage
+/// error, 3 when the database fails.
+pub fn migrate(target: Target) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    let url = match target.url() {
+        Ok(u) => u,
+        Err(code) => return code,
+    };
+    match startup_runtime().block_on(PortalDb::open(&url, 1, true)) {
+        Ok(_) => {
+            println!("the portal database's schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
+}

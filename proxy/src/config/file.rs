@@ -211,6 +211,10 @@ pub struct Database {
     /// Or `ESPACE_DATABASE_URL`.
     pub url: Spanned<String>,
     pub max_connections: u32,
+    /// `serve` applies the migrations (false: `espace-ps migrate` does).
+    pub migrate: bool,
+    /// Development only: start even when the role can rewrite the audit trail.
+    pub allow_audit_rewrite: bool,
 }
 
 impl Default for Database {
@@ -218,6 +222,8 @@ impl Default for Database {
         Database {
             url: unspanned("sqlite://espace-ps.sqlite?mode=rwc".to_owned()),
             max_connections: 8,
+            migrate: true,
+            allow_audit_rewrite: false,
         }
     }
 }

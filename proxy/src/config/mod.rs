@@ -74,6 +74,11 @@ pub struct DatabaseConfig {
     /// A `sqlite:` or `postgres://` URL.
     pub url: String,
     pub max_connections: u32,
+    /// `serve` applies the migrations (false: the owner role ran
+    /// `espace-ps migrate`, and `serve` checks the schema is up to date).
+    pub migrate: bool,
+    /// Development only: start even when the role may rewrite audit rows.
+    pub allow_audit_rewrite: bool,
 }
 
 /// The hospital records, read-only (`[records]`).

@@ -329,7 +329,11 @@ fn every_key_of_the_example_file_is_read() {
     );
     assert_eq!(c.sessions.key_prefix, "espace-ps:");
     assert_eq!(c.sessions.absolute_timeout, Duration::from_secs(14400));
-    assert_eq!(c.database.url, "postgres://espace_ps@10.20.1.21/espace_ps");
+    assert_eq!(
+        c.database.url,
+        "postgres://espace_ps_app@10.20.1.21/espace_ps"
+    );
+    assert!(!c.database.migrate && !c.database.allow_audit_rewrite);
     assert_eq!(c.database.max_connections, 16);
     assert_eq!(c.logging.format, LogFormat::Json);
     assert_eq!(c.logging.level, "info");

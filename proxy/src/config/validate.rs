@@ -143,6 +143,8 @@ impl Validator<'_> {
         let database = DatabaseConfig {
             url: env(ENV_DATABASE_URL).unwrap_or_else(|| database_url.get_ref().clone()),
             max_connections: f.database.max_connections,
+            migrate: f.database.migrate,
+            allow_audit_rewrite: f.database.allow_audit_rewrite,
         };
         if !is_database_url(&database.url) {
             self.issue(

@@ -705,3 +705,137 @@ async fn demo_journey_ends_with_the_patients_export(backend: Backend) {
     );
     assert!(before.contains("<html lang=\"fr\">"));
 }
+
+/// Least privilege on PostgreSQL: the owner role migrates (`espace-ps
+/// migrate`); `serve` with `migrate = false` runs with a role that may only
+/// INSERT and SELECT the trail (the documented GRANTs), writes its records
+/// and cannot rewrite them; `serve` with a role that could rewrite them
+/// refuses to start, unless the development switch says otherwise.
+#[tokio::test]
+async fn serve_runs_with_an_insert_only_role_and_refuses_a_rewriting_one() {
+    let admin_url = fresh_pg_database().await;
+    let (base, dbname) = admin_url.rsplit_once('/').unwrap();
+    let tag = dbname.trim_start_matches("espace_t_");
+    let (owner, app) = (format!("own_{tag}"), format!("app_{tag}"));
+    let admin = PortalDb::open(&admin_url, 1, false).await;
+    assert!(
+        matches!(admin, Err(espace_ps::state::DbError::Outdated { .. })),
+        "an empty schema is not up to date"
+    );
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {owner} LOGIN PASSWORD 'o'"),
+        format!("CREATE ROLE {app} LOGIN PASSWORD 'a'"),
+        format!("GRANT CONNECT ON DATABASE {dbname} TO {app}"),
+        format!("GRANT ALL ON SCHEMA public TO {owner}"),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    let host = base.rsplit_once('@').map_or(base, |(_, h)| h);
+    let host = host.trim_start_matches("postgres://");
+    let owner_url = format!("postgres://{owner}:o@{host}/{dbname}");
+    let app_url = format!("postgres://{app}:a@{host}/{dbname}");
+    let out = Command::new(BIN)
+        .args(["migrate", "--database-url", &owner_url])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let owner_db = PortalDb::open(&owner_url, 1, false).await.unwrap();
+    for sql in [
+        format!("GRANT USAGE ON SCHEMA public TO {app}"),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, seen_reports, dossier_grants, \
+             dossier_attempts, dossier_attempt_accounts, dossier_number_budgets, \
+             session_revocations TO {app}"
+        ),
+        format!("GRANT SELECT, INSERT ON audit_events TO {app}"),
+        format!("GRANT SELECT ON _sqlx_migrations TO {app}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {app}"),
+    ] {
+        sqlx::query(&sql).execute(owner_db.pool()).await.unwrap();
+    }
+    assert!(owner_db.can_rewrite_audit().await.unwrap());
+
+    // The insert-only role: serve starts without migrating, a login is
+    // recorded, and the role cannot rewrite it.
+    let (proxy, _idp, _) = proxy_with_dev_idp(ProxyOpts {
+        database_url: Some(app_url.clone()),
+        database_extra: Some("migrate = false\n".into()),
+        ..Default::default()
+    })
+    .await;
+    let b = Browser::new();
+    let home = dev_idp_login(
+        &b,
+        &proxy.base,
+        espace_ps_demo_data::showcase::ELISE_NATIONAL_ID,
+        "/",
+    )
+    .await;
+    assert_eq!(home.status, reqwest::StatusCode::OK);
+    let app_db = PortalDb::open(&app_url, 1, false).await.unwrap();
+    assert!(!app_db.can_rewrite_audit().await.unwrap());
+    assert_eq!(
+        scalar_i64(&app_db, "SELECT COUNT(*) FROM audit_events").await,
+        1
+    );
+    for sql in [
+        "UPDATE audit_events SET actor = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = sqlx::query(sql).execute(app_db.pool()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{sql}: {err}"
+        );
+    }
+    drop(proxy);
+
+    // The owner role (it may rewrite): serve refuses to start…
+    let dir = tempfile::tempdir().unwrap();
+    let config = |extra: &str| {
+        let path = dir.path().join("espace-ps.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n\n\
+                 [database]\nurl = \"{owner_url}\"\n{extra}\n[policies]\ndir = \"{}\"\n",
+                free_port(),
+                free_port(),
+                shipped_policies().display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config(""))
+        .env_remove("ESPACE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("may UPDATE, DELETE or TRUNCATE audit_events"),
+        "{stderr}"
+    );
+    // …unless told it is a development machine.
+    let proxy = Proxy::start(ProxyOpts {
+        database_url: Some(owner_url),
+        ..Default::default()
+    })
+    .await;
+    drop(proxy);
+}

@@ -140,6 +140,10 @@ pub struct ProxyOpts {
     pub rate_limit: Option<String>,
     /// Body of the `[audit]` table.
     pub audit: Option<String>,
+    /// More lines of the `[database]` table; by default the development
+    /// switch `allow_audit_rewrite = true` (the tests' PostgreSQL role owns
+    /// the tables).
+    pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
 }
@@ -182,7 +186,11 @@ impl Proxy {
                 .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + opts
+                    .database_extra
+                    .as_deref()
+                    .unwrap_or("allow_audit_rewrite = true\n"),
             opts.login_per_minute.unwrap_or(1000),
             opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
