@@ -66,6 +66,8 @@ pub struct App {
     pub gate: Arc<Gate>,
     /// espace-ps's own routes: auth, portal, health, static files.
     pub router: Router,
+    /// The softviewer's static site (`[upstream] ohif_dir`), if served.
+    pub site: Option<crate::viewer::site::Site>,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
 }
@@ -219,6 +221,12 @@ impl App {
             db,
             records,
         };
+        let site = (!config.upstream.ohif_dir.is_empty()).then(|| {
+            crate::viewer::site::Site::new(
+                &config.upstream.ohif_dir,
+                config.upstream.hide_download.clone(),
+            )
+        });
         Ok(Arc::new(App {
             config,
             pages,
@@ -227,6 +235,7 @@ impl App {
             access,
             gate: viewer,
             router,
+            site,
             _policy_watcher: watcher,
         }))
     }
