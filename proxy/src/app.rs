@@ -66,6 +66,8 @@ pub struct App {
     pub gate: Arc<Gate>,
     /// espace-ps's own routes: auth, portal, health, static files.
     pub router: Router,
+    /// The softviewer's static site (`[upstream] ohif_dir`), if served.
+    pub site: Option<crate::viewer::site::Site>,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
     /// Writes the audit chains' heads to the log stream (and at shutdown).
@@ -224,6 +226,12 @@ impl App {
             db,
             records,
         };
+        let site = (!config.upstream.ohif_dir.is_empty()).then(|| {
+            crate::viewer::site::Site::new(
+                &config.upstream.ohif_dir,
+                config.upstream.hide_download.clone(),
+            )
+        });
         Ok(Arc::new(App {
             config,
             pages,
@@ -232,6 +240,7 @@ impl App {
             access,
             gate: viewer,
             router,
+            site,
             _policy_watcher: watcher,
             _audit_heads: audit_heads,
         }))

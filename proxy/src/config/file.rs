@@ -75,6 +75,7 @@ pub struct Upstream {
     pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
+    pub ohif_dir: String,
 }
 
 impl Default for Upstream {
@@ -85,6 +86,7 @@ impl Default for Upstream {
             hide_download: vec!["button[title=\"Download DICOM\"]".to_owned()],
             tls: false,
             sni: String::new(),
+            ohif_dir: String::new(),
         }
     }
 }

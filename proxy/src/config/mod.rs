@@ -175,6 +175,9 @@ pub struct UpstreamConfig {
     pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
+    /// The installed OHIF site (deploy/ohif/install.sh), served under
+    /// `/visionneuse/`; empty: not served.
+    pub ohif_dir: String,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

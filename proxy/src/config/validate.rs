@@ -262,6 +262,7 @@ impl Validator<'_> {
             hide_download: u.hide_download,
             tls: u.tls,
             sni: u.sni,
+            ohif_dir: u.ohif_dir,
         }
     }
 

@@ -146,6 +146,8 @@ pub struct ProxyOpts {
     pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
+    /// `[upstream] ohif_dir`: the OHIF site espace-ps serves; none by default.
+    pub ohif_dir: Option<std::path::PathBuf>,
 }
 
 /// The repository's shipped policy directory.
@@ -183,7 +185,12 @@ impl Proxy {
             opts.viewer
                 .as_deref()
                 .map(|v| format!("viewer = \"{v}\"\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &opts
+                    .ohif_dir
+                    .as_ref()
+                    .map(|d| format!("ohif_dir = {:?}\n", d.display().to_string()))
+                    .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
                 .unwrap_or_default()
