@@ -45,6 +45,15 @@
 #                              tls_client_auth_subject_dn
 #   ESPACE_TEST_MTLS_OTHER_CERT, ESPACE_TEST_MTLS_OTHER_KEY
 #                              another certificate from the same CA, another DN
+#   ESPACE_TEST_TLS_REDIS_URL  rediss://127.0.0.1:PORT/ (TLS only, client
+#                              certificate required)
+#   ESPACE_TEST_TLS_PG_URL     postgres://espace@127.0.0.1:PORT/espace_test
+#                              (hostssl only)
+#   ESPACE_TEST_TLS_CA, ESPACE_TEST_TLS_OTHER_CA
+#                              the CA of both servers' certificates (which
+#                              name 127.0.0.1 only), and a CA that signed nothing
+#   ESPACE_TEST_TLS_CLIENT_CERT, ESPACE_TEST_TLS_CLIENT_KEY
+#                              a client certificate of that CA and its key
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

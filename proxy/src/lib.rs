@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod drain;
 pub mod inject;
 pub mod metrics;
 pub mod pages;

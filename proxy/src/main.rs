@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use espace_ps::config::{Config, LogFormat};
-use espace_ps::run::{apply_test_clock, init_logging, print_error_chain, serve, startup_runtime};
+use espace_ps::run::{
+    apply_test_clock, init_logging, install_tls_provider, print_error_chain, serve_with,
+    startup_runtime,
+};
 
 /// mimalloc rather than the system allocator: a proxied request and a policy
 /// decision make many small short-lived allocations (headers, Cedar values),
@@ -31,6 +34,11 @@ enum Command {
         /// The TOML configuration file (see docs/configuration.md).
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from the running espace-ps
+        /// (then send it SIGQUIT): a binary upgrade with no refused
+        /// connection (see docs/operations.md).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check a configuration file: exit 0 with a one-line summary, or
     /// non-zero naming each offending key and its line.
@@ -187,6 +195,7 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(*command),
@@ -203,7 +212,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config } => {
+        Command::Serve { config, upgrade } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -212,7 +221,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(config.logging.format, &config.logging.level);
-            serve(config, Vec::new())
+            serve_with(config, Vec::new(), upgrade)
         }
     }
 }

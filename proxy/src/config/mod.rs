@@ -125,6 +125,15 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub threads: usize,
     pub trusted_gateways: Vec<IpNet>,
+    /// Shutdown (see `drain`): new connections accepted this long after
+    /// SIGTERM, `/-/readyz` answering 503.
+    pub drain_delay: Duration,
+    /// Then requests in flight have this long to finish.
+    pub grace_period: Duration,
+    /// Then the runtimes this long to stop.
+    pub shutdown_timeout: Duration,
+    /// The Unix socket of the graceful upgrade (`serve --upgrade`, SIGQUIT).
+    pub upgrade_sock: PathBuf,
 }
 
 impl ServerConfig {
@@ -232,7 +241,24 @@ pub struct HmSsoConfig {
 #[derive(Debug, Clone)]
 pub enum SessionStoreConfig {
     Memory,
-    Redis { url: String },
+    Redis(RedisConfig),
+}
+
+/// A Redis shared by the instances (`[sessions] store = "redis"`).
+#[derive(Debug, Clone, Default)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` (TLS).
+    pub url: String,
+    pub tls: RedisTls,
+}
+
+/// TLS settings of `rediss://` beyond the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// PEM roots trusted instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), when Redis asks for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone)]
@@ -342,9 +368,12 @@ impl Config {
             (None, Some(_)) => "Hopital Manager SSO only",
             (None, None) => "no login method",
         };
-        let store = match self.sessions.store {
+        let store = match &self.sessions.store {
             SessionStoreConfig::Memory => "in-memory sessions",
-            SessionStoreConfig::Redis { .. } => "Redis sessions",
+            SessionStoreConfig::Redis(r) if r.url.starts_with("rediss://") => {
+                "Redis sessions (TLS)"
+            }
+            SessionStoreConfig::Redis(_) => "Redis sessions",
         };
         let db = if self.database.url.starts_with("postgres") {
             "PostgreSQL"

@@ -132,6 +132,48 @@ impl Validator<'_> {
         }
     }
 
+    /// `url` (a database URL) verifying PostgreSQL's certificate against
+    /// `ca`: `sslrootcert` set, `sslmode=verify-full` unless the URL asks
+    /// for `verify-ca`; any other `sslmode` (which would not verify, or fall
+    /// back to plaintext) is a problem, and so is a SQLite URL.
+    fn with_ca_file(&mut self, key: &str, url: &str, ca: &Spanned<PathBuf>) -> String {
+        self.readable(key, ca);
+        let parsed = match Url::parse(url) {
+            Ok(u) if u.scheme().starts_with("postgres") => u,
+            _ => {
+                self.issue(key, ca, "only for a postgres:// URL");
+                return url.to_owned();
+            }
+        };
+        let mode = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "sslmode")
+            .map(|(_, v)| v.into_owned());
+        if let Some(m) = mode
+            .as_deref()
+            .filter(|m| !matches!(*m, "verify-full" | "verify-ca"))
+        {
+            self.issue(
+                key,
+                ca,
+                format!("the URL's sslmode={m} would not verify the server: use verify-full"),
+            );
+        }
+        let mut out = parsed.clone();
+        {
+            let mut q = out.query_pairs_mut();
+            q.clear();
+            for (k, v) in parsed.query_pairs().filter(|(k, _)| k != "sslrootcert") {
+                q.append_pair(&k, &v);
+            }
+            if mode.is_none() {
+                q.append_pair("sslmode", "verify-full");
+            }
+            q.append_pair("sslrootcert", &ca.get_ref().to_string_lossy());
+        }
+        out.into()
+    }
+
     fn build(&mut self, f: file::ConfigFile, env: &dyn Fn(&str) -> Option<String>) -> Config {
         let server = self.server(f.server);
         let upstream = self.upstream(f.upstream);
@@ -140,7 +182,7 @@ impl Validator<'_> {
         let sessions = self.sessions(f.sessions, env);
 
         let database_url = f.database.url;
-        let database = DatabaseConfig {
+        let mut database = DatabaseConfig {
             url: env(ENV_DATABASE_URL).unwrap_or_else(|| database_url.get_ref().clone()),
             max_connections: f.database.max_connections,
         };
@@ -150,10 +192,12 @@ impl Validator<'_> {
                 &database_url,
                 "must be a sqlite: or postgres:// URL",
             );
+        } else if let Some(ca) = &f.database.ca_file {
+            database.url = self.with_ca_file("database.ca_file", &database.url, ca);
         }
 
         let portal = self.portal(f.portal);
-        let records = RecordsConfig {
+        let mut records = RecordsConfig {
             url: env(ENV_RECORDS_URL)
                 .or_else(|| f.records.url.as_ref().map(|u| u.get_ref().clone())),
             max_connections: f.records.max_connections,
@@ -161,6 +205,8 @@ impl Validator<'_> {
         if records.url.as_deref().is_some_and(|u| !is_database_url(u)) {
             let span = f.records.url.as_ref().and_then(span_of);
             self.issue_at("records.url", span, "must be a sqlite: or postgres:// URL");
+        } else if let (Some(url), Some(ca)) = (&records.url, &f.records.ca_file) {
+            records.url = Some(self.with_ca_file("records.ca_file", url, ca));
         }
 
         // At most about a century either way: a bound that keeps the
@@ -238,12 +284,29 @@ impl Validator<'_> {
         if *s.threads.get_ref() == 0 {
             self.issue("server.threads", &s.threads, "must be at least 1");
         }
+        for (key, v, max) in [
+            ("server.grace_period_secs", &s.grace_period_secs, 3600),
+            (
+                "server.shutdown_timeout_secs",
+                &s.shutdown_timeout_secs,
+                600,
+            ),
+            ("server.drain_delay_secs", &s.drain_delay_secs, 600),
+        ] {
+            if *v.get_ref() > max {
+                self.issue(key, v, format!("must be at most {max}"));
+            }
+        }
         ServerConfig {
             listen,
             admin_listen,
             public_url,
             threads: s.threads.into_inner(),
             trusted_gateways,
+            drain_delay: Duration::from_secs(s.drain_delay_secs.into_inner()),
+            grace_period: Duration::from_secs(s.grace_period_secs.into_inner()),
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs.into_inner()),
+            upgrade_sock: s.upgrade_sock,
         }
     }
 
@@ -267,12 +330,14 @@ impl Validator<'_> {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> SessionConfig {
         let redis_span = s.redis_url.as_ref().and_then(span_of);
-        let redis_url = env(ENV_REDIS_URL).or_else(|| s.redis_url.map(Spanned::into_inner));
+        let redis_url =
+            env(ENV_REDIS_URL).or_else(|| s.redis_url.as_ref().map(|u| u.get_ref().clone()));
+        let tls = self.redis_tls(&s, redis_url.as_deref());
         let store = match s.store {
             SessionStore::Memory => SessionStoreConfig::Memory,
             SessionStore::Redis => match redis_url {
                 Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                    SessionStoreConfig::Redis { url }
+                    SessionStoreConfig::Redis(RedisConfig { url, tls })
                 }
                 Some(_) => {
                     self.issue_at(
@@ -306,6 +371,47 @@ impl Validator<'_> {
             key_prefix: s.key_prefix,
             idle_timeout: Duration::from_secs(idle),
             absolute_timeout: Duration::from_secs(absolute),
+        }
+    }
+
+    /// `redis_ca_file`, `redis_client_cert` and `redis_client_key`: readable
+    /// files, the certificate with its key, and only for `rediss://`.
+    fn redis_tls(&mut self, s: &file::Sessions, url: Option<&str>) -> RedisTls {
+        let files = [
+            ("sessions.redis_ca_file", &s.redis_ca_file),
+            ("sessions.redis_client_cert", &s.redis_client_cert),
+            ("sessions.redis_client_key", &s.redis_client_key),
+        ];
+        for (key, file) in files {
+            let Some(file) = file else { continue };
+            self.readable(key, file);
+            if url.is_some_and(|u| !u.starts_with("rediss://")) {
+                self.issue(key, file, "only with a rediss:// URL (TLS)");
+            }
+        }
+        let client_cert = match (&s.redis_client_cert, &s.redis_client_key) {
+            (Some(c), Some(k)) => Some((c.get_ref().clone(), k.get_ref().clone())),
+            (None, None) => None,
+            (Some(c), None) => {
+                self.issue(
+                    "sessions.redis_client_key",
+                    c,
+                    "required with redis_client_cert",
+                );
+                None
+            }
+            (None, Some(k)) => {
+                self.issue(
+                    "sessions.redis_client_cert",
+                    k,
+                    "required with redis_client_key",
+                );
+                None
+            }
+        };
+        RedisTls {
+            ca_file: s.redis_ca_file.as_ref().map(|c| c.get_ref().clone()),
+            client_cert,
         }
     }
 

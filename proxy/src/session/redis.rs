@@ -5,6 +5,64 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{KvStore, StoreError};
+use crate::config::{RedisConfig, RedisTls};
+
+/// A client for `url`, with `tls`'s roots and client certificate when set.
+fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, StoreError> {
+    let bad = |e: String| StoreError::Unreachable(format!("Redis client: {e}"));
+    if tls.ca_file.is_none() && tls.client_cert.is_none() {
+        return redis::Client::open(url).map_err(|e| bad(e.to_string()));
+    }
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map_err(|e| bad(format!("{}: {e}", p.display())));
+    let root_cert = tls.ca_file.as_deref().map(read).transpose()?;
+    let client_tls = match &tls.client_cert {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        None => None,
+    };
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| bad(e.to_string()))
+}
+
+/// The error of a Redis call: a TLS refusal (certificate, handshake) told
+/// apart from an unreachable server.
+fn store_error(e: redis::RedisError) -> StoreError {
+    if tls_failure(&e) {
+        StoreError::Tls(e.to_string())
+    } else {
+        StoreError::Unreachable(e.to_string())
+    }
+}
+
+/// Is a rustls error (a certificate refused, a TLS alert) among the causes
+/// of `e`? `io::Error` hides its inner error from `source()`: look inside.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
 
 /// Redis store, shared by every espace-ps instance. The connection is made
 /// lazily and re-made by the connection manager; every command has a
@@ -16,14 +74,44 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// A store at `url` (`redis://` or `rediss://` with the system's roots).
     pub fn new(url: &str) -> Result<RedisStore, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        RedisStore::from_config(&RedisConfig {
+            url: url.to_owned(),
+            ..Default::default()
+        })
+    }
+
+    /// The store of `[sessions]`: its URL and, for `rediss://`, the CA
+    /// file and client certificate.
+    pub fn from_config(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let client = client(&config.url, &config.tls)?;
         Ok(RedisStore {
             client,
             conn: tokio::sync::Mutex::new(None),
             timeout: Duration::from_millis(1500),
         })
+    }
+
+    /// At start: connects once over TLS (`rediss://`) and fails when the
+    /// server's certificate (or ours) is refused, so that a wrong CA or
+    /// host name stops the start with a clear error. Any other failure
+    /// (Redis down) is only logged: sessions answer 503 until it is back.
+    pub async fn check_tls(&self) -> Result<(), StoreError> {
+        if !matches!(
+            self.client.get_connection_info().addr,
+            redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            return Ok(());
+        }
+        match self.run::<String>(redis::cmd("PING").clone()).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Tls(e)) => Err(StoreError::Tls(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis is not reachable at start; sessions answer 503 until it is");
+                Ok(())
+            }
+        }
     }
 
     async fn conn(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
@@ -41,7 +129,7 @@ impl RedisStore {
         )
         .await
         .map_err(|_| StoreError::Timeout)?
-        .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        .map_err(store_error)?;
         *guard = Some(c.clone());
         Ok(c)
     }
@@ -51,7 +139,7 @@ impl RedisStore {
         tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut c))
             .await
             .map_err(|_| StoreError::Timeout)?
-            .map_err(|e| StoreError::Unreachable(e.to_string()))
+            .map_err(store_error)
     }
 }
 
@@ -126,7 +214,7 @@ impl KvStore for RedisStore {
         tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut c))
             .await
             .map_err(|_| StoreError::Timeout)?
-            .map_err(|e| StoreError::Unreachable(e.to_string()))
+            .map_err(store_error)
     }
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         self.run::<i64>(redis::cmd("SREM").arg(key).arg(member).clone())

@@ -138,6 +138,8 @@ pub struct ProxyOpts {
     pub database_max_connections: Option<u32>,
     /// More lines of the `[rate_limit]` table (after `login_per_minute`).
     pub rate_limit: Option<String>,
+    /// `[database] ca_file` (TLS to PostgreSQL).
+    pub database_ca_file: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -174,7 +176,12 @@ impl Proxy {
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &opts
+                    .database_ca_file
+                    .as_ref()
+                    .map(|f| format!("ca_file = \"{f}\"\n"))
+                    .unwrap_or_default(),
             opts.login_per_minute.unwrap_or(1000),
             opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },

@@ -10,5 +10,6 @@ mod psc_login;
 mod psc_mtls;
 mod session_end;
 mod stores;
+mod tls_stores;
 mod viewer;
 mod viewer_csp;
