@@ -140,6 +140,8 @@ pub struct ProxyOpts {
     pub rate_limit: Option<String>,
     /// `[database] ca_file` (TLS to PostgreSQL).
     pub database_ca_file: Option<String>,
+    /// More lines of the `[server]` table (shutdown timings…).
+    pub server: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -169,10 +171,11 @@ impl Proxy {
         });
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
+             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n\
              [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
+            opts.server.as_deref().unwrap_or_default(),
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))

@@ -2,6 +2,7 @@ pub mod harness;
 
 mod cli;
 mod devidp_login;
+mod drain;
 mod hm_sso;
 mod lockout;
 mod policies;
