@@ -139,6 +139,7 @@ PEER_PROGRAMS=(
   "/usr/bin/chromium chromium"                                      # Playwright browser tests
   "/usr/bin/redis-server redis-server"                              # shared sessions
   "/usr/bin/redis-cli redis-tools"
+  "/usr/bin/redis-sentinel redis-sentinel"                          # Sentinel failover test (primary, replica, 3 Sentinels)
   "/usr/bin/sqlite3 sqlite3"                                        # browser tests read the demo records
   "node nodejs"                                                     # provider, JS and browser tests
   "npm npm"

@@ -207,6 +207,14 @@ pub struct Sessions {
     /// A client certificate (PEM) for `rediss://`, with its key.
     pub redis_client_cert: Option<Spanned<PathBuf>>,
     pub redis_client_key: Option<Spanned<PathBuf>>,
+    /// `host:port` of the Sentinels; the primary is asked of them.
+    pub redis_sentinels: Spanned<Vec<String>>,
+    /// The primary's name at the Sentinels.
+    pub redis_service: Option<Spanned<String>>,
+    /// Replicas that must have a session or one-time id write (WAIT).
+    /// None: 1 with Sentinels, 0 without.
+    pub redis_wait_replicas: Option<u32>,
+    pub redis_wait_timeout_ms: Spanned<u64>,
 }
 
 impl Default for Sessions {
@@ -220,6 +228,10 @@ impl Default for Sessions {
             redis_ca_file: None,
             redis_client_cert: None,
             redis_client_key: None,
+            redis_sentinels: unspanned(Vec::new()),
+            redis_service: None,
+            redis_wait_replicas: None,
+            redis_wait_timeout_ms: unspanned(500),
         }
     }
 }

@@ -247,9 +247,18 @@ pub enum SessionStoreConfig {
 /// A Redis shared by the instances (`[sessions] store = "redis"`).
 #[derive(Debug, Clone, Default)]
 pub struct RedisConfig {
-    /// `redis://` or `rediss://` (TLS).
+    /// `redis://` or `rediss://` (TLS). With Sentinels, only its scheme
+    /// (TLS or not), database, user and password are used (may be empty).
     pub url: String,
     pub tls: RedisTls,
+    /// `host:port` of each Sentinel; empty: `url` is the one Redis.
+    pub sentinels: Vec<String>,
+    /// The primary's name at the Sentinels (`sentinel monitor NAME …`).
+    pub service: String,
+    /// A write succeeds once this many replicas have it (`WAIT`); 0: no WAIT.
+    pub wait_replicas: u32,
+    /// How long a write waits for them.
+    pub wait_timeout: Duration,
 }
 
 /// TLS settings of `rediss://` beyond the URL.
@@ -370,10 +379,14 @@ impl Config {
         };
         let store = match &self.sessions.store {
             SessionStoreConfig::Memory => "in-memory sessions",
-            SessionStoreConfig::Redis(r) if r.url.starts_with("rediss://") => {
-                "Redis sessions (TLS)"
+            SessionStoreConfig::Redis(r) => {
+                match (r.sentinels.is_empty(), r.url.starts_with("rediss://")) {
+                    (true, true) => "Redis sessions (TLS)",
+                    (true, false) => "Redis sessions",
+                    (false, true) => "Redis sessions through Sentinel (TLS)",
+                    (false, false) => "Redis sessions through Sentinel",
+                }
             }
-            SessionStoreConfig::Redis(_) => "Redis sessions",
         };
         let db = if self.database.url.starts_with("postgres") {
             "PostgreSQL"

@@ -438,3 +438,45 @@ fn shutdown_timings_default_and_are_bounded() {
         ]
     );
 }
+
+#[test]
+fn sentinels_name_the_primary_and_wait_for_one_replica() {
+    let c = Config::from_toml(
+        "[sessions]\nstore = \"redis\"\nredis_sentinels = [\"10.0.0.1:26379\", \"redis-b.chu.example:26379\"]\n\
+         redis_service = \"espace-ps\"\n",
+        no_env,
+    )
+    .unwrap();
+    let SessionStoreConfig::Redis(r) = &c.sessions.store else {
+        panic!("redis expected");
+    };
+    assert_eq!(r.sentinels.len(), 2);
+    assert_eq!(r.service, "espace-ps");
+    assert_eq!(r.url, "");
+    // A write waits for one replica by default with Sentinels…
+    assert_eq!(r.wait_replicas, 1);
+    assert_eq!(r.wait_timeout, Duration::from_millis(500));
+    assert!(c.summary().contains("Redis sessions through Sentinel"));
+    // …and for none with one Redis, unless asked.
+    let c = Config::from_toml(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"redis://r:6379/0\"\n",
+        no_env,
+    )
+    .unwrap();
+    let SessionStoreConfig::Redis(r) = &c.sessions.store else {
+        panic!("redis expected");
+    };
+    assert_eq!(r.wait_replicas, 0);
+    let i = issues(
+        "[sessions]\nstore = \"redis\"\nredis_sentinels = [\"nope\"]\nredis_wait_timeout_ms = 0\n",
+    );
+    let keys: Vec<_> = i.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("sessions.redis_sentinels", Some(3)),
+            ("sessions.redis_service", Some(3)),
+            ("sessions.redis_wait_timeout_ms", Some(4)),
+        ]
+    );
+}

@@ -333,11 +333,71 @@ impl Validator<'_> {
         let redis_url =
             env(ENV_REDIS_URL).or_else(|| s.redis_url.as_ref().map(|u| u.get_ref().clone()));
         let tls = self.redis_tls(&s, redis_url.as_deref());
+        let sentinels = s.redis_sentinels.get_ref().clone();
+        for entry in &sentinels {
+            let ok = entry
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                self.issue(
+                    "sessions.redis_sentinels",
+                    &s.redis_sentinels,
+                    format!("`{entry}` is not host:port"),
+                );
+            }
+        }
+        let service = match (&s.redis_service, sentinels.is_empty()) {
+            (Some(name), _) if name.get_ref().trim().is_empty() => {
+                self.issue("sessions.redis_service", name, "must not be empty");
+                String::new()
+            }
+            (Some(name), _) => name.get_ref().clone(),
+            (None, false) => {
+                self.issue(
+                    "sessions.redis_service",
+                    &s.redis_sentinels,
+                    "required with redis_sentinels (the name of `sentinel monitor`)",
+                );
+                String::new()
+            }
+            (None, true) => String::new(),
+        };
+        let wait_timeout_ms = *s.redis_wait_timeout_ms.get_ref();
+        if wait_timeout_ms == 0 || wait_timeout_ms > 10_000 {
+            self.issue(
+                "sessions.redis_wait_timeout_ms",
+                &s.redis_wait_timeout_ms,
+                "must be between 1 and 10000",
+            );
+        }
+        let redis = |url: String, tls: RedisTls| RedisConfig {
+            url,
+            tls,
+            wait_replicas: s.redis_wait_replicas.unwrap_or(if sentinels.is_empty() {
+                0
+            } else {
+                1
+            }),
+            wait_timeout: Duration::from_millis(wait_timeout_ms),
+            sentinels: sentinels.clone(),
+            service: service.clone(),
+        };
         let store = match s.store {
             SessionStore::Memory => SessionStoreConfig::Memory,
+            SessionStore::Redis if !sentinels.is_empty() => match redis_url {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    self.issue_at(
+                        "sessions.redis_url",
+                        redis_span,
+                        "must start with redis:// or rediss://",
+                    );
+                    SessionStoreConfig::Memory
+                }
+                url => SessionStoreConfig::Redis(redis(url.unwrap_or_default(), tls)),
+            },
             SessionStore::Redis => match redis_url {
                 Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                    SessionStoreConfig::Redis(RedisConfig { url, tls })
+                    SessionStoreConfig::Redis(redis(url, tls))
                 }
                 Some(_) => {
                     self.issue_at(
@@ -351,7 +411,9 @@ impl Validator<'_> {
                     self.issue_at(
                         "sessions.redis_url",
                         None,
-                        format!("required when store = \"redis\" (or set {ENV_REDIS_URL})"),
+                        format!(
+                            "required when store = \"redis\" without redis_sentinels (or set {ENV_REDIS_URL})"
+                        ),
                     );
                     SessionStoreConfig::Memory
                 }

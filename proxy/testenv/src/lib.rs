@@ -32,6 +32,7 @@ mod pki;
 mod postgres;
 mod process;
 mod redis;
+pub mod sentinel;
 mod tls;
 
 use std::fmt::Write as _;
