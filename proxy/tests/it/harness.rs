@@ -142,6 +142,8 @@ pub struct ProxyOpts {
     pub database_ca_file: Option<String>,
     /// More lines of the `[server]` table (shutdown timings…).
     pub server: Option<String>,
+    /// `[upstream] viewer`: the route table's name; `orthanc` by default.
+    pub viewer: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -172,11 +174,15 @@ impl Proxy {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n\
-             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
+             [upstream]\naddress = \"{}\"\n{}\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.server.as_deref().unwrap_or_default(),
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.viewer
+                .as_deref()
+                .map(|v| format!("viewer = \"{v}\"\n"))
+                .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
                 .unwrap_or_default()
