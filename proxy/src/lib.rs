@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pages;
 pub mod portal;
 pub mod ratelimit;
+pub mod records_refresh;
 pub mod revocation;
 pub mod router;
 pub mod run;

@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: DossiersCommand,
     },
+    /// The hospital records (see docs/records.md).
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
         #[command(subcommand)]
@@ -78,6 +83,61 @@ enum SessionsCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Refresh the name-search views (rec_patient_tokens, then
+    /// rec_search_tokens) without blocking readers, and date the refresh
+    /// (espace_records_search_refreshed_timestamp_seconds). Run it on a
+    /// schedule (systemd timer, cron). PostgreSQL only.
+    Refresh {
+        /// The configuration file of the instances (its `[records] url`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A URL of a role allowed to refresh the views (their owner),
+        /// instead of `[records] url` (read-only), or ESPACE_RECORDS_REFRESH_URL.
+        #[arg(long, env = "ESPACE_RECORDS_REFRESH_URL")]
+        url: Option<String>,
+    },
+}
+
+/// `espace-ps records refresh`: 0 when refreshed, 2 on a configuration
+/// error, 3 when the database fails.
+fn records_command(command: RecordsCommand) -> ExitCode {
+    let RecordsCommand::Refresh { config, url } = command;
+    let config = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid configuration\n{e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(LogFormat::Text, "warn");
+    if !apply_test_clock(&config) {
+        return ExitCode::FAILURE;
+    }
+    let Some(url) = url.or(config.records.url.clone()) else {
+        eprintln!("no records database: set [records] url or --url");
+        return ExitCode::from(2);
+    };
+    if !url.starts_with("postgres") {
+        eprintln!("only PostgreSQL records have views to refresh");
+        return ExitCode::from(2);
+    }
+    match startup_runtime().block_on(espace_ps::records_refresh::refresh(&url)) {
+        Ok(took) => {
+            println!(
+                "records name-search views refreshed in {:.1} s",
+                took.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -201,6 +261,7 @@ fn main() -> ExitCode {
         Command::Policies { command } => espace_ps_access::cli::run(*command),
         Command::Sessions { command } => sessions_command(command),
         Command::Dossiers { command } => dossiers(command),
+        Command::Records { command } => records_command(command),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());

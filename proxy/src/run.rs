@@ -107,6 +107,10 @@ pub fn serve_with(
         }
     };
     tracing::info!("{}", config.summary());
+    // The age of the records' name-search views, as a metric.
+    if let Some(records) = app.router.records.clone() {
+        crate::records_refresh::watch(records, Duration::from_secs(60));
+    }
     // SIGHUP reloads the policies (as a file change does).
     let engine = app.access.policies().clone();
     let viewer = app.gate.clone();

@@ -9,6 +9,7 @@ mod policies;
 mod portal;
 mod psc_login;
 mod psc_mtls;
+mod records_refresh;
 mod sentinel;
 mod session_end;
 mod stores;
