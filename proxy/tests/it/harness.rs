@@ -142,6 +142,12 @@ pub struct ProxyOpts {
     pub database_ca_file: Option<String>,
     /// More lines of the `[server]` table (shutdown timings…).
     pub server: Option<String>,
+    /// Body of the `[audit]` table.
+    pub audit: Option<String>,
+    /// More lines of the `[database]` table; by default the development
+    /// switch `allow_audit_rewrite = true` (the tests' PostgreSQL role owns
+    /// the tables).
+    pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
 }
@@ -190,7 +196,11 @@ impl Proxy {
                     .database_ca_file
                     .as_ref()
                     .map(|f| format!("ca_file = \"{f}\"\n"))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                + opts
+                    .database_extra
+                    .as_deref()
+                    .unwrap_or("allow_audit_rewrite = true\n"),
             opts.login_per_minute.unwrap_or(1000),
             opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
@@ -204,6 +214,7 @@ impl Proxy {
             ("hm_sso", &opts.hm_sso),
             ("sessions", &opts.sessions),
             ("portal", &opts.portal),
+            ("audit", &opts.audit),
         ] {
             if let Some(body) = body {
                 toml.push_str(&format!("\n[{name}]\n{body}\n"));
