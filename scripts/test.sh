@@ -47,6 +47,15 @@
 #                              tls_client_auth_subject_dn
 #   ESPACE_TEST_MTLS_OTHER_CERT, ESPACE_TEST_MTLS_OTHER_KEY
 #                              another certificate from the same CA, another DN
+#   ESPACE_TEST_TLS_REDIS_URL  rediss://127.0.0.1:PORT/ (TLS only, client
+#                              certificate required)
+#   ESPACE_TEST_TLS_PG_URL     postgres://espace@127.0.0.1:PORT/espace_test
+#                              (hostssl only)
+#   ESPACE_TEST_TLS_CA, ESPACE_TEST_TLS_OTHER_CA
+#                              the CA of both servers' certificates (which
+#                              name 127.0.0.1 only), and a CA that signed nothing
+#   ESPACE_TEST_TLS_CLIENT_CERT, ESPACE_TEST_TLS_CLIENT_KEY
+#                              a client certificate of that CA and its key
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -132,6 +141,7 @@ PEER_PROGRAMS=(
   "/usr/bin/chromium chromium"                                      # Playwright browser tests
   "/usr/bin/redis-server redis-server"                              # shared sessions
   "/usr/bin/redis-cli redis-tools"
+  "/usr/bin/redis-sentinel redis-sentinel"                          # Sentinel failover test (primary, replica, 3 Sentinels)
   "/usr/bin/sqlite3 sqlite3"                                        # browser tests read the demo records
   "node nodejs"                                                     # provider, JS and browser tests
   "npm npm"

@@ -102,7 +102,14 @@ impl App {
         let pages = Arc::new(Pages::new(config.portal.pages_dir.as_deref())?);
         let store: Arc<dyn KvStore> = match &config.sessions.store {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
-            SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
+            SessionStoreConfig::Redis(redis) => {
+                let store = RedisStore::from_config(redis)?;
+                // A certificate refused is a configuration error: stop
+                // now. An unreachable Redis is not (sessions answer 503
+                // until it is back).
+                store.check_tls().await?;
+                Arc::new(store)
+            }
         };
         let lookup_limits = LookupLimiters::new(
             &store,

@@ -205,6 +205,8 @@ fn main() -> ExitCode {
 listen = "{listen}"
 admin_listen = "{admin_listen}"
 public_url = "{public}"
+# Ctrl-C or SIGTERM: no gateway to warn, stop at once.
+drain_delay_secs = 0
 
 [upstream]
 address = "{viewer}"
