@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use espace_ps::config::{Config, LogFormat};
 use espace_ps::run::{init_logging, print_error_chain, serve, startup_runtime};
 use espace_ps_demo::devidp_server::DevIdpApp;
-use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig};
+use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig, HmSimulatorConfig};
 
 /// The same allocator as the production binary, so the demo runs the proxy
 /// as it runs in production.
@@ -99,13 +99,29 @@ enum Command {
 }
 
 const ISSUER_PATH: &str = "/auth/realms/esante-wallet";
+/// The `iss` and `aud` of the Hopital Manager simulator's launch tokens, as
+/// the demo's `[hm_sso]` expects them.
+const HM_SIM_ISSUER: &str = "hopital-manager-simulation";
+const HM_SIM_AUDIENCE: &str = "espace-ps-demo";
 
-fn dev_idp(listen: SocketAddr, client: DevClient) -> Result<Arc<DevIdp>, String> {
+/// The dev identity provider; with `hm_launch_url`, also the Hopital
+/// Manager simulator, posting its launches there.
+fn dev_idp(
+    listen: SocketAddr,
+    client: DevClient,
+    hm_launch_url: Option<String>,
+) -> Result<Arc<DevIdp>, String> {
     let issuer =
         url::Url::parse(&format!("http://{listen}{ISSUER_PATH}")).map_err(|e| e.to_string())?;
-    DevIdp::new(DevIdpConfig::with_defaults(issuer, vec![client]))
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    let mut cfg = DevIdpConfig::with_defaults(issuer, vec![client]);
+    if let Some(url) = hm_launch_url {
+        cfg.hopital_manager = Some(HmSimulatorConfig {
+            launch_url: url::Url::parse(&url).map_err(|e| e.to_string())?,
+            issuer: HM_SIM_ISSUER.into(),
+            audience: HM_SIM_AUDIENCE.into(),
+        });
+    }
+    DevIdp::new(cfg).map(Arc::new).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -166,6 +182,18 @@ fn main() -> ExitCode {
             let secret = espace_ps::session::new_token();
             let public = format!("http://{listen}");
             let db = data_dir.join("espace-ps.sqlite");
+            // Demo mode only: espace-ps trusts the Hopital Manager
+            // simulator's public (DEV-ONLY) key, and its origin for direct
+            // launches. The production binary trusts no key unless its
+            // configuration names one.
+            let hm_key = data_dir.join("hopital-manager-simulation.pub.pem");
+            if let Err(e) = std::fs::write(
+                &hm_key,
+                espace_ps_devidp::keys::DEV_ONLY_HM_EC_PUBLIC_KEY_PEM,
+            ) {
+                eprintln!("cannot write {}: {e}", hm_key.display());
+                return ExitCode::FAILURE;
+            }
             let records = format!("sqlite://{}", data_dir.join("records.sqlite").display());
             let prepared = startup_runtime().block_on(async {
                 espace_ps_demo::data::ensure_records(&records, 1961, 2000).await?;
@@ -212,6 +240,13 @@ dev_idp = true
 [database]
 url = "sqlite://{}?mode=rwc"
 
+[hm_sso]
+issuer = "{HM_SIM_ISSUER}"
+audience = "{HM_SIM_AUDIENCE}"
+algorithms = ["ES256"]
+public_keys = ["{}"]
+allowed_origins = ["http://{idp_listen}"]
+
 [records]
 url = "{records}?mode=ro"
 
@@ -219,6 +254,7 @@ url = "{records}?mode=ro"
 dir = "{}"
 "#,
                 db.display(),
+                hm_key.display(),
                 policies.display()
             );
             let config = match Config::from_toml(&toml, |_| None) {
@@ -236,6 +272,7 @@ dir = "{}"
                     redirect_uris: vec![format!("{public}/auth/callback")],
                     post_logout_redirect_uris: vec![format!("{public}/auth/logged-out")],
                 },
+                Some(format!("{public}/auth/hm-sso")),
             ) {
                 Ok(i) => i,
                 Err(e) => {
@@ -249,6 +286,7 @@ dir = "{}"
             for p in idp.professionals() {
                 println!("  {}  {}", p.national_id, p.display_name());
             }
+            println!("Hopital Manager (simulation) : http://{idp_listen}/hopital-manager");
             println!("Visualiseur attendu sur {viewer}. Arrêt : Ctrl-C.\n");
             let mut svc = pingora::services::listening::Service::new(
                 "espace-ps dev-idp".into(),
@@ -278,6 +316,7 @@ dir = "{}"
                     redirect_uris: vec![format!("{portal}/auth/callback")],
                     post_logout_redirect_uris: vec![format!("{portal}/auth/logged-out")],
                 },
+                None,
             ) {
                 Ok(i) => i,
                 Err(e) => {

@@ -3,6 +3,7 @@ pub mod harness;
 mod cli;
 mod devidp_login;
 mod hm_sso;
+mod hm_sso_doc;
 mod lockout;
 mod policies;
 mod portal;
