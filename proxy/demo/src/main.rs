@@ -50,7 +50,9 @@ enum Command {
         /// Where the demo keeps its SQLite database.
         #[arg(long, default_value = ".demo")]
         data_dir: PathBuf,
-        /// The access policies directory.
+        /// The access policies directory. The demo runs on a copy
+        /// (`<data dir>/policies`) with the demo's groups added
+        /// (`proxy/demo/demo-groups.toml`); this one is never written to.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
         /// Run the demo as if it were this instant (RFC 3339, e.g.
@@ -186,6 +188,14 @@ fn main() -> ExitCode {
             // simulator's public (DEV-ONLY) key, and its origin for direct
             // launches. The production binary trusts no key unless its
             // configuration names one.
+            // The demo's own copy of the policies, with its groups (Dr Hervé
+            // Lefèvre's DICOM download habilitation); `policies` is not written.
+            let demo_policies = data_dir.join("policies");
+            if let Err(e) = espace_ps_demo::policies::prepare(&policies, &demo_policies) {
+                print_error_chain(&e);
+                return ExitCode::FAILURE;
+            }
+            let policies = demo_policies;
             let hm_key = data_dir.join("hopital-manager-simulation.pub.pem");
             if let Err(e) = std::fs::write(
                 &hm_key,
