@@ -105,6 +105,10 @@ const ISSUER_PATH: &str = "/auth/realms/esante-wallet";
 /// the demo's `[hm_sso]` expects them.
 const HM_SIM_ISSUER: &str = "hopital-manager-simulation";
 const HM_SIM_AUDIENCE: &str = "espace-ps-demo";
+/// The simulator's JWKS, on the dev IdP's listener: the demo's `[hm_sso]`
+/// trusts it (demo mode only). `espace-ps` refuses the simulator's key as a
+/// PEM file in any configuration (its private half is public).
+const HM_SIM_JWKS: &str = "/hopital-manager/jwks.json";
 
 /// The dev identity provider; with `hm_launch_url`, also the Hopital
 /// Manager simulator, posting its launches there.
@@ -184,10 +188,6 @@ fn main() -> ExitCode {
             let secret = espace_ps::session::new_token();
             let public = format!("http://{listen}");
             let db = data_dir.join("espace-ps.sqlite");
-            // Demo mode only: espace-ps trusts the Hopital Manager
-            // simulator's public (DEV-ONLY) key, and its origin for direct
-            // launches. The production binary trusts no key unless its
-            // configuration names one.
             // The demo's own copy of the policies, with its groups (Dr Hervé
             // Lefèvre's DICOM download habilitation); `policies` is not written.
             let demo_policies = data_dir.join("policies");
@@ -196,14 +196,6 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let policies = demo_policies;
-            let hm_key = data_dir.join("hopital-manager-simulation.pub.pem");
-            if let Err(e) = std::fs::write(
-                &hm_key,
-                espace_ps_devidp::keys::DEV_ONLY_HM_EC_PUBLIC_KEY_PEM,
-            ) {
-                eprintln!("cannot write {}: {e}", hm_key.display());
-                return ExitCode::FAILURE;
-            }
             let records = format!("sqlite://{}", data_dir.join("records.sqlite").display());
             let prepared = startup_runtime().block_on(async {
                 espace_ps_demo::data::ensure_records(&records, 1961, 2000).await?;
@@ -250,11 +242,13 @@ dev_idp = true
 [database]
 url = "sqlite://{}?mode=rwc"
 
+# Demo mode only: the Hopital Manager simulator's DEV-ONLY key (its JWKS)
+# and its origin for direct launches.
 [hm_sso]
 issuer = "{HM_SIM_ISSUER}"
 audience = "{HM_SIM_AUDIENCE}"
 algorithms = ["ES256"]
-public_keys = ["{}"]
+jwks_url = "http://{idp_listen}{HM_SIM_JWKS}"
 allowed_origins = ["http://{idp_listen}"]
 
 [records]
@@ -264,7 +258,6 @@ url = "{records}?mode=ro"
 dir = "{}"
 "#,
                 db.display(),
-                hm_key.display(),
                 policies.display()
             );
             let config = match Config::from_toml(&toml, |_| None) {
