@@ -151,6 +151,9 @@ PEER_PROGRAMS=(
   "/usr/bin/pkg-config pkg-config"
   "/usr/sbin/useradd passwd"                                        # the harness's PostgreSQL system user, as root
   "/usr/sbin/nologin login"                                         # ... and its shell
+  "/usr/bin/python3 python3"                                        # docs/hm-sso.md's worked example (it::hm_sso_doc)
+  "/usr/lib/python3/dist-packages/jwt/__init__.py python3-jwt"      # ... PyJWT
+  "/usr/lib/python3/dist-packages/cryptography/__init__.py python3-cryptography" # ... its RS256/ES256 backend
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.

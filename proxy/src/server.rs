@@ -421,11 +421,12 @@ impl ProxyHttp for EspaceProxy {
                 upstream_response.remove_header(&header::CONTENT_LENGTH);
                 upstream_response.remove_header(&header::CONTENT_ENCODING);
                 upstream_response.remove_header(&header::ETAG);
-                ctx.inject = Some(crate::inject::PageRewriter::new(
+                ctx.inject = Some(crate::inject::PageRewriter::with_downloads(
                     encoding,
                     may_download,
                     &self.app.config.upstream.hide_download,
                     &nonce,
+                    ctx.forward.as_ref().map_or(&[][..], |f| &f.downloads),
                 ));
             }
         }

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use espace_ps::config::{Config, LogFormat};
 use espace_ps::run::{init_logging, print_error_chain, serve, startup_runtime};
 use espace_ps_demo::devidp_server::DevIdpApp;
-use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig};
+use espace_ps_devidp::{DevClient, DevIdp, DevIdpConfig, HmSimulatorConfig};
 
 /// The same allocator as the production binary, so the demo runs the proxy
 /// as it runs in production.
@@ -50,7 +50,9 @@ enum Command {
         /// Where the demo keeps its SQLite database.
         #[arg(long, default_value = ".demo")]
         data_dir: PathBuf,
-        /// The access policies directory.
+        /// The access policies directory. The demo runs on a copy
+        /// (`<data dir>/policies`) with the demo's groups added
+        /// (`proxy/demo/demo-groups.toml`); this one is never written to.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
         /// Run the demo as if it were this instant (RFC 3339, e.g.
@@ -104,13 +106,33 @@ enum Command {
 }
 
 const ISSUER_PATH: &str = "/auth/realms/esante-wallet";
+/// The `iss` and `aud` of the Hopital Manager simulator's launch tokens, as
+/// the demo's `[hm_sso]` expects them.
+const HM_SIM_ISSUER: &str = "hopital-manager-simulation";
+const HM_SIM_AUDIENCE: &str = "espace-ps-demo";
+/// The simulator's JWKS, on the dev IdP's listener: the demo's `[hm_sso]`
+/// trusts it (demo mode only). `espace-ps` refuses the simulator's key as a
+/// PEM file in any configuration (its private half is public).
+const HM_SIM_JWKS: &str = "/hopital-manager/jwks.json";
 
-fn dev_idp(listen: SocketAddr, client: DevClient) -> Result<Arc<DevIdp>, String> {
+/// The dev identity provider; with `hm_launch_url`, also the Hopital
+/// Manager simulator, posting its launches there.
+fn dev_idp(
+    listen: SocketAddr,
+    client: DevClient,
+    hm_launch_url: Option<String>,
+) -> Result<Arc<DevIdp>, String> {
     let issuer =
         url::Url::parse(&format!("http://{listen}{ISSUER_PATH}")).map_err(|e| e.to_string())?;
-    DevIdp::new(DevIdpConfig::with_defaults(issuer, vec![client]))
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    let mut cfg = DevIdpConfig::with_defaults(issuer, vec![client]);
+    if let Some(url) = hm_launch_url {
+        cfg.hopital_manager = Some(HmSimulatorConfig {
+            launch_url: url::Url::parse(&url).map_err(|e| e.to_string())?,
+            issuer: HM_SIM_ISSUER.into(),
+            audience: HM_SIM_AUDIENCE.into(),
+        });
+    }
+    DevIdp::new(cfg).map(Arc::new).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -172,6 +194,14 @@ fn main() -> ExitCode {
             let secret = espace_ps::session::new_token();
             let public = format!("http://{listen}");
             let db = data_dir.join("espace-ps.sqlite");
+            // The demo's own copy of the policies, with its groups (Dr Hervé
+            // Lefèvre's DICOM download habilitation); `policies` is not written.
+            let demo_policies = data_dir.join("policies");
+            if let Err(e) = espace_ps_demo::policies::prepare(&policies, &demo_policies) {
+                print_error_chain(&e);
+                return ExitCode::FAILURE;
+            }
+            let policies = demo_policies;
             let records = format!("sqlite://{}", data_dir.join("records.sqlite").display());
             let prepared = startup_runtime().block_on(async {
                 espace_ps_demo::data::ensure_records(&records, 1961, 2000).await?;
@@ -221,6 +251,15 @@ dev_idp = true
 [database]
 url = "sqlite://{}?mode=rwc"
 
+# Demo mode only: the Hopital Manager simulator's DEV-ONLY key (its JWKS)
+# and its origin for direct launches.
+[hm_sso]
+issuer = "{HM_SIM_ISSUER}"
+audience = "{HM_SIM_AUDIENCE}"
+algorithms = ["ES256"]
+jwks_url = "http://{idp_listen}{HM_SIM_JWKS}"
+allowed_origins = ["http://{idp_listen}"]
+
 [records]
 url = "{records}?mode=ro"
 
@@ -252,6 +291,7 @@ dir = "{}"
                     redirect_uris: vec![format!("{public}/auth/callback")],
                     post_logout_redirect_uris: vec![format!("{public}/auth/logged-out")],
                 },
+                Some(format!("{public}/auth/hm-sso")),
             ) {
                 Ok(i) => i,
                 Err(e) => {
@@ -265,6 +305,7 @@ dir = "{}"
             for p in idp.professionals() {
                 println!("  {}  {}", p.national_id, p.display_name());
             }
+            println!("Hopital Manager (simulation) : http://{idp_listen}/hopital-manager");
             println!("Visualiseur attendu sur {viewer}. Arrêt : Ctrl-C.\n");
             let mut svc = pingora::services::listening::Service::new(
                 "espace-ps dev-idp".into(),
@@ -294,6 +335,7 @@ dir = "{}"
                     redirect_uris: vec![format!("{portal}/auth/callback")],
                     post_logout_redirect_uris: vec![format!("{portal}/auth/logged-out")],
                 },
+                None,
             ) {
                 Ok(i) => i,
                 Err(e) => {

@@ -203,4 +203,52 @@ async fn demo_command_runs_the_whole_thing() {
     let (_, status, home) = follow(&client, chosen).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{home}");
     assert!(home.contains("Hervé LEFÈVRE"), "{home}");
+
+    // The Hopital Manager simulator (demo only): its launch, posted from
+    // its origin as its page does, signs Dr Inès Haddad-Leclère in
+    // straight away (the demo trusts its key and its origin).
+    let hm = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let idp_base = format!("http://127.0.0.1:{idp}");
+    let page = hm
+        .get(format!("{idp_base}/hopital-manager"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("simulation"));
+    let launch_page = hm
+        .post(format!("{idp_base}/hopital-manager/lancer"))
+        .form(&[("national_id", "899700456785"), ("dossier", "")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        launch_page.contains(&format!("action=\"{base}/auth/hm-sso\"")),
+        "{launch_page}"
+    );
+    let token = form_fields(&launch_page, "/auth/hm-sso")
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .unwrap()
+        .1;
+    let posted = hm
+        .post(format!("{base}/auth/hm-sso"))
+        .header("origin", &idp_base)
+        .header("accept", "text/html")
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), reqwest::StatusCode::SEE_OTHER);
+    let (url, status, home) = follow(&hm, posted).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{home}");
+    assert_eq!(url.path(), "/", "straight in, no confirmation page");
+    assert!(home.contains("Inès HADDAD-LECLÈRE"), "{home}");
 }

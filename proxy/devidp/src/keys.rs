@@ -16,3 +16,19 @@ pub const DEV_ONLY_RSA_N: &str = "7qjWVlH8dhS8i1mUAkM_T9mFfsBiqbOE4-0LRTo0T_UAHq
 
 /// DEV-ONLY public exponent (65537), base64url (JWK `e`).
 pub const DEV_ONLY_RSA_E: &str = "AQAB";
+
+/// DEV-ONLY EC P-256 private key (PKCS#8 PEM) of the Hopital Manager
+/// simulator ([`crate::hm_sim`]): it signs demo launch tokens. Public
+/// knowledge, like the key above: espace-ps trusts it only in the demo's
+/// own configuration (`espace-ps-demo demo`), never by default. Generated
+/// once with Python's `cryptography` (`ec.generate_private_key(SECP256R1)`).
+pub const DEV_ONLY_HM_EC_PRIVATE_KEY_PEM: &str = include_str!("hm_sim_key.pem");
+
+/// The public half of [`DEV_ONLY_HM_EC_PRIVATE_KEY_PEM`] (SubjectPublicKeyInfo PEM).
+pub const DEV_ONLY_HM_EC_PUBLIC_KEY_PEM: &str = include_str!("hm_sim_key.pub.pem");
+
+/// Its JWK `x` coordinate, base64url without padding.
+pub const DEV_ONLY_HM_EC_X: &str = "Wwy1jn6cdc3gyLkZEuN4MT-IjyU0iAq-cq8ZIbZLhvU";
+
+/// Its JWK `y` coordinate, base64url without padding.
+pub const DEV_ONLY_HM_EC_Y: &str = "57rgIF3XZSBvankbekFvRMDhpjwG7XP2h3R4emgSSII";

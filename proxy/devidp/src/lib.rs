@@ -28,6 +28,7 @@ use url::Url;
 
 mod authorize;
 mod discovery;
+pub mod hm_sim;
 pub mod keys;
 mod pages;
 pub mod professionals;
@@ -37,6 +38,7 @@ mod web;
 #[cfg(test)]
 mod tests;
 
+pub use hm_sim::HmSimulatorConfig;
 pub use professionals::DemoProfessional;
 
 /// Authorization code lifetime, seconds.
@@ -67,6 +69,9 @@ pub struct DevIdpConfig {
     pub authorize_base: Url,
     pub clients: Vec<DevClient>,
     pub professionals: Vec<DemoProfessional>,
+    /// The Hopital Manager simulator under `/hopital-manager` ([`hm_sim`]);
+    /// `None` (the default): those pages answer 404.
+    pub hopital_manager: Option<HmSimulatorConfig>,
 }
 
 /// The configuration was refused; every problem is listed, naming its key.
@@ -158,6 +163,7 @@ impl DevIdpConfig {
             authorize_base,
             clients,
             professionals: DemoProfessional::defaults(),
+            hopital_manager: None,
         }
     }
 
@@ -300,6 +306,15 @@ impl DevIdp {
                 p.role_label()
             ));
         }
+        if let Some(hm) = &self.cfg.hopital_manager {
+            out.push_str(&format!(
+                "!! Hopital Manager (SIMULATION, clé de démonstration publique) : \
+                 {}{}\n!!   lancements envoyés à {}\n",
+                self.cfg.authorize_base.as_str().trim_end_matches('/'),
+                hm_sim::PREFIX,
+                hm.launch_url
+            ));
+        }
         out.push_str(&line);
         out
     }
@@ -307,6 +322,9 @@ impl DevIdp {
     /// Answers one HTTP request. Never panics on client input.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let path = req.uri().path().trim_end_matches('/');
+        if path == hm_sim::PREFIX || path.starts_with("/hopital-manager/") {
+            return hm_sim::handle(self, &req, path);
+        }
         let rel = path.strip_prefix(self.issuer_path()).unwrap_or("");
         let authorize_path = self.authorize_path();
         let method = req.method().clone();

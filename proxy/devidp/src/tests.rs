@@ -496,3 +496,130 @@ fn warning_banner_is_loud_and_lists_the_professionals() {
         assert!(banner.contains(id));
     }
 }
+
+// === Hopital Manager simulator ===
+
+fn idp_with_hm() -> DevIdp {
+    let mut cfg = DevIdpConfig::with_defaults(
+        Url::parse(ISSUER).unwrap(),
+        vec![DevClient {
+            client_id: CLIENT.into(),
+            client_secret: SECRET.into(),
+            redirect_uris: vec![REDIRECT.into()],
+            post_logout_redirect_uris: vec![],
+        }],
+    );
+    cfg.hopital_manager = Some(HmSimulatorConfig {
+        launch_url: Url::parse("http://127.0.0.1:8080/auth/hm-sso").unwrap(),
+        issuer: "hopital-manager-simulation".into(),
+        audience: "espace-ps-demo".into(),
+    });
+    DevIdp::new(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn the_hopital_manager_simulator_is_off_unless_configured() {
+    let res = get(&idp(), "/hopital-manager", None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(!idp().warning_banner().contains("Hopital Manager"));
+    assert!(idp_with_hm()
+        .warning_banner()
+        .contains("Hopital Manager (SIMULATION"));
+}
+
+#[tokio::test]
+async fn the_simulator_page_says_it_is_a_simulator_and_lists_the_professionals() {
+    let idp = idp_with_hm();
+    let res = get(&idp, "/hopital-manager", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = text(&res);
+    assert!(page.contains("Hopital Manager (simulation)"), "{page}");
+    assert!(page.contains("simulateur"));
+    assert!(page.contains("clé de démonstration publique"));
+    for p in idp.professionals() {
+        assert!(page.contains(&format!("value=\"{}\"", p.national_id)));
+    }
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:8080;"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // Not `no-referrer`: the launch's POST must carry the simulator's Origin.
+    assert_eq!(
+        res.headers()[header::REFERRER_POLICY],
+        "strict-origin-when-cross-origin"
+    );
+}
+
+/// The launch page posts a token that espace-ps's verification accepts:
+/// ES256 with the published key, the configured issuer and audience, a
+/// fresh `jti`, the chosen professional and dossier, 120 s of life.
+#[tokio::test]
+async fn a_simulated_launch_signs_a_token_for_the_chosen_professional_and_dossier() {
+    let idp = idp_with_hm();
+    let form = [
+        ("national_id", HERVE_LEFEVRE.to_owned()),
+        ("dossier", " 2024/0001 ".to_owned()),
+    ];
+    let res = post(&idp, "/hopital-manager/lancer", &form, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = text(&res);
+    assert!(
+        page.contains("action=\"http://127.0.0.1:8080/auth/hm-sso\""),
+        "{page}"
+    );
+    let token = regex_lite_token(&page);
+    let header = decode_header(&token).unwrap();
+    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(header.kid.as_deref(), Some(hm_sim::KID));
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_issuer(&["hopital-manager-simulation"]);
+    v.set_audience(&["espace-ps-demo"]);
+    let pem = DecodingKey::from_ec_pem(keys::DEV_ONLY_HM_EC_PUBLIC_KEY_PEM.as_bytes()).unwrap();
+    let claims = decode::<Value>(&token, &pem, &v).unwrap().claims;
+    assert_eq!(claims["national_id"], HERVE_LEFEVRE);
+    assert_eq!(claims["family_name"], "Lefèvre");
+    assert_eq!(claims["professions"], serde_json::json!(["10"]));
+    assert_eq!(claims["savoir_faire"], serde_json::json!(["SM44"]));
+    assert_eq!(claims["dossier"], "2024/0001");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        hm_sim::LAUNCH_LIFETIME
+    );
+    // The JWKS publishes the same key.
+    let jwks: JwkSet = serde_json::from_value(body_json(
+        &get(&idp, "/hopital-manager/jwks.json", None).await,
+    ))
+    .unwrap();
+    let jwk = jwks.find(hm_sim::KID).unwrap();
+    decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap();
+    let pem_res = get(&idp, "/hopital-manager/cle-publique.pem", None).await;
+    assert_eq!(text(&pem_res), keys::DEV_ONLY_HM_EC_PUBLIC_KEY_PEM);
+    // Two launches, two `jti`s.
+    let again = regex_lite_token(&text(
+        &post(&idp, "/hopital-manager/lancer", &form, None).await,
+    ));
+    let jti = |t: &str| decode::<Value>(t, &pem, &v).unwrap().claims["jti"].clone();
+    assert_ne!(jti(&token), jti(&again));
+}
+
+#[tokio::test]
+async fn a_simulated_launch_for_an_unknown_professional_is_refused() {
+    let idp = idp_with_hm();
+    let form = [("national_id", "899700000021".to_owned())];
+    let res = post(&idp, "/hopital-manager/lancer", &form, None).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let page = text(&res);
+    assert!(page.contains("Choisissez un professionnel de la liste."));
+    assert!(!page.contains("name=\"token\""));
+}
+
+/// The hidden `token` field of the launch page.
+fn regex_lite_token(page: &str) -> String {
+    let start = page.find("name=\"token\" value=\"").expect("token field") + 20;
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_owned()
+}

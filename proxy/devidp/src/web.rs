@@ -107,3 +107,8 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Bytes> {
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     res
 }
+
+/// A public key in PEM.
+pub(crate) fn pem(body: &str) -> Response<Bytes> {
+    SECURITY.response(StatusCode::OK, "application/x-pem-file", body.to_owned())
+}

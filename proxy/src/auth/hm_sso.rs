@@ -18,6 +18,9 @@ use crate::identity::{LoginMethod, NationalId, NationalIdError, Professional};
 use crate::web::safe_return_to;
 
 const JWKS_TTL: Duration = Duration::from_secs(600);
+/// A token whose `kid` the kept JWKS does not list makes espace-ps fetch it
+/// again (Hopital Manager rotated its key), at most this often.
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HmSsoError {
@@ -159,12 +162,18 @@ impl HmSso {
         &self.cfg
     }
 
-    async fn jwks(&self) -> Result<Option<Arc<jsonwebtoken::jwk::JwkSet>>, HmSsoError> {
+    /// The JWKS, kept [`JWKS_TTL`]; fetched again sooner when it does not
+    /// list `kid` (a key rotation), at most once per [`JWKS_MIN_REFETCH`].
+    async fn jwks(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<Option<Arc<jsonwebtoken::jwk::JwkSet>>, HmSsoError> {
         let Some(url) = &self.cfg.jwks_url else {
             return Ok(None);
         };
         if let Some((set, at)) = self.jwks.read().await.as_ref() {
-            if at.elapsed() < JWKS_TTL {
+            let listed = kid.is_none_or(|k| set.find(k).is_some());
+            if at.elapsed() < JWKS_TTL && (listed || at.elapsed() < JWKS_MIN_REFETCH) {
                 return Ok(Some(set.clone()));
             }
         }
@@ -204,31 +213,37 @@ impl HmSso {
         validation.validate_nbf = true;
         validation.leeway = self.cfg.leeway.as_secs();
 
-        let mut keys: Vec<DecodingKey> = self
+        let decode = |keys: &[DecodingKey], last: &mut HmSsoError| {
+            keys.iter().find_map(|key| {
+                match jsonwebtoken::decode::<HmClaims>(token, key, &validation) {
+                    Ok(d) => Some(d.claims),
+                    Err(e) => {
+                        *last = invalid(&e);
+                        None
+                    }
+                }
+            })
+        };
+        let mut last = HmSsoError::Invalid("no key for this token".into());
+        // The PEM keys first: a token they verify needs no JWKS (nor its
+        // server up).
+        let static_keys: Vec<DecodingKey> = self
             .static_keys
             .iter()
             .filter(|(a, _)| *a == alg)
             .map(|(_, k)| k.clone())
             .collect();
-        if let Some(set) = self.jwks().await? {
-            let jwks: Vec<_> = match &header.kid {
-                Some(kid) => set.find(kid).into_iter().collect(),
-                None => set.keys.iter().collect(),
-            };
-            keys.extend(
-                jwks.into_iter()
-                    .filter_map(|j| DecodingKey::from_jwk(j).ok()),
-            );
-        }
-        let mut last = HmSsoError::Invalid("no key for this token".into());
-        let mut claims = None;
-        for key in &keys {
-            match jsonwebtoken::decode::<HmClaims>(token, key, &validation) {
-                Ok(d) => {
-                    claims = Some(d.claims);
-                    break;
+        let mut claims = decode(&static_keys, &mut last);
+        if claims.is_none() {
+            if let Some(set) = self.jwks(header.kid.as_deref()).await? {
+                let jwks: Vec<DecodingKey> = match &header.kid {
+                    Some(kid) => set.find(kid).into_iter().collect::<Vec<_>>(),
+                    None => set.keys.iter().collect(),
                 }
-                Err(e) => last = invalid(&e),
+                .into_iter()
+                .filter_map(|j| DecodingKey::from_jwk(j).ok())
+                .collect();
+                claims = decode(&jwks, &mut last);
             }
         }
         let claims = claims.ok_or(last)?;

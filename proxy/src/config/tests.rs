@@ -177,6 +177,38 @@ fn hm_sso_allowed_origins_are_origins() {
     }
 }
 
+/// The demo's Hopital Manager simulator key (its private half is in the
+/// repository) is refused as a trusted PEM key, whatever the file's name.
+#[test]
+fn hm_sso_refuses_the_demo_simulator_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("hm.pub.pem");
+    std::fs::write(
+        &demo,
+        include_str!("../../devidp/src/hm_sim_key.pub.pem").replace('\n', "\r\n"),
+    )
+    .unwrap();
+    let other =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/hm-es256.pub.pem");
+    let base = "[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\n";
+    let i = issues(&format!(
+        "{base}public_keys = [\"{}\", \"{}\"]\n",
+        other.display(),
+        demo.display()
+    ));
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(i[0].key, "hm_sso.public_keys");
+    assert!(
+        i[0].message.contains("demo's Hopital Manager simulator"),
+        "{i:?}"
+    );
+    Config::from_toml(
+        &format!("{base}public_keys = [\"{}\"]\n", other.display()),
+        no_env,
+    )
+    .unwrap();
+}
+
 #[test]
 fn hm_sso_refuses_symmetric_algorithms() {
     let i = issues("[hm_sso]\nissuer = \"hm\"\naudience = \"espace\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://hm.example/jwks\"\n");

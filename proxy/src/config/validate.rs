@@ -518,6 +518,13 @@ impl Validator<'_> {
             // Each key is reported on the line of the list.
             let key = Spanned::new(h.public_keys.span(), key.clone());
             self.readable("hm_sso.public_keys", &key);
+            if std::fs::read_to_string(key.get_ref()).is_ok_and(|pem| is_demo_hm_key(&pem)) {
+                let message = format!(
+                    "{} is the public key of the demo's Hopital Manager simulator, whose private key is public: never trusted",
+                    key.get_ref().display()
+                );
+                self.issue("hm_sso.public_keys", &key, message);
+            }
         }
         let jwks_url = h
             .jwks_url
@@ -561,6 +568,18 @@ impl Validator<'_> {
             allowed_origins,
         }
     }
+}
+
+/// The public key of the dev identity provider's Hopital Manager simulator
+/// (`proxy/devidp`): its private half is in the repository, so no
+/// configuration may name it in `hm_sso.public_keys` (the demo binary
+/// trusts the simulator through its JWKS, on loopback).
+const DEMO_HM_PUBLIC_KEY: &str = include_str!("../../devidp/src/hm_sim_key.pub.pem");
+
+/// Whether `pem` is [`DEMO_HM_PUBLIC_KEY`] (whitespace aside).
+fn is_demo_hm_key(pem: &str) -> bool {
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    squeeze(pem) == squeeze(DEMO_HM_PUBLIC_KEY)
 }
 
 /// `raw` as browsers serialize it in `Origin` (`https://host[:port]`, the

@@ -2,7 +2,10 @@
 //! PWA manifest link and theme color (the viewer is part of the installed
 //! app), a small portal header (back to the portal, logout), and, for a
 //! professional without the download habilitation, a style that hides the
-//! viewer's download controls (the server-side refusal is what counts).
+//! viewer's download controls (the server-side refusal is what counts);
+//! for one with it, "Télécharger la série (DICOM)": the series of the
+//! study the page shows, each a link to its ZIP of DICOM files (what the
+//! viewer gate found for the page, [`DownloadLink`]).
 //!
 //! Pages are rewritten as they stream, chunk by chunk, by `lol_html`
 //! (Cloudflare's streaming HTML rewriter): our head elements go right after
@@ -125,9 +128,65 @@ pub fn new_nonce() -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// The portal header, after `<body…>`.
+/// The portal header, after `<body…>`, without downloads.
 const BANNER: &str = "<div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\">\
                       <a href=\"/\">Retour au portail</a><a href=\"/auth/logout\">Se déconnecter</a></div>";
+
+/// A series the banner offers to download: a link to its ZIP of DICOM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadLink {
+    /// What the link says, e.g. "CT – THORAX (120 images)".
+    pub label: String,
+    /// The viewer request that answers the ZIP (origin-form).
+    pub href: String,
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The portal header: [`BANNER`], with "Télécharger la série (DICOM)"
+/// when there is a series to download (one link; several: a list under
+/// that title).
+fn banner(downloads: &[DownloadLink]) -> Cow<'static, str> {
+    const LABEL: &str = "Télécharger la série (DICOM)";
+    let links = match downloads {
+        [] => return Cow::Borrowed(BANNER),
+        [one] => format!(
+            "<a class=\"espace-ps-telecharger\" href=\"{}\" download title=\"{}\">{LABEL}</a>",
+            escape(&one.href),
+            escape(&one.label),
+        ),
+        several => {
+            let items: String = several
+                .iter()
+                .map(|d| {
+                    format!(
+                        "<li><a class=\"espace-ps-telecharger\" href=\"{}\" download>{}</a></li>",
+                        escape(&d.href),
+                        escape(&d.label)
+                    )
+                })
+                .collect();
+            format!("<details id=\"espace-ps-series\"><summary>{LABEL}</summary><ul>{items}</ul></details>")
+        }
+    };
+    Cow::Owned(format!(
+        "<div id=\"espace-ps-bandeau\" role=\"navigation\" aria-label=\"Espace professionnel de santé\">\
+         <a href=\"/\">Retour au portail</a>{links}<a href=\"/auth/logout\">Se déconnecter</a></div>"
+    ))
+}
 
 /// Our head elements, after `<head…>`, each with the response's nonce.
 fn head_elements(may_download: bool, hide_download: &[String], nonce: &str) -> String {
@@ -137,7 +196,8 @@ fn head_elements(may_download: bool, hide_download: &[String], nonce: &str) -> S
          <style nonce=\"{nonce}\">#espace-ps-bandeau{{position:fixed;top:0;right:0;z-index:2147483647;\
          display:flex;gap:.75rem;padding:.35rem .75rem;background:#000091;color:#fff;\
          font:14px system-ui,Arial,sans-serif;border-bottom-left-radius:6px}}\
-         #espace-ps-bandeau a{{color:#fff}}</style>",
+         #espace-ps-bandeau a{{color:#fff}}#espace-ps-bandeau summary{{cursor:pointer}}\
+         #espace-ps-bandeau ul{{margin:.25rem 0 0;padding-left:1.1rem}}</style>",
     );
     let selectors = escape_css_selector_list(hide_download);
     if !may_download && !selectors.is_empty() {
@@ -203,6 +263,8 @@ struct Inner {
     html: Option<HtmlRewriter<'static, Sink>>,
     shared: Arc<Shared>,
     head: Arc<str>,
+    /// The portal header.
+    banner: Arc<str>,
     /// Output is held back until our head elements are in (or the page
     /// gave no place for them within [`MAX_HTML`]).
     holding: bool,
@@ -219,8 +281,20 @@ impl PageRewriter {
         hide_download: &[String],
         nonce: &str,
     ) -> PageRewriter {
+        PageRewriter::with_downloads(encoding, may_download, hide_download, nonce, &[])
+    }
+
+    /// The same, with series to offer for download in the header.
+    pub fn with_downloads(
+        encoding: Encoding,
+        may_download: bool,
+        hide_download: &[String],
+        nonce: &str,
+        downloads: &[DownloadLink],
+    ) -> PageRewriter {
         let shared = Arc::new(Shared::default());
         let head: Arc<str> = head_elements(may_download, hide_download, nonce).into();
+        let banner: Arc<str> = banner(downloads).into();
         let on_head = {
             let (shared, head) = (shared.clone(), head.clone());
             move |el: &mut Element<'_, '_>| {
@@ -232,11 +306,11 @@ impl PageRewriter {
             }
         };
         let on_body = {
-            let (shared, head) = (shared.clone(), head.clone());
+            let (shared, head, banner) = (shared.clone(), head.clone(), banner.clone());
             move |el: &mut Element<'_, '_>| {
                 if !shared.body_done.swap(true, Ordering::Relaxed) {
-                    el.prepend(BANNER, ContentType::Html);
-                    shared.inserted.fetch_add(BANNER.len(), Ordering::Relaxed);
+                    el.prepend(&banner, ContentType::Html);
+                    shared.inserted.fetch_add(banner.len(), Ordering::Relaxed);
                     if !shared.head_done.swap(true, Ordering::Relaxed) {
                         // Prepended before the header.
                         el.prepend(&head, ContentType::Html);
@@ -263,6 +337,7 @@ impl PageRewriter {
                 html: Some(html),
                 shared,
                 head,
+                banner,
                 holding: true,
                 pending: Vec::new(),
                 written: 0,
@@ -295,14 +370,14 @@ impl PageRewriter {
         let head_done = inner.shared.head_done.load(Ordering::Relaxed);
         if inner.holding && !head_done {
             // Neither <head> nor <body>: ours go in front.
-            out.reserve(inner.head.len() + BANNER.len() + held.len());
+            out.reserve(inner.head.len() + inner.banner.len() + held.len());
             out.extend_from_slice(inner.head.as_bytes());
-            out.extend_from_slice(BANNER.as_bytes());
+            out.extend_from_slice(inner.banner.as_bytes());
         }
         out.append(&mut held);
         if head_done && !inner.shared.body_done.load(Ordering::Relaxed) {
             // A <head> and no <body>: the header goes last.
-            out.extend_from_slice(BANNER.as_bytes());
+            out.extend_from_slice(inner.banner.as_bytes());
         }
         Ok(out)
     }

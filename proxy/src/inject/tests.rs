@@ -238,3 +238,76 @@ fn long_pages_go_through_unchanged_around_what_we_add() {
         );
     }
 }
+
+fn with_downloads(downloads: &[DownloadLink], chunk: usize) -> String {
+    let mut r = PageRewriter::with_downloads(Encoding::Identity, false, &[], "TjBuY2U=", downloads);
+    let mut out = Vec::new();
+    for c in PAGE.as_bytes().chunks(chunk) {
+        out.extend(r.write(c).unwrap());
+    }
+    out.extend(r.end().unwrap());
+    String::from_utf8(out).unwrap()
+}
+
+fn link(label: &str, href: &str) -> DownloadLink {
+    DownloadLink {
+        label: label.into(),
+        href: href.into(),
+    }
+}
+
+#[test]
+fn no_download_link_without_a_series_to_download() {
+    let out = with_downloads(&[], 7);
+    assert!(!out.contains("Télécharger"), "{out}");
+    assert_eq!(out, inject(PAGE, false, &[], "TjBuY2U="));
+}
+
+#[test]
+fn one_series_is_one_download_link_in_the_header() {
+    for chunk in [1, 5, 4096] {
+        let out = with_downloads(
+            &[link("CT – THORAX (12 images)", "/series/abc/archive")],
+            chunk,
+        );
+        assert!(
+            out.contains(
+                "<a href=\"/\">Retour au portail</a><a class=\"espace-ps-telecharger\" \
+                 href=\"/series/abc/archive\" download title=\"CT – THORAX (12 images)\">\
+                 Télécharger la série (DICOM)</a><a href=\"/auth/logout\">"
+            ),
+            "{out}"
+        );
+        assert!(out.find("<Body class=x>").unwrap() < out.find("Télécharger").unwrap());
+    }
+}
+
+/// Several series: a list under "Télécharger la série (DICOM)"; what the
+/// archive says of a series (its description) is text, never markup.
+#[test]
+fn several_series_are_a_list_and_their_labels_are_escaped() {
+    let out = with_downloads(
+        &[
+            link("MR – <img src=x onerror=alert(1)>", "/series/a/archive"),
+            link("MR – T2 \"axial\"", "/series/b/archive?x=1&y=2"),
+        ],
+        3,
+    );
+    assert!(
+        out.contains(
+            "<details id=\"espace-ps-series\"><summary>Télécharger la série (DICOM)</summary><ul>"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(">MR – &lt;img src=x onerror=alert(1)&gt;</a></li>"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "href=\"/series/b/archive?x=1&amp;y=2\" download>MR – T2 &quot;axial&quot;</a>"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("<img"), "{out}");
+}

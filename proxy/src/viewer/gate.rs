@@ -23,6 +23,8 @@ use crate::access::Access;
 use crate::audit::{AuditEvent, AuditSink, Event, Outcome};
 use crate::session::SessionData;
 
+mod downloads;
+
 /// How long what the archive said about an id is kept.
 const RESOLVE_TTL: Duration = Duration::from_secs(300);
 /// How long a decision is kept (also bounded by policy reloads and grants).
@@ -52,6 +54,9 @@ pub struct Forward {
     /// The Content-Security-Policy of the viewer's HTML pages (from the
     /// route table that decided).
     pub csp: Arc<Csp>,
+    /// For a viewer page: the series its banner offers to download
+    /// ([`downloads`]); empty otherwise.
+    pub downloads: Vec<crate::inject::DownloadLink>,
 }
 
 /// One viewer request, as the gate needs it.
@@ -220,13 +225,9 @@ impl Gate {
                 }
                 return Verdict::Refuse(Refusal::Refused);
             }
-            self.audit_best_effort(r.event(
-                Event::DicomDownload,
-                Outcome::Refused,
-                study,
-                &candidate.route_id,
-            ))
-            .await;
+            let detail = self.download_detail(&candidate).await;
+            self.audit_best_effort(r.event(Event::DicomDownload, Outcome::Refused, study, &detail))
+                .await;
             // A viewer may still show the images: say why downloading is refused.
             let may_view = self
                 .decide(&session, r.session, Action::ViewImages, study)
@@ -238,14 +239,14 @@ impl Gate {
             });
         }
         // The trail: every download, and image views once per study per window.
+        let detail = if download {
+            self.download_detail(&candidate).await
+        } else {
+            String::new()
+        };
         for study in &studies {
             if download {
-                let e = r.event(
-                    Event::DicomDownload,
-                    Outcome::Success,
-                    study,
-                    &candidate.route_id,
-                );
+                let e = r.event(Event::DicomDownload, Outcome::Success, study, &detail);
                 if !self.audit_or_refuse(r.session, e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
@@ -282,11 +283,18 @@ impl Gate {
                 }
             }
         }
+        let downloads = if candidate.class == Class::Shell {
+            self.page_downloads(r, &table, canonical.target_str(), &session)
+                .await
+        } else {
+            Vec::new()
+        };
         Verdict::Forward(Forward {
             target: canonical.target(),
             class: candidate.class,
             may_download,
             csp: table.csp().clone(),
+            downloads,
         })
     }
 

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use espace_ps_access::viewer::Level;
+use espace_ps_access::viewer::{IdKind, Level};
 use serde_json::Value;
 
-use super::resolver::{ResolveError, StudyResolver};
+use super::resolver::{ResolveError, SeriesArchive, StudyResolver};
+
+/// The Orthanc Web Viewer's page, opened as `?series={orthanc series id}`.
+const VIEWER_PAGE: &str = "/web-viewer/app/viewer.html";
 
 /// How long espace-ps waits for one answer of Orthanc.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +84,28 @@ fn unreachable(e: reqwest::Error) -> ResolveError {
     ResolveError::Unreachable(e.to_string())
 }
 
+/// Orthanc's resource id: five groups of 8 lower-case hex digits.
+fn is_orthanc_id(id: &str) -> bool {
+    id.len() == 44
+        && id.split('-').count() == 5
+        && id.split('-').all(|g| {
+            g.len() == 8
+                && g.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// What the banner says of a series: "CT – THORAX" (either may be missing).
+fn series_label(tags: &Value) -> String {
+    ["Modality", "SeriesDescription"]
+        .iter()
+        .filter_map(|k| tags[k].as_str())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(" – ")
+}
+
 fn study_uid_of(v: &Value) -> Option<String> {
     v["MainDicomTags"]["StudyInstanceUID"]
         .as_str()
@@ -137,8 +162,100 @@ impl StudyResolver for OrthancResolver {
             .and_then(Value::as_str)
             .ok_or(ResolveError::NotFound)?;
         Ok(format!(
-            "/web-viewer/app/viewer.html?series={}",
+            "{VIEWER_PAGE}?series={}",
             urlencoding::encode(series)
         ))
+    }
+
+    fn page_resource(&self, target: &str) -> Option<(Level, IdKind, String)> {
+        let (path, query) = target.split_once('?')?;
+        if path != VIEWER_PAGE {
+            return None;
+        }
+        let mut ids = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == "series")
+            .map(|(_, v)| v.into_owned());
+        let id = ids.next()?;
+        (ids.next().is_none() && is_orthanc_id(&id)).then_some((
+            Level::Series,
+            IdKind::OrthancId,
+            id,
+        ))
+    }
+
+    async fn series_archives(&self, study_uid: &str) -> Result<Vec<SeriesArchive>, ResolveError> {
+        let study_id = self.lookup(study_uid, "Study").await?;
+        let list = self
+            .get_json(&format!("/studies/{study_id}/series"))
+            .await?;
+        let mut out: Vec<(i64, SeriesArchive)> = Vec::new();
+        for s in list.as_array().into_iter().flatten() {
+            let (Some(id), Some(uid)) = (
+                s["ID"].as_str().filter(|id| is_orthanc_id(id)),
+                s["MainDicomTags"]["SeriesInstanceUID"].as_str(),
+            ) else {
+                continue;
+            };
+            let number = s["MainDicomTags"]["SeriesNumber"]
+                .as_str()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(i64::MAX);
+            out.push((
+                number,
+                SeriesArchive {
+                    series_uid: uid.to_owned(),
+                    label: series_label(&s["MainDicomTags"]),
+                    instances: s["Instances"].as_array().map(Vec::len),
+                    archive_target: format!("/series/{id}/archive"),
+                },
+            ));
+        }
+        out.sort_by(|a, b| (a.0, &a.1.series_uid).cmp(&(b.0, &b.1.series_uid)));
+        Ok(out.into_iter().map(|(_, s)| s).collect())
+    }
+
+    async fn series_uid_of_archive_id(&self, id: &str) -> Result<String, ResolveError> {
+        if !is_orthanc_id(id) {
+            return Err(ResolveError::NotFound);
+        }
+        let s = self.get_json(&format!("/series/{id}")).await?;
+        s["MainDicomTags"]["SeriesInstanceUID"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(ResolveError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "5f0c7a2e-9d41c3b8-e6ad3e0b-1c2a9f40-12345678";
+
+    #[test]
+    fn the_viewer_page_shows_its_series() {
+        let r = OrthancResolver::new("http://127.0.0.1:9".into()).unwrap();
+        assert_eq!(
+            r.page_resource(&format!("{VIEWER_PAGE}?series={ID}")),
+            Some((Level::Series, IdKind::OrthancId, ID.to_owned()))
+        );
+        for not_a_page in [
+            VIEWER_PAGE.to_owned(),
+            format!("{VIEWER_PAGE}?series={ID}&series={ID}"),
+            format!("{VIEWER_PAGE}?series=../../tools/lookup"),
+            format!("{VIEWER_PAGE}?series={}", ID.to_uppercase()),
+            format!("/web-viewer/app/other.html?series={ID}"),
+            format!("/series/{ID}"),
+        ] {
+            assert_eq!(r.page_resource(&not_a_page), None, "{not_a_page}");
+        }
+    }
+
+    #[test]
+    fn series_labels_name_modality_and_description() {
+        let tags = serde_json::json!({"Modality": "CT", "SeriesDescription": " THORAX "});
+        assert_eq!(series_label(&tags), "CT – THORAX");
+        assert_eq!(series_label(&serde_json::json!({"Modality": "MR"})), "MR");
+        assert_eq!(series_label(&serde_json::json!({})), "");
     }
 }

@@ -5,7 +5,7 @@
 //! in its own module ([`super::orthanc`]).
 
 use async_trait::async_trait;
-use espace_ps_access::viewer::Level;
+use espace_ps_access::viewer::{IdKind, Level};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -15,6 +15,24 @@ pub enum ResolveError {
     NotFound,
     #[error("resource cannot be resolved: {0}")]
     Unresolvable(&'static str),
+}
+
+/// One series of a study, as the viewer banner offers it for download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesArchive {
+    /// The SeriesInstanceUID.
+    pub series_uid: String,
+    /// How the banner names it: modality and description, e.g. "CT –
+    /// THORAX SANS INJECTION" (may be empty).
+    pub label: String,
+    /// Its number of instances, when the archive says.
+    pub instances: Option<usize>,
+    /// The viewer request (origin-form, through the proxy) that answers the
+    /// series as a ZIP of DICOM files, e.g. Orthanc's
+    /// `/series/{id}/archive`. The gate offers it only when the route table
+    /// classifies it as a series download (class D), and decides and
+    /// audits it as any other request when the browser asks for it.
+    pub archive_target: String,
 }
 
 /// What the archive behind the viewer says about its resources. Every
@@ -43,4 +61,30 @@ pub trait StudyResolver: Send + Sync {
     /// The address (through the proxy) of the viewer page that shows a
     /// study: where the portal's "Voir les images" leads.
     async fn viewer_url(&self, study_uid: &str) -> Result<String, ResolveError>;
+
+    /// The resource a viewer page shows, read from the page's canonical
+    /// target (the inverse of [`StudyResolver::viewer_url`]): its level, id
+    /// kind and id, e.g. the `series` of Orthanc's
+    /// `/web-viewer/app/viewer.html?series={id}`. None (the default): not a
+    /// page this resolver knows, and its banner offers no download.
+    fn page_resource(&self, target: &str) -> Option<(Level, IdKind, String)> {
+        let _ = target;
+        None
+    }
+
+    /// The series of a study and, for each, the viewer request that
+    /// downloads it as a ZIP of DICOM files. The default: unresolvable (the
+    /// banner then offers no download).
+    async fn series_archives(&self, study_uid: &str) -> Result<Vec<SeriesArchive>, ResolveError> {
+        let _ = study_uid;
+        Err(ResolveError::Unresolvable("series archives"))
+    }
+
+    /// The SeriesInstanceUID of a series the archive names by an id of its
+    /// own, for the audit record of its download. The default: unresolvable
+    /// (the record then names the archive's id).
+    async fn series_uid_of_archive_id(&self, id: &str) -> Result<String, ResolveError> {
+        let _ = id;
+        Err(ResolveError::Unresolvable("archive id"))
+    }
 }

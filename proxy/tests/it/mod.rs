@@ -5,6 +5,7 @@ mod cli;
 mod devidp_login;
 mod drain;
 mod hm_sso;
+mod hm_sso_doc;
 mod lockout;
 mod policies;
 mod portal;

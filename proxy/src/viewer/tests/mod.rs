@@ -34,6 +34,7 @@ use crate::session::SessionData;
 mod audit;
 mod cache;
 mod corpus;
+mod downloads;
 mod matrix;
 mod orthanc_corpus;
 mod reload;
@@ -100,6 +101,8 @@ pub(super) struct Archive {
     instances: Mutex<HashMap<String, String>>,
     /// Orthanc's own ids: (level, id) → StudyInstanceUIDs.
     ids: Mutex<HashMap<(Level, String), Vec<String>>>,
+    /// StudyInstanceUID → its series: (SeriesInstanceUID, Orthanc id).
+    study_series: Mutex<HashMap<String, Vec<(String, String)>>>,
     unreachable: AtomicBool,
     /// How many questions were asked (the resolution cache).
     pub asked: AtomicUsize,
@@ -117,6 +120,11 @@ impl Archive {
 
     pub fn add(&self, s: &Study) {
         self.series.lock().insert(s.series_uid.into(), s.uid.into());
+        self.study_series
+            .lock()
+            .entry(s.uid.into())
+            .or_default()
+            .push((s.series_uid.into(), s.seid.into()));
         self.instances
             .lock()
             .insert(s.instance_uid.into(), s.uid.into());
@@ -197,6 +205,49 @@ impl StudyResolver for Archive {
 
     async fn viewer_url(&self, study_uid: &str) -> Result<String, ResolveError> {
         Ok(format!("/web-viewer/app/viewer.html?study={study_uid}"))
+    }
+
+    /// As Orthanc's: `viewer.html?series={orthanc series id}`.
+    fn page_resource(
+        &self,
+        target: &str,
+    ) -> Option<(Level, espace_ps_access::viewer::IdKind, String)> {
+        let id = target.strip_prefix("/web-viewer/app/viewer.html?series=")?;
+        Some((
+            Level::Series,
+            espace_ps_access::viewer::IdKind::OrthancId,
+            id.to_owned(),
+        ))
+    }
+
+    async fn series_archives(
+        &self,
+        study_uid: &str,
+    ) -> Result<Vec<super::resolver::SeriesArchive>, ResolveError> {
+        self.ask()?;
+        let found = self.study_series.lock().get(study_uid).cloned();
+        Ok(found
+            .ok_or(ResolveError::NotFound)?
+            .into_iter()
+            .map(|(uid, id)| super::resolver::SeriesArchive {
+                series_uid: uid,
+                label: "CT – CRANE".into(),
+                instances: Some(2),
+                archive_target: format!("/series/{id}/archive"),
+            })
+            .collect())
+    }
+
+    async fn series_uid_of_archive_id(&self, id: &str) -> Result<String, ResolveError> {
+        self.ask()?;
+        let found = self
+            .study_series
+            .lock()
+            .values()
+            .flatten()
+            .find(|(_, i)| i == id)
+            .cloned();
+        found.map(|(uid, _)| uid).ok_or(ResolveError::NotFound)
     }
 }
 
