@@ -139,6 +139,7 @@ PEER_PROGRAMS=(
   "/usr/bin/pkg-config pkg-config"
   "/usr/sbin/useradd passwd"                                        # the harness's PostgreSQL system user, as root
   "/usr/sbin/nologin login"                                         # ... and its shell
+  "/usr/bin/promtool prometheus"                                    # alert rules and dashboard checks (deploy/observability)
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.
@@ -153,6 +154,15 @@ install_prerequisites() {
   done
   pg_bin_dir >/dev/null || pkgs+=(postgresql)
   ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
+  # Only promtool is needed from `prometheus`: where its install started the
+  # server (it listens on 9090, the demo's admin port), stop it again.
+  if [[ " ${pkgs[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else
+      "${SUDO[@]}" service prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
   install_rust_components
   local node_major
   node_major=$(node -p 'process.versions.node.split(".")[0]')
@@ -270,6 +280,9 @@ run_cargo_stages() {
         "$BIN" check-config "$c"
     done
   fi
+
+  stage "alert rules and dashboard (promtool check/test rules, deploy/observability/check.sh)"
+  "$ROOT/deploy/observability/check.sh"
 
   if cargo nextest --version >/dev/null 2>&1; then
     stage "cargo nextest run --workspace"

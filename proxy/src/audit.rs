@@ -267,7 +267,8 @@ impl PortalDb {
         .bind(e.resource.as_deref())
         .bind(e.detail.as_deref())
         .execute(self.pool())
-        .await?;
+        .await
+        .inspect_err(|_| crate::metrics::METRICS.audit_write_failures.inc())?;
         Ok(())
     }
 

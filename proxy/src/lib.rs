@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod inject;
 pub mod metrics;
+pub mod observe;
 pub mod pages;
 pub mod portal;
 pub mod ratelimit;

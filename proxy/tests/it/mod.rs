@@ -4,6 +4,7 @@ mod cli;
 mod devidp_login;
 mod hm_sso;
 mod lockout;
+mod observability;
 mod policies;
 mod portal;
 mod psc_login;
