@@ -21,9 +21,9 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::prelude::{ErrorSource, ErrorType};
 use pingora::protocols::http::ServerSession;
 
+use crate::app::App;
 use crate::metrics::{self, RouteHandles, UpstreamError, METRICS};
 use crate::router::RouteClass;
-use crate::session::Sessions;
 
 /// The header of the request id: read from a trusted gateway, sent to the
 /// viewer, returned to the client.
@@ -177,11 +177,12 @@ pub fn upstream_error(e: &pingora::Error) -> Option<UpstreamError> {
 
 // === admin listener ===
 
-/// `/metrics` and `/-/healthz` on the admin listener. A scrape counts the
-/// live sessions first (`espace_sessions_active`; a store that does not
-/// answer within a second leaves the last count).
+/// `/metrics`, `/-/healthz` and `/-/readyz` on the admin listener (what a
+/// Kubernetes probe or a monitoring system asks, off the public network).
+/// A scrape counts the live sessions first (`espace_sessions_active`; a
+/// store that does not answer within a second leaves the last count).
 pub struct AdminApp {
-    pub sessions: Arc<Sessions>,
+    pub app: Arc<App>,
 }
 
 #[async_trait]
@@ -189,7 +190,7 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let (status, ctype, body) = match session.req_header().uri.path() {
             "/metrics" => {
-                let count = self.sessions.count_live();
+                let count = self.app.router.sessions.count_live();
                 match tokio::time::timeout(Duration::from_secs(1), count).await {
                     Ok(Ok(n)) => METRICS.sessions_active.set(n as i64),
                     Ok(Err(e)) => tracing::debug!(error = %e, "live sessions not counted"),
@@ -202,6 +203,10 @@ impl ServeHttp for AdminApp {
                 )
             }
             "/-/healthz" => (200, "text/plain", b"ok\n".to_vec()),
+            "/-/readyz" => match self.app.router.readiness().await {
+                Ok(()) => (200, "text/plain", b"ready\n".to_vec()),
+                Err(why) => (503, "text/plain", why.as_bytes().to_vec()),
+            },
             _ => (404, "text/plain", b"not found\n".to_vec()),
         };
         http::Response::builder()

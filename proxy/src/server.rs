@@ -549,9 +549,7 @@ pub fn build_server(config: &Config, app: Arc<App>) -> pingora::server::Server {
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(Some(Opt::default()), conf);
     server.bootstrap();
-    let admin_app = crate::observe::AdminApp {
-        sessions: app.router.sessions.clone(),
-    };
+    let admin_app = crate::observe::AdminApp { app: app.clone() };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         EspaceProxy::new(app),

@@ -90,6 +90,12 @@ async fn metrics_access_log_and_request_id_tell_the_operator_what_happened() {
         assert!(m.contains(name), "{name}");
     }
     assert_eq!(sample(&m, "espace_sessions_active"), 0.0);
+    // Readiness on the admin listener too (Kubernetes probes it there).
+    let ready = reqwest::get(format!("{}/-/readyz", proxy.admin))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
 
     let b = Browser::new();
     let home = dev_idp_login(&b, &proxy.base, ELISE, "/").await;
