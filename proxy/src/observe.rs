@@ -27,7 +27,7 @@ use crate::router::RouteClass;
 
 /// The header of the request id: read from a trusted gateway, sent to the
 /// viewer, returned to the client.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest request id accepted from a gateway.
 const MAX_ID_LEN: usize = 128;

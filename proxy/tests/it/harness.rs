@@ -140,6 +140,8 @@ pub struct ProxyOpts {
     pub rate_limit: Option<String>,
     /// `[server] trusted_gateways` (a TOML array).
     pub trusted_gateways: Option<String>,
+    /// `[upstream] viewer`: the route table's name; `orthanc` by default.
+    pub viewer: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -170,7 +172,7 @@ impl Proxy {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n\
-             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
+             [upstream]\naddress = \"{}\"\n{}\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.trusted_gateways
@@ -178,6 +180,10 @@ impl Proxy {
                 .map(|g| format!("trusted_gateways = {g}\n"))
                 .unwrap_or_default(),
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.viewer
+                .as_deref()
+                .map(|v| format!("viewer = \"{v}\"\n"))
+                .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
                 .unwrap_or_default(),
