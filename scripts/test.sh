@@ -4,9 +4,12 @@
 # On a fresh Debian machine (as root; CI runs `bash .ci/run` on a clean
 # clone) it installs what is missing (the PEER_PROGRAMS below, Node modules),
 # then runs fmt, clippy, build, policy and config checks, the provider's
-# self-test, the Rust tests (and again the date-sensitive ones with the
-# clock moved) and the browser tests. It stops at the first failing stage
-# and prints a summary of the stages.
+# self-test, the alert rules (promtool) and Kubernetes manifests (kubectl
+# kustomize), the Rust tests (and again the date-sensitive ones with the
+# clock moved), the browser tests, and last the Debian package (one build
+# with the `deb` profile, `cargo deb`, installed on this machine and checked,
+# then purged). It stops at the first failing stage and prints a summary of
+# the stages.
 #
 # The Rust tests start the services they talk to themselves (crate
 # espace-ps-testenv, proxy/testenv): a throwaway Redis, PostgreSQL and the
@@ -29,7 +32,8 @@
 #                                    itself; --keep-services still builds
 #                                    espace-ps-test-services)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
-#   CARGO_TARGET_DIR                 honoured (debug builds only)
+#   CARGO_TARGET_DIR                 honoured (debug builds, and the `deb`
+#                                    profile's build for the package)
 # The services' variables (set them all to use services of your own):
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
 #   ESPACE_TEST_PG_URL         postgres://espace@127.0.0.1:PORT/espace_test
@@ -140,6 +144,8 @@ PEER_PROGRAMS=(
   "/usr/sbin/useradd passwd"                                        # the harness's PostgreSQL system user, as root
   "/usr/sbin/nologin login"                                         # ... and its shell
   "/usr/bin/promtool prometheus"                                    # alert rules and dashboard checks (deploy/observability)
+  "/usr/bin/systemd-analyze systemd"                                # verifies the package's unit
+  "/usr/bin/dpkg-deb dpkg"                                          # installs the package
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.
@@ -164,6 +170,7 @@ install_prerequisites() {
     fi
   fi
   install_rust_components
+  install_kubectl
   local node_major
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   ((node_major >= 20)) || die "Node.js $(node -v) is too old for oidc-provider 9 (need 20 or later)"
@@ -179,8 +186,30 @@ check_programs() {
   ((${#missing[@]} == 0)) || die "programs the tests run are missing: ${missing[*]}"
 }
 
+# kubectl renders the Kubernetes manifests (deploy/container/): Debian's
+# kubernetes-client where kubectl is missing and Debian has it; else the
+# stage only checks the files for a kind and no tabs.
+install_kubectl() {
+  command -v kubectl >/dev/null && return 0
+  if ((!APT_UPDATED)); then
+    "${SUDO[@]}" apt-get update
+    APT_UPDATED=1
+  fi
+  if apt-cache policy kubernetes-client | grep -q 'Candidate: [0-9]'; then
+    apt_install kubernetes-client
+  else
+    notice "kubectl is not in Debian's packages here: the manifests will not be rendered"
+  fi
+}
+
+# cargo-deb builds the Debian package (deploy/debian/, the packaging stage).
+CARGO_DEB_VERSION=3.8.0
+
 install_rust_components() {
   [[ ${ESPACE_TEST_SKIP_CARGO:-0} == 1 ]] && return 0
+  if [[ $(cargo deb --version 2>/dev/null) != *" $CARGO_DEB_VERSION"* ]]; then
+    nice -n 10 cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+  fi
   # Debian's cargo is older than the workspace's rust-version: use rustup.
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
   local c
@@ -284,6 +313,15 @@ run_cargo_stages() {
   stage "alert rules and dashboard (promtool check/test rules, deploy/observability/check.sh)"
   "$ROOT/deploy/observability/check.sh"
 
+  stage "Kubernetes manifests rendered (kubectl kustomize, deploy/container/check.sh)"
+  if command -v kubectl >/dev/null; then
+    "$ROOT/deploy/container/check.sh"
+  else
+    notice "kubectl missing: the manifests are NOT rendered, only checked for a kind and no tabs"
+    node -e 'for (const f of process.argv.slice(1)) { const t = require("fs").readFileSync(f, "utf8"); if (!/^(apiVersion|kind|#)/m.test(t) || /\t/.test(t)) { console.error(f); process.exit(1); } }' \
+      "$ROOT"/deploy/container/kubernetes/*.yaml
+  fi
+
   if cargo nextest --version >/dev/null 2>&1; then
     stage "cargo nextest run --workspace"
     cargo nextest run --workspace --no-fail-fast
@@ -303,6 +341,22 @@ run_cargo_stages() {
   fi
 
   run_browser_stage
+  run_package_stages
+}
+
+# The Debian package: one build with the `deb` profile (release code,
+# its own target directory), `cargo deb` on it, then the package installed
+# on this machine and checked (deploy/debian/check-package.sh).
+run_package_stages() {
+  stage "cargo build --profile deb -p espace-ps (the Debian package's binary)"
+  nice -n 10 cargo build --profile deb -p espace-ps
+  stage "cargo deb --profile deb --no-build"
+  rm -rf "$TARGET_DIR/debian-package"
+  cargo deb -p espace-ps --profile deb --no-build --output "$TARGET_DIR/debian-package/"
+  stage "Debian package: install, files, check-config, policies check, systemd-analyze verify"
+  local deb
+  deb=$(ls "$TARGET_DIR"/debian-package/espace-ps_*.deb)
+  "$ROOT/deploy/debian/check-package.sh" "$deb"
 }
 
 # Browser tests: Playwright (playwright-core, npm) in Debian's Chromium,
