@@ -32,6 +32,8 @@
 #                                    itself; --keep-services still builds
 #                                    espace-ps-test-services)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
+#   ESPACE_TEST_OHIF_DIR=DIR         where deploy/ohif/install.sh puts OHIF
+#                                    (default $CARGO_TARGET_DIR/ohif-site)
 #   CARGO_TARGET_DIR                 honoured (debug builds, and the `deb`
 #                                    profile's build for the package)
 # The services' variables (set them all to use services of your own):
@@ -366,7 +368,8 @@ run_browser_stage() {
   stage "browser tests (Playwright in Chromium)"
   local dir=$ROOT/proxy/tests/browser
   # (Orthanc, Chromium and sqlite3: install_prerequisites, checked by check_programs)
-  ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 300 node "$dir/lib/stack.mjs" \
+  # ohif.test.mjs starts a stack of its own (route table `ohif`).
+  ESPACE_BROWSER_OHIF_DIR=$OHIF_DIR ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 420 node "$dir/lib/stack.mjs" \
     node --test --test-concurrency=1 "$dir/"
 }
 
@@ -401,6 +404,13 @@ if [[ $KEEP_SERVICES == 1 ]]; then
   # service's exit; the services stop with it.
   exec "$TARGET_DIR/debug/espace-ps-test-services"
 fi
+
+# OHIF v3 (@ohif/app, pinned in deploy/ohif/install.sh; ~200 MB, outside
+# git) for proxy/tests/browser/ohif.test.mjs.
+stage "install OHIF (npm pack @ohif/app)"
+OHIF_DIR=${ESPACE_TEST_OHIF_DIR:-$TARGET_DIR/ohif-site}
+"$ROOT/deploy/ohif/install.sh" "$OHIF_DIR" "$TARGET_DIR/ohif-cache"
+echo "    $OHIF_DIR"
 
 stage "oidc provider self-test"
 (cd "$PROVIDER_DIR" && node selftest.mjs 2>&1 | grep -v 'oidc-provider WARNING')

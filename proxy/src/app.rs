@@ -66,8 +66,12 @@ pub struct App {
     pub gate: Arc<Gate>,
     /// espace-ps's own routes: auth, portal, health, static files.
     pub router: Router,
+    /// The softviewer's static site (`[upstream] ohif_dir`), if served.
+    pub site: Option<crate::viewer::site::Site>,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
+    /// Writes the audit chains' heads to the log stream (and at shutdown).
+    _audit_heads: crate::audit::HeadLogger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +121,10 @@ impl App {
             config.sessions.idle_timeout,
             config.sessions.absolute_timeout,
         ));
-        let db = PortalDb::connect(&config.database.url, config.database.max_connections).await?;
+        let db = PortalDb::open_for_serve(&config.database).await?;
+        let db = db.with_audit(crate::audit::AuditSettings::of(&config.audit));
+        let audit_heads =
+            crate::audit::spawn_head_logger(db.clone(), config.audit.head_log_interval);
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
         let records = match &config.records.url {
@@ -219,6 +226,12 @@ impl App {
             db,
             records,
         };
+        let site = (!config.upstream.ohif_dir.is_empty()).then(|| {
+            crate::viewer::site::Site::new(
+                &config.upstream.ohif_dir,
+                config.upstream.hide_download.clone(),
+            )
+        });
         Ok(Arc::new(App {
             config,
             pages,
@@ -227,7 +240,9 @@ impl App {
             access,
             gate: viewer,
             router,
+            site,
             _policy_watcher: watcher,
+            _audit_heads: audit_heads,
         }))
     }
 

@@ -268,6 +268,16 @@ impl ProxyHttp for EspaceProxy {
             .await;
         match verdict {
             crate::viewer::Verdict::Forward(f) => {
+                // The softviewer's static files, when espace-ps serves them.
+                if let Some(site) = &self.app.site {
+                    if f.class == espace_ps_access::viewer::Class::Shell
+                        && crate::viewer::site::Site::serves(&f.target)
+                    {
+                        let resp = site.serve(req.method == http::Method::HEAD, &f).await;
+                        write_response(session, resp, &ctx.request_id).await?;
+                        return Ok(true);
+                    }
+                }
                 ctx.session = Some(data);
                 ctx.forward = Some(f);
                 Ok(false)

@@ -41,6 +41,7 @@ pub struct ConfigFile {
     pub records: Records,
     pub policies: Policies,
     pub testing: Testing,
+    pub audit: Audit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +75,7 @@ pub struct Upstream {
     pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
+    pub ohif_dir: String,
 }
 
 impl Default for Upstream {
@@ -84,6 +86,7 @@ impl Default for Upstream {
             hide_download: vec!["button[title=\"Download DICOM\"]".to_owned()],
             tls: false,
             sni: String::new(),
+            ohif_dir: String::new(),
         }
     }
 }
@@ -210,6 +213,10 @@ pub struct Database {
     /// Or `ESPACE_DATABASE_URL`.
     pub url: Spanned<String>,
     pub max_connections: u32,
+    /// `serve` applies the migrations (false: `espace-ps migrate` does).
+    pub migrate: bool,
+    /// Development only: start even when the role can rewrite the audit trail.
+    pub allow_audit_rewrite: bool,
 }
 
 impl Default for Database {
@@ -217,6 +224,8 @@ impl Default for Database {
         Database {
             url: unspanned("sqlite://espace-ps.sqlite?mode=rwc".to_owned()),
             max_connections: 8,
+            migrate: true,
+            allow_audit_rewrite: false,
         }
     }
 }
@@ -320,4 +329,23 @@ impl Default for Policies {
 #[serde(deny_unknown_fields, default)]
 pub struct Testing {
     pub clock_offset_secs: Option<Spanned<i64>>,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// The key of the name-search hashes (or `ESPACE_AUDIT_SEARCH_KEY`).
+    pub search_key_file: Option<Spanned<PathBuf>>,
+    /// How often the chain heads are written to the log stream.
+    pub head_log_interval_secs: Spanned<u64>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            search_key_file: None,
+            head_log_interval_secs: unspanned(300),
+        }
+    }
 }

@@ -205,6 +205,19 @@ impl Gate {
                 continue;
             }
             if !download {
+                // A refused view is on the trail too, once per study per
+                // window (a viewer asks for every frame: one record).
+                let key = (session.clone(), format!("refused {study}"));
+                if !self.audited.contains_key(&key) {
+                    self.audit_best_effort(r.event(
+                        Event::ImagesView,
+                        Outcome::Refused,
+                        study,
+                        &candidate.route_id,
+                    ))
+                    .await;
+                    self.audited.insert(key, ());
+                }
                 return Verdict::Refuse(Refusal::Refused);
             }
             self.audit_best_effort(r.event(
@@ -233,7 +246,7 @@ impl Gate {
                     study,
                     &candidate.route_id,
                 );
-                if !self.audit_or_refuse(&e).await {
+                if !self.audit_or_refuse(r.session, e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
                 continue;
@@ -248,7 +261,7 @@ impl Gate {
                 study,
                 candidate.class.code(),
             );
-            if !self.audit_or_refuse(&e).await {
+            if !self.audit_or_refuse(r.session, e).await {
                 return Verdict::Refuse(Refusal::Unavailable);
             }
             // The window opens only once its record is stored: a failed
@@ -377,8 +390,17 @@ impl Gate {
     }
 
     /// Whether the record was stored (no record, no access).
-    async fn audit_or_refuse(&self, e: &AuditEvent) -> bool {
-        match self.audit.record(e).await {
+    async fn audit_or_refuse(&self, session: &SessionData, e: AuditEvent) -> bool {
+        // The patient, the dossier, how and by which policy: a records
+        // failure here refuses too.
+        let e = match self.access.enrich(session, e).await {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::error!(error = %err, "records unavailable for an audit record: viewer request refused");
+                return false;
+            }
+        };
+        match self.audit.record(&e).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(error = %err, "audit write failed: viewer request refused");

@@ -140,8 +140,16 @@ pub struct ProxyOpts {
     pub rate_limit: Option<String>,
     /// `[server] trusted_gateways` (a TOML array).
     pub trusted_gateways: Option<String>,
+    /// Body of the `[audit]` table.
+    pub audit: Option<String>,
+    /// More lines of the `[database]` table; by default the development
+    /// switch `allow_audit_rewrite = true` (the tests' PostgreSQL role owns
+    /// the tables).
+    pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
+    /// `[upstream] ohif_dir`: the OHIF site espace-ps serves; none by default.
+    pub ohif_dir: Option<std::path::PathBuf>,
 }
 
 /// The repository's shipped policy directory.
@@ -183,10 +191,19 @@ impl Proxy {
             opts.viewer
                 .as_deref()
                 .map(|v| format!("viewer = \"{v}\"\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &opts
+                    .ohif_dir
+                    .as_ref()
+                    .map(|d| format!("ohif_dir = {:?}\n", d.display().to_string()))
+                    .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + opts
+                    .database_extra
+                    .as_deref()
+                    .unwrap_or("allow_audit_rewrite = true\n"),
             opts.login_per_minute.unwrap_or(1000),
             opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
@@ -200,6 +217,7 @@ impl Proxy {
             ("hm_sso", &opts.hm_sso),
             ("sessions", &opts.sessions),
             ("portal", &opts.portal),
+            ("audit", &opts.audit),
         ] {
             if let Some(body) = body {
                 toml.push_str(&format!("\n[{name}]\n{body}\n"));
