@@ -4,9 +4,12 @@
 # On a fresh Debian machine (as root; CI runs `bash .ci/run` on a clean
 # clone) it installs what is missing (the PEER_PROGRAMS below, Node modules),
 # then runs fmt, clippy, build, policy and config checks, the provider's
-# self-test, the Rust tests (and again the date-sensitive ones with the
-# clock moved) and the browser tests. It stops at the first failing stage
-# and prints a summary of the stages.
+# self-test, the alert rules (promtool) and Kubernetes manifests (kubectl
+# kustomize), the Rust tests (and again the date-sensitive ones with the
+# clock moved), the browser tests, and last the Debian package (one build
+# with the `deb` profile, `cargo deb`, installed on this machine and checked,
+# then purged). It stops at the first failing stage and prints a summary of
+# the stages.
 #
 # The Rust tests start the services they talk to themselves (crate
 # espace-ps-testenv, proxy/testenv): a throwaway Redis, PostgreSQL and the
@@ -31,7 +34,8 @@
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
 #   ESPACE_TEST_OHIF_DIR=DIR         where deploy/ohif/install.sh puts OHIF
 #                                    (default $CARGO_TARGET_DIR/ohif-site)
-#   CARGO_TARGET_DIR                 honoured (debug builds only)
+#   CARGO_TARGET_DIR                 honoured (debug builds, and the `deb`
+#                                    profile's build for the package)
 # The services' variables (set them all to use services of your own):
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
 #   ESPACE_TEST_PG_URL         postgres://espace@127.0.0.1:PORT/espace_test
@@ -154,6 +158,9 @@ PEER_PROGRAMS=(
   "/usr/bin/python3 python3"                                        # docs/hm-sso.md's worked example (it::hm_sso_doc)
   "/usr/lib/python3/dist-packages/jwt/__init__.py python3-jwt"      # ... PyJWT
   "/usr/lib/python3/dist-packages/cryptography/__init__.py python3-cryptography" # ... its RS256/ES256 backend
+  "/usr/bin/promtool prometheus"                                    # alert rules and dashboard checks (deploy/observability)
+  "/usr/bin/systemd-analyze systemd"                                # verifies the package's unit
+  "/usr/bin/dpkg-deb dpkg"                                          # installs the package
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.
@@ -168,7 +175,17 @@ install_prerequisites() {
   done
   pg_bin_dir >/dev/null || pkgs+=(postgresql)
   ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
+  # Only promtool is needed from `prometheus`: where its install started the
+  # server (it listens on 9090, the demo's admin port), stop it again.
+  if [[ " ${pkgs[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else
+      "${SUDO[@]}" service prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
   install_rust_components
+  install_kubectl
   local node_major
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   ((node_major >= 20)) || die "Node.js $(node -v) is too old for oidc-provider 9 (need 20 or later)"
@@ -184,8 +201,30 @@ check_programs() {
   ((${#missing[@]} == 0)) || die "programs the tests run are missing: ${missing[*]}"
 }
 
+# kubectl renders the Kubernetes manifests (deploy/container/): Debian's
+# kubernetes-client where kubectl is missing and Debian has it; else the
+# stage only checks the files for a kind and no tabs.
+install_kubectl() {
+  command -v kubectl >/dev/null && return 0
+  if ((!APT_UPDATED)); then
+    "${SUDO[@]}" apt-get update
+    APT_UPDATED=1
+  fi
+  if apt-cache policy kubernetes-client | grep -q 'Candidate: [0-9]'; then
+    apt_install kubernetes-client
+  else
+    notice "kubectl is not in Debian's packages here: the manifests will not be rendered"
+  fi
+}
+
+# cargo-deb builds the Debian package (deploy/debian/, the packaging stage).
+CARGO_DEB_VERSION=3.8.0
+
 install_rust_components() {
   [[ ${ESPACE_TEST_SKIP_CARGO:-0} == 1 ]] && return 0
+  if [[ $(cargo deb --version 2>/dev/null) != *" $CARGO_DEB_VERSION"* ]]; then
+    nice -n 10 cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+  fi
   # Debian's cargo is older than the workspace's rust-version: use rustup.
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
   local c
@@ -286,6 +325,18 @@ run_cargo_stages() {
     done
   fi
 
+  stage "alert rules and dashboard (promtool check/test rules, deploy/observability/check.sh)"
+  "$ROOT/deploy/observability/check.sh"
+
+  stage "Kubernetes manifests rendered (kubectl kustomize, deploy/container/check.sh)"
+  if command -v kubectl >/dev/null; then
+    "$ROOT/deploy/container/check.sh"
+  else
+    notice "kubectl missing: the manifests are NOT rendered, only checked for a kind and no tabs"
+    node -e 'for (const f of process.argv.slice(1)) { const t = require("fs").readFileSync(f, "utf8"); if (!/^(apiVersion|kind|#)/m.test(t) || /\t/.test(t)) { console.error(f); process.exit(1); } }' \
+      "$ROOT"/deploy/container/kubernetes/*.yaml
+  fi
+
   if cargo nextest --version >/dev/null 2>&1; then
     stage "cargo nextest run --workspace"
     cargo nextest run --workspace --no-fail-fast
@@ -305,6 +356,22 @@ run_cargo_stages() {
   fi
 
   run_browser_stage
+  run_package_stages
+}
+
+# The Debian package: one build with the `deb` profile (release code,
+# its own target directory), `cargo deb` on it, then the package installed
+# on this machine and checked (deploy/debian/check-package.sh).
+run_package_stages() {
+  stage "cargo build --profile deb -p espace-ps (the Debian package's binary)"
+  nice -n 10 cargo build --profile deb -p espace-ps
+  stage "cargo deb --profile deb --no-build"
+  rm -rf "$TARGET_DIR/debian-package"
+  cargo deb -p espace-ps --profile deb --no-build --output "$TARGET_DIR/debian-package/"
+  stage "Debian package: install, files, check-config, policies check, systemd-analyze verify"
+  local deb
+  deb=$(ls "$TARGET_DIR"/debian-package/espace-ps_*.deb)
+  "$ROOT/deploy/debian/check-package.sh" "$deb"
 }
 
 # Browser tests: Playwright (playwright-core, npm) in Debian's Chromium,

@@ -209,6 +209,7 @@ impl Access {
         if !d.errors.is_empty() {
             tracing::warn!(errors = d.errors.len(), "policy evaluation errors: denied");
         }
+        count_decision(action, d.allowed, !d.errors.is_empty());
         d
     }
 
@@ -339,8 +340,22 @@ impl Access {
                 ..Default::default()
             },
         };
-        self.policies.decide(&req)
+        let d = self.policies.decide(&req);
+        count_decision(Action::OpenDossierByNumber, d.allowed, !d.errors.is_empty());
+        d
     }
+}
+
+/// Counts a decision in `espace_policy_decisions_total`: an evaluation
+/// error that denied is counted as `error`, not `deny`.
+fn count_decision(action: Action, allowed: bool, errors: bool) {
+    use crate::metrics::DecisionOutcome;
+    let outcome = match (allowed, errors) {
+        (true, _) => DecisionOutcome::Allow,
+        (false, false) => DecisionOutcome::Deny,
+        (false, true) => DecisionOutcome::Error,
+    };
+    crate::metrics::count_decision(action, outcome);
 }
 
 mod enrich;

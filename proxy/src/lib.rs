@@ -15,6 +15,7 @@ pub mod config;
 pub mod drain;
 pub mod inject;
 pub mod metrics;
+pub mod observe;
 pub mod pages;
 pub mod portal;
 pub mod ratelimit;

@@ -109,34 +109,32 @@ impl Router {
     async fn health(&self, req: &Req) -> Resp {
         match req.path.as_str() {
             "/-/healthz" => web::text(StatusCode::OK, "ok\n"),
-            // Draining (SIGTERM): out of the gateway's rotation at once.
-            "/-/readyz" if crate::drain::draining() => {
-                web::text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n")
-            }
-            "/-/readyz" => {
-                let store = self.sessions.ping().await;
-                let db = self.db.ping().await;
-                let records_ok = match &self.records {
-                    Some(r) => r.ping().await.is_ok(),
-                    None => true,
-                };
-                match (store, db) {
-                    (Ok(()), Ok(())) if !records_ok => web::text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: records database unreachable\n",
-                    ),
-                    (Ok(()), Ok(())) => web::text(StatusCode::OK, "ready\n"),
-                    (Err(_), _) => web::text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: session store unreachable\n",
-                    ),
-                    (_, Err(_)) => web::text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: portal database unreachable\n",
-                    ),
-                }
-            }
+            "/-/readyz" => match self.readiness().await {
+                Ok(()) => web::text(StatusCode::OK, "ready\n"),
+                Err(why) => web::text(StatusCode::SERVICE_UNAVAILABLE, why),
+            },
             _ => self.pages.error(&pages::NOT_FOUND, None),
+        }
+    }
+
+    /// What `/-/readyz` answers (on the main and the admin listener): the
+    /// session store, the portal database and the records all answer.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        // Draining (SIGTERM): out of the gateway's rotation at once.
+        if crate::drain::draining() {
+            return Err("not ready: draining\n");
+        }
+        let store = self.sessions.ping().await;
+        let db = self.db.ping().await;
+        let records_ok = match &self.records {
+            Some(r) => r.ping().await.is_ok(),
+            None => true,
+        };
+        match (store, db) {
+            (Ok(()), Ok(())) if !records_ok => Err("not ready: records database unreachable\n"),
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(_), _) => Err("not ready: session store unreachable\n"),
+            (_, Err(_)) => Err("not ready: portal database unreachable\n"),
         }
     }
 }

@@ -11,16 +11,15 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::header;
-use pingora::apps::http_app::ServeHttp;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::metrics::{self, METRICS};
+use crate::metrics::METRICS;
+use crate::observe::{RequestMetrics, X_REQUEST_ID};
 use crate::pages::{self, ErrorPage};
 use crate::router::RouteClass;
 use crate::session::SessionData;
@@ -67,6 +66,8 @@ pub struct EspaceProxy {
     /// The names of our cookies (session, login flow), never sent to the
     /// viewer: computed once.
     our_cookies: [String; 2],
+    /// Request counters and durations by route class, resolved once.
+    request_metrics: RequestMetrics,
 }
 
 pub struct Ctx {
@@ -81,6 +82,10 @@ pub struct Ctx {
     inject: Option<crate::inject::PageRewriter>,
     /// Counts this request as in flight (a drain waits for it).
     _in_flight: crate::drain::InFlight,
+    /// `X-Request-Id`: the gateway's or ours; sent to the viewer, returned.
+    request_id: http::HeaderValue,
+    /// When the request went to the viewer (its response time).
+    upstream_sent: Option<Instant>,
 }
 
 impl EspaceProxy {
@@ -108,6 +113,7 @@ impl EspaceProxy {
             forwarded,
             upstream_host,
             our_cookies,
+            request_metrics: RequestMetrics::default(),
         }
     }
 
@@ -129,15 +135,20 @@ impl EspaceProxy {
     }
 }
 
-/// Writes a whole response of ours to the client.
-pub async fn write_response(session: &mut Session, resp: Resp) -> Result<()> {
+/// Writes a whole response of ours to the client, with its request id.
+pub async fn write_response(
+    session: &mut Session,
+    resp: Resp,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
     let head_only = session.req_header().method == http::Method::HEAD;
     let (parts, body) = resp.into_parts();
-    let mut h = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    let mut h = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2))?;
     for (k, v) in parts.headers.iter() {
         h.append_header(k.clone(), v.clone())?;
     }
     h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    h.insert_header(X_REQUEST_ID, request_id.clone())?;
     let end = head_only || body.is_empty();
     session.write_response_header(Box::new(h), end).await?;
     if !end {
@@ -193,11 +204,21 @@ impl ProxyHttp for EspaceProxy {
             forward: None,
             inject: None,
             _in_flight: crate::drain::InFlight::new(),
+            request_id: http::HeaderValue::from_static("-"),
+            upstream_sent: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.route = RouteClass::of(session.req_header().uri.path());
+        ctx.request_id = crate::observe::request_id(
+            session.req_header().headers.get(&X_REQUEST_ID),
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            &self.app.config.server.trusted_gateways,
+        );
         if ctx.route != RouteClass::Viewer {
             let Some(body) = read_body(session, MAX_LOCAL_BODY).await? else {
                 let page = ErrorPage::new(
@@ -205,13 +226,13 @@ impl ProxyHttp for EspaceProxy {
                     "Requête trop volumineuse",
                     "La requête envoyée est trop volumineuse.",
                 );
-                write_response(session, self.app.error(&page)).await?;
+                write_response(session, self.app.error(&page), &ctx.request_id).await?;
                 return Ok(true);
             };
             let req = self.request_of(session, body);
             ctx.client_ip = req.client_ip;
             let resp = self.app.router.handle(req).await;
-            write_response(session, resp).await?;
+            write_response(session, resp, &ctx.request_id).await?;
             return Ok(true);
         }
         let req = self.request_of(session, Bytes::new());
@@ -219,7 +240,7 @@ impl ProxyHttp for EspaceProxy {
         let (session_id, data) = match self.app.check.viewer_session(&req).await {
             Ok(found) => found,
             Err(resp) => {
-                write_response(session, resp).await?;
+                write_response(session, resp, &ctx.request_id).await?;
                 return Ok(true);
             }
         };
@@ -256,7 +277,7 @@ impl ProxyHttp for EspaceProxy {
                         && crate::viewer::site::Site::serves(&f.target)
                     {
                         let resp = site.serve(req.method == http::Method::HEAD, &f).await;
-                        write_response(session, resp).await?;
+                        write_response(session, resp, &ctx.request_id).await?;
                         return Ok(true);
                     }
                 }
@@ -265,7 +286,7 @@ impl ProxyHttp for EspaceProxy {
                 Ok(false)
             }
             crate::viewer::Verdict::Refuse(refusal) => {
-                write_response(session, self.app.error(refusal.page())).await?;
+                write_response(session, self.app.error(refusal.page()), &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -335,6 +356,8 @@ impl ProxyHttp for EspaceProxy {
             http::HeaderValue::from_static("identity"),
         )?;
         upstream_request.insert_header(header::FORWARDED, self.forwarded.clone())?;
+        upstream_request.insert_header(X_REQUEST_ID, ctx.request_id.clone())?;
+        ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
 
@@ -344,6 +367,12 @@ impl ProxyHttp for EspaceProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(sent) = ctx.upstream_sent.take() {
+            METRICS
+                .upstream_duration
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        upstream_response.insert_header(X_REQUEST_ID, ctx.request_id.clone())?;
         // Defense in depth: DICOM bytes, archives, bulk octets, gzip and PDF
         // documents never flow to someone who may not download, whatever the
         // route table said.
@@ -464,9 +493,10 @@ impl ProxyHttp for EspaceProxy {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         if matches!(e.etype(), ErrorType::Custom(DOWNLOAD_CUT)) {
-            let _ = write_response(session, self.app.error(&crate::viewer::DOWNLOAD_REFUSED)).await;
+            let refused = self.app.error(&crate::viewer::DOWNLOAD_REFUSED);
+            let _ = write_response(session, refused, &ctx.request_id).await;
             return FailToProxy {
                 error_code: 403,
                 can_reuse_downstream: false,
@@ -495,7 +525,7 @@ impl ProxyHttp for EspaceProxy {
                     "La demande n'a pas pu aboutir.",
                 )),
             };
-            let _ = write_response(session, resp).await;
+            let _ = write_response(session, resp, &ctx.request_id).await;
         }
         FailToProxy {
             error_code: code,
@@ -514,50 +544,16 @@ impl ProxyHttp for EspaceProxy {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let route = ctx.route.label();
-        METRICS
-            .requests
-            .with_label_values(&[route, metrics::status_class(status)])
-            .inc();
-        METRICS
-            .duration
-            .with_label_values(&[route])
-            .observe(ctx.started.elapsed().as_secs_f64());
-        // No path, query, identity or address here: those belong to the audit trail.
-        tracing::debug!(
-            method = %session.req_header().method,
-            route,
+        // The access log line: no path, query, identity or address (those
+        // belong to the audit trail). Status 0: the client went away first.
+        self.request_metrics.finish(
+            &session.req_header().method,
+            ctx.route,
             status,
-            ms = ctx.started.elapsed().as_millis() as u64,
-            error = e.map(|e| e.etype().as_str()),
-            "request"
+            ctx.started.elapsed(),
+            &ctx.request_id,
+            e,
         );
-    }
-}
-
-// === admin listener ===
-
-/// `/metrics` and `/-/healthz` on the admin listener.
-pub struct AdminApp;
-
-#[async_trait]
-impl ServeHttp for AdminApp {
-    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
-        let (status, ctype, body) = match session.req_header().uri.path() {
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4",
-                metrics::render().into_bytes(),
-            ),
-            "/-/healthz" => (200, "text/plain", b"ok\n".to_vec()),
-            _ => (404, "text/plain", b"not found\n".to_vec()),
-        };
-        http::Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, ctype)
-            .header(header::CONTENT_LENGTH, body.len())
-            .body(body)
-            .expect("static response")
     }
 }
 
@@ -579,13 +575,14 @@ pub fn build_server(config: &Config, app: Arc<App>, upgrade: bool) -> pingora::s
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
+    let admin_app = crate::observe::AdminApp { app: app.clone() };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         EspaceProxy::new(app),
         "espace-ps",
     );
     proxy.add_tcp(&config.server.listen.to_string());
-    let mut admin = pingora::services::listening::Service::new("espace-ps admin".into(), AdminApp);
+    let mut admin = pingora::services::listening::Service::new("espace-ps admin".into(), admin_app);
     admin.add_tcp(&config.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);

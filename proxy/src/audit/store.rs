@@ -220,6 +220,7 @@ impl PortalDb {
                 Ok(())
             }
             Err(err) => {
+                crate::metrics::METRICS.audit_write_failures.inc();
                 // Stored or not, we cannot tell (a commit may have succeeded
                 // before the error): this chain ends here, the next write
                 // starts a new one.

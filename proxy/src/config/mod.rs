@@ -21,6 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub mod file;
+pub mod secrets;
 mod validate;
 
 /// Environment variables that override secrets and connection strings.
@@ -372,13 +373,17 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, parses and validates a configuration file, applying environment overrides.
+    /// Reads, parses and validates a configuration file, applying
+    /// environment overrides (from variables, `_FILE` variables or systemd
+    /// credentials: [`secrets`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text, |k| std::env::var(k).ok())
+        let env = |k: &str| std::env::var(k).ok();
+        let resolved = secrets::resolve(&env).map_err(ConfigError::Invalid)?;
+        Config::from_toml(&text, |k| resolved.get(k).cloned().or_else(|| env(k)))
     }
 
     /// Parses and validates configuration text. `env` looks up environment overrides.

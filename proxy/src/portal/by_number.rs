@@ -155,6 +155,7 @@ async fn try_open(ctx: &Ctx<'_>, numero: &str, birth: &str) -> Result<Opened, Ac
     ctx.app.db.dossier_attempt_succeeded(slot).await?;
     let expires = crate::state::now_ms() + i64::from(cfg.grant_days) * 86_400_000;
     ctx.app.db.grant_dossier(account, numero, expires).await?;
+    METRICS.grants_opened.inc();
     ctx.app.viewer.grants_changed();
     Ok(Opened::Yes)
 }

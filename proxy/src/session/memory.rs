@@ -149,4 +149,13 @@ impl KvStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn count_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        Ok(self.with(|m| {
+            m.map
+                .iter()
+                .filter(|(k, (_, exp))| *exp > now && k.starts_with(prefix))
+                .count() as u64
+        }))
+    }
 }

@@ -336,6 +336,13 @@ impl Sessions {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
+
+    /// How many sessions the store holds (idle ones expire in the store
+    /// itself; one past its absolute lifetime but touched recently may be
+    /// counted until its next use or idle expiry).
+    pub async fn count_live(&self) -> Result<u64, StoreError> {
+        self.store.count_prefix(&format!("{}s:", self.prefix)).await
+    }
 }
 
 #[cfg(test)]

@@ -414,4 +414,37 @@ impl KvStore for RedisStore {
             .await
             .map(|_| ())
     }
+    async fn count_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        // SCAN (never KEYS: it does not block Redis), the prefix's glob
+        // characters escaped; bounded, so a huge keyspace cannot keep it
+        // going for ever (the gauge is then a lower bound).
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let (mut cursor, mut count) = (0u64, 0u64);
+        for _ in 0..10_000 {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .clone(),
+                )
+                .await?;
+            count += keys.len() as u64;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(count)
+    }
 }

@@ -41,4 +41,12 @@ pub trait KvStore: Send + Sync {
     /// 1 and lives `window` from then: a fixed window (rate limits).
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// How many live keys start with `prefix` (the sessions gauge; not on
+    /// any request's path). A store that cannot count says so.
+    async fn count_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let _ = prefix;
+        Err(StoreError::Unreachable(
+            "this store cannot count its keys".into(),
+        ))
+    }
 }

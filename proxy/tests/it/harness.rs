@@ -142,6 +142,8 @@ pub struct ProxyOpts {
     pub database_ca_file: Option<String>,
     /// More lines of the `[server]` table (shutdown timings…).
     pub server: Option<String>,
+    /// `[server] trusted_gateways` (a TOML array).
+    pub trusted_gateways: Option<String>,
     /// Body of the `[audit]` table.
     pub audit: Option<String>,
     /// More lines of the `[database]` table; by default the development
@@ -181,11 +183,15 @@ impl Proxy {
         });
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n\
+             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n{}\n\
              [upstream]\naddress = \"{}\"\n{}\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.server.as_deref().unwrap_or_default(),
+            opts.trusted_gateways
+                .as_ref()
+                .map(|g| format!("trusted_gateways = {g}\n"))
+                .unwrap_or_default(),
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
             opts.viewer
                 .as_deref()

@@ -7,6 +7,7 @@ mod drain;
 mod hm_sso;
 mod hm_sso_doc;
 mod lockout;
+mod observability;
 mod policies;
 mod portal;
 mod psc_login;
