@@ -633,6 +633,39 @@ impl Records {
         Ok(out)
     }
 
+    /// The care team of `rpps` around a dossier: for each dossier of the
+    /// patient `dossier_number` belongs to (that one included) whose care
+    /// team lists `rpps`, its number and the roles (newest dossier first,
+    /// roles sorted). Empty for an unknown dossier. One query, on the
+    /// dossiers' patient index and the care team's (dossier, rpps) index.
+    pub async fn roles_around_dossier(
+        &self,
+        dossier_number: &str,
+        rpps: &str,
+    ) -> Result<Vec<DossierRoles>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.dossier_date, c.dossier_number, c.role_code FROM rec_dossiers d \
+             JOIN rec_dossiers s ON s.patient_id = d.patient_id \
+             JOIN rec_care_team c ON c.dossier_number = s.dossier_number AND c.rpps = $2 \
+             WHERE d.dossier_number = $1 \
+             ORDER BY s.dossier_date DESC, c.dossier_number DESC, c.role_code",
+        )
+        .bind(dossier_number)
+        .bind(rpps)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<DossierRoles> = Vec::new();
+        for row in &rows {
+            let number: String = row.try_get(1)?;
+            let role: String = row.try_get(2)?;
+            match out.last_mut() {
+                Some((n, roles)) if *n == number => roles.push(role),
+                _ => out.push((number, vec![role])),
+            }
+        }
+        Ok(out)
+    }
+
     /// The exams of a dossier, by date then id.
     pub async fn exams_of_dossier(&self, dossier_number: &str) -> Result<Vec<Exam>> {
         let rows = sqlx::query(&format!(

@@ -53,7 +53,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     search_by_name,
-    patient_page_shows_allowed_venues_only,
+    patient_page_shows_the_whole_history,
     dossier_number_opens_that_dossier_only,
     dossier_number_lockout,
     unseen_results_and_seen_marks,
@@ -531,7 +531,12 @@ async fn search_cap_applies_after_the_policy() {
 
 // ================================================================== 2. patient page
 
-async fn patient_page_shows_allowed_venues_only(backend: Backend) {
+/// The user guide 2.1: "le clic sur un patient permet d'accéder à
+/// l'ensemble de ses dossiers". Since issue 11 the shipped policies open
+/// every dossier of the patient to a professional with a listed role on at
+/// least one of them (before, only the dossiers where they held a role:
+/// FEMUR was hidden from Élise, and Hervé saw SCANNER CEREBRAL alone).
+async fn patient_page_shows_the_whole_history(backend: Backend) {
     let p = start_portal(backend).await;
     let (elise, _) = p.login(ELISE).await;
     let page = elise.get(&p.url("/portail/patients/10000001")).await;
@@ -540,44 +545,54 @@ async fn patient_page_shows_allowed_venues_only(backend: Backend) {
     assert!(page.body.contains("SCANAP Françoise"));
     assert!(page.body.contains("Né(e) le 13/08/1961"));
     let recent_date = today() - time::Duration::days(6);
-    // Newest first; FEMUR (Élise not on it) absent.
-    assert_eq!(
-        venues(&page),
-        vec![
-            (
-                demo_data::scanap_recent_dossier(today()),
-                format!("RADIOGRAPHIE DU THORAX du {}", fr(recent_date))
-            ),
-            (
-                SCANAP_DOSSIER_DOMTOM.to_owned(),
-                "Acte majoration DOMTOM2 du 05/02/2021".to_owned()
-            ),
-            (
-                SCANAP_DOSSIER_SCANNER.to_owned(),
-                "SCANNER CEREBRAL du 22/01/2019".to_owned()
-            ),
-            (
-                SCANAP_DOSSIER_EPAULE.to_owned(),
-                "IRM DE L'ÉPAULE du 01/12/2017".to_owned()
-            ),
-        ],
-        "{backend:?}"
-    );
-    assert!(!page.body.contains("FEMUR"));
-    assert!(!page.body.contains(SCANAP_DOSSIER_FEMUR));
-    // The reports of the FEMUR dossier are not linked.
+    // Every venue, newest first; FEMUR (Élise holds no role there) included.
+    let whole = vec![
+        (
+            demo_data::scanap_recent_dossier(today()),
+            format!("RADIOGRAPHIE DU THORAX du {}", fr(recent_date)),
+        ),
+        (
+            SCANAP_DOSSIER_DOMTOM.to_owned(),
+            "Acte majoration DOMTOM2 du 05/02/2021".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_SCANNER.to_owned(),
+            "SCANNER CEREBRAL du 22/01/2019".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_FEMUR.to_owned(),
+            "FEMUR du 27/08/2018".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_EPAULE.to_owned(),
+            "IRM DE L'ÉPAULE du 01/12/2017".to_owned(),
+        ),
+    ];
+    assert_eq!(venues(&page), whole, "{backend:?}");
+    // Every report of every dossier is linked, FEMUR's too, and opens.
     let links = report_links(&page.body);
-    for r in p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await {
-        assert!(!links.contains(&r));
+    for (dossier, _) in &whole {
+        let reports = p.reports_of_dossier(dossier).await;
+        for r in &reports {
+            assert!(links.contains(r), "{r} of {dossier} not on the patient page");
+        }
     }
-    // The recent dossier's report is.
-    let recent_reports = p
-        .reports_of_dossier(&demo_data::scanap_recent_dossier(today()))
+    let femur_reports = p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await;
+    assert!(!femur_reports.is_empty());
+    for r in &femur_reports {
+        let page = elise
+            .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "FEMUR report {r}: {}", page.body);
+    }
+    // The sibling dossier's own page opens too, through the care team (not
+    // the "opened by its number" page).
+    let femur = elise
+        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}")))
         .await;
-    assert!(!recent_reports.is_empty());
-    for r in &recent_reports {
-        assert!(links.contains(r), "{r} not on the patient page");
-    }
+    assert_eq!(femur.status, StatusCode::OK, "{}", femur.body);
+    assert_eq!(venues(&femur), vec![whole[3].clone()]);
+    assert!(!femur.body.contains("Dossier ouvert par son numéro"));
     // The patient view is audited.
     assert!(p
         .audit_of("patient_view")
@@ -595,46 +610,40 @@ async fn patient_page_shows_allowed_venues_only(backend: Backend) {
     assert_not_found(&missing, "a missing patient");
     assert!(!hidden.body.contains("Jean-Baptiste"));
     assert_same_page(&hidden.body, &missing.body);
-    // Nor the dossier she is not on, nor its report.
-    let femur = elise
-        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}")))
+    // Nor a dossier of that patient, nor its report.
+    let hidden_dossiers = p
+        .strings(
+            "SELECT dossier_number FROM rec_dossiers WHERE patient_id = $1 ORDER BY dossier_number",
+            &["10000002"],
+        )
         .await;
+    assert!(!hidden_dossiers.is_empty());
     let no_dossier = elise.get(&p.url("/portail/dossiers/20009999999")).await;
-    assert_not_found(&femur, "FEMUR for Élise");
-    assert_same_page(&femur.body, &no_dossier.body);
-    for r in p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await {
-        let page = elise
-            .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
-            .await;
-        assert_not_found(&page, "a FEMUR report for Élise");
+    for d in &hidden_dossiers {
+        let page = elise.get(&p.url(&format!("/portail/dossiers/{d}"))).await;
+        assert_not_found(&page, "a dossier of Jean-Baptiste for Élise");
+        assert_same_page(&page.body, &no_dossier.body);
+        for r in p.reports_of_dossier(d).await {
+            let page = elise
+                .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
+                .await;
+            assert_not_found(&page, "a report of Jean-Baptiste for Élise");
+        }
     }
 
-    // Hervé, correspondant on the SCANNER CEREBRAL dossier only, sees that one.
+    // Hervé, correspondant on the SCANNER CEREBRAL dossier only, sees the
+    // whole history too, each dossier on its own page as well.
     let (herve, _) = p.login(HERVE).await;
     let page = herve.get(&p.url("/portail/patients/10000001")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert_eq!(
-        venues(&page),
-        vec![(
-            SCANAP_DOSSIER_SCANNER.to_owned(),
-            "SCANNER CEREBRAL du 22/01/2019".to_owned()
-        )]
-    );
-    for other in [
-        SCANAP_DOSSIER_EPAULE,
-        SCANAP_DOSSIER_DOMTOM,
-        SCANAP_DOSSIER_FEMUR,
-    ] {
+    assert_eq!(venues(&page), whole);
+    for (other, _) in &whole {
         let d = herve
             .get(&p.url(&format!("/portail/dossiers/{other}")))
             .await;
-        assert_not_found(&d, other);
+        assert_eq!(d.status, StatusCode::OK, "{other}");
+        assert_eq!(venues(&d).len(), 1);
     }
-    let d = herve
-        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_SCANNER}")))
-        .await;
-    assert_eq!(d.status, StatusCode::OK);
-    assert_eq!(venues(&d).len(), 1);
 }
 
 // ================================================================== 3. dossier number
@@ -1082,14 +1091,23 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
         StatusCode::OK
     );
 
-    // Marking a report she may not see (the FEMUR dossier's): 404, nothing
-    // recorded; a report that does not exist answers the same.
-    let femur_reports = p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await;
-    assert!(!femur_reports.is_empty());
+    // Marking a report she may not see (one of SCANAP Jean-Baptiste's, on
+    // none of her care teams; FEMUR's, a sibling dossier of her patient, is
+    // hers since issue 11): 404, nothing recorded; a report that does not
+    // exist answers the same.
+    let hidden_reports = p
+        .strings(
+            "SELECT r.report_id FROM rec_reports r JOIN rec_dossiers d \
+             ON d.dossier_number = r.dossier_number WHERE d.patient_id = $1 \
+             ORDER BY r.report_id",
+            &["10000002"],
+        )
+        .await;
+    assert!(!hidden_reports.is_empty());
     let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
     let csrf = form[0].1.clone();
     let mut bodies = Vec::new();
-    for r in [femur_reports[0].as_str(), "no-such-report"] {
+    for r in [hidden_reports[0].as_str(), "no-such-report"] {
         let resp = elise
             .post_form(
                 &p.url(&format!("/portail/comptes-rendus/{r}/vu")),
@@ -1397,3 +1415,4 @@ async fn a_cross_site_navigation_does_not_mark_a_report_seen() {
     assert_eq!(open(&second, Some("none")).await.status, StatusCode::OK);
     assert!(!still_unseen(second).await, "typed address: not marked");
 }
+

@@ -815,6 +815,15 @@ async fn viewer_matrix_against_orthanc() {
             visible: Some(SCANAP_DOSSIER_FEMUR),
             invisible: SCANAP_DOSSIER_SCANNER,
         },
+        // A sibling dossier of her patient, where she holds no role: viewed
+        // through the patient's whole history (issue 11), not downloaded.
+        Persona {
+            name: "Élise on FEMUR (sibling dossier)",
+            national_id: ELISE,
+            habilitated: false,
+            visible: Some(SCANAP_DOSSIER_FEMUR),
+            invisible: OTHER,
+        },
         Persona {
             name: "Inès (outsider)",
             national_id: INES,
@@ -976,7 +985,10 @@ include!("viewer_corpus.rs");
 fn fill(t: &str, fx: &Fixture, proxy_addr: &str) -> String {
     let v = fx.study(SCANAP_DOSSIER_SCANNER);
     let x = &fx.other;
-    t.replace("{S}", &v.uid)
+    let f = fx.study(SCANAP_DOSSIER_FEMUR);
+    t.replace("{FS}", &f.uid)
+        .replace("{fiid}", f.iid())
+        .replace("{S}", &v.uid)
         .replace("{SE}", v.series_uid())
         .replace("{I}", v.instance_uid())
         .replace("{sid}", v.sid())
@@ -1112,9 +1124,9 @@ async fn viewer_bypass_corpus_against_orthanc() {
         ("Élise", cookie_header(&elise, &proxy.base)),
         ("Inès", cookie_header(&ines, &proxy.base)),
     ];
-    // What each may not see, in any 2xx body.
+    // What each may not see, in any 2xx body. (FEMUR, a sibling dossier
+    // of her patient, is hers to view since issue 11: the whole history.)
     let mut elise_forbidden: Vec<String> = fx.other.markers();
-    elise_forbidden.extend(fx.study(SCANAP_DOSSIER_FEMUR).markers());
     elise_forbidden.push(fx.other.given_name.clone());
     let mut ines_forbidden = elise_forbidden.clone();
     for s in fx.studies.values() {
@@ -1700,7 +1712,8 @@ async fn viewer_patient_resources_are_decided_on_their_current_studies() {
     let (proxy, _idp) = start_proxy(&fx, None).await;
     let elise = login(&proxy, ELISE).await;
     // Élise is on the care team of every dossier of SCANAP Françoise but
-    // FEMUR; opening FEMUR by its number gives her all of them.
+    // FEMUR, which she sees through the patient's whole history (and here
+    // by its number too): all of them.
     grant(&proxy, &elise, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
     let pid = fx.study(SCANAP_DOSSIER_SCANNER).pid().to_owned();
     let url = format!("{}/patients/{pid}", proxy.base);
