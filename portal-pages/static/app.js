@@ -100,13 +100,16 @@
     if (!id) return null;
     const sex = typeof p.sex === 'string' && /^[A-Za-z]$/.test(p.sex) ? p.sex.toUpperCase() : '';
     const birth = typeof p.birth_date === 'string' && /^\d{2}\/\d{2}\/\d{4}$/.test(p.birth_date) ? p.birth_date : '';
-    return {
+    const out = {
       id,
       sex,
       family_name: cleanText(p.family_name, 100),
       given_name: cleanText(p.given_name, 100),
       birth_date: birth,
     };
+    // A dossier opened by its number: the entry links to that dossier.
+    if (typeof p.dossier === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(p.dossier)) out.dossier = p.dossier;
+    return out;
   }
 
   /** New list with `patient` first, deduplicated by id, at most `max` long. */
@@ -170,6 +173,7 @@
         serverUrl.indexOf('//') === -1 && serverUrl.indexOf('/..') === -1) {
       return serverUrl;
     }
+    if (p.dossier) return '/portail/dossiers/' + encodeURIComponent(p.dossier);
     return '/portail/patients/' + encodeURIComponent(p.id);
   }
 
@@ -362,6 +366,8 @@
         const a = doc.createElement('a');
         a.className = 'bouton bouton-secondaire';
         a.href = DOSSIER_URL;
+        // Opens the dossier-number fields in place where the page has them.
+        a.setAttribute('data-ouvre-numero', '1');
         a.textContent = MSG.useNumber;
         status.appendChild(a);
       }
@@ -568,6 +574,46 @@
     });
   }
 
+  /**
+   * "Utiliser un n° de dossier" (user guide 2.2): the two fields appear in
+   * the "Rechercher un patient" card, without leaving the page; so does the
+   * link of a name search without result. Without this script the link
+   * leads to the separate form page.
+   */
+  function initNumberCard(doc) {
+    const card = doc.getElementById('carte-numero');
+    const toggle = doc.getElementById('utiliser-numero');
+    if (!card || !toggle) return;
+    const setOpen = (open) => {
+      card.hidden = !open;
+      toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+      if (open) {
+        const field = doc.getElementById('numero-dossier');
+        if (field) field.focus();
+      }
+    };
+    toggle.setAttribute('aria-expanded', card.hidden ? 'false' : 'true');
+    doc.addEventListener('click', (ev) => {
+      const a = ev.target && typeof ev.target.closest === 'function' ? ev.target.closest('a') : null;
+      if (!a || ev.defaultPrevented || ev.button > 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      if (a === toggle) {
+        ev.preventDefault();
+        setOpen(card.hidden);
+      } else if (a.getAttribute('data-ouvre-numero') === '1') {
+        ev.preventDefault();
+        setOpen(true);
+      }
+    });
+  }
+
+  /** The report's "Imprimer" button: shown only where printing works. */
+  function initPrint(doc) {
+    const button = doc.getElementById('imprimer');
+    if (!button || typeof global.print !== 'function') return;
+    button.hidden = false;
+    button.addEventListener('click', () => global.print());
+  }
+
   function initOfflinePage(doc) {
     if (!doc.body || !doc.body.hasAttribute('data-offline')) return;
     // Served by the worker in place of the page that failed: retry that one.
@@ -589,7 +635,7 @@
 
   function start(doc) {
     const initSessionEnd = (d) => rememberSessionEnd(d, Date.now());
-    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initOfflinePage, registerWorker];
+    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initNumberCard, initPrint, initOfflinePage, registerWorker];
     steps.forEach((step) => {
       try {
         step(doc);

@@ -173,9 +173,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Puts a patient at the top of "Mes dernières recherches".
-    async fn remember(&mut self, p: &Patient) {
-        let r = recent_of(p);
+    /// Puts a patient at the top of "Mes dernières recherches"; `dossier`:
+    /// opened by its number, the entry links to that dossier.
+    async fn remember(&mut self, p: &Patient, dossier: Option<&str>) {
+        let mut r = recent_of(p);
+        r.dossier = dossier.map(str::to_owned);
         let list = &mut self.session.recent_patients;
         list.retain(|x| x.id != r.id);
         list.insert(0, r);
@@ -203,6 +205,7 @@ fn recent_of(p: &Patient) -> RecentPatient {
         family_name: p.family_name.to_uppercase(),
         given_name: p.given_name.clone(),
         birth_date: fr_date(&p.birth_date),
+        dossier: None,
     }
 }
 

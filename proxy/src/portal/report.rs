@@ -8,7 +8,7 @@ use super::views::{self, PatientView, ReportPage, ReportView};
 use super::{fr_date, recent_of, Ctx};
 use crate::access::AccessError;
 use crate::audit::{Event, Outcome};
-use crate::pages::NOT_FOUND;
+use crate::pages::REPORT_NOT_FOUND;
 use crate::web::{self, Resp};
 
 /// The report if this professional may read it.
@@ -75,6 +75,7 @@ pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
                         title: r.title.clone(),
                         date: fr_date(&r.report_date),
                         paragraphs,
+                        dossier_number: r.dossier_number.clone(),
                         dossier_url: format!(
                             "/portail/dossiers/{}",
                             urlencoding::encode(&r.dossier_number)
@@ -86,7 +87,7 @@ pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
                 },
             )
         }
-        Ok(None) => ctx.error(&NOT_FOUND),
+        Ok(None) => ctx.error(&REPORT_NOT_FOUND),
         Err(e) => ctx.unavailable(&e),
     }
 }
@@ -102,7 +103,7 @@ pub async fn mark_seen(ctx: Ctx<'_>, id: &str) -> Resp {
     .await;
     match result {
         Ok(true) => web::redirect("/#resultats-non-vus"),
-        Ok(false) => ctx.error(&NOT_FOUND),
+        Ok(false) => ctx.error(&REPORT_NOT_FOUND),
         Err(e) => ctx.unavailable(&e),
     }
 }

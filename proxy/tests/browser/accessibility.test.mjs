@@ -118,6 +118,13 @@ describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concur
     await auditScreen(t, 'home-typeahead-none');
   });
 
+  test('home, dossier-number card open in place', async (t) => {
+    await page.goto('/');
+    await page.locator('#utiliser-numero').click();
+    await page.locator('#carte-numero').waitFor({ state: 'visible' });
+    await auditScreen(t, 'home-card-numero');
+  });
+
   test('search page with results', async (t) => {
     await page.goto('/portail/recherche?q=scanap');
     await page.locator('#resultats-recherche a.patient', { hasText: FRANCOISE.label }).first().waitFor();

@@ -95,6 +95,22 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     await Promise.all([page.waitForURL(/\/portail\/comptes-rendus\//), crLink.click()]);
     await assertReadableReport(page, crTitle);
     await shot(page, '03-report-from-venue');
+    // "Imprimer", and on paper: patient, dossier and date; no navigation.
+    const print = page.getByRole('button', { name: 'Imprimer' });
+    await print.waitFor({ state: 'visible' });
+    await assertVisibleText(page.locator('article.compte-rendu .liens-cr'), "Retour à l'accueil");
+    await page.emulateMedia({ media: 'print' });
+    try {
+      assert.equal(await page.locator('header.bandeau').isVisible(), false, 'no navigation band on paper');
+      assert.equal(await print.isVisible(), false, 'no button on paper');
+      assert.equal(await page.locator('.liens-cr').isVisible(), false, 'no links on paper');
+      await assertVisibleText(page.locator('.patient-cr'), FRANCOISE.label);
+      assert.match(await page.locator('.dossier-cr').innerText(), /^Dossier n° \d+$/);
+      assert.ok(await page.locator('article.compte-rendu .date').isVisible(), 'the date on paper');
+      await shot(page, '03-report-print');
+    } finally {
+      await page.emulateMedia({ media: 'screen' });
+    }
 
     // Home: a listed result, opened from the list, leaves it on reload.
     await page.goto('/');
@@ -173,25 +189,32 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     if (refused.length) t.diagnostic(`viewer requests answered >= 400: ${JSON.stringify([...new Set(refused)])}`);
   });
 
-  test('5. access by dossier number: French error that names no field; right date opens that dossier only', async (t) => {
+  test('5. "Utiliser un n° de dossier" in place: French error that names no field; right date opens that dossier only; "Mes dernières recherches" links to it', async (t) => {
     // LE BRIS Maël: on none of her care teams (SCANAP Françoise's FEMUR,
     // used here before issue 11, is now hers through the whole history).
-    const femur = dossierNumberOf(stack.dataDir, MAEL.family, MAEL.given, MAEL.birthIso, MAEL.act);
+    const numero = dossierNumberOf(stack.dataDir, MAEL.family, MAEL.given, MAEL.birthIso, MAEL.act);
     await page.goto('/');
-    await Promise.all([page.waitForURL(/\/portail\/dossier$/), page.locator('#utiliser-numero').click()]);
-    await assertVisibleText(page.locator('label[for=numero-dossier]'), 'Numéro de dossier *');
-    await assertVisibleText(page.locator('label[for=date-naissance]'), 'Date de naissance du patient *');
-    assert.equal(await page.locator('#date-naissance').getAttribute('placeholder'), 'jj/mm/aaaa');
-    const submit = page.getByRole('button', { name: 'Accéder au dossier' });
-    await submit.waitFor();
-    await shot(page, '05-dossier-form');
+    const toggle = page.locator('#utiliser-numero');
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.locator('#carte-numero').isVisible(), false, 'the fields are hidden at first');
+    await toggle.click();
+    const card = page.locator('#carte-numero');
+    await card.waitFor({ state: 'visible' });
+    assert.equal(new URL(page.url()).pathname, '/', 'the fields open in place (user guide 2.2)');
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'numero-dossier', 'focus on the number field');
+    await assertVisibleText(card.locator('label[for=numero-dossier]'), 'Numéro de dossier *');
+    await assertVisibleText(card.locator('label[for=date-naissance]'), 'Date de naissance du patient *');
+    assert.equal(await card.locator('#date-naissance').getAttribute('placeholder'), 'jj/mm/aaaa');
+    await shot(page, '05-dossier-card');
 
-    const attempt = async (numero, date) => {
-      await page.locator('#numero-dossier').fill(numero);
+    const attempt = async (n, date) => {
+      await page.locator('#numero-dossier').fill(n);
       await page.locator('#date-naissance').fill(date);
-      await Promise.all([page.waitForLoadState('load'), page.waitForResponse((r) => r.request().method() === 'POST'), submit.click()]);
+      await Promise.all([page.waitForLoadState('load'), page.waitForResponse((r) => r.request().method() === 'POST'),
+        page.getByRole('button', { name: 'Accéder au dossier' }).click()]);
     };
-    await attempt(femur, '15/07/1990');
+    await attempt(numero, '15/07/1990');
     const wrongDate = (await page.locator('#erreur-dossier').innerText()).trim();
     assert.match(wrongDate, /Aucun dossier ne correspond/, `error: ${wrongDate}`);
     assert.doesNotMatch(wrongDate, /(numéro|date)[^.]*(incorrect|invalide|erron|inconnu|faux)/i, 'the error must not say which field is wrong');
@@ -200,9 +223,9 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     await attempt('20180009999', MAEL.birth);
     assert.equal((await page.locator('#erreur-dossier').innerText()).trim(), wrongDate, 'same message for a wrong number');
 
-    await page.locator('#numero-dossier').fill(femur);
+    await page.locator('#numero-dossier').fill(numero);
     await page.locator('#date-naissance').fill(MAEL.birth);
-    await Promise.all([page.waitForURL(new RegExp(`/portail/dossiers/${femur}$`)), submit.click()]);
+    await Promise.all([page.waitForURL(new RegExp(`/portail/dossiers/${numero}$`)), page.getByRole('button', { name: 'Accéder au dossier' }).click()]);
     await assertVisibleText(page.locator('section.entete-patient h1'), MAEL.label);
     const summaries = await page.locator('details.venue > summary').allInnerTexts();
     assert.equal(summaries.length, 1, `only the dossier opened by number: ${JSON.stringify(summaries)}`);
@@ -210,13 +233,26 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     await assertVisibleText(page.locator('section.entete-patient .aide'), 'seul ce dossier est accessible');
     await shot(page, '05-dossier-by-number');
 
-    // The grant never lists the patient in a name search (user guide 2.2).
+    // "Mes dernières recherches": the entry links to that dossier.
+    await page.goto('/');
+    const entry = page.locator('#dernieres-recherches a.patient', { hasText: MAEL.label });
+    await entry.first().waitFor();
+    assert.equal(await entry.first().getAttribute('href'), `/portail/dossiers/${numero}`);
+    await Promise.all([page.waitForURL(new RegExp(`/portail/dossiers/${numero}$`)), entry.first().click()]);
+    await assertVisibleText(page.locator('section.entete-patient h1'), MAEL.label);
+
+    // The grant never lists the patient in a name search (user guide 2.2);
+    // the no-result message opens the same fields in place.
     await page.goto('/');
     await page.locator('#recherche').fill('le bris');
-    await page.locator('#recherche-statut', { hasText: 'Aucun patient' }).waitFor();
+    const status = page.locator('#recherche-statut', { hasText: 'Aucun patient' });
+    await status.waitFor();
     assert.equal(await page.locator('#resultats-recherche a.patient', { hasText: MAEL.label }).count(), 0,
       'a dossier-number grant does not make the patient findable by name');
-    t.diagnostic('LE BRIS Maël not found by name after the grant');
+    await status.getByRole('link', { name: 'Utiliser un n° de dossier' }).click();
+    await page.locator('#carte-numero').waitFor({ state: 'visible' });
+    assert.equal(new URL(page.url()).pathname, '/');
+    t.diagnostic('LE BRIS Maël not found by name after the grant; the no-result link opened the card');
     await shot(page, '05-search-after-grant');
   });
 
@@ -281,7 +317,7 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     const onNav = (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) visited.push(r.url()); };
     page.on('request', onNav);
     await page.getByRole('button', { name: 'Se déconnecter' }).click();
-    await page.getByText('Vous êtes déconnecté', { exact: false }).first().waitFor({ timeout: 15_000 });
+    await page.getByText('Vous êtes déconnecté(e)', { exact: false }).first().waitFor({ timeout: 15_000 });
     page.off('request', onNav);
     const idpOrigin = new URL(stack.idp || 'http://invalid').origin;
     assert.ok(visited.some((u) => new URL(u).origin === idpOrigin),

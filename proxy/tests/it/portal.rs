@@ -21,6 +21,7 @@ const ELISE: &str = ELISE_NATIONAL_ID;
 const HERVE: &str = HERVE_NATIONAL_ID;
 const NOEL: &str = NOEL_NATIONAL_ID;
 const FRANCOIS: &str = FRANCOIS_NATIONAL_ID;
+const INES: &str = INES_NATIONAL_ID;
 
 /// Small values so that the cap and the lockout are reached quickly.
 const SEARCH_LIMIT: usize = 5;
@@ -58,6 +59,8 @@ on_both_backends!(
     dossier_number_lockout,
     unseen_results_and_seen_marks,
     unseen_results_past_many_seen_ones,
+    wording_of_reports_and_refusals,
+    dossier_number_card_and_recent_entry,
 );
 
 fn today() -> Date {
@@ -1414,5 +1417,172 @@ async fn a_cross_site_navigation_does_not_mark_a_report_seen() {
     let second = unseen[1].clone();
     assert_eq!(open(&second, Some("none")).await.status, StatusCode::OK);
     assert!(!still_unseen(second).await, "typed address: not marked");
+}
+
+// ================================================================== 7. wording
+
+/// Issue 11 §7, what a doctor reads: a refused report reads like a missing
+/// one ("Compte rendu introuvable", the same page), a report page has
+/// "Imprimer" (shown by the script), the dossier number for the printed
+/// header and "Retour à l'accueil"; a form sent without its token gets the
+/// plain-French refusal with an incident number, never the internal code
+/// "csrf", and the number is in the proxy's log with the code.
+async fn wording_of_reports_and_refusals(backend: Backend) {
+    let p = start_portal(backend).await;
+    let (elise, home) = p.login(ELISE).await;
+    let report = report_links(&unseen_section(&home))[0].clone();
+    let page = elise
+        .get(&p.url(&format!("/portail/comptes-rendus/{report}")))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<button type="button" class="secondaire" id="imprimer" hidden>Imprimer</button>"#),
+        "{}",
+        page.body
+    );
+    let dossier = p
+        .strings(
+            "SELECT dossier_number FROM rec_reports WHERE report_id = $1",
+            &[&report],
+        )
+        .await
+        .remove(0);
+    assert!(page.body.contains(&format!("Dossier n° {dossier}")));
+    assert!(page.body.contains(">Retour à l'accueil</a>"));
+    assert!(!page.body.contains(">Accueil</a>"));
+
+    // Refused and missing: the same report page.
+    let hidden = p
+        .strings(
+            "SELECT r.report_id FROM rec_reports r JOIN rec_dossiers d \
+             ON d.dossier_number = r.dossier_number WHERE d.patient_id = $1 \
+             ORDER BY r.report_id",
+            &["10000002"],
+        )
+        .await
+        .remove(0);
+    let refused = elise
+        .get(&p.url(&format!("/portail/comptes-rendus/{hidden}")))
+        .await;
+    let missing = elise
+        .get(&p.url("/portail/comptes-rendus/CR-NO-SUCH-REPORT"))
+        .await;
+    for r in [&refused, &missing] {
+        assert_not_found(r, "a report");
+        assert!(r.body.contains("Compte rendu introuvable"), "{}", r.body);
+        assert!(!r.body.contains("Page introuvable"));
+    }
+    assert_same_page(&refused.body, &missing.body);
+
+    // A form without its token: plain French, a number, no code.
+    let r = elise
+        .post_form(
+            &p.url(&format!("/portail/comptes-rendus/{report}/vu")),
+            &[],
+            &p.proxy.base,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Action non effectuée"), "{}", r.body);
+    assert!(r.body.contains("Revenez à la page, rechargez-la"));
+    // (The page's own forms carry a `csrf_token` field: the code is looked
+    // for as the old "Référence : csrf" line.)
+    assert!(!r.body.contains("Référence : "));
+    p.proxy.assert_incident(&r.body, "csrf").await;
+}
+
+// ================================================================== 2. the dossier-number card
+
+/// Issue 11 §2 (user guide 2.2): the home page carries the dossier-number
+/// fields in the "Rechercher un patient" card (hidden until "Utiliser un n°
+/// de dossier", the separate page staying for a browser without script);
+/// a dossier opened by its number goes into "Mes dernières recherches"
+/// with a link to that dossier, which works while the grant lasts; after,
+/// the page says the access has expired and offers the form again (a
+/// professional who never held the grant still reads "Dossier introuvable").
+async fn dossier_number_card_and_recent_entry(backend: Backend) {
+    let p = start_portal(backend).await;
+    let (noel, home) = p.login(NOEL).await;
+    let card_start = home.body.find(r#"<div id="carte-numero" class="carte-numero" hidden>"#);
+    let search_card_end = home.body.find(r#"id="dernieres-recherches""#).unwrap();
+    let card_start = card_start.unwrap_or_else(|| panic!("no dossier-number card: {}", home.body));
+    assert!(card_start < search_card_end, "the card is in the search card");
+    let card = &home.body[card_start..search_card_end];
+    for text in [
+        r#"<form method="post" action="/portail/dossier" id="form-dossier">"#,
+        "Numéro de dossier *",
+        "Date de naissance du patient *",
+        r#"placeholder="jj/mm/aaaa""#,
+        "Accéder au dossier",
+    ] {
+        assert!(card.contains(text), "{text} not in the card: {card}");
+    }
+    assert!(home
+        .body
+        .contains(r#"<a id="utiliser-numero" class="bouton secondaire" href="/portail/dossier""#));
+    let csrf = home
+        .form_fields("/portail/dossier")
+        .into_iter()
+        .find(|(k, _)| k == "csrf_token")
+        .unwrap()
+        .1;
+
+    // Opened by number: the recent entry links to that dossier.
+    let ok = p
+        .post_dossier(&noel, &csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961")
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(noel.follow(ok).await.status, StatusCode::OK);
+    let home = noel.get(&p.url("/")).await;
+    let recent = recent_section(&home);
+    let femur_url = format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}");
+    assert!(
+        recent.contains(&format!(r#"href="{femur_url}""#)),
+        "{recent}"
+    );
+    assert!(!recent.contains("/portail/patients/"), "{recent}");
+    assert!(recent.contains("SCANAP Françoise"));
+    let d = noel.get(&p.url(&femur_url)).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(venues(&d).len(), 1);
+
+    // The grant expires: the same link says so and offers the form again.
+    let db = p.proxy.db().await;
+    sqlx::query("UPDATE dossier_grants SET expires_at = $1")
+        .bind(1_i64)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let expired = noel.get(&p.url(&femur_url)).await;
+    assert_eq!(expired.status, StatusCode::FORBIDDEN, "{}", expired.body);
+    assert!(
+        expired
+            .body
+            .contains("Votre accès à ce dossier par son numéro a expiré."),
+        "{}",
+        expired.body
+    );
+    assert!(!expired.body.contains("FEMUR") && !expired.body.contains("Françoise"));
+    assert!(
+        expired.body.contains(&format!(
+            r#"name="numero" type="text" value="{SCANAP_DOSSIER_FEMUR}""#
+        )),
+        "the number is filled in: {}",
+        expired.body
+    );
+    assert!(expired.body.contains("Accéder au dossier"));
+    // Typing the birth date again opens it again.
+    let again = p
+        .post_dossier(&noel, &csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961")
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(noel.follow(again).await.status, StatusCode::OK);
+
+    // Inès never held that grant: "Dossier introuvable", as for any number.
+    let (ines, _) = p.login(INES).await;
+    let r = ines.get(&p.url(&femur_url)).await;
+    assert_not_found(&r, "FEMUR for Inès");
+    assert!(!r.body.contains("expiré"));
 }
 
