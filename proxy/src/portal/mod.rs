@@ -5,7 +5,7 @@
 
 mod by_number;
 mod dossier;
-mod home;
+pub mod home;
 mod images;
 mod report;
 mod search;
@@ -254,6 +254,8 @@ async fn handle(app: &Portal, req: Req) -> Resp {
             | ["portail", "comptes-rendus", _]
             | ["portail", "images", _],
         ) => Some(Lookup::View),
+        // Whether a dossier exists, by its answer: a lookup too.
+        (_, true, ["portail", "dossiers", _, "vu"]) => Some(Lookup::View),
         _ => None,
     };
     if let Some(kind) = lookup {
@@ -278,6 +280,10 @@ async fn handle(app: &Portal, req: Req) -> Resp {
         (true, _, ["portail", "comptes-rendus", id]) => {
             let id = decode(id);
             report::report(ctx, &id).await
+        }
+        (_, true, ["portail", "dossiers", number, "vu"]) => {
+            let number = decode(number);
+            report::mark_dossier_seen(ctx, &number).await
         }
         (_, true, ["portail", "comptes-rendus", id, "vu"]) => {
             let id = decode(id);

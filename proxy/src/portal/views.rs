@@ -22,6 +22,12 @@ pub fn report_url(id: &str) -> String {
     format!("/portail/comptes-rendus/{}", urlencoding::encode(id))
 }
 
+/// `/portail/dossiers/{n}/vu`: the home page's "Marquer comme vu" (every
+/// report of the dossier).
+pub fn dossier_seen_url(number: &str) -> String {
+    format!("/portail/dossiers/{}/vu", urlencoding::encode(number))
+}
+
 /// `/portail/comptes-rendus/{id}/vu`: the "Marquer comme vu" form's target.
 pub fn seen_url(id: &str) -> String {
     format!("/portail/comptes-rendus/{}/vu", urlencoding::encode(id))
@@ -157,8 +163,9 @@ impl PatientHit {
 /// `GET /`.
 #[derive(Debug, Serialize)]
 pub struct HomePage {
-    /// Unseen results not listed ("Et N autres résultats non vus").
-    pub more: usize,
+    /// The dossiers not listed: "Et 1 autre résultat non vu…", "Et 12
+    /// autres résultats non vus…".
+    pub more: Option<String>,
     pub results: Vec<UnseenResult>,
     /// "Mes dernières recherches".
     pub recent: Vec<PatientView>,
@@ -167,17 +174,20 @@ pub struct HomePage {
     pub has_rpps: bool,
 }
 
-/// One of the home page's "Derniers résultats non vus".
+/// One of the home page's "Derniers résultats non vus": a dossier with its
+/// unseen report(s) (user guide 3.1.1).
 #[derive(Debug, Serialize)]
 pub struct UnseenResult {
     pub patient: PatientView,
-    /// The exam's act, or the report's title without an exam.
+    /// The acts of its unseen reports' exams (a report's title without an exam).
     pub act: String,
-    /// `jj/mm/aaaa`.
+    /// `jj/mm/aaaa`: the exam of its newest unseen report.
     pub date: String,
-    pub title: String,
-    pub report_url: String,
+    pub dossier: String,
+    /// "Marquer comme vu": every report of the dossier.
     pub seen_url: String,
+    /// Its unseen reports, newest first.
+    pub reports: Vec<ReportLink>,
 }
 
 // === dossier by number ===

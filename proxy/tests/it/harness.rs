@@ -722,11 +722,15 @@ impl Proxy {
             !body.contains(&format!("Référence : {code}")),
             "the internal code {code} is shown: {body}"
         );
-        wait_until(Duration::from_secs(5), "the incident's log line", || async {
-            self.logs()
-                .lines()
-                .any(|l| l.contains(&number) && l.contains(code))
-        })
+        wait_until(
+            Duration::from_secs(5),
+            "the incident's log line",
+            || async {
+                self.logs()
+                    .lines()
+                    .any(|l| l.contains(&number) && l.contains(code))
+            },
+        )
         .await;
     }
 }

@@ -382,10 +382,14 @@ async fn the_confirmation_cannot_be_forged_or_moved_to_another_browser() {
     assert_confirmation_page(&page, "Noël BÉNARD");
     let moved = victim.get(&page.url).await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN);
-    proxy.assert_incident(&moved.body, "launch_other_browser").await;
+    proxy
+        .assert_incident(&moved.body, "launch_other_browser")
+        .await;
     let moved = confirm(&victim, &proxy, &page).await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN);
-    proxy.assert_incident(&moved.body, "launch_other_browser").await;
+    proxy
+        .assert_incident(&moved.body, "launch_other_browser")
+        .await;
     assert_eq!(session_cookie(&victim, &proxy), None);
 
     // From another origin, or without the CSRF value.

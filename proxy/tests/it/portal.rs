@@ -61,6 +61,7 @@ on_both_backends!(
     unseen_results_past_many_seen_ones,
     wording_of_reports_and_refusals,
     dossier_number_card_and_recent_entry,
+    unseen_results_per_dossier,
 );
 
 fn today() -> Date {
@@ -308,6 +309,17 @@ fn recent_section(home: &Page) -> String {
     let start = home.body.find("id=\"dernieres-recherches\"").unwrap();
     let end = home.body.find("id=\"resultats-non-vus\"").unwrap();
     home.body[start..end].to_owned()
+}
+
+/// The entries of "Derniers résultats non vus": (dossier, its report ids),
+/// in order.
+fn unseen_entries(home: &Page) -> Vec<(String, Vec<String>)> {
+    let section = unseen_section(home);
+    regex::Regex::new(r#"(?s)<li class="resultat" data-dossier="([^"]*)">(.*?)</li>"#)
+        .unwrap()
+        .captures_iter(&section)
+        .map(|c| (html_unescape(&c[1]), report_links(&c[2])))
+        .collect()
 }
 
 /// The "Derniers résultats non vus" part of the home page.
@@ -577,7 +589,10 @@ async fn patient_page_shows_the_whole_history(backend: Backend) {
     for (dossier, _) in &whole {
         let reports = p.reports_of_dossier(dossier).await;
         for r in &reports {
-            assert!(links.contains(r), "{r} of {dossier} not on the patient page");
+            assert!(
+                links.contains(r),
+                "{r} of {dossier} not on the patient page"
+            );
         }
     }
     let femur_reports = p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await;
@@ -586,7 +601,12 @@ async fn patient_page_shows_the_whole_history(backend: Backend) {
         let page = elise
             .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
             .await;
-        assert_eq!(page.status, StatusCode::OK, "FEMUR report {r}: {}", page.body);
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "FEMUR report {r}: {}",
+            page.body
+        );
     }
     // The sibling dossier's own page opens too, through the care team (not
     // the "opened by its number" page).
@@ -1038,8 +1058,9 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
     let home = elise.get(&p.url("/")).await;
     let now_unseen = report_links(&unseen_section(&home));
     assert!(!now_unseen.contains(&scanap_report), "{now_unseen:?}");
-    // The home page shows the 20 newest: the list shrinks unless older ones fill in.
-    if unseen.len() < 20 {
+    // The home page shows the 20 newest dossiers: the list shrinks unless
+    // older ones fill in.
+    if unseen_entries(&home).len() < 20 {
         assert_eq!(now_unseen.len(), unseen.len() - 1);
     }
     let patient = elise.get(&p.url("/portail/patients/10000001")).await;
@@ -1060,9 +1081,12 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
             && a.outcome == "success"
             && a.resource.as_deref() == Some(scanap_report.as_str())));
 
-    // "Marquer comme vu": without CSRF, refused; with it, gone from the list.
-    let other = now_unseen[0].clone();
-    let seen_action = format!("/portail/comptes-rendus/{other}/vu");
+    // "Marquer comme vu" (on a dossier since issue 11: every report of
+    // it): without CSRF, refused; with it, the dossier leaves the list.
+    let entries_before = unseen_entries(&home);
+    let (dossier, reports) = entries_before[0].clone();
+    let other = reports[0].clone();
+    let seen_action = format!("/portail/dossiers/{dossier}/vu");
     let form = home.form_fields(&seen_action);
     assert_eq!(form[0].0, "csrf_token");
     let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
@@ -1083,8 +1107,22 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
     let home = elise.get(&p.url("/")).await;
     let after = report_links(&unseen_section(&home));
     assert!(!after.contains(&other) && !after.contains(&scanap_report));
-    if unseen.len() < 20 {
-        assert_eq!(after.len(), unseen.len() - 2);
+    let entries_after = unseen_entries(&home);
+    assert!(entries_after.iter().all(|(d, _)| *d != dossier));
+    if entries_before.len() < 20 {
+        assert_eq!(entries_after.len(), entries_before.len() - 1);
+    }
+    // Every report of that dossier is marked, not only the listed ones.
+    for r in p.reports_of_dossier(&dossier).await {
+        assert_eq!(
+            p.count(&format!(
+                "SELECT COUNT(*) FROM seen_reports s JOIN accounts a ON a.id = s.account_id \
+                 WHERE a.national_id = '{ELISE}' AND s.report_id = '{r}'"
+            ))
+            .await,
+            1,
+            "{r} of {dossier} not marked seen"
+        );
     }
     assert_eq!(
         elise
@@ -1436,8 +1474,9 @@ async fn wording_of_reports_and_refusals(backend: Backend) {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
-        page.body
-            .contains(r#"<button type="button" class="secondaire" id="imprimer" hidden>Imprimer</button>"#),
+        page.body.contains(
+            r#"<button type="button" class="secondaire" id="imprimer" hidden>Imprimer</button>"#
+        ),
         "{}",
         page.body
     );
@@ -1504,10 +1543,15 @@ async fn wording_of_reports_and_refusals(backend: Backend) {
 async fn dossier_number_card_and_recent_entry(backend: Backend) {
     let p = start_portal(backend).await;
     let (noel, home) = p.login(NOEL).await;
-    let card_start = home.body.find(r#"<div id="carte-numero" class="carte-numero" hidden>"#);
+    let card_start = home
+        .body
+        .find(r#"<div id="carte-numero" class="carte-numero" hidden>"#);
     let search_card_end = home.body.find(r#"id="dernieres-recherches""#).unwrap();
     let card_start = card_start.unwrap_or_else(|| panic!("no dossier-number card: {}", home.body));
-    assert!(card_start < search_card_end, "the card is in the search card");
+    assert!(
+        card_start < search_card_end,
+        "the card is in the search card"
+    );
     let card = &home.body[card_start..search_card_end];
     for text in [
         r#"<form method="post" action="/portail/dossier" id="form-dossier">"#,
@@ -1586,3 +1630,132 @@ async fn dossier_number_card_and_recent_entry(backend: Backend) {
     assert!(!r.body.contains("expiré"));
 }
 
+// ================================================================== 3. unseen results per dossier
+
+/// Issue 11 §3 (user guide 3.1.1): an entry of "Derniers résultats non vus"
+/// is a dossier with its new report(s), newest first; "Marquer comme vu"
+/// removes the dossier; past the 20 listed, the count says "1 autre
+/// résultat" or "N autres résultats" (dossiers); a dossier she may not see
+/// cannot be marked (the answer of a missing one, nothing recorded).
+async fn unseen_results_per_dossier(backend: Backend) {
+    let p = start_portal(backend).await;
+    let recent_dossier = demo_data::scanap_recent_dossier(today());
+    // Two more reports on the recent SCANAP dossier, today.
+    let add = |id: String, dossier: String| {
+        let records = p.records.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO rec_reports (report_id, dossier_number, exam_id, title, report_date, content, content_location) \
+                 VALUES ($1, $2, NULL, 'CR complémentaire', $3, 'texte', NULL)",
+            )
+            .bind(id)
+            .bind(dossier)
+            .bind(iso(today()))
+            .execute(&records)
+            .await
+            .unwrap();
+        }
+    };
+    add("ZZ-NEW-1".into(), recent_dossier.clone()).await;
+    add("ZZ-NEW-2".into(), recent_dossier.clone()).await;
+    let (elise, home) = p.login(ELISE).await;
+    let entries = unseen_entries(&home);
+    let scanap: Vec<&(String, Vec<String>)> = entries
+        .iter()
+        .filter(|(d, _)| *d == recent_dossier)
+        .collect();
+    assert_eq!(scanap.len(), 1, "one entry for the dossier: {entries:?}");
+    let old = p.reports_of_dossier(&recent_dossier).await;
+    let reports = &scanap[0].1;
+    assert_eq!(reports.len(), old.len(), "{reports:?}");
+    assert_eq!(&reports[..2], ["ZZ-NEW-2", "ZZ-NEW-1"], "newest first");
+    // Entries newest first (by their newest report).
+    assert_eq!(entries[0].0, recent_dossier, "{entries:?}");
+
+    // More than 20 dossiers with new results: the count, in French.
+    let more_of = |home: &Page| -> usize {
+        regex::Regex::new(r"Et (\d+) autres? résultats? non vus? :")
+            .unwrap()
+            .captures(&unseen_section(home))
+            .map_or(0, |c| c[1].parse().unwrap())
+    };
+    let total = entries.len() + more_of(&home);
+    if total < 22 {
+        let her_dossiers = p
+            .strings(
+                "SELECT DISTINCT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1 \
+                 ORDER BY c.dossier_number",
+                &[ELISE_RPPS],
+            )
+            .await;
+        let listed: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+        let fresh: Vec<&String> = her_dossiers
+            .iter()
+            .filter(|d| !listed.contains(d))
+            .collect();
+        let need = 22 - total;
+        assert!(fresh.len() >= need, "{} dossiers", fresh.len());
+        for (i, d) in fresh.iter().take(need).enumerate() {
+            add(format!("ZZ-MORE-{i:02}"), (*d).clone()).await;
+        }
+    }
+    let mut home = elise.get(&p.url("/")).await;
+    assert_eq!(unseen_entries(&home).len(), 20);
+    let csrf = home.form_fields(&format!("/portail/dossiers/{recent_dossier}/vu"));
+    let more = more_of(&home);
+    assert!(more >= 2, "{more}");
+    assert!(
+        unseen_section(&home).contains(&format!(
+            "Et {more} autres résultats non vus : ils restent accessibles par la recherche du patient."
+        )),
+        "{}",
+        unseen_section(&home)
+    );
+    // Mark dossiers seen until one is left over: the singular.
+    for _ in 0..(more - 1) {
+        let (d, _) = unseen_entries(&home).remove(0);
+        let r = elise
+            .post_form(
+                &p.url(&format!("/portail/dossiers/{d}/vu")),
+                &csrf,
+                &p.proxy.base,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        home = elise.get(&p.url("/")).await;
+        assert!(unseen_entries(&home).iter().all(|(x, _)| *x != d));
+    }
+    let section = unseen_section(&home);
+    assert!(
+        section.contains(
+            "Et 1 autre résultat non vu : il reste accessible par la recherche du patient."
+        ),
+        "{section}"
+    );
+
+    // A dossier she may not see, and one that does not exist: the same
+    // "Dossier introuvable", nothing recorded.
+    let hidden = p
+        .strings(
+            "SELECT dossier_number FROM rec_dossiers WHERE patient_id = $1",
+            &["10000002"],
+        )
+        .await
+        .remove(0);
+    let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
+    let mut bodies = Vec::new();
+    for d in [hidden.as_str(), "20009999999"] {
+        let r = elise
+            .post_form(
+                &p.url(&format!("/portail/dossiers/{d}/vu")),
+                &csrf,
+                &p.proxy.base,
+            )
+            .await;
+        assert_not_found(&r, d);
+        assert!(r.body.contains("Dossier introuvable"));
+        bodies.push(r.body);
+    }
+    assert_same_page(&bodies[0], &bodies[1]);
+    assert_eq!(p.count("SELECT COUNT(*) FROM seen_reports").await, before);
+}

@@ -227,7 +227,12 @@ fn correspondent_on_dossier_a_sees_dossier_b_of_the_same_patient() {
     let mut via_grant = grant("D-A");
     assert!(!allowed(
         &e,
-        req(doctor(), Action::ViewDossier, dossier("D-B"), via_grant.clone())
+        req(
+            doctor(),
+            Action::ViewDossier,
+            dossier("D-B"),
+            via_grant.clone()
+        )
     ));
     via_grant.care_team = ctx.care_team.clone();
     assert!(!allowed(
@@ -276,13 +281,17 @@ fn per_dossier_opt_in_loads_with_its_own_cases_and_refuses_dossier_b() {
     }
     // The opt-in's cases against the shipped default: refused.
     let shipped = copy_policies();
-    std::fs::copy(&opt_in, shipped.path().join("tests/care-team-per-dossier.toml"))
-        .expect("copy");
+    std::fs::copy(
+        &opt_in,
+        shipped.path().join("tests/care-team-per-dossier.toml"),
+    )
+    .expect("copy");
     let Err(err) = Engine::load(shipped.path()) else {
         panic!("the opt-in's cases passed on the shipped default, which opens D-B");
     };
     assert!(
-        err.to_string().contains("correspondant on A does not see dossier B"),
+        err.to_string()
+            .contains("correspondant on A does not see dossier B"),
         "{err}"
     );
 }

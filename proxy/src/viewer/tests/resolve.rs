@@ -166,5 +166,8 @@ async fn gate_decides_patient_resources_on_their_current_studies() {
     assert_eq!(w.get(&ELISE, &patient).await, REFUSED);
     // SCANNER's own patient has FEMUR too, a sibling dossier: forwarded.
     let own = format!("/patients/{}", SCANNER.pid);
-    assert_eq!(w.get(&ELISE, &own).await, Got::forward(&own, Class::Raw, false));
+    assert_eq!(
+        w.get(&ELISE, &own).await,
+        Got::forward(&own, Class::Raw, false)
+    );
 }
