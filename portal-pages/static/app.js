@@ -21,6 +21,9 @@
   const LOGIN_URL = '/auth/login?return_to=/';
   const DOSSIER_URL = '/portail/dossier';
   const LOGOUT_CLEANUP_MAX_MS = 1000;
+  const SESSION_URL = '/api/portail/session';
+  // The notice "Votre session va expirer" shows this long before the end.
+  const SESSION_WARNING_MS = 2 * 60 * 1000;
 
   const MSG = {
     tooShort: 'Saisissez au moins 2 caractères',
@@ -184,6 +187,13 @@
     return count === 1 ? '1 patient trouvé' : count + ' patients trouvés';
   }
 
+  /** When to show the expiry notice: ms from now (0: at once), or null. */
+  function warningDelay(remainingMs, leadMs) {
+    const r = Number(remainingMs);
+    if (!Number.isFinite(r) || r <= 0) return null;
+    return Math.max(0, r - (leadMs == null ? SESSION_WARNING_MS : leadMs));
+  }
+
   // === browser storage ===
 
   function storage(kind) {
@@ -240,10 +250,10 @@
    * (`data-session-remaining-ms`, from the server's idle and absolute
    * timeouts): remember the deadline on this device's clock.
    */
-  function rememberSessionEnd(doc, now) {
+  function rememberSessionEnd(doc, now, remainingMs) {
     const body = doc.body;
     if (!body || !body.hasAttribute('data-signed-in')) return;
-    const ms = Number(body.getAttribute('data-session-remaining-ms'));
+    const ms = Number(remainingMs == null ? body.getAttribute('data-session-remaining-ms') : remainingMs);
     const s = storage('localStorage');
     if (!s || !Number.isFinite(ms) || ms <= 0) return;
     try {
@@ -606,6 +616,94 @@
     });
   }
 
+  /**
+   * Two minutes before the idle timeout, a non-modal notice (a polite live
+   * region) "Votre session va expirer" with "Rester connecté", a same-origin
+   * request that touches the session. At the end, the page reloads: the
+   * server answers "Votre session a expiré".
+   */
+  function initSessionWarning(doc) {
+    const body = doc.body;
+    const box = doc.getElementById('avis-session');
+    if (!body || !box || !body.hasAttribute('data-signed-in')) return;
+    let warnTimer = null;
+    let endTimer = null;
+    const clear = () => {
+      while (box.firstChild) box.removeChild(box.firstChild);
+    };
+    const schedule = (remaining) => {
+      if (warnTimer !== null) global.clearTimeout(warnTimer);
+      if (endTimer !== null) global.clearTimeout(endTimer);
+      const delay = warningDelay(remaining);
+      if (delay === null) return;
+      warnTimer = global.setTimeout(show, delay);
+      endTimer = global.setTimeout(() => global.location.reload(), Number(remaining) + 1000);
+    };
+    function show() {
+      clear();
+      const text = doc.createElement('span');
+      text.textContent = 'Votre session va expirer dans 2 minutes, faute d\u2019activité.';
+      const button = doc.createElement('button');
+      button.type = 'button';
+      button.className = 'secondaire';
+      button.textContent = 'Rester connecté';
+      button.addEventListener('click', stay);
+      box.appendChild(text);
+      box.appendChild(button);
+    }
+    async function stay() {
+      try {
+        const res = await global.fetch(SESSION_URL, {
+          credentials: 'same-origin',
+          headers: { Accept: 'application/json' },
+          cache: 'no-store',
+        });
+        if (!res.ok) {
+          global.location.reload();
+          return;
+        }
+        const data = await res.json();
+        clear();
+        rememberSessionEnd(doc, Date.now(), data.remaining_ms);
+        schedule(data.remaining_ms);
+      } catch (e) {
+        global.location.reload();
+      }
+    }
+    schedule(body.getAttribute('data-session-remaining-ms'));
+  }
+
+  /**
+   * "Installer l'application" (user guide 1.3), once signed in, only where
+   * the browser offers the installation (`beforeinstallprompt`).
+   */
+  function initInstallHint(doc) {
+    const hint = doc.getElementById('installer-app');
+    if (!hint || !doc.body || !doc.body.hasAttribute('data-signed-in')) return;
+    const button = hint.querySelector('button');
+    let deferred = null;
+    global.addEventListener('beforeinstallprompt', (ev) => {
+      ev.preventDefault();
+      deferred = ev;
+      hint.hidden = false;
+    });
+    global.addEventListener('appinstalled', () => {
+      hint.hidden = true;
+      deferred = null;
+    });
+    if (button) {
+      button.addEventListener('click', async () => {
+        if (!deferred) return;
+        const ev = deferred;
+        deferred = null;
+        hint.hidden = true;
+        try {
+          await ev.prompt();
+        } catch (e) { /* the browser refused: nothing to do */ }
+      });
+    }
+  }
+
   /** The report's "Imprimer" button: shown only where printing works. */
   function initPrint(doc) {
     const button = doc.getElementById('imprimer');
@@ -635,7 +733,7 @@
 
   function start(doc) {
     const initSessionEnd = (d) => rememberSessionEnd(d, Date.now());
-    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initNumberCard, initPrint, initOfflinePage, registerWorker];
+    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initNumberCard, initSessionWarning, initInstallHint, initPrint, initOfflinePage, registerWorker];
     steps.forEach((step) => {
       try {
         step(doc);
@@ -667,6 +765,7 @@
     rememberSessionEnd,
     storedSessionAlive,
     recentForOffline,
+    warningDelay,
   };
 
   if (typeof module === 'object' && module && module.exports) {

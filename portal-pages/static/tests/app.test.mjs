@@ -489,3 +489,10 @@ test('a dossier opened by its number: the recent entry keeps it and links to it'
     assert.equal(app.patientUrl(q), '/portail/patients/1');
   }
 });
+
+test('the session notice shows two minutes before the end, at once when less is left', () => {
+  assert.equal(app.warningDelay(30 * 60 * 1000), 28 * 60 * 1000);
+  assert.equal(app.warningDelay(90 * 1000), 0);
+  assert.equal(app.warningDelay(10 * 60 * 1000, 60 * 1000), 9 * 60 * 1000);
+  for (const bad of [0, -5, 'x', null, undefined, NaN]) assert.equal(app.warningDelay(bad), null, String(bad));
+});

@@ -267,6 +267,13 @@ async fn handle(app: &Portal, req: Req) -> Resp {
         (true, _, [""]) => home::home(ctx).await,
         (true, _, ["portail", "recherche"]) => search::search_page(ctx).await,
         (true, _, ["api", "portail", "patients"]) => search::search_api(ctx).await,
+        // "Rester connecté": loading the session touched it.
+        (true, _, ["api", "portail", "session"]) => web::json(
+            StatusCode::OK,
+            &views::SessionAnswer {
+                remaining_ms: app.check.remaining_ms(&ctx.session),
+            },
+        ),
         (true, _, ["portail", "dossier"]) => by_number::dossier_form(ctx, None, StatusCode::OK),
         (_, true, ["portail", "dossier"]) => by_number::dossier_submit(ctx).await,
         (true, _, ["portail", "patients", id]) => {

@@ -111,6 +111,15 @@ impl PatientView {
     }
 }
 
+// === session ===
+
+/// `GET /api/portail/session` ("Rester connecté"): how long the session,
+/// just touched, has left.
+#[derive(Debug, Serialize)]
+pub struct SessionAnswer {
+    pub remaining_ms: i64,
+}
+
 // === search ===
 
 /// `GET /portail/recherche`.

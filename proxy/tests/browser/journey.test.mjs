@@ -46,6 +46,14 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     await page.goto('/');
     await page.waitForURL(/\/auth\/login/);
     await assertVisibleText(page.locator('#je-me-connecte'), 'Je me connecte');
+    // The help under "Je me connecte" (user guide 1.1, 1.2), closed at first.
+    const help = page.locator('details#aide-connexion');
+    assert.equal(await help.getAttribute('open'), null, 'the help is collapsed');
+    await help.locator('summary').click();
+    await assertVisibleText(help, '« Cryptolib »');
+    assert.equal(await help.locator('a[href="https://youtu.be/LdCD9dCDWzM"]').count(), 1, 'the ANS video');
+    await assertVisibleText(help, "l'onglet « Application e-CPS » n'est pas nécessaire");
+    await shot(page, '01-login-help');
     await login(page, stack, ELISE.id, { shots: '01' });
     // The portal writes the family name in capitals (Élise MARTIN-DUPRÉ).
     await assertVisibleText(page.locator('header .utilisateur .nom'), ELISE.name, { anyCase: true });
@@ -311,6 +319,19 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     assert.deepEqual(installabilityErrors, [], `installability errors: ${JSON.stringify(installabilityErrors)}`);
     await cdp.detach();
     await shot(page, '08-home-installable');
+    // "Installer l'application" (user guide 1.3): hidden until the browser
+    // offers the installation; its event, as Chromium fires it, shows it.
+    const hint = page.locator('#installer-app');
+    assert.equal(await hint.isVisible(), false, 'no hint before the browser offers it');
+    await page.evaluate(() => {
+      const ev = new Event('beforeinstallprompt', { cancelable: true });
+      ev.prompt = async () => { window.__promptShown = true; };
+      window.dispatchEvent(ev);
+    });
+    await hint.waitFor({ state: 'visible' });
+    await hint.getByRole('button', { name: "Installer l'application" }).click();
+    assert.equal(await page.evaluate(() => window.__promptShown === true), true, "the browser's installation prompt");
+    assert.equal(await hint.isVisible(), false, 'the hint goes once used');
   });
 
   test('9. logout: PSC end-session, storage cleared, portal closed', async () => {

@@ -62,6 +62,7 @@ on_both_backends!(
     wording_of_reports_and_refusals,
     dossier_number_card_and_recent_entry,
     unseen_results_per_dossier,
+    session_expiry_a_doctor_understands,
 );
 
 fn today() -> Date {
@@ -1758,4 +1759,237 @@ async fn unseen_results_per_dossier(backend: Backend) {
     }
     assert_same_page(&bodies[0], &bodies[1]);
     assert_eq!(p.count("SELECT COUNT(*) FROM seen_reports").await, before);
+}
+
+// ================================================================== 4. session expiry
+
+/// A form posted by a browser from the portal page `from`.
+async fn post_page(
+    p: &Portal,
+    b: &Browser,
+    action: &str,
+    form: &[(String, String)],
+    from: &str,
+) -> Page {
+    let referer = p.url(from);
+    b.request(
+        reqwest::Method::POST,
+        &p.url(action),
+        Some(form),
+        &[
+            ("origin", p.proxy.base.as_str()),
+            ("referer", referer.as_str()),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+    )
+    .await
+}
+
+/// Issue 11 §4: after the session times out (idle 2 s here: the same path
+/// as 30 minutes, `Sessions::load` finds none), the next page says "Votre
+/// session a expiré" with "Je me connecte" back to that page, never JSON;
+/// a form sent after expiry ("Marquer comme vu", "Accéder au dossier")
+/// lands on the same page, says the action was not done, and after login
+/// the doctor is back on the page the form was on. The keep-alive behind
+/// "Rester connecté" answers how long the session has left, and 401 once
+/// it has ended; signed-in pages carry the polite live region of the
+/// two-minute notice.
+async fn session_expiry_a_doctor_understands(backend: Backend) {
+    let p = start_portal_with(
+        backend,
+        ProxyOpts {
+            sessions: Some("idle_timeout_secs = 2\nabsolute_timeout_secs = 3600\n".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Sessions opened first end first: page_b, the last, is the canary
+    // whose timeout the test waits for.
+    let (form_b, form_home) = p.login(ELISE).await;
+    let (number_b, number_home) = p.login(ELISE).await;
+    let (page_b, home) = p.login(ELISE).await;
+    assert!(home.body.contains(
+        r#"<div id="avis-session" class="avis-session" role="status" aria-live="polite"></div>"#
+    ));
+    let csrf = form_home.form_fields("/portail/dossier")[0].1.clone();
+    let number_csrf = number_home.form_fields("/portail/dossier")[0].1.clone();
+    let entry = unseen_entries(&form_home)[0].0.clone();
+    let keep = page_b
+        .request(
+            reqwest::Method::GET,
+            &p.url("/api/portail/session"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(keep.status, StatusCode::OK, "{}", keep.body);
+    let v: Value = serde_json::from_str(&keep.body).unwrap();
+    let left = v["remaining_ms"].as_i64().unwrap();
+    assert!(left > 0 && left <= 2000, "{left}");
+
+    // A page after the timeout: the expiry page, back to that page after.
+    let asked = "/portail/recherche?q=sc";
+    let expired = {
+        let start = std::time::Instant::now();
+        loop {
+            let r = page_b.get(&p.url(asked)).await;
+            if r.status == StatusCode::SEE_OTHER {
+                break r;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "never expired"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let to = expired.location().unwrap();
+    assert!(to.contains("expiree=1") && !to.contains("action=1"), "{to}");
+    let login = page_b.follow(expired).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login
+        .body
+        .contains("<h1 id=\"titre-connexion\">Votre session a expiré</h1>"));
+    assert!(!login.body.contains("action-non-faite"));
+    assert!(
+        login.body.contains(&format!(
+            // (handlebars escapes `=` and `&`)
+            r#"id="je-me-connecte" href="/auth/login?start&#x3D;1&amp;return_to&#x3D;{}""#,
+            urlencoding::encode(asked)
+        )),
+        "{}",
+        login.body
+    );
+    let back = dev_idp_login(&page_b, &p.proxy.base, ELISE, asked).await;
+    assert_eq!(back.url, p.url(asked), "back on the page asked");
+
+    // A form after the timeout ("Marquer comme vu" from the home page):
+    // not JSON, nothing done, the page it came from after login.
+    let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
+    let r = post_page(
+        &p,
+        &form_b,
+        &format!("/portail/dossiers/{entry}/vu"),
+        &[("csrf_token".into(), csrf.clone())],
+        "/",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().unwrap();
+    assert!(
+        to.ends_with("/auth/login?return_to=%2F&expiree=1&action=1"),
+        "{to}"
+    );
+    let login = form_b.follow(r).await;
+    assert!(!login.body.trim_start().starts_with('{'), "never JSON");
+    assert!(login
+        .body
+        .contains("Votre dernière action n'a pas été effectuée."));
+    assert_eq!(p.count("SELECT COUNT(*) FROM seen_reports").await, before);
+    let back = dev_idp_login(&form_b, &p.proxy.base, ELISE, "/").await;
+    assert!(
+        back.body.contains(&format!("/portail/dossiers/{entry}/vu")),
+        "the action is offered again"
+    );
+
+    // "Accéder au dossier" from the dossier-number page: back to that page.
+    let r = post_page(
+        &p,
+        &number_b,
+        "/portail/dossier",
+        &[
+            ("csrf_token".into(), number_csrf),
+            ("numero".into(), SCANAP_DOSSIER_FEMUR.into()),
+            ("naissance".into(), "13/08/1961".into()),
+        ],
+        "/portail/dossier",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r
+        .location()
+        .unwrap()
+        .ends_with("/auth/login?return_to=%2Fportail%2Fdossier&expiree=1&action=1"));
+    assert_eq!(
+        p.count("SELECT COUNT(*) FROM dossier_attempts").await,
+        0,
+        "nothing tried"
+    );
+
+    // The keep-alive after the end: 401 JSON (an API, not a page).
+    let (api_b, _) = p.login(ELISE).await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = api_b
+            .request(
+                reqwest::Method::GET,
+                &p.url("/api/portail/session"),
+                None,
+                &[("accept", "application/json")],
+            )
+            .await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+// ================================================================== 6. login help
+
+/// Issue 11 §6 (user guide 1.1, 1.2): under "Je me connecte", a collapsible
+/// help: the CPS card (card reader, "Cryptolib"), the e-CPS activation (the
+/// ANS video and the Annuaire Santé page the guide links to), the
+/// smartphone note, and the hospital's support contact from
+/// `[portal] support_contact`; the home page carries the (hidden)
+/// "Installer l'application" hint the script shows on `beforeinstallprompt`.
+#[tokio::test]
+async fn login_page_help_and_install_hint() {
+    let p = start_portal_with(
+        Backend::Sqlite,
+        ProxyOpts {
+            portal: Some(format!(
+                "{PORTAL}support_contact = \"Support informatique du CHU : 01 23 45 67 89\"\n"
+            )),
+            ..Default::default()
+        },
+    )
+    .await;
+    let login = Browser::new().get(&p.url("/auth/login")).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let start = login.body.find("id=\"je-me-connecte\"").unwrap();
+    let help = login
+        .body
+        .find("<details class=\"aide-connexion\" id=\"aide-connexion\">")
+        .unwrap();
+    assert!(help > start, "the help comes under \"Je me connecte\"");
+    let help = &login.body[help..];
+    for text in [
+        "<summary>Besoin d'aide pour vous connecter ?</summary>",
+        "lecteur de carte",
+        "« Cryptolib »",
+        r#"href="https://youtu.be/LdCD9dCDWzM""#,
+        r#"href="https://esante.gouv.fr/secure/e-cps/mise-jour-des-coordonnees-de-correspondance""#,
+        "Annuaire Santé",
+        "Depuis un smartphone, l'onglet « Application e-CPS » n'est pas nécessaire.",
+        "Support informatique du CHU : 01 23 45 67 89",
+    ] {
+        assert!(help.contains(text), "{text} not in the help");
+    }
+    // Without the key: the help says to ask the hospital.
+    let q = start_portal(Backend::Sqlite).await;
+    let login = Browser::new().get(&q.url("/auth/login")).await;
+    assert!(login
+        .body
+        .contains("Contactez le support informatique de votre établissement."));
+    // The install hint, hidden until the browser offers the installation.
+    let (_, home) = p.login(ELISE).await;
+    assert!(home.body.contains(
+        r#"<p id="installer-app" class="installer-app" hidden><button type="button" class="secondaire">Installer l'application</button>"#
+    ));
 }
