@@ -358,7 +358,7 @@ for r in "${REQUESTS[@]}"; do
     if [[ -n $PERF_PID ]]; then
       kill -INT "$PERF_PID"; wait "$PERF_PID" || true
       log "profile of $pname, $rname (top symbols):"
-      perf report -i "$out.perf" --no-children --percent-limit 1 --stdio 2>/dev/null | grep '%' | head -40 >&2 || true
+      perf report -i "$out.perf" --no-inline --no-children --percent-limit 1 --stdio 2>/dev/null | grep '%' | head -40 >&2 || true
     fi
     sleep 1 # connections wrk abandoned are logged and counted as they close
     # shellcheck disable=SC2086

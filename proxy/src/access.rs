@@ -116,8 +116,7 @@ impl Access {
     pub fn in_revoked_group(&self, p: &identity::Professional) -> bool {
         self.policies
             .snapshot()
-            .groups_of(&professional(p))
-            .contains(&crate::revocation::REVOKED_GROUP)
+            .in_group(crate::revocation::REVOKED_GROUP, p)
     }
 
     /// Asks the engine. An error in the engine is a "no".

@@ -20,7 +20,6 @@ use crate::ratelimit::Limiter;
 use crate::router::Router;
 use crate::session::{KvStore, MemoryStore, RedisStore, Sessions, StoreError};
 use crate::state::PortalDb;
-use crate::viewer::orthanc::OrthancResolver;
 use crate::viewer::Gate;
 use crate::web::{Cookies, Resp};
 
@@ -148,11 +147,12 @@ impl App {
                 db: db.clone(),
             }),
         ));
-        let resolver = OrthancResolver::new(viewer_base(&config))
+        // The route table names how its archive is asked (`[resolver]`).
+        let resolver = crate::viewer::resolver_for(&table, &viewer_base(&config))
             .map_err(|e| AppError::Viewer(e.to_string()))?;
         let viewer = Arc::new(Gate::new(
             Some(table),
-            Arc::new(resolver),
+            resolver,
             access.clone(),
             Arc::new(db.clone()),
         ));

@@ -156,6 +156,9 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
     Ok(Some(buf.freeze()))
 }
 
+/// Not among `http::header`'s constants; named once rather than parsed per request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// Removes our own cookies from a Cookie header value; None when nothing is left.
 fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
     let kept: Vec<&str> = value
@@ -300,7 +303,7 @@ impl ProxyHttp for EspaceProxy {
         if !cookies.is_empty() {
             upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
         }
-        upstream_request.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
+        upstream_request.insert_header(X_FORWARDED_FOR, ctx.client_ip.to_string())?;
         // Forward exactly the request that was validated.
         let Some(forward) = &ctx.forward else {
             return Err(Error::explain(
@@ -318,7 +321,7 @@ impl ProxyHttp for EspaceProxy {
             header::ACCEPT_ENCODING,
             http::HeaderValue::from_static("identity"),
         )?;
-        upstream_request.insert_header("forwarded", self.forwarded.clone())?;
+        upstream_request.insert_header(header::FORWARDED, self.forwarded.clone())?;
         Ok(())
     }
 
@@ -358,8 +361,9 @@ impl ProxyHttp for EspaceProxy {
         // Viewer answers carry patient data: never cached, never framed elsewhere.
         use http::HeaderValue as V;
         upstream_response.insert_header(header::CACHE_CONTROL, V::from_static("no-store"))?;
-        upstream_response.insert_header("x-content-type-options", V::from_static("nosniff"))?;
-        upstream_response.insert_header("referrer-policy", V::from_static("same-origin"))?;
+        upstream_response
+            .insert_header(header::X_CONTENT_TYPE_OPTIONS, V::from_static("nosniff"))?;
+        upstream_response.insert_header(header::REFERRER_POLICY, V::from_static("same-origin"))?;
         upstream_response.remove_header(&header::SERVER);
         // Viewer HTML pages run on the portal's origin: they get the route
         // table's policy, with a nonce of this response for what we inject.
@@ -373,21 +377,21 @@ impl ProxyHttp for EspaceProxy {
         match (&ctx.forward, is_html) {
             (Some(forward), true) => {
                 let csp = &forward.csp;
-                upstream_response.remove_header("content-security-policy");
-                upstream_response.remove_header("content-security-policy-report-only");
+                upstream_response.remove_header(&header::CONTENT_SECURITY_POLICY);
+                upstream_response.remove_header(&header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
                 upstream_response.insert_header(csp.header_name(), csp.header_value(&nonce))?;
                 if let Some(enforced) = csp.enforced_in_report_only() {
-                    upstream_response.insert_header("content-security-policy", enforced)?;
+                    upstream_response.insert_header(header::CONTENT_SECURITY_POLICY, enforced)?;
                 }
             }
             _ => {
                 if upstream_response
                     .headers
-                    .get("content-security-policy")
+                    .get(header::CONTENT_SECURITY_POLICY)
                     .is_none()
                 {
                     upstream_response.insert_header(
-                        "content-security-policy",
+                        header::CONTENT_SECURITY_POLICY,
                         V::from_static("frame-ancestors 'self'"),
                     )?;
                 }

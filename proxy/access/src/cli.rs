@@ -154,7 +154,14 @@ pub fn check(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             let ids = snapshot.policy_ids();
             let tables: Vec<String> = tables
                 .iter()
-                .map(|t| format!("{} ({} routes)", t.name(), t.len()))
+                .map(|t| {
+                    format!(
+                        "{} ({} routes, {} resolver)",
+                        t.name(),
+                        t.len(),
+                        t.resolver().kind()
+                    )
+                })
                 .collect();
             let _ = writeln!(
                 out,

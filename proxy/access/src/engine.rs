@@ -129,6 +129,12 @@ impl PolicySnapshot {
         self.groups.groups_of(p)
     }
 
+    /// Whether a professional belongs to one group (as `groups_of` would
+    /// list it), without building their principal.
+    pub fn in_group(&self, group: &str, p: &espace_ps_identity::Professional) -> bool {
+        self.groups.in_group(group, p)
+    }
+
     /// Number of groups defined in `groups.toml`.
     pub fn group_count(&self) -> usize {
         self.groups.len()

@@ -178,6 +178,30 @@ impl GroupIndex {
             .collect()
     }
 
+    /// Whether the professional belongs to `group`, directly or through
+    /// nesting: what [`GroupIndex::groups_of`] says of that one group,
+    /// without building the list (it is asked on every request).
+    pub(crate) fn in_group(&self, group: &str, p: &espace_ps_identity::Professional) -> bool {
+        let Some(target) = self.names.iter().position(|n| n == group) else {
+            return false;
+        };
+        let reaches = |hits: Option<&Vec<usize>>| {
+            hits.into_iter()
+                .flatten()
+                .any(|&g| self.closure[g].binary_search(&target).is_ok())
+        };
+        p.rpps
+            .as_ref()
+            .is_some_and(|r| reaches(self.by_rpps.get(r)))
+            || reaches(self.by_national_id.get(p.national_id.as_str()))
+            || p.professions
+                .iter()
+                .any(|c| reaches(self.by_profession.get(c)))
+            || p.savoir_faire
+                .iter()
+                .any(|c| reaches(self.by_savoir_faire.get(c)))
+    }
+
     /// Number of groups defined.
     pub(crate) fn len(&self) -> usize {
         self.names.len()

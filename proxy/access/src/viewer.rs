@@ -45,6 +45,7 @@ mod csp;
 #[doc(hidden)]
 pub mod fuzzing;
 mod media;
+mod resolver;
 mod table;
 
 pub use canonical::{
@@ -54,6 +55,7 @@ pub use canonical::{
 pub use classify::{Candidate, Classification, Denied, IdKind, ResourceRef};
 pub use csp::Csp;
 pub use media::MediaType;
+pub use resolver::{Resolver, STUDY_PLACEHOLDER};
 pub use table::{load_dir, Class, Level, RouteTable, VIEWERS_DIR};
 
 #[cfg(test)]

@@ -1,16 +1,21 @@
 //! Requests to the viewer. The [`Gate`] decides each one (route table,
 //! study resolution, policy decision, audit); a [`StudyResolver`] per
-//! archive answers what studies a resource belongs to ([`orthanc`] today);
+//! archive answers what studies a resource belongs to ([`orthanc`]'s REST
+//! API or any archive's standard DICOMweb, [`dicomweb`], as the route
+//! table's `[resolver]` says: [`resolver_for`]);
 //! [`content`] says what must not flow back without the download permission.
 
 pub mod content;
+pub mod dicomweb;
 pub mod gate;
 pub mod orthanc;
 pub mod resolver;
 #[cfg(test)]
 mod tests;
 
-use espace_ps_access::viewer::RouteTable;
+use std::sync::Arc;
+
+use espace_ps_access::viewer::{Resolver, RouteTable};
 use http::StatusCode;
 
 pub use content::{is_dicom_content, must_cut_without_download};
@@ -84,10 +89,38 @@ pub fn load_table(
     Ok(tables.into_iter().find(|t| t.name() == name))
 }
 
-/// Reloads the gate's route table; a table that does not load leaves the
-/// previous one in force.
+/// The resolver a route table names (`[resolver]`), asking the archive at
+/// `upstream` (`http(s)://host:port`).
+pub fn resolver_for(
+    table: &RouteTable,
+    upstream: &str,
+) -> Result<Arc<dyn StudyResolver>, reqwest::Error> {
+    Ok(match table.resolver() {
+        Resolver::OrthancRest => Arc::new(orthanc::OrthancResolver::new(upstream.to_owned())?),
+        Resolver::DicomWeb {
+            qido_root,
+            study_page,
+        } => Arc::new(dicomweb::DicomWebResolver::new(
+            upstream, qido_root, study_page,
+        )?),
+    })
+}
+
+/// Reloads the gate's route table; a table that does not load, or names
+/// another resolver than the one built at start-up, leaves the previous
+/// one in force.
 pub fn reload_route_table(gate: &Gate, dir: &std::path::Path, name: &str) {
     match load_table(dir, name) {
+        Ok(Some(t))
+            if gate
+                .table()
+                .is_some_and(|old| old.resolver() != t.resolver()) =>
+        {
+            tracing::error!(
+                name,
+                "route table names another [resolver]: restart espace-ps to use it; the previous table stays in force"
+            )
+        }
         Ok(Some(t)) => gate.set_table(Some(t)),
         Ok(None) => tracing::error!(name, "route table gone: the previous one stays in force"),
         Err(e) => {

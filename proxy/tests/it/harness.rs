@@ -138,6 +138,8 @@ pub struct ProxyOpts {
     pub database_max_connections: Option<u32>,
     /// More lines of the `[rate_limit]` table (after `login_per_minute`).
     pub rate_limit: Option<String>,
+    /// `[upstream] viewer`: the route table's name; `orthanc` by default.
+    pub viewer: Option<String>,
 }
 
 /// The repository's shipped policy directory.
@@ -168,10 +170,14 @@ impl Proxy {
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
              public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
-             [upstream]\naddress = \"{}\"\n\n[database]\nurl = \"{database_url}\"\n{}\n\
+             [upstream]\naddress = \"{}\"\n{}\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
+            opts.viewer
+                .as_deref()
+                .map(|v| format!("viewer = \"{v}\"\n"))
+                .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
                 .unwrap_or_default(),

@@ -763,25 +763,66 @@ async fn viewer_matrix_against_orthanc() {
     let hab_dir = habilitated_policies(fx.dir.path());
     let (plain, _idp1) = start_proxy(&fx, None).await;
     let (hab, _idp2) = start_proxy(&fx, Some(hab_dir)).await;
+    run_matrix(&fx, &plain, &hab, Archive::OrthancRest).await;
+}
 
+/// What the proxy's route table reaches of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archive {
+    /// `orthanc.toml`: Orthanc's REST API, DICOMweb, WADO-URI, Web Viewer.
+    OrthancRest,
+    /// `ohif.toml`: DICOMweb only (the DICOMweb resolver); every other
+    /// route of the matrix must be refused.
+    DicomWebOnly,
+}
+
+impl Archive {
+    /// The probe as this archive's table must decide it: outside DICOMweb,
+    /// refused whatever the study.
+    fn adapt(self, mut p: Probe) -> Probe {
+        if self == Archive::DicomWebOnly && !p.path.starts_with("/dicom-web/") {
+            p.scoped = false;
+        }
+        p
+    }
+
+    /// A rendered image of the study's first instance.
+    fn preview(self, s: &Study) -> String {
+        match self {
+            Archive::OrthancRest => format!("/instances/{}/preview", s.iid()),
+            Archive::DicomWebOnly => format!(
+                "/dicom-web/studies/{}/series/{}/instances/{}/rendered",
+                s.uid,
+                s.series_uid(),
+                s.instance_uid()
+            ),
+        }
+    }
+}
+
+/// The matrix: every persona, every probe, on a study they may and one they
+/// may not view, on the plain and the habilitated proxy; then the audit trail.
+async fn run_matrix(fx: &Fixture, plain: &Proxy, hab: &Proxy, archive: Archive) {
+    let table_probes =
+        |s: &Study| -> Vec<Probe> { probes(s).into_iter().map(|p| archive.adapt(p)).collect() };
     // Noël before the grant is an outsider to FEMUR; after, FEMUR only.
-    let noel = login(&plain, NOEL).await;
+    let noel = login(plain, NOEL).await;
     let femur = fx.study(SCANAP_DOSSIER_FEMUR);
     let before = send(
         &noel.client,
         Method::GET,
-        &format!("{}/instances/{}/preview", plain.base, femur.iid()),
+        &format!("{}{}", plain.base, archive.preview(femur)),
         None,
         None,
     )
     .await;
     assert_eq!(before.status, 403, "Noël before the grant");
     assert_our_refusal(&before, REFUSED_TITLE, "Noël before the grant");
-    grant(&plain, &noel, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
+    grant(plain, &noel, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
     let after = send(
         &noel.client,
         Method::GET,
-        &format!("{}/instances/{}/preview", plain.base, femur.iid()),
+        &format!("{}{}", plain.base, archive.preview(femur)),
         None,
         None,
     )
@@ -840,7 +881,7 @@ async fn viewer_matrix_against_orthanc() {
     let mut viewed: HashMap<(bool, &str), Vec<String>> = HashMap::new();
 
     for (pi, persona) in personas.iter().enumerate() {
-        let proxy = if persona.habilitated { &hab } else { &plain };
+        let proxy = if persona.habilitated { hab } else { plain };
         let b = if persona.national_id == NOEL {
             Browser {
                 client: noel.client.clone(),
@@ -851,13 +892,13 @@ async fn viewer_matrix_against_orthanc() {
         };
         let mut targets: Vec<(bool, &Study)> = Vec::new();
         if let Some(v) = persona.visible {
-            targets.push((true, study_of(&fx, v)));
+            targets.push((true, study_of(fx, v)));
         }
-        targets.push((false, study_of(&fx, persona.invisible)));
+        targets.push((false, study_of(fx, persona.invisible)));
         // Side effects last (a DELETE that got through would spoil the rest).
-        for (ri, _) in probes(targets[0].1).iter().enumerate() {
+        for (ri, _) in table_probes(targets[0].1).iter().enumerate() {
             for (visible, study) in &targets {
-                let probe = &probes(study)[ri];
+                let probe = &table_probes(study)[ri];
                 if !probe.scoped && !*visible && persona.visible.is_some() {
                     continue; // unscoped: once per persona is enough
                 }
@@ -879,7 +920,9 @@ async fn viewer_matrix_against_orthanc() {
                     probe.body.as_deref(),
                 )
                 .await;
-                if probe.class == Cls::D {
+                // Audited: the download routes of the table (outside it,
+                // a request is refused before it is a download).
+                if probe.class == Cls::D && probe.scoped {
                     *d_attempts
                         .entry((persona.habilitated, persona.national_id))
                         .or_default() += 1;
@@ -904,7 +947,7 @@ async fn viewer_matrix_against_orthanc() {
                         .push(study.uid.clone());
                 }
                 if let Err(e) = check_cell(
-                    &fx,
+                    fx,
                     proxy,
                     probe,
                     study,
@@ -922,7 +965,7 @@ async fn viewer_matrix_against_orthanc() {
     }
 
     // The audit trail: one dicom_download per D attempt, one images_view per study.
-    for (habilitated, proxy) in [(false, &plain), (true, &hab)] {
+    for (habilitated, proxy) in [(false, plain), (true, hab)] {
         let rows = audit_rows(proxy).await;
         for ((h, actor), n) in &d_attempts {
             if *h != habilitated {
@@ -986,7 +1029,12 @@ fn fill(t: &str, fx: &Fixture, proxy_addr: &str) -> String {
     let v = fx.study(SCANAP_DOSSIER_SCANNER);
     let x = &fx.other;
     let f = fx.study(SCANAP_DOSSIER_FEMUR);
+    // `{FS} {FSE} {FI} {fiid}`: the FEMUR study of the same patient (a
+    // sibling dossier, where Élise holds no role: viewed through the
+    // patient's whole history since issue 11, never downloaded).
     t.replace("{FS}", &f.uid)
+        .replace("{FSE}", f.series_uid())
+        .replace("{FI}", f.instance_uid())
         .replace("{fiid}", f.iid())
         .replace("{S}", &v.uid)
         .replace("{SE}", v.series_uid())
@@ -1117,9 +1165,24 @@ fn is_our_page(r: &Resp) -> bool {
 async fn viewer_bypass_corpus_against_orthanc() {
     let fx = fixture().await;
     let (proxy, _idp) = start_proxy(&fx, None).await;
+    run_corpus(&fx, &proxy, CORPUS, Archive::OrthancRest, 150).await;
+}
+
+/// Sends a corpus as raw HTTP for Élise (care team of `{S}`) and Inès
+/// (outsider); asserts the hard invariants (no DICOM, nothing of an
+/// invisible study, no backend URL, no list) and each entry's expectation.
+/// Returns the number of 2xx answers of `View` entries (positive controls).
+async fn run_corpus(
+    fx: &Fixture,
+    proxy: &Proxy,
+    corpus: &[(Exp, &str, &str, &str, &str)],
+    archive: Archive,
+    min_sent: usize,
+) -> usize {
     let addr = proxy.base.trim_start_matches("http://").to_owned();
-    let elise = login(&proxy, ELISE).await;
-    let ines = login(&proxy, INES).await;
+    let elise = login(proxy, ELISE).await;
+    let ines = login(proxy, INES).await;
+    let mut viewed = 0usize;
     let cookies = [
         ("Élise", cookie_header(&elise, &proxy.base)),
         ("Inès", cookie_header(&ines, &proxy.base)),
@@ -1133,7 +1196,7 @@ async fn viewer_bypass_corpus_against_orthanc() {
         ines_forbidden.extend(s.markers());
         ines_forbidden.push(s.family_name.clone());
     }
-    let visible_uid = fx.study(SCANAP_DOSSIER_SCANNER).uid.clone();
+    let elise_studies: Vec<&str> = fx.studies.values().map(|s| s.uid.as_str()).collect();
     let scanner_dossier = fx.study(SCANAP_DOSSIER_SCANNER).dossier.clone();
     assert_eq!(scanner_dossier, SCANAP_DOSSIER_SCANNER);
 
@@ -1143,18 +1206,18 @@ async fn viewer_bypass_corpus_against_orthanc() {
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     let mut by_exp: BTreeMap<(Exp, bool), usize> = BTreeMap::new();
     let (mut ours, mut upstream_refusals) = (0usize, Vec::new());
-    for (exp, method, target, headers, body) in CORPUS {
+    for (exp, method, target, headers, body) in corpus {
         for (who, cookie) in &cookies {
-            let target = fill(target, &fx, &addr);
+            let target = fill(target, fx, &addr);
             let headers: Vec<(String, String)> = headers
                 .split('|')
                 .filter(|h| !h.is_empty())
                 .map(|h| {
                     let (k, v) = h.split_once(':').unwrap();
-                    (k.trim().to_owned(), fill(v.trim(), &fx, &addr))
+                    (k.trim().to_owned(), fill(v.trim(), fx, &addr))
                 })
                 .collect();
-            let body = fill(body, &fx, &addr);
+            let body = fill(body, fx, &addr);
             let r = raw_request(&addr, method, &target, &headers, cookie, &body).await;
             sent += 1;
             if r.status != 403 && r.status != 400 {
@@ -1207,7 +1270,8 @@ async fn viewer_bypass_corpus_against_orthanc() {
                     {
                         for e in &a {
                             let study = e["0020000D"]["Value"][0].as_str().unwrap_or("");
-                            if *who != "Élise" || study != visible_uid {
+                            // Élise: her patient's whole history (issue 11).
+                            if *who != "Élise" || !elise_studies.contains(&study) {
                                 leaks.push(format!("search result for study {study:?}: {line}"));
                                 break;
                             }
@@ -1227,12 +1291,17 @@ async fn viewer_bypass_corpus_against_orthanc() {
                 ours += 1;
             }
 
-            // The expectation of the entry.
-            let exp = if *who == "Inès" && *exp != Shell {
+            // The expectation of the entry (outside DICOMweb, the
+            // DICOMweb-only table has no route: refused).
+            let outside = archive == Archive::DicomWebOnly && !target.starts_with("/dicom-web/");
+            let exp = if (*who == "Inès" && *exp != Shell) || outside {
                 Deny
             } else {
                 *exp
             };
+            if exp == View && ok {
+                viewed += 1;
+            }
             let right = match exp {
                 Deny => !ok,
                 View | Shell => ok,
@@ -1246,7 +1315,7 @@ async fn viewer_bypass_corpus_against_orthanc() {
             }
         }
     }
-    println!("\nbypass corpus: {} entries, {sent} requests", CORPUS.len());
+    println!("\nbypass corpus: {} entries, {sent} requests", corpus.len());
     println!("by status: {by_status:?}");
     println!("by (expectation, 2xx): {by_exp:?}");
     println!(
@@ -1264,7 +1333,7 @@ async fn viewer_bypass_corpus_against_orthanc() {
     for m in &mismatches {
         println!("  MISMATCH {m}");
     }
-    assert!(sent >= 150, "corpus too small: {sent}");
+    assert!(sent >= min_sent, "corpus too small: {sent}");
     assert!(
         leaks.is_empty(),
         "{} leaks:\n{}",
@@ -1277,6 +1346,7 @@ async fn viewer_bypass_corpus_against_orthanc() {
         mismatches.len(),
         mismatches.join("\n")
     );
+    viewed
 }
 
 // ===================================================================== 3. second security round
@@ -1796,3 +1866,7 @@ async fn image_views_are_refused_while_their_audit_insert_fails() {
     assert_eq!(views.len(), 1, "{views:?}");
     assert_eq!(views[0].3, study.uid);
 }
+
+// ===================================================================== 5. the DICOMweb resolver
+
+mod dicomweb;

@@ -296,10 +296,10 @@ context = { via = { grant = { dossier_id = "D-A" } } }
 fn check_validates_the_shipped_viewer_route_tables() {
     let (code, out, err) = check(&shipped_policies());
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("1 viewer route tables valid (orthanc ("),
-        "{out}"
-    );
+    // Both shipped viewers, each with the resolver its table names.
+    assert!(out.contains("2 viewer route tables valid (ohif ("), "{out}");
+    assert!(out.contains(", dicomweb resolver)"), "{out}");
+    assert!(out.contains(", orthanc-rest resolver)"), "{out}");
 }
 
 #[test]

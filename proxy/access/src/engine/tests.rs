@@ -837,3 +837,55 @@ fn watch_reloads_on_change_and_reports() {
     assert_eq!(e.generation(), gen);
     drop(watcher);
 }
+
+#[test]
+fn one_group_membership_agrees_with_the_list_of_groups() {
+    // `in_group` is asked on every request (the revoked group): it must say
+    // exactly what `groups_of` lists, through nesting and for non-members.
+    // Valid RPPS check digits here (the identity model checks them).
+    let (_tmp, e) = engine_with_groups(
+        r#"
+[groups.dicom-download]
+rpps = ["10001234565"]
+member_groups = ["radiologues"]
+
+[groups.radiologues]
+savoir_faire = ["SM44"]
+national_ids = ["0751234567"]
+"#,
+    );
+    let snapshot = e.snapshot();
+    let who = |id: &str, savoir_faire: &[&str]| {
+        let national_id = espace_ps_identity::NationalId::parse(id).expect("national id");
+        let mut p = espace_ps_identity::Professional::new(
+            national_id,
+            "Test".into(),
+            "Test".into(),
+            LoginMethod::PscCard,
+        );
+        p.professions = vec!["10".into()];
+        p.savoir_faire = savoir_faire.iter().map(|s| s.to_string()).collect();
+        p
+    };
+    let people = [
+        who("810001234565", &[]),       // dicom-download by RPPS
+        who("810009999995", &["SM44"]), // radiologues by savoir-faire, nested
+        who("0751234567", &[]),         // radiologues by national id, nested
+        who("810007777773", &["SM54"]), // in no group
+    ];
+    let mut memberships = 0;
+    for p in &people {
+        let listed = snapshot.groups_of(&Professional::from(p));
+        for group in ["dicom-download", "radiologues", "revoked", "no-such-group"] {
+            assert_eq!(
+                snapshot.in_group(group, p),
+                listed.contains(&group),
+                "{group} for {}",
+                p.national_id.as_str()
+            );
+            memberships += usize::from(listed.contains(&group));
+        }
+    }
+    // Both answers "false" everywhere would agree too: they must not.
+    assert_eq!(memberships, 5);
+}

@@ -18,6 +18,7 @@ use super::canonical::{canonical_query_key, canonicalize_with, CanonicalRequest,
 use super::classify::{Classification, IdKind};
 use super::csp::{Csp, CspDef};
 use super::media::MediaType;
+use super::resolver::{self, Resolver, ResolverDef};
 use crate::load::Problem;
 
 /// The folder of route tables inside a policy directory.
@@ -36,6 +37,9 @@ struct FileDef {
     /// The Content-Security-Policy of the viewer's HTML pages.
     #[serde(default)]
     csp: Option<Spanned<CspDef>>,
+    /// How the archive is asked which study a resource belongs to.
+    #[serde(default)]
+    resolver: Option<Spanned<ResolverDef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +296,7 @@ pub struct RouteTable {
     pub(crate) segment_levels: BTreeMap<String, Level>,
     pub(crate) routes: Vec<Route>,
     pub(crate) csp: std::sync::Arc<Csp>,
+    pub(crate) resolver: Resolver,
 }
 
 // === impl RouteTable ===
@@ -361,6 +366,12 @@ impl RouteTable {
     /// [`Csp::strict_default`] when the table has none).
     pub fn csp(&self) -> &std::sync::Arc<Csp> {
         &self.csp
+    }
+
+    /// How the archive behind the viewer is asked which study a resource
+    /// belongs to (`[resolver]`; Orthanc's REST API when absent).
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
     }
 
     /// The security-relevant query keys declared by this table, besides the
@@ -525,6 +536,17 @@ impl Builder<'_> {
                 }
             }
         };
+        // --- resolver
+        let resolver_at = file.resolver.as_ref().map_or(0, |d| d.span().start);
+        let resolver = match resolver::validate(file.resolver.as_ref().map(|d| d.get_ref())) {
+            Ok(r) => r,
+            Err(ps) => {
+                for m in ps {
+                    self.problem(resolver_at, m);
+                }
+                Resolver::OrthancRest
+            }
+        };
         // --- routes
         let mut routes: Vec<Route> = Vec::new();
         for def in file.route {
@@ -537,6 +559,19 @@ impl Builder<'_> {
                 &file.segment_levels,
             );
             if let Some(route) = route {
+                if let Some(kind) = route
+                    .scopes
+                    .iter()
+                    .filter_map(|s| s.kind)
+                    .find(|k| !resolver.resolves(*k))
+                {
+                    let msg = format!(
+                        "route {:?}: ids of kind {kind:?} cannot be resolved by the {} resolver ([resolver])",
+                        route.id,
+                        resolver.kind()
+                    );
+                    self.problem(start, msg);
+                }
                 if self.problems.len() == before {
                     if let Some(other) = routes.iter().find(|o| o.id == route.id) {
                         let msg = format!("duplicate route id {:?}", other.id);
@@ -564,6 +599,7 @@ impl Builder<'_> {
             segment_levels: file.segment_levels,
             routes,
             csp: std::sync::Arc::new(csp.unwrap_or_else(Csp::strict_default)),
+            resolver,
         })
     }
 

@@ -12,6 +12,7 @@ mod canonical;
 mod classify;
 mod corpus;
 mod property;
+mod resolver;
 mod table;
 
 /// The shipped Orthanc table, parsed once.

@@ -13,6 +13,7 @@
 //! - `audit`: download records, the image-view window, no record no access.
 //! - `resolve`: what the archive says, never the client's parent ids.
 //! - `cache`: reloads, grants and records failures never answered from a cache.
+//! - `reload`: a reload naming another `[resolver]` is refused.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ mod cache;
 mod corpus;
 mod matrix;
 mod orthanc_corpus;
+mod reload;
 mod resolve;
 
 // ===================================================================== the archive

@@ -1,0 +1,226 @@
+//! The standard DICOMweb [`StudyResolver`]: the study of a series or an
+//! instance is asked of the archive with QIDO-RS
+//! (`{qido_root}/series?SeriesInstanceUID=…`,
+//! `{qido_root}/instances?SOPInstanceUID=…`) and read from its answer. It
+//! needs nothing of the archive but DICOMweb, so espace-ps can front any
+//! DICOMweb archive (Orthanc's plugin, dcm4chee, a cloud archive). The gate
+//! caches what it answers (`Gate::resolve_one`).
+//!
+//! Deny by default: an answer that does not name exactly the UID asked (an
+//! archive that ignores the filter, a wildcard) or names two studies for
+//! it is not believed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use espace_ps_access::viewer::STUDY_PLACEHOLDER;
+use serde_json::Value;
+
+use super::resolver::{ResolveError, StudyResolver};
+
+/// How long espace-ps waits for one answer of the archive.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID: (keyword of the
+/// query, tag of the answer).
+const STUDY_UID: (&str, &str) = ("StudyInstanceUID", "0020000D");
+const SERIES_UID: (&str, &str) = ("SeriesInstanceUID", "0020000E");
+const SOP_INSTANCE_UID: (&str, &str) = ("SOPInstanceUID", "00080018");
+
+pub struct DicomWebResolver {
+    /// `http://host:port{qido_root}`: the archive's DICOMweb service.
+    qido: String,
+    /// The viewer page of a study, `{study}` to replace.
+    study_page: String,
+    /// For espace-ps's own calls to the archive (never the browser's).
+    http: reqwest::Client,
+}
+
+impl DicomWebResolver {
+    /// `upstream`: `http(s)://host:port` of the archive; `qido_root` and
+    /// `study_page` as checked in the route table's `[resolver]`.
+    pub fn new(
+        upstream: &str,
+        qido_root: &str,
+        study_page: &str,
+    ) -> Result<DicomWebResolver, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(DicomWebResolver {
+            qido: format!("{upstream}{qido_root}"),
+            study_page: study_page.to_owned(),
+            http,
+        })
+    }
+
+    /// The StudyInstanceUID of the one resource whose `attribute` is `uid`,
+    /// at a QIDO-RS level (`studies`, `series`, `instances`).
+    async fn study_of(
+        &self,
+        level: &str,
+        (keyword, tag): (&str, &str),
+        uid: &str,
+    ) -> Result<String, ResolveError> {
+        // A wildcard, a list (`,` or `\`) or anything but a UID would be a
+        // search, not a lookup.
+        if !is_uid(uid) {
+            return Err(ResolveError::Unresolvable("not a DICOM UID"));
+        }
+        let r = self
+            .http
+            .get(format!("{}/{level}", self.qido))
+            // Two results are enough to see an ambiguous answer.
+            .query(&[
+                (keyword, uid),
+                ("includefield", STUDY_UID.1),
+                ("limit", "2"),
+            ])
+            .header(http::header::ACCEPT, "application/dicom+json")
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match r.status() {
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::NO_CONTENT => {
+                return Err(ResolveError::NotFound)
+            }
+            s if !s.is_success() => {
+                return Err(ResolveError::Unreachable(format!("archive answered {s}")))
+            }
+            _ => {}
+        }
+        let found: Value = r.json().await.map_err(unreachable)?;
+        study_in_answer(&found, tag, uid)
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> ResolveError {
+    ResolveError::Unreachable(e.to_string())
+}
+
+/// Digits and dots, at most 64 characters, no empty component.
+fn is_uid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The first value of a tag in a DICOM JSON object.
+fn first_string<'a>(v: &'a Value, tag: &str) -> Option<&'a str> {
+    v.get(tag)?.get("Value")?.get(0)?.as_str()
+}
+
+/// The one study a QIDO-RS answer names for `uid`: every result must carry
+/// `tag` = `uid` and the same valid StudyInstanceUID.
+fn study_in_answer(found: &Value, tag: &str, uid: &str) -> Result<String, ResolveError> {
+    let results = found
+        .as_array()
+        .ok_or(ResolveError::Unresolvable("QIDO answer is not a list"))?;
+    let mut study: Option<&str> = None;
+    for r in results {
+        if first_string(r, tag) != Some(uid) {
+            return Err(ResolveError::Unresolvable("QIDO answer for another UID"));
+        }
+        let s = first_string(r, STUDY_UID.1)
+            .filter(|s| is_uid(s))
+            .ok_or(ResolveError::Unresolvable("QIDO answer without a study"))?;
+        if study.is_some_and(|before| before != s) {
+            return Err(ResolveError::Unresolvable("UID in two studies"));
+        }
+        study = Some(s);
+    }
+    study.map(str::to_owned).ok_or(ResolveError::NotFound)
+}
+
+#[async_trait]
+impl StudyResolver for DicomWebResolver {
+    async fn study_of_series(&self, series_uid: &str) -> Result<String, ResolveError> {
+        self.study_of("series", SERIES_UID, series_uid).await
+    }
+
+    async fn study_of_instance(&self, sop_instance_uid: &str) -> Result<String, ResolveError> {
+        self.study_of("instances", SOP_INSTANCE_UID, sop_instance_uid)
+            .await
+    }
+
+    async fn viewer_url(&self, study_uid: &str) -> Result<String, ResolveError> {
+        // The archive must have the study (else the viewer opens empty).
+        let found = self.study_of("studies", STUDY_UID, study_uid).await?;
+        Ok(self
+            .study_page
+            .replace(STUDY_PLACEHOLDER, &urlencoding::encode(&found)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn series(series: &str, study: &str) -> Value {
+        json!({
+            "0020000E": {"vr": "UI", "Value": [series]},
+            "0020000D": {"vr": "UI", "Value": [study]},
+        })
+    }
+
+    #[test]
+    fn the_study_is_read_from_the_archive_answer() {
+        let a = json!([series("1.2.3", "9.8.7")]);
+        assert_eq!(study_in_answer(&a, SERIES_UID.1, "1.2.3").unwrap(), "9.8.7");
+        // The same series twice (an archive with two copies): one study.
+        let a = json!([series("1.2.3", "9.8.7"), series("1.2.3", "9.8.7")]);
+        assert_eq!(study_in_answer(&a, SERIES_UID.1, "1.2.3").unwrap(), "9.8.7");
+    }
+
+    #[test]
+    fn an_empty_answer_is_not_found() {
+        assert!(matches!(
+            study_in_answer(&json!([]), SERIES_UID.1, "1.2.3"),
+            Err(ResolveError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn answers_that_are_not_a_lookup_are_not_believed() {
+        // An archive that ignored the filter and listed another series.
+        let other = json!([series("1.2.4", "9.8.7")]);
+        // A UID in two studies.
+        let two = json!([series("1.2.3", "9.8.7"), series("1.2.3", "9.8.6")]);
+        // No study, a study that is not a UID, not a list.
+        let none = json!([{"0020000E": {"vr": "UI", "Value": ["1.2.3"]}}]);
+        let bad = json!([series("1.2.3", "9.8.*")]);
+        let object = json!({"0020000E": "1.2.3"});
+        for a in [other, two, none, bad, object] {
+            assert!(
+                matches!(
+                    study_in_answer(&a, SERIES_UID.1, "1.2.3"),
+                    Err(ResolveError::Unresolvable(_))
+                ),
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_uids_are_looked_up() {
+        for uid in ["1.2.3", "1", &"1".repeat(64)] {
+            assert!(is_uid(uid), "{uid}");
+        }
+        for uid in [
+            "",
+            "1.2.*",
+            "1.2.3,1.2.4",
+            "1.2.3\\1.2.4",
+            "1..2",
+            ".1",
+            "1.2?",
+            &"1".repeat(65),
+        ] {
+            assert!(!is_uid(uid), "{uid}");
+        }
+    }
+}

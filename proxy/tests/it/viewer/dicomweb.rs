@@ -1,0 +1,595 @@
+//! The viewer guard with the standard DICOMweb resolver (route table
+//! `policies/viewers/ohif.toml`, `[resolver] kind = "dicomweb"`): Orthanc's
+//! DICOMweb plugin is the archive, behind a relay that closes every route
+//! of Orthanc's own REST API (only `/dicom-web/…` reaches Orthanc), so
+//! espace-ps can only learn the study of a series or an instance with
+//! QIDO-RS. The matrix and the bypass corpus run again there, plus a
+//! DICOMweb corpus of its own whose positive controls must succeed.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// The relay in front of Orthanc: `/dicom-web/…` is relayed (method,
+/// target, headers, body), anything else answered 404; every target it was
+/// asked is logged.
+async fn start_dicomweb_archive(
+    orthanc: String,
+) -> (String, tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let (addr, task) = start_fake_upstream(move |req: FakeRequest| {
+        let client = client.clone();
+        let orthanc = orthanc.clone();
+        seen.lock().unwrap().push(req.target.clone());
+        async move {
+            if !req.target.starts_with("/dicom-web/") {
+                return FakeResponse {
+                    status: 404,
+                    headers: vec!["content-type: text/plain".into()],
+                    body: b"closed: DICOMweb only".to_vec(),
+                };
+            }
+            let mut r = client.request(
+                Method::from_bytes(req.method.as_bytes()).unwrap(),
+                format!("{orthanc}{}", req.target),
+            );
+            for line in &req.headers {
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
+                let k = k.trim().to_ascii_lowercase();
+                if !matches!(
+                    k.as_str(),
+                    "host" | "content-length" | "connection" | "transfer-encoding"
+                ) {
+                    r = r.header(k, v.trim());
+                }
+            }
+            let r = r.body(req.body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|ct| format!("content-type: {ct}"));
+            FakeResponse {
+                status,
+                headers: ct.into_iter().collect(),
+                body: r.bytes().await.unwrap().to_vec(),
+            }
+        }
+    })
+    .await;
+    (addr, task, log)
+}
+
+/// A proxy with the OHIF route table in front of the relay.
+async fn start_dicomweb_proxy(
+    fx: &Fixture,
+    archive: &str,
+    policies_dir: Option<std::path::PathBuf>,
+) -> (Proxy, DevIdpServer) {
+    let port = free_port();
+    let portal = format!("http://127.0.0.1:{port}");
+    let (idp, issuer) = start_dev_idp(&portal, SECRET).await;
+    let proxy = Proxy::start(ProxyOpts {
+        port: Some(port),
+        psc: Some(format!(
+            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+        )),
+        upstream: Some(archive.to_owned()),
+        viewer: Some("ohif".into()),
+        records_url: Some(format!("{}?mode=ro", fx.records_url)),
+        policies_dir,
+        portal: Some(PORTAL.into()),
+        ..Default::default()
+    })
+    .await;
+    (proxy, idp)
+}
+
+/// What the archive was asked: QIDO-RS lookups of the kinds given, and
+/// nothing outside DICOMweb.
+fn assert_archive_asked(log: &Mutex<Vec<String>>, lookups: &[&str]) {
+    let log = log.lock().unwrap();
+    let outside: Vec<&String> = log
+        .iter()
+        .filter(|t| !t.starts_with("/dicom-web/"))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "the archive was asked outside DICOMweb: {outside:?}"
+    );
+    for l in lookups {
+        assert!(
+            log.iter()
+                .any(|t| t.starts_with(l) && t.contains("includefield=0020000D")),
+            "no QIDO-RS lookup {l}… in {log:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn viewer_matrix_against_the_dicomweb_resolver() {
+    let fx = fixture().await;
+    let (archive, _relay, log) = start_dicomweb_archive(fx.orthanc.clone()).await;
+    let hab_dir = habilitated_policies(fx.dir.path());
+    let (plain, _idp1) = start_dicomweb_proxy(&fx, &archive, None).await;
+    let (hab, _idp2) = start_dicomweb_proxy(&fx, &archive, Some(hab_dir)).await;
+    run_matrix(&fx, &plain, &hab, Archive::DicomWebOnly).await;
+    assert_archive_asked(&log, &["/dicom-web/instances?SOPInstanceUID="]);
+}
+
+/// The DICOMweb corpus: what OHIF asks for a study (positive controls, all
+/// of which must succeed for Élise), and its near misses. `{SE2}` is the
+/// second series of the study Élise may view (a sibling series); `{FS}
+/// {FSE} {FI}` the FEMUR study of the same patient, which she views through
+/// the patient's whole history (issue 11) but may not download.
+const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
+    // --- positive controls: OHIF opening an allowed study
+    (
+        View,
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID={S}&includefield=00081030%2C00080060",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series",
+        "Accept: application/dicom+json",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/metadata",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE2}/metadata",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE2}/instances",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/metadata",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/frames/1",
+        "Accept: multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/rendered",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE2}",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/instances?SOPInstanceUID={I}",
+        "",
+        "",
+    ),
+    // --- mismatched UIDs in one path: the innermost UID decides, asked of the archive
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{FSE}/metadata",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{FSE}/instances",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{FI}/metadata",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{FI}/frames/1",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE2}/instances/{FI}/rendered",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{XSE}/instances/{XI}/metadata",
+        "",
+        "",
+    ),
+    (
+        NoLeak,
+        "GET",
+        "/dicom-web/studies/{FS}/series/{SE}/metadata",
+        "",
+        "",
+    ),
+    (
+        NoLeak,
+        "GET",
+        "/dicom-web/studies/{XS}/series/{SE}/instances/{I}/frames/1",
+        "",
+        "",
+    ),
+    // --- UID lists, comma and backslash: every element decided, or refused
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE},{FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={FSE},{SE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}%2C{FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}\\{FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}%5C{FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}%5C{SE2}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/instances?SOPInstanceUID={I},{FI}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/instances?SOPInstanceUID={I}%5C{FI}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID={S},{FS}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID={S}%5C{FS}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}&SeriesInstanceUID={FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}&0020000E={FSE}",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}*",
+        "",
+        "",
+    ),
+    (Deny, "GET", "/dicom-web/instances?SOPInstanceUID=*", "", ""),
+    (
+        NoLeak,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE},{SE2}",
+        "",
+        "",
+    ),
+    (
+        NoLeak,
+        "GET",
+        "/dicom-web/studies/{S}/series?SeriesInstanceUID={FSE}",
+        "",
+        "",
+    ),
+    // --- includefield
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{S}/series?includefield=all",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID={S}&includefield=all",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={SE}&includefield=all",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={FSE}&includefield=all",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{FS}/series?includefield=all",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/series?includefield=0020000D",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies?includefield=all&PatientID={xpatient}",
+        "",
+        "",
+    ),
+    (
+        NoLeak,
+        "GET",
+        "/dicom-web/studies?StudyInstanceUID={S}&includefield=00201206",
+        "",
+        "",
+    ),
+    // --- bulk data and retrieval: downloads (D), refused without the habilitation
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/bulk/7fe00010",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/bulkdata/7fe00010",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{FS}/series/{FSE}/instances/{FI}/bulk/7fe00010",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}/frames/1",
+        "Accept: application/octet-stream",
+        "",
+    ),
+    (Deny, "GET", "/dicom-web/studies/{S}/series/{SE}", "", ""),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{I}",
+        "Accept: multipart/related; type=\"application/dicom\"",
+        "",
+    ),
+    // --- the sibling study of the same patient (FEMUR, a dossier where
+    // Élise holds no role): viewed through the patient's whole history
+    // since issue 11 (before: refused), never downloaded
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{FS}",
+        "Accept: multipart/related; type=\"application/dicom\"",
+        "",
+    ),
+    (View, "GET", "/dicom-web/studies/{FS}/metadata", "", ""),
+    (View, "GET", "/dicom-web/studies/{FS}/series", "", ""),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{FS}/series/{FSE}/metadata",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/studies/{FS}/series/{FSE}/instances/{FI}/metadata",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/series?SeriesInstanceUID={FSE}",
+        "",
+        "",
+    ),
+    (
+        View,
+        "GET",
+        "/dicom-web/instances?SOPInstanceUID={FI}",
+        "",
+        "",
+    ),
+    // --- UIDs the archive does not know: refused, not forwarded
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/1.2.3.4.5.6.7.8.9/metadata",
+        "",
+        "",
+    ),
+    (
+        Deny,
+        "GET",
+        "/dicom-web/studies/{S}/series/{SE}/instances/1.2.3.4.5.6.7.8.9/frames/1",
+        "",
+        "",
+    ),
+    // --- Orthanc's REST API and WADO-URI: not in the table
+    (Deny, "GET", "/instances/{iid}/preview", "", ""),
+    (Deny, "GET", "/studies/{sid}", "", ""),
+    (Deny, "POST", "/tools/lookup", "", "{S}"),
+    (Deny, "GET", "/wado?requestType=WADO&objectUID={I}", "", ""),
+];
+
+#[tokio::test]
+async fn viewer_corpora_against_the_dicomweb_resolver() {
+    let fx = fixture().await;
+    let (archive, _relay, log) = start_dicomweb_archive(fx.orthanc.clone()).await;
+    let (proxy, _idp) = start_dicomweb_proxy(&fx, &archive, None).await;
+
+    // The shared bypass corpus: everything outside DICOMweb refused, its
+    // DICOMweb positive controls (frames, metadata, QIDO) still served.
+    let viewed = run_corpus(&fx, &proxy, CORPUS, Archive::DicomWebOnly, 150).await;
+    assert!(viewed >= 5, "{viewed} positive controls served");
+
+    // The DICOMweb corpus of its own.
+    let scanner = fx.study(SCANAP_DOSSIER_SCANNER);
+    let sibling = &scanner
+        .up
+        .series
+        .get(1)
+        .expect("a CT study has two series")
+        .0;
+    let corpus: Vec<(Exp, String, String, String, String)> = DICOMWEB_CORPUS
+        .iter()
+        .map(|(e, m, t, h, b)| {
+            let f = |s: &str| s.replace("{SE2}", sibling);
+            (*e, f(m), f(t), f(h), f(b))
+        })
+        .collect();
+    let corpus: Vec<(Exp, &str, &str, &str, &str)> = corpus
+        .iter()
+        .map(|(e, m, t, h, b)| (*e, m.as_str(), t.as_str(), h.as_str(), b.as_str()))
+        .collect();
+    let controls = DICOMWEB_CORPUS.iter().filter(|e| e.0 == View).count();
+    let viewed = run_corpus(&fx, &proxy, &corpus, Archive::DicomWebOnly, 100).await;
+    // Every positive control was served (a wholesale refusal cannot pass).
+    assert_eq!(viewed, controls, "positive controls served");
+    assert_archive_asked(
+        &log,
+        &[
+            "/dicom-web/series?SeriesInstanceUID=",
+            "/dicom-web/instances?SOPInstanceUID=",
+        ],
+    );
+
+    // "Afficher les images": the study page the table names, once the
+    // archive confirms it has the study.
+    let elise = login(&proxy, ELISE).await;
+    let r = elise
+        .client
+        .get(format!("{}/portail/images/{}", proxy.base, scanner.uid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/visionneuse/viewer?StudyInstanceUIDs={}", scanner.uid)
+    );
+}
