@@ -140,7 +140,7 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
 pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
     /// What the dossier's page shows.
     enum Found {
-        Shown(Patient, Venue, Way),
+        Shown(Box<(Patient, Venue, Way)>),
         /// Not visible, but this professional's grant on it expired.
         GrantExpired,
         None,
@@ -183,11 +183,12 @@ pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
         let v = venue(&ctx, &d).await?;
         ctx.audit_or_refuse(ctx.audit(Event::DossierView, Outcome::Success, number))
             .await?;
-        Ok(Found::Shown(p, v, way))
+        Ok(Found::Shown(Box::new((p, v, way))))
     }
     .await;
     match result {
-        Ok(Found::Shown(p, v, way)) => {
+        Ok(Found::Shown(shown)) => {
+            let (p, v, way) = *shown;
             let by_number = way == Way::Grant;
             ctx.remember(&p, by_number.then_some(number)).await;
             ctx.render(
