@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use espace_ps_access::{
-    AccessRequest, Action, DossierRoles, Engine, Professional, RequestContext, Resource, Via,
+    AccessRequest, Action, Decision, DossierRoles, Engine, Professional, RequestContext, Resource,
+    Via,
 };
 
+use crate::audit::AccessPath;
 use crate::identity;
 use crate::session::SessionData;
 use crate::state::PortalDb;
@@ -38,10 +40,51 @@ pub enum Way {
     Grant,
 }
 
+impl Way {
+    /// The access path an audit record names: a care-team access of a
+    /// session opened from Hopital Manager is the SSO's.
+    pub fn path(&self, p: &identity::Professional) -> AccessPath {
+        match self {
+            Way::Grant => AccessPath::DossierGrant,
+            Way::CareTeam if p.login_method == identity::LoginMethod::HmSso => AccessPath::HmSso,
+            Way::CareTeam => AccessPath::CareTeam,
+        }
+    }
+}
+
+/// An access the engine allowed: how, and the `@id` of the policies that
+/// said yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub way: Way,
+    pub policies: Vec<String>,
+}
+
+/// Something that belongs to one dossier of one patient (audit records).
+#[derive(Debug, Clone, Copy)]
+pub enum Owned<'a> {
+    Study(&'a str),
+    Report(&'a str),
+    Dossier(&'a str),
+}
+
+/// The dossier and patient something belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub dossier: String,
+    pub patient: String,
+}
+
 /// The facts a decision needs from the hospital's records and the portal
 /// database. A failure is an error, which the caller turns into a "no".
 #[async_trait]
 pub trait Facts: Send + Sync {
+    /// The dossier and patient a study, report or dossier belongs to (the
+    /// audit trail's patient column). None: unknown (the default).
+    async fn owner(&self, of: Owned<'_>) -> Result<Option<Owner>, AccessError> {
+        let _ = of;
+        Ok(None)
+    }
     /// The dossier a study belongs to (None: a study the records do not know).
     async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError>;
     /// The care-team roles this RPPS holds around this dossier: one entry
@@ -66,6 +109,27 @@ pub struct StoredFacts {
 
 #[async_trait]
 impl Facts for StoredFacts {
+    async fn owner(&self, of: Owned<'_>) -> Result<Option<Owner>, AccessError> {
+        let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
+        let dossier = match of {
+            Owned::Study(uid) => {
+                return Ok(records.study(uid).await?.map(|s| Owner {
+                    dossier: s.dossier_number,
+                    patient: s.patient_id,
+                }))
+            }
+            Owned::Report(id) => match records.report(id).await? {
+                Some(r) => r.dossier_number,
+                None => return Ok(None),
+            },
+            Owned::Dossier(n) => n.to_owned(),
+        };
+        Ok(records.dossier(&dossier).await?.map(|d| Owner {
+            dossier: d.dossier_number,
+            patient: d.patient_id,
+        }))
+    }
+
     async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError> {
         let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
         Ok(records.study(study_uid).await?.map(|s| s.dossier_number))
@@ -128,6 +192,20 @@ impl Access {
         via: Via,
         care_team: Vec<DossierRoles>,
     ) -> bool {
+        self.decision(session, action, resource, via, care_team)
+            .allowed
+    }
+
+    /// The engine's whole answer (the policies that decided). An error in
+    /// the engine is a "no".
+    pub fn decision(
+        &self,
+        session: &SessionData,
+        action: Action,
+        resource: Resource,
+        via: Via,
+        care_team: Vec<DossierRoles>,
+    ) -> Decision {
         let req = AccessRequest {
             professional: professional(&session.professional),
             action,
@@ -143,7 +221,7 @@ impl Access {
         if !d.errors.is_empty() {
             tracing::warn!(errors = d.errors.len(), "policy evaluation errors: denied");
         }
-        d.allowed
+        d
     }
 
     /// May this professional do `action` on `resource`, which belongs to
@@ -172,22 +250,42 @@ impl Access {
         dossier: &str,
         allow_grant: bool,
     ) -> Result<Option<Way>, AccessError> {
+        Ok(self
+            .allowed_on_dossier_via(session, action, resource, dossier, allow_grant)
+            .await?
+            .map(|a| a.way))
+    }
+
+    /// As [`Access::decide_on_dossier_via`], with the policies that allowed.
+    pub async fn allowed_on_dossier_via(
+        &self,
+        session: &SessionData,
+        action: Action,
+        resource: Resource,
+        dossier: &str,
+        allow_grant: bool,
+    ) -> Result<Option<Allowed>, AccessError> {
+        // The care team around the dossier (every dossier of its patient):
+        // the policies decide whether a role on a sibling opens this one.
         let care_team = match &session.professional.rpps {
             Some(rpps) => self.facts.roles_around_dossier(dossier, rpps).await?,
             None => Vec::new(),
         };
-        if self.decide(
+        let d = self.decision(
             session,
             action,
             resource.clone(),
             Via::CareTeam,
             care_team.clone(),
-        ) {
-            return Ok(Some(Way::CareTeam));
+        );
+        if d.allowed {
+            return Ok(Some(Allowed {
+                way: Way::CareTeam,
+                policies: d.policy_ids,
+            }));
         }
-        if allow_grant
-            && self.facts.has_grant(session.account_id, dossier).await?
-            && self.decide(
+        if allow_grant && self.facts.has_grant(session.account_id, dossier).await? {
+            let d = self.decision(
                 session,
                 action,
                 resource,
@@ -195,9 +293,13 @@ impl Access {
                     dossier_id: dossier.to_owned(),
                 },
                 care_team,
-            )
-        {
-            return Ok(Some(Way::Grant));
+            );
+            if d.allowed {
+                return Ok(Some(Allowed {
+                    way: Way::Grant,
+                    policies: d.policy_ids,
+                }));
+            }
         }
         Ok(None)
     }
@@ -226,6 +328,16 @@ impl Access {
     /// May this professional open `dossier` by its number, the birth date
     /// having matched the record?
     pub fn may_open_by_number(&self, session: &SessionData, dossier: &str, patient: &str) -> bool {
+        self.open_by_number_decision(session, dossier, patient)
+            .allowed
+    }
+
+    fn open_by_number_decision(
+        &self,
+        session: &SessionData,
+        dossier: &str,
+        patient: &str,
+    ) -> Decision {
         let req = AccessRequest {
             professional: professional(&session.professional),
             action: Action::OpenDossierByNumber,
@@ -240,6 +352,8 @@ impl Access {
                 ..Default::default()
             },
         };
-        self.policies.decide(&req).allowed
+        self.policies.decide(&req)
     }
 }
+
+mod enrich;

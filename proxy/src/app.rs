@@ -68,6 +68,8 @@ pub struct App {
     pub router: Router,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
+    /// Writes the audit chains' heads to the log stream (and at shutdown).
+    _audit_heads: crate::audit::HeadLogger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,10 @@ impl App {
             config.sessions.idle_timeout,
             config.sessions.absolute_timeout,
         ));
-        let db = PortalDb::connect(&config.database.url, config.database.max_connections).await?;
+        let db = PortalDb::open_for_serve(&config.database).await?;
+        let db = db.with_audit(crate::audit::AuditSettings::of(&config.audit));
+        let audit_heads =
+            crate::audit::spawn_head_logger(db.clone(), config.audit.head_log_interval);
         let psc = config.psc.clone().map(PscClient::new).transpose()?;
         let hm_sso = config.hm_sso.clone().map(HmSso::new).transpose()?;
         let records = match &config.records.url {
@@ -229,6 +234,7 @@ impl App {
             gate: viewer,
             router,
             _policy_watcher: watcher,
+            _audit_heads: audit_heads,
         }))
     }
 

@@ -55,6 +55,19 @@ enum Command {
         // Boxed: the largest variant, now that the demo commands are gone.
         command: Box<espace_ps_access::cli::PoliciesCommand>,
     },
+    /// The audit trail: verify its chains, export a patient's accesses
+    /// (see the "Audit trail" chapter of docs/operations.md).
+    Audit {
+        #[command(subcommand)]
+        command: espace_ps::audit::cli::AuditCommand,
+    },
+    /// Bring the portal database's schema up to date, with the owner role
+    /// (then `serve` runs with `[database] migrate = false` and a role that
+    /// may only INSERT and SELECT the audit trail).
+    Migrate {
+        #[command(flatten)]
+        target: espace_ps::audit::cli::Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +205,8 @@ fn main() -> ExitCode {
         Command::Policies { command } => espace_ps_access::cli::run(*command),
         Command::Sessions { command } => sessions_command(command),
         Command::Dossiers { command } => dossiers(command),
+        Command::Audit { command } => espace_ps::audit::cli::run(command),
+        Command::Migrate { target } => espace_ps::audit::cli::migrate(target),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());

@@ -17,6 +17,10 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
     #[error("portal database unavailable: the same query failed less than a second ago")]
     RecentlyFailed,
+    #[error("the portal database's schema is at migration {applied}, this version needs {needed}: run `espace-ps migrate` with the owner role ([database] migrate = false)")]
+    Outdated { applied: i64, needed: i64 },
+    #[error("the portal database role may UPDATE, DELETE or TRUNCATE audit_events: refusing to start. Run serve with a role that may only INSERT and SELECT the trail (docs/operations.md, \"Audit trail\"), or, in development only, set [database] allow_audit_rewrite = true")]
+    AuditRewritable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct PortalDb {
     pool: AnyPool,
     backend: Backend,
+    /// The audit trail's writing side (its chains), shared by the clones.
+    trail: std::sync::Arc<crate::audit::store::Trail>,
 }
 
 /// The result of recording a login.
@@ -49,6 +55,43 @@ pub use crate::clock::now_ms;
 impl PortalDb {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PortalDb, DbError> {
+        Self::open(url, max_connections, true).await
+    }
+
+    /// The database as `serve` opens it: migrated or not as `[database]
+    /// migrate` says (not: the schema must already be up to date), then
+    /// refused when the role could rewrite the audit trail (PostgreSQL)
+    /// unless `allow_audit_rewrite` (development).
+    pub async fn open_for_serve(
+        config: &crate::config::DatabaseConfig,
+    ) -> Result<PortalDb, DbError> {
+        let db = Self::open(&config.url, config.max_connections, config.migrate).await?;
+        if !config.allow_audit_rewrite && db.can_rewrite_audit().await? {
+            return Err(DbError::AuditRewritable);
+        }
+        Ok(db)
+    }
+
+    /// Whether this connection's role may update, delete or truncate audit
+    /// rows (PostgreSQL's privileges; always false on SQLite, whose file's
+    /// permissions are the operator's).
+    pub async fn can_rewrite_audit(&self) -> Result<bool, DbError> {
+        if self.backend != Backend::Postgres {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT CASE WHEN has_table_privilege('audit_events', 'UPDATE') \
+                 OR has_table_privilege('audit_events', 'DELETE') \
+                 OR has_table_privilege('audit_events', 'TRUNCATE') THEN 1 ELSE 0 END",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i32, _>(0)? == 1)
+    }
+
+    /// Connects; brings the schema up to date when `migrate`, otherwise
+    /// checks that it is.
+    pub async fn open(url: &str, max_connections: u32, migrate: bool) -> Result<PortalDb, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -85,8 +128,40 @@ impl PortalDb {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(DbError::Migrate)?;
-        Ok(PortalDb { pool, backend })
+        if migrate {
+            migrator.run(&pool).await.map_err(DbError::Migrate)?;
+        } else {
+            let needed = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+            let applied: i64 =
+                sqlx::query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .unwrap_or(0);
+            if applied < needed {
+                return Err(DbError::Outdated { applied, needed });
+            }
+        }
+        Ok(PortalDb {
+            pool,
+            backend,
+            trail: std::sync::Arc::new(crate::audit::store::Trail::new(
+                crate::audit::store::Trail::random_settings(),
+            )),
+        })
+    }
+
+    /// The same database with the audit trail's settings (the search key).
+    /// Call it before cloning: the clones made before keep the old ones.
+    pub fn with_audit(self, settings: crate::audit::AuditSettings) -> PortalDb {
+        PortalDb {
+            trail: std::sync::Arc::new(crate::audit::store::Trail::new(settings)),
+            ..self
+        }
+    }
+
+    pub(crate) fn trail(&self) -> &crate::audit::store::Trail {
+        &self.trail
     }
 
     pub fn backend(&self) -> Backend {

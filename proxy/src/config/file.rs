@@ -41,6 +41,7 @@ pub struct ConfigFile {
     pub records: Records,
     pub policies: Policies,
     pub testing: Testing,
+    pub audit: Audit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +211,10 @@ pub struct Database {
     /// Or `ESPACE_DATABASE_URL`.
     pub url: Spanned<String>,
     pub max_connections: u32,
+    /// `serve` applies the migrations (false: `espace-ps migrate` does).
+    pub migrate: bool,
+    /// Development only: start even when the role can rewrite the audit trail.
+    pub allow_audit_rewrite: bool,
 }
 
 impl Default for Database {
@@ -217,6 +222,8 @@ impl Default for Database {
         Database {
             url: unspanned("sqlite://espace-ps.sqlite?mode=rwc".to_owned()),
             max_connections: 8,
+            migrate: true,
+            allow_audit_rewrite: false,
         }
     }
 }
@@ -323,4 +330,23 @@ impl Default for Policies {
 #[serde(deny_unknown_fields, default)]
 pub struct Testing {
     pub clock_offset_secs: Option<Spanned<i64>>,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// The key of the name-search hashes (or `ESPACE_AUDIT_SEARCH_KEY`).
+    pub search_key_file: Option<Spanned<PathBuf>>,
+    /// How often the chain heads are written to the log stream.
+    pub head_log_interval_secs: Spanned<u64>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            search_key_file: None,
+            head_log_interval_secs: unspanned(300),
+        }
+    }
 }

@@ -28,6 +28,7 @@ pub const ENV_PSC_CLIENT_SECRET: &str = "ESPACE_PSC_CLIENT_SECRET";
 pub const ENV_REDIS_URL: &str = "ESPACE_REDIS_URL";
 pub const ENV_DATABASE_URL: &str = "ESPACE_DATABASE_URL";
 pub const ENV_RECORDS_URL: &str = "ESPACE_RECORDS_URL";
+pub const ENV_AUDIT_SEARCH_KEY: &str = "ESPACE_AUDIT_SEARCH_KEY";
 
 // === impl Config ===
 
@@ -46,6 +47,25 @@ pub struct Config {
     pub records: RecordsConfig,
     pub policies: PoliciesConfig,
     pub testing: TestingConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Clone)]
+pub struct AuditConfig {
+    /// The key of the name-search hashes: None, a random key per process
+    /// (the hashes then correlate only within one process's life).
+    pub search_key: Option<Vec<u8>>,
+    pub head_log_interval: Duration,
+}
+
+impl fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("search_key", &self.search_key.as_ref().map(|_| ".."))
+            .field("head_log_interval", &self.head_log_interval)
+            .finish()
+    }
 }
 
 /// espace-ps's own state: accounts, audit trail, grants (`[database]`).
@@ -54,6 +74,11 @@ pub struct DatabaseConfig {
     /// A `sqlite:` or `postgres://` URL.
     pub url: String,
     pub max_connections: u32,
+    /// `serve` applies the migrations (false: the owner role ran
+    /// `espace-ps migrate`, and `serve` checks the schema is up to date).
+    pub migrate: bool,
+    /// Development only: start even when the role may rewrite audit rows.
+    pub allow_audit_rewrite: bool,
 }
 
 /// The hospital records, read-only (`[records]`).

@@ -330,7 +330,11 @@ fn every_key_of_the_example_file_is_read() {
     );
     assert_eq!(c.sessions.key_prefix, "espace-ps:");
     assert_eq!(c.sessions.absolute_timeout, Duration::from_secs(14400));
-    assert_eq!(c.database.url, "postgres://espace_ps@10.20.1.21/espace_ps");
+    assert_eq!(
+        c.database.url,
+        "postgres://espace_ps_app@10.20.1.21/espace_ps"
+    );
+    assert!(!c.database.migrate && !c.database.allow_audit_rewrite);
     assert_eq!(c.database.max_connections, 16);
     assert_eq!(c.logging.format, LogFormat::Json);
     assert_eq!(c.logging.level, "info");
@@ -341,6 +345,43 @@ fn every_key_of_the_example_file_is_read() {
         "ok: listen 0.0.0.0:8080 (public https://espace-ps.chu-exemple.fr), viewer 10.20.1.15:8042, \
          Pro Santé Connect + Hopital Manager SSO, Redis sessions, portal database PostgreSQL"
     );
+}
+
+#[test]
+fn audit_search_key_and_head_interval() {
+    let c = Config::defaults();
+    assert!(c.audit.search_key.is_none());
+    assert_eq!(c.audit.head_log_interval, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "abc\n").unwrap();
+    let i = issues(&format!(
+        "[audit]\nsearch_key_file = \"{}\"\nhead_log_interval_secs = 0\n",
+        short.display()
+    ));
+    let keys: Vec<_> = i.iter().map(|i| (i.key.as_str(), i.line)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("audit.head_log_interval_secs", Some(3)),
+            ("audit.search_key_file", Some(2))
+        ]
+    );
+    let good = dir.path().join("good.key");
+    std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+    let text = format!("[audit]\nsearch_key_file = \"{}\"\n", good.display());
+    let c = Config::from_toml(&text, no_env).unwrap();
+    assert_eq!(
+        c.audit.search_key.as_deref(),
+        Some(&b"0123456789abcdef0123"[..])
+    );
+    let env = |k: &str| (k == ENV_AUDIT_SEARCH_KEY).then(|| "from the environment".to_owned());
+    let c = Config::from_toml(&text, env).unwrap();
+    assert_eq!(
+        c.audit.search_key.as_deref(),
+        Some(&b"from the environment"[..])
+    );
+    assert!(!format!("{c:?}").contains("0123456789abcdef"));
 }
 
 /// `[portal] support_contact` (issue 11 §6): one line, shown in the login

@@ -143,6 +143,8 @@ impl Validator<'_> {
         let database = DatabaseConfig {
             url: env(ENV_DATABASE_URL).unwrap_or_else(|| database_url.get_ref().clone()),
             max_connections: f.database.max_connections,
+            migrate: f.database.migrate,
+            allow_audit_rewrite: f.database.allow_audit_rewrite,
         };
         if !is_database_url(&database.url) {
             self.issue(
@@ -179,6 +181,7 @@ impl Validator<'_> {
             None => None,
         };
         let rate_limit = self.rate_limit(f.rate_limit);
+        let audit = self.audit(f.audit, env);
 
         Config {
             server,
@@ -198,6 +201,7 @@ impl Validator<'_> {
                 dir: f.policies.dir,
             },
             testing: TestingConfig { clock_offset },
+            audit,
         }
     }
 
@@ -349,6 +353,41 @@ impl Validator<'_> {
             dossier_attempts_max: p.dossier_attempts_max.into_inner(),
             dossier_lockout_minutes: p.dossier_lockout_minutes.into_inner(),
             dossier_daily_failures_max: p.dossier_daily_failures_max.into_inner(),
+        }
+    }
+
+    fn audit(&mut self, a: file::Audit, env: &dyn Fn(&str) -> Option<String>) -> AuditConfig {
+        if *a.head_log_interval_secs.get_ref() == 0 {
+            self.issue(
+                "audit.head_log_interval_secs",
+                &a.head_log_interval_secs,
+                "must be at least 1",
+            );
+        }
+        let from_file =
+            a.search_key_file
+                .as_ref()
+                .and_then(|path| match std::fs::read(path.get_ref()) {
+                    Ok(k) if k.trim_ascii().len() >= 16 => Some(k.trim_ascii().to_vec()),
+                    Ok(_) => {
+                        self.issue(
+                            "audit.search_key_file",
+                            path,
+                            "holds fewer than 16 bytes: too short a key",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        let message = format!("{} cannot be read: {e}", path.get_ref().display());
+                        self.issue("audit.search_key_file", path, message);
+                        None
+                    }
+                });
+        AuditConfig {
+            search_key: env(ENV_AUDIT_SEARCH_KEY)
+                .map(String::into_bytes)
+                .or(from_file),
+            head_log_interval: Duration::from_secs(a.head_log_interval_secs.into_inner().max(1)),
         }
     }
 

@@ -169,6 +169,7 @@ impl Ctx<'_> {
 
     /// Writes an audit record; without it, nothing is shown.
     async fn audit_or_refuse(&self, e: AuditEvent) -> Result<(), AccessError> {
+        let e = self.app.access.enrich(&self.session, e).await?;
         self.app.db.audit(&e).await?;
         Ok(())
     }

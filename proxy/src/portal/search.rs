@@ -7,6 +7,7 @@ use http::StatusCode;
 use super::views::{PatientHit, PatientView, SearchAnswer, SearchPage};
 use super::{recent_of, Ctx};
 use crate::access::AccessError;
+use crate::audit::{AuditEvent, Event, Outcome};
 use crate::session::RecentPatient;
 use crate::views::ApiError;
 use crate::web::{self, Resp};
@@ -51,6 +52,10 @@ async fn search(ctx: &Ctx<'_>, q: &str) -> Result<(Vec<RecentPatient>, bool), Ac
         .collect();
     let truncated = found.len() > limit || raw_overflow;
     found.truncate(limit);
+    // Who searched, how many were listed; the typed text only as a keyed hash.
+    let e = AuditEvent::new(Event::PatientSearch, Outcome::Success).searched(q, found.len());
+    ctx.audit_or_refuse(e.by(&ctx.session.professional).client(ctx.req.client_ip))
+        .await?;
     Ok((found, truncated))
 }
 

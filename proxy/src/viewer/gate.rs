@@ -233,7 +233,7 @@ impl Gate {
                     study,
                     &candidate.route_id,
                 );
-                if !self.audit_or_refuse(&e).await {
+                if !self.audit_or_refuse(r.session, e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
                 continue;
@@ -248,7 +248,7 @@ impl Gate {
                 study,
                 candidate.class.code(),
             );
-            if !self.audit_or_refuse(&e).await {
+            if !self.audit_or_refuse(r.session, e).await {
                 return Verdict::Refuse(Refusal::Unavailable);
             }
             // The window opens only once its record is stored: a failed
@@ -377,8 +377,17 @@ impl Gate {
     }
 
     /// Whether the record was stored (no record, no access).
-    async fn audit_or_refuse(&self, e: &AuditEvent) -> bool {
-        match self.audit.record(e).await {
+    async fn audit_or_refuse(&self, session: &SessionData, e: AuditEvent) -> bool {
+        // The patient, the dossier, how and by which policy: a records
+        // failure here refuses too.
+        let e = match self.access.enrich(session, e).await {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::error!(error = %err, "records unavailable for an audit record: viewer request refused");
+                return false;
+            }
+        };
+        match self.audit.record(&e).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(error = %err, "audit write failed: viewer request refused");

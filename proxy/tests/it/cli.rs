@@ -68,7 +68,15 @@ fn shipped_configs_are_valid() {
 
 #[test]
 fn help_is_available_on_each_command() {
-    for cmd in ["serve", "check-config", "sessions", "dossiers", "policies"] {
+    for cmd in [
+        "serve",
+        "check-config",
+        "sessions",
+        "dossiers",
+        "policies",
+        "audit",
+        "migrate",
+    ] {
         let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));

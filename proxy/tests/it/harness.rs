@@ -138,6 +138,12 @@ pub struct ProxyOpts {
     pub database_max_connections: Option<u32>,
     /// More lines of the `[rate_limit]` table (after `login_per_minute`).
     pub rate_limit: Option<String>,
+    /// Body of the `[audit]` table.
+    pub audit: Option<String>,
+    /// More lines of the `[database]` table; by default the development
+    /// switch `allow_audit_rewrite = true` (the tests' PostgreSQL role owns
+    /// the tables).
+    pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
 }
@@ -180,7 +186,11 @@ impl Proxy {
                 .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + opts
+                    .database_extra
+                    .as_deref()
+                    .unwrap_or("allow_audit_rewrite = true\n"),
             opts.login_per_minute.unwrap_or(1000),
             opts.rate_limit.as_deref().unwrap_or_default(),
             if opts.log_format_json { "json" } else { "text" },
@@ -194,6 +204,7 @@ impl Proxy {
             ("hm_sso", &opts.hm_sso),
             ("sessions", &opts.sessions),
             ("portal", &opts.portal),
+            ("audit", &opts.audit),
         ] {
             if let Some(body) = body {
                 toml.push_str(&format!("\n[{name}]\n{body}\n"));

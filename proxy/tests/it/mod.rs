@@ -1,5 +1,6 @@
 pub mod harness;
 
+mod audit_trail;
 mod cli;
 mod devidp_login;
 mod hm_sso;

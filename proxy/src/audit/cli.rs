@@ -1,0 +1,267 @@
+//! `espace-ps audit …`: the DPO's and the administrator's commands.
+//!
+//! - `verify` checks the hash chains (and the heads given with `--heads`):
+//!   exit 0 intact, 1 broken (the first broken row is printed), 2 a
+//!   configuration or argument error, 3 the database failed;
+//! - `heads` prints the last row of every chain, to copy out of the
+//!   database;
+//! - `export` lists the accesses to one patient's data, or one
+//!   professional's accesses, in French (CSV, JSON or printable HTML).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, LogFormat};
+use crate::run::{init_logging, print_error_chain, startup_runtime};
+use crate::state::PortalDb;
+
+/// Which portal database: the instances' configuration file, or its URL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The configuration file of the instances (its portal database).
+    #[arg(long, short, required_unless_present = "database_url")]
+    config: Option<PathBuf>,
+    /// The portal database's URL instead (`sqlite://…`, `postgres://…`).
+    #[arg(long, conflicts_with = "config")]
+    database_url: Option<String>,
+}
+
+impl Target {
+    fn url(&self) -> Result<String, ExitCode> {
+        match (&self.database_url, &self.config) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(c)) => load(c).map(|c| c.database.url),
+            (None, None) => Err(ExitCode::from(2)),
+        }
+    }
+}
+
+/// `espace-ps audit <command>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check that no row of the audit trail was altered, deleted or inserted:
+    /// exit 0 when intact, 1 with the first broken row.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// A file of chain heads that left the database: the log stream
+        /// (lines "audit chain head chain=… seq=… hash=…") or saved output
+        /// of `espace-ps audit heads`. May be repeated.
+        #[arg(long)]
+        heads: Vec<PathBuf>,
+    },
+    /// Print the last row of every chain ("chain=… seq=… hash=…"), to keep
+    /// outside the database (then `verify --heads` catches a rewrite).
+    Heads {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every access to one patient's data (`--patient`), or every access by
+    /// one professional (`--professional`), in French, oldest first.
+    Export {
+        #[command(flatten)]
+        target: Target,
+        /// The patient's id in the hospital's records.
+        #[arg(
+            long,
+            required_unless_present = "professional",
+            conflicts_with = "professional"
+        )]
+        patient: Option<String>,
+        /// A professional's RPPS (11 digits) or national id.
+        #[arg(long)]
+        professional: Option<String>,
+        /// From this day (YYYY-MM-DD, France's time), included.
+        #[arg(long)]
+        from: Option<String>,
+        /// To this day (YYYY-MM-DD), included.
+        #[arg(long)]
+        to: Option<String>,
+        /// csv (`;`, for a spreadsheet), json, or html (a page to print).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: super::export::Format,
+    },
+}
+
+fn load(config: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(config).map_err(|e| {
+        eprintln!("{}: invalid configuration\n{e}", config.display());
+        ExitCode::from(2)
+    })
+}
+
+/// Runs one `audit` command.
+pub fn run(command: AuditCommand) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    match command {
+        AuditCommand::Verify { target, heads } => {
+            let url = match target.url() {
+                Ok(u) => u,
+                Err(code) => return code,
+            };
+            let mut known = Vec::new();
+            for file in &heads {
+                match std::fs::read_to_string(file) {
+                    Ok(text) => known.extend(super::parse_heads(&text)),
+                    Err(e) => {
+                        eprintln!("--heads {}: {e}", file.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let run = async {
+                let db = PortalDb::connect(&url, 1).await?;
+                super::verify(&db, &known).await
+            };
+            match startup_runtime().block_on(run) {
+                Ok(v) => match &v.broken {
+                    None => {
+                        println!(
+                            "intact: {} rows in {} chains verified, {} heads from outside the database checked, {} rows older than the chains",
+                            v.rows, v.chains, v.heads_checked, v.unchained
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Some(b) => {
+                        println!("broken: {b}");
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) => {
+                    print_error_chain(&e);
+                    ExitCode::from(3)
+                }
+            }
+        }
+        AuditCommand::Heads { target } => {
+            let url = match target.url() {
+                Ok(u) => u,
+                Err(code) => return code,
+            };
+            let run = async {
+                let db = PortalDb::connect(&url, 1).await?;
+                super::stored_heads(&db).await
+            };
+            match startup_runtime().block_on(run) {
+                Ok(heads) => {
+                    for h in heads {
+                        println!("{h}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    print_error_chain(&e);
+                    ExitCode::from(3)
+                }
+            }
+        }
+        AuditCommand::Export {
+            target,
+            patient,
+            professional,
+            from,
+            to,
+            format,
+        } => export(target, patient, professional, from, to, format),
+    }
+}
+
+fn export(
+    target: Target,
+    patient: Option<String>,
+    professional: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: super::export::Format,
+) -> ExitCode {
+    use super::export::{self as x, Subject};
+    let url = match target.url() {
+        Ok(u) => u,
+        Err(code) => return code,
+    };
+    let (subject, title) = match (patient, professional) {
+        (Some(p), _) => (
+            Subject::Patient(p.trim().to_owned()),
+            format!("Accès aux données du patient {}", p.trim()),
+        ),
+        (None, Some(raw)) => match x::professional_id(&raw) {
+            Ok(id) => (
+                Subject::Professional(id),
+                format!("Accès du professionnel {}", raw.trim()),
+            ),
+            Err(e) => {
+                eprintln!("error: --professional: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => return ExitCode::from(2),
+    };
+    let from_ms = match from.as_deref().map(x::paris_day_start_ms).transpose() {
+        Ok(v) => v.unwrap_or(i64::MIN),
+        Err(e) => {
+            eprintln!("error: --from: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let to_ms = match to.as_deref().map(x::paris_day_end_ms).transpose() {
+        Ok(v) => v.unwrap_or(i64::MAX),
+        Err(e) => {
+            eprintln!("error: --to: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let title = match (&from, &to) {
+        (Some(f), Some(t)) => format!("{title}, du {f} au {t}"),
+        (Some(f), None) => format!("{title}, depuis le {f}"),
+        (None, Some(t)) => format!("{title}, jusqu'au {t}"),
+        (None, None) => title,
+    };
+    let run = async {
+        let db = PortalDb::connect(&url, 1).await?;
+        x::lines(&db, &subject, from_ms, to_ms).await
+    };
+    match startup_runtime().block_on(run) {
+        Ok(lines) => match x::render(&lines, format, &title) {
+            Ok(text) => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// `espace-ps migrate`: 0 when the schema is up to date, 2 on a usage
+/// error, 3 when the database fails.
+pub fn migrate(target: Target) -> ExitCode {
+    init_logging(LogFormat::Text, "warn");
+    let url = match target.url() {
+        Ok(u) => u,
+        Err(code) => return code,
+    };
+    match startup_runtime().block_on(PortalDb::open(&url, 1, true)) {
+        Ok(_) => {
+            println!("the portal database's schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
+}
