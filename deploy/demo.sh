@@ -10,6 +10,8 @@
 #
 #   ./deploy/demo.sh                 # portal on http://127.0.0.1:8080/
 #   ./deploy/demo.sh --listen 127.0.0.1:8888 --idp-listen 127.0.0.1:8889
+#   ESPACE_DEMO_VIEWER=ohif ./deploy/demo.sh   # images in OHIF v3 (npm
+#                                    # download the first time; docs/viewer-ohif.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,4 +47,9 @@ else
   orthanc_start "$PWD/.demo/orthanc" 8042 4242 >/dev/null
   trap 'orthanc_stop' EXIT
 fi
-"$target_dir/debug/espace-ps-demo" demo --data-dir .demo "$@"
+ohif=()
+if [[ ${ESPACE_DEMO_VIEWER:-orthanc} == ohif ]]; then
+  ./deploy/ohif/install.sh "$PWD/.demo/ohif"
+  ohif=(--ohif-dir "$PWD/.demo/ohif")
+fi
+"$target_dir/debug/espace-ps-demo" demo --data-dir .demo "${ohif[@]}" "$@"

@@ -29,6 +29,8 @@
 #                                    itself; --keep-services still builds
 #                                    espace-ps-test-services)
 #   ESPACE_TEST_SKIP_INSTALL=1       do not install anything
+#   ESPACE_TEST_OHIF_DIR=DIR         where deploy/ohif/install.sh puts OHIF
+#                                    (default $CARGO_TARGET_DIR/ohif-site)
 #   CARGO_TARGET_DIR                 honoured (debug builds only)
 # The services' variables (set them all to use services of your own):
 #   ESPACE_TEST_REDIS_URL      redis://127.0.0.1:PORT/
@@ -45,6 +47,15 @@
 #                              tls_client_auth_subject_dn
 #   ESPACE_TEST_MTLS_OTHER_CERT, ESPACE_TEST_MTLS_OTHER_KEY
 #                              another certificate from the same CA, another DN
+#   ESPACE_TEST_TLS_REDIS_URL  rediss://127.0.0.1:PORT/ (TLS only, client
+#                              certificate required)
+#   ESPACE_TEST_TLS_PG_URL     postgres://espace@127.0.0.1:PORT/espace_test
+#                              (hostssl only)
+#   ESPACE_TEST_TLS_CA, ESPACE_TEST_TLS_OTHER_CA
+#                              the CA of both servers' certificates (which
+#                              name 127.0.0.1 only), and a CA that signed nothing
+#   ESPACE_TEST_TLS_CLIENT_CERT, ESPACE_TEST_TLS_CLIENT_KEY
+#                              a client certificate of that CA and its key
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -130,6 +141,7 @@ PEER_PROGRAMS=(
   "/usr/bin/chromium chromium"                                      # Playwright browser tests
   "/usr/bin/redis-server redis-server"                              # shared sessions
   "/usr/bin/redis-cli redis-tools"
+  "/usr/bin/redis-sentinel redis-sentinel"                          # Sentinel failover test (primary, replica, 3 Sentinels)
   "/usr/bin/sqlite3 sqlite3"                                        # browser tests read the demo records
   "node nodejs"                                                     # provider, JS and browser tests
   "npm npm"
@@ -299,7 +311,8 @@ run_browser_stage() {
   stage "browser tests (Playwright in Chromium)"
   local dir=$ROOT/proxy/tests/browser
   # (Orthanc, Chromium and sqlite3: install_prerequisites, checked by check_programs)
-  ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 300 node "$dir/lib/stack.mjs" \
+  # ohif.test.mjs starts a stack of its own (route table `ohif`).
+  ESPACE_BROWSER_OHIF_DIR=$OHIF_DIR ESPACE_PS_DEMO_BIN=$DEMO_BIN timeout 420 node "$dir/lib/stack.mjs" \
     node --test --test-concurrency=1 "$dir/"
 }
 
@@ -334,6 +347,13 @@ if [[ $KEEP_SERVICES == 1 ]]; then
   # service's exit; the services stop with it.
   exec "$TARGET_DIR/debug/espace-ps-test-services"
 fi
+
+# OHIF v3 (@ohif/app, pinned in deploy/ohif/install.sh; ~200 MB, outside
+# git) for proxy/tests/browser/ohif.test.mjs.
+stage "install OHIF (npm pack @ohif/app)"
+OHIF_DIR=${ESPACE_TEST_OHIF_DIR:-$TARGET_DIR/ohif-site}
+"$ROOT/deploy/ohif/install.sh" "$OHIF_DIR" "$TARGET_DIR/ohif-cache"
+echo "    $OHIF_DIR"
 
 stage "oidc provider self-test"
 (cd "$PROVIDER_DIR" && node selftest.mjs 2>&1 | grep -v 'oidc-provider WARNING')

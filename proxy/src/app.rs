@@ -66,6 +66,8 @@ pub struct App {
     pub gate: Arc<Gate>,
     /// espace-ps's own routes: auth, portal, health, static files.
     pub router: Router,
+    /// The softviewer's static site (`[upstream] ohif_dir`), if served.
+    pub site: Option<crate::viewer::site::Site>,
     /// Reloads the policies when their files change (kept alive here).
     _policy_watcher: Option<espace_ps_access::PolicyWatcher>,
     /// Writes the audit chains' heads to the log stream (and at shutdown).
@@ -100,7 +102,14 @@ impl App {
         let pages = Arc::new(Pages::new(config.portal.pages_dir.as_deref())?);
         let store: Arc<dyn KvStore> = match &config.sessions.store {
             SessionStoreConfig::Memory => Arc::new(MemoryStore::default()),
-            SessionStoreConfig::Redis { url } => Arc::new(RedisStore::new(url)?),
+            SessionStoreConfig::Redis(redis) => {
+                let store = RedisStore::from_config(redis)?;
+                // A certificate refused is a configuration error: stop
+                // now. An unreachable Redis is not (sessions answer 503
+                // until it is back).
+                store.check_tls().await?;
+                Arc::new(store)
+            }
         };
         let lookup_limits = LookupLimiters::new(
             &store,
@@ -225,6 +234,12 @@ impl App {
             db,
             records,
         };
+        let site = (!config.upstream.ohif_dir.is_empty()).then(|| {
+            crate::viewer::site::Site::new(
+                &config.upstream.ohif_dir,
+                config.upstream.hide_download.clone(),
+            )
+        });
         Ok(Arc::new(App {
             config,
             pages,
@@ -233,6 +248,7 @@ impl App {
             access,
             gate: viewer,
             router,
+            site,
             _policy_watcher: watcher,
             _audit_heads: audit_heads,
         }))

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use espace_ps::config::{Config, LogFormat};
-use espace_ps::run::{apply_test_clock, init_logging, print_error_chain, serve, startup_runtime};
+use espace_ps::run::{
+    apply_test_clock, init_logging, install_tls_provider, print_error_chain, serve_with,
+    startup_runtime,
+};
 
 /// mimalloc rather than the system allocator: a proxied request and a policy
 /// decision make many small short-lived allocations (headers, Cedar values),
@@ -31,6 +34,11 @@ enum Command {
         /// The TOML configuration file (see docs/configuration.md).
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from the running espace-ps
+        /// (then send it SIGQUIT): a binary upgrade with no refused
+        /// connection (see docs/operations.md).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check a configuration file: exit 0 with a one-line summary, or
     /// non-zero naming each offending key and its line.
@@ -48,6 +56,11 @@ enum Command {
     Dossiers {
         #[command(subcommand)]
         command: DossiersCommand,
+    },
+    /// The hospital records (see docs/records.md).
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
     },
     /// Check and explain the access policies (see docs/policies.md).
     Policies {
@@ -83,6 +96,61 @@ enum SessionsCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Refresh the name-search views (rec_patient_tokens, then
+    /// rec_search_tokens) without blocking readers, and date the refresh
+    /// (espace_records_search_refreshed_timestamp_seconds). Run it on a
+    /// schedule (systemd timer, cron). PostgreSQL only.
+    Refresh {
+        /// The configuration file of the instances (its `[records] url`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A URL of a role allowed to refresh the views (their owner),
+        /// instead of `[records] url` (read-only), or ESPACE_RECORDS_REFRESH_URL.
+        #[arg(long, env = "ESPACE_RECORDS_REFRESH_URL")]
+        url: Option<String>,
+    },
+}
+
+/// `espace-ps records refresh`: 0 when refreshed, 2 on a configuration
+/// error, 3 when the database fails.
+fn records_command(command: RecordsCommand) -> ExitCode {
+    let RecordsCommand::Refresh { config, url } = command;
+    let config = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid configuration\n{e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(LogFormat::Text, "warn");
+    if !apply_test_clock(&config) {
+        return ExitCode::FAILURE;
+    }
+    let Some(url) = url.or(config.records.url.clone()) else {
+        eprintln!("no records database: set [records] url or --url");
+        return ExitCode::from(2);
+    };
+    if !url.starts_with("postgres") {
+        eprintln!("only PostgreSQL records have views to refresh");
+        return ExitCode::from(2);
+    }
+    match startup_runtime().block_on(espace_ps::records_refresh::refresh(&url)) {
+        Ok(took) => {
+            println!(
+                "records name-search views refreshed in {:.1} s",
+                took.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -200,11 +268,13 @@ fn dossiers(command: DossiersCommand) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Policies { command } => espace_ps_access::cli::run(*command),
         Command::Sessions { command } => sessions_command(command),
         Command::Dossiers { command } => dossiers(command),
+        Command::Records { command } => records_command(command),
         Command::Audit { command } => espace_ps::audit::cli::run(command),
         Command::Migrate { target } => espace_ps::audit::cli::migrate(target),
         Command::CheckConfig { file } => match Config::load(&file) {
@@ -218,7 +288,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config } => {
+        Command::Serve { config, upgrade } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -227,7 +297,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(config.logging.format, &config.logging.level);
-            serve(config, Vec::new())
+            serve_with(config, Vec::new(), upgrade)
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub dossier_number_refusals: IntCounterVec,
     /// Dossier numbers locked because their daily failure budget ran out.
     pub dossier_numbers_locked: IntCounter,
+    /// Unix time of the last `espace-ps records refresh` of the name-search
+    /// views (0: never, or not PostgreSQL). Alert on its age.
+    pub records_search_refreshed: IntGauge,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -92,6 +95,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     dossier_numbers_locked: register_int_counter!(
         "espace_dossier_numbers_locked_total",
         "Dossier numbers locked after their daily failure budget ran out"
+    )
+    .expect("metric registers"),
+    records_search_refreshed: register_int_gauge!(
+        "espace_records_search_refreshed_timestamp_seconds",
+        "Unix time of the last refresh of the records' name-search views (0: never)"
     )
     .expect("metric registers"),
 });

@@ -154,9 +154,9 @@ pub async fn revoke(
     let revoked_at_ms = db.record_revocation(national_id.as_str()).await?;
     let ended = match &config.sessions.store {
         SessionStoreConfig::Memory => Ok(None),
-        SessionStoreConfig::Redis { url } => {
+        SessionStoreConfig::Redis(redis) => {
             let sessions = crate::session::Sessions::new(
-                Arc::new(crate::session::RedisStore::new(url)?),
+                Arc::new(crate::session::RedisStore::from_config(redis)?),
                 &config.sessions.key_prefix,
                 config.sessions.idle_timeout,
                 config.sessions.absolute_timeout,

@@ -109,6 +109,10 @@ impl Router {
     async fn health(&self, req: &Req) -> Resp {
         match req.path.as_str() {
             "/-/healthz" => web::text(StatusCode::OK, "ok\n"),
+            // Draining (SIGTERM): out of the gateway's rotation at once.
+            "/-/readyz" if crate::drain::draining() => {
+                web::text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n")
+            }
             "/-/readyz" => {
                 let store = self.sessions.ping().await;
                 let db = self.db.ping().await;

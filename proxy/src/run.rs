@@ -4,12 +4,22 @@
 //! extra service) both call.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use pingora::services::ServiceWithDependents;
 
 use crate::app::App;
 use crate::config::{Config, LogFormat};
 use crate::server::build_server;
+
+/// Installs rustls's process-wide crypto provider (ring) once, before any
+/// TLS connection: Redis (`rediss://`) asks rustls for the process default,
+/// and a process where two providers are compiled in and none is installed
+/// panics at its first TLS connection. Pingora, reqwest and sqlx use ring
+/// too. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Logs to stderr (stdout is for what the commands print), as text or JSON,
 /// at `level` unless `RUST_LOG` says otherwise.
@@ -74,6 +84,18 @@ pub fn apply_test_clock(config: &Config) -> bool {
 /// the same Pingora server: the demo binary adds its dev identity provider
 /// there; `espace-ps serve` adds none.
 pub fn serve(config: Config, extra: Vec<Box<dyn ServiceWithDependents>>) -> ExitCode {
+    serve_with(config, extra, false)
+}
+
+/// [`serve`]; with `upgrade`, taking the listening sockets over from the
+/// running process (`espace-ps serve --upgrade`, then SIGQUIT to the old
+/// one: see `drain`).
+pub fn serve_with(
+    config: Config,
+    extra: Vec<Box<dyn ServiceWithDependents>>,
+    upgrade: bool,
+) -> ExitCode {
+    install_tls_provider();
     if !apply_test_clock(&config) {
         return ExitCode::FAILURE;
     }
@@ -85,6 +107,10 @@ pub fn serve(config: Config, extra: Vec<Box<dyn ServiceWithDependents>>) -> Exit
         }
     };
     tracing::info!("{}", config.summary());
+    // The age of the records' name-search views, as a metric.
+    if let Some(records) = app.router.records.clone() {
+        crate::records_refresh::watch(records, Duration::from_secs(60));
+    }
     // SIGHUP reloads the policies (as a file change does).
     let engine = app.access.policies().clone();
     let viewer = app.gate.clone();
@@ -104,7 +130,16 @@ pub fn serve(config: Config, extra: Vec<Box<dyn ServiceWithDependents>>) -> Exit
             crate::app::record_reload(outcome);
         }
     });
-    let mut server = build_server(&config, app);
+    let mut server = build_server(&config, app, upgrade);
     server.add_services(extra);
-    server.run_forever()
+    // SIGTERM, SIGQUIT and SIGINT are ours (see `drain`): readyz flips and
+    // the listeners stay open for the drain delay; the process ends once
+    // no request is left in flight, within the grace period.
+    crate::drain::exit_when_idle(server.watch_execution_phase(), Duration::from_millis(250));
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(crate::drain::DrainSignal {
+            drain_delay: config.server.drain_delay,
+        }),
+    });
+    ExitCode::SUCCESS
 }

@@ -79,6 +79,8 @@ pub struct Ctx {
     forward: Option<crate::viewer::Forward>,
     /// An HTML page of the viewer being rewritten to get our additions.
     inject: Option<crate::inject::PageRewriter>,
+    /// Counts this request as in flight (a drain waits for it).
+    _in_flight: crate::drain::InFlight,
 }
 
 impl EspaceProxy {
@@ -190,6 +192,7 @@ impl ProxyHttp for EspaceProxy {
             session: None,
             forward: None,
             inject: None,
+            _in_flight: crate::drain::InFlight::new(),
         }
     }
 
@@ -247,6 +250,16 @@ impl ProxyHttp for EspaceProxy {
             .await;
         match verdict {
             crate::viewer::Verdict::Forward(f) => {
+                // The softviewer's static files, when espace-ps serves them.
+                if let Some(site) = &self.app.site {
+                    if f.class == espace_ps_access::viewer::Class::Shell
+                        && crate::viewer::site::Site::serves(&f.target)
+                    {
+                        let resp = site.serve(req.method == http::Method::HEAD, &f).await;
+                        write_response(session, resp).await?;
+                        return Ok(true);
+                    }
+                }
                 ctx.session = Some(data);
                 ctx.forward = Some(f);
                 Ok(false)
@@ -547,15 +560,23 @@ impl ServeHttp for AdminApp {
     }
 }
 
-/// A Pingora server with espace-ps's services, ready to run.
-pub fn build_server(config: &Config, app: Arc<App>) -> pingora::server::Server {
+/// A Pingora server with espace-ps's services, ready to run; with
+/// `upgrade`, it takes the listening sockets over from the running process
+/// (`serve --upgrade`, then SIGQUIT to the old one).
+pub fn build_server(config: &Config, app: Arc<App>, upgrade: bool) -> pingora::server::Server {
+    let s = &config.server;
     let conf = ServerConf {
-        threads: config.server.threads,
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(2),
+        threads: s.threads,
+        grace_period_seconds: Some(s.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
+        upgrade_sock: s.upgrade_sock.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = pingora::server::Server::new_with_opt_and_conf(Some(Opt::default()), conf);
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

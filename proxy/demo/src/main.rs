@@ -58,6 +58,11 @@ enum Command {
         /// results, grants and sessions all follow (tests).
         #[arg(long, value_parser = espace_ps::clock::parse_instant)]
         now: Option<time::OffsetDateTime>,
+        /// Open the images in OHIF v3 (route table `ohif`, over the
+        /// viewer's DICOMweb) served from this directory, installed by
+        /// deploy/ohif/install.sh; without it, Orthanc's Web Viewer.
+        #[arg(long)]
+        ohif_dir: Option<PathBuf>,
     },
     /// Generate the demo records (seeded, reproducible) and load the
     /// matching DICOM studies into an Orthanc viewer.
@@ -151,6 +156,7 @@ fn main() -> ExitCode {
             data_dir,
             policies,
             now,
+            ohif_dir,
         } => {
             init_logging(LogFormat::Text, "info");
             if let Some(t) = now {
@@ -199,9 +205,12 @@ fn main() -> ExitCode {
 listen = "{listen}"
 admin_listen = "{admin_listen}"
 public_url = "{public}"
+# Ctrl-C or SIGTERM: no gateway to warn, stop at once.
+drain_delay_secs = 0
 
 [upstream]
 address = "{viewer}"
+{ohif}
 
 [psc]
 issuer = "http://{idp_listen}{ISSUER_PATH}"
@@ -219,7 +228,14 @@ url = "{records}?mode=ro"
 dir = "{}"
 "#,
                 db.display(),
-                policies.display()
+                policies.display(),
+                ohif = match &ohif_dir {
+                    Some(d) => format!(
+                        "viewer = \"ohif\"\nohif_dir = {:?}",
+                        d.display().to_string()
+                    ),
+                    None => String::new(),
+                },
             );
             let config = match Config::from_toml(&toml, |_| None) {
                 Ok(c) => c,

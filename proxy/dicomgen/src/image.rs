@@ -1,10 +1,26 @@
 //! Synthetic pixel data: small, deterministic pictures that look vaguely like
 //! the modality (a body section, a chest film, an ultrasound sector, a
 //! mammogram) with the series/image number and the view burned in, so that a
-//! rendered JPEG is recognizable by a person and by a test.
+//! rendered JPEG is recognizable by a person and by a test, and a marker at
+//! the centre ([`MARKER`]) that a browser test finds in a viewer's pixels.
 
 /// Width and height of every generated image.
 pub const SIZE: usize = 128;
+
+/// The marker at the centre of every image (rows and columns alike): white
+/// (the scene's [`white_level`]) on `outer` but black (0) on `inner`. Seen
+/// through a viewer that fits the image to its viewport, the viewport's
+/// centre is black and the points at 6/128 of the image's displayed size
+/// left, right, above and below it are white (proxy/tests/browser/ohif.test.mjs).
+pub(crate) struct Marker {
+    pub outer: std::ops::Range<usize>,
+    pub inner: std::ops::Range<usize>,
+}
+
+pub(crate) const MARKER: Marker = Marker {
+    outer: 56..72,
+    inner: 60..68,
+};
 
 /// What kind of picture to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +115,19 @@ pub(crate) fn render(frame: &Frame<'_>) -> Vec<u16> {
     for y in SIZE - 5..SIZE - 3 {
         for x in 4..4 + bar_len.max(2) {
             px[y * SIZE + x] = frame.max;
+        }
+    }
+
+    // The marker a browser test looks for in a viewer's rendered pixels:
+    // a white square ring around a black core, centred on the image
+    // ([`MARKER`]).
+    for y in MARKER.outer.clone() {
+        for x in MARKER.outer.clone() {
+            px[y * SIZE + x] = if MARKER.inner.contains(&y) && MARKER.inner.contains(&x) {
+                0
+            } else {
+                frame.max
+            };
         }
     }
 
@@ -404,6 +433,24 @@ mod tests {
             .collect();
         assert!(area.contains(&4095));
         assert!(area.contains(&0));
+    }
+
+    #[test]
+    fn the_marker_is_a_white_ring_around_a_black_centre() {
+        for scene in [
+            Scene::Section {
+                contrast: SectionContrast::Ct,
+            },
+            Scene::Radiograph { lateral: false },
+            Scene::Ultrasound,
+        ] {
+            let px = frame(scene, 2, "S1 I3");
+            let at = |x: usize, y: usize| px[y * SIZE + x];
+            assert_eq!(at(64, 64), 0, "{scene:?}");
+            for (x, y) in [(58, 64), (70, 64), (64, 58), (64, 70)] {
+                assert_eq!(at(x, y), 4095, "{scene:?} at {x},{y}");
+            }
+        }
     }
 
     #[test]

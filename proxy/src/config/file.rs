@@ -53,6 +53,14 @@ pub struct Server {
     pub public_url: Option<Spanned<String>>,
     pub threads: Spanned<usize>,
     pub trusted_gateways: Spanned<Vec<String>>,
+    /// After SIGTERM's drain delay: how long requests in flight may take.
+    pub grace_period_secs: Spanned<u64>,
+    /// After the grace period: how long the runtimes get to stop.
+    pub shutdown_timeout_secs: Spanned<u64>,
+    /// After SIGTERM: new connections still accepted this long (readyz 503).
+    pub drain_delay_secs: Spanned<u64>,
+    /// The Unix socket the listening sockets are handed over on (upgrade).
+    pub upgrade_sock: PathBuf,
 }
 
 impl Default for Server {
@@ -63,6 +71,10 @@ impl Default for Server {
             public_url: None,
             threads: unspanned(2),
             trusted_gateways: unspanned(Vec::new()),
+            grace_period_secs: unspanned(120),
+            shutdown_timeout_secs: unspanned(5),
+            drain_delay_secs: unspanned(10),
+            upgrade_sock: PathBuf::from("/run/espace-ps/upgrade.sock"),
         }
     }
 }
@@ -75,6 +87,7 @@ pub struct Upstream {
     pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
+    pub ohif_dir: String,
 }
 
 impl Default for Upstream {
@@ -85,6 +98,7 @@ impl Default for Upstream {
             hide_download: vec!["button[title=\"Download DICOM\"]".to_owned()],
             tls: false,
             sni: String::new(),
+            ohif_dir: String::new(),
         }
     }
 }
@@ -191,6 +205,19 @@ pub struct Sessions {
     pub key_prefix: String,
     pub idle_timeout_secs: Spanned<u64>,
     pub absolute_timeout_secs: u64,
+    /// PEM roots trusted for `rediss://` (None: the system's roots).
+    pub redis_ca_file: Option<Spanned<PathBuf>>,
+    /// A client certificate (PEM) for `rediss://`, with its key.
+    pub redis_client_cert: Option<Spanned<PathBuf>>,
+    pub redis_client_key: Option<Spanned<PathBuf>>,
+    /// `host:port` of the Sentinels; the primary is asked of them.
+    pub redis_sentinels: Spanned<Vec<String>>,
+    /// The primary's name at the Sentinels.
+    pub redis_service: Option<Spanned<String>>,
+    /// Replicas that must have a session or one-time id write (WAIT).
+    /// None: 1 with Sentinels, 0 without.
+    pub redis_wait_replicas: Option<u32>,
+    pub redis_wait_timeout_ms: Spanned<u64>,
 }
 
 impl Default for Sessions {
@@ -201,6 +228,13 @@ impl Default for Sessions {
             key_prefix: "espace-ps:".to_owned(),
             idle_timeout_secs: unspanned(30 * 60),
             absolute_timeout_secs: 4 * 3600,
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
+            redis_sentinels: unspanned(Vec::new()),
+            redis_service: None,
+            redis_wait_replicas: None,
+            redis_wait_timeout_ms: unspanned(500),
         }
     }
 }
@@ -211,6 +245,8 @@ pub struct Database {
     /// Or `ESPACE_DATABASE_URL`.
     pub url: Spanned<String>,
     pub max_connections: u32,
+    /// PEM roots for TLS to PostgreSQL (`sslrootcert`, `sslmode=verify-full`).
+    pub ca_file: Option<Spanned<PathBuf>>,
     /// `serve` applies the migrations (false: `espace-ps migrate` does).
     pub migrate: bool,
     /// Development only: start even when the role can rewrite the audit trail.
@@ -222,6 +258,7 @@ impl Default for Database {
         Database {
             url: unspanned("sqlite://espace-ps.sqlite?mode=rwc".to_owned()),
             max_connections: 8,
+            ca_file: None,
             migrate: true,
             allow_audit_rewrite: false,
         }
@@ -301,6 +338,8 @@ pub struct Records {
     /// Or `ESPACE_RECORDS_URL`; None: the portal has no records.
     pub url: Option<Spanned<String>>,
     pub max_connections: u32,
+    /// PEM roots for TLS to PostgreSQL (`sslrootcert`, `sslmode=verify-full`).
+    pub ca_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for Records {
@@ -308,6 +347,7 @@ impl Default for Records {
         Records {
             url: None,
             max_connections: 8,
+            ca_file: None,
         }
     }
 }

@@ -153,6 +153,15 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub threads: usize,
     pub trusted_gateways: Vec<IpNet>,
+    /// Shutdown (see `drain`): new connections accepted this long after
+    /// SIGTERM, `/-/readyz` answering 503.
+    pub drain_delay: Duration,
+    /// Then requests in flight have this long to finish.
+    pub grace_period: Duration,
+    /// Then the runtimes this long to stop.
+    pub shutdown_timeout: Duration,
+    /// The Unix socket of the graceful upgrade (`serve --upgrade`, SIGQUIT).
+    pub upgrade_sock: PathBuf,
 }
 
 impl ServerConfig {
@@ -178,6 +187,9 @@ pub struct UpstreamConfig {
     pub hide_download: Vec<String>,
     pub tls: bool,
     pub sni: String,
+    /// The installed OHIF site (deploy/ohif/install.sh), served under
+    /// `/visionneuse/`; empty: not served.
+    pub ohif_dir: String,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -260,7 +272,33 @@ pub struct HmSsoConfig {
 #[derive(Debug, Clone)]
 pub enum SessionStoreConfig {
     Memory,
-    Redis { url: String },
+    Redis(RedisConfig),
+}
+
+/// A Redis shared by the instances (`[sessions] store = "redis"`).
+#[derive(Debug, Clone, Default)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` (TLS). With Sentinels, only its scheme
+    /// (TLS or not), database, user and password are used (may be empty).
+    pub url: String,
+    pub tls: RedisTls,
+    /// `host:port` of each Sentinel; empty: `url` is the one Redis.
+    pub sentinels: Vec<String>,
+    /// The primary's name at the Sentinels (`sentinel monitor NAME …`).
+    pub service: String,
+    /// A write succeeds once this many replicas have it (`WAIT`); 0: no WAIT.
+    pub wait_replicas: u32,
+    /// How long a write waits for them.
+    pub wait_timeout: Duration,
+}
+
+/// TLS settings of `rediss://` beyond the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// PEM roots trusted instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), when Redis asks for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone)]
@@ -370,9 +408,16 @@ impl Config {
             (None, Some(_)) => "Hopital Manager SSO only",
             (None, None) => "no login method",
         };
-        let store = match self.sessions.store {
+        let store = match &self.sessions.store {
             SessionStoreConfig::Memory => "in-memory sessions",
-            SessionStoreConfig::Redis { .. } => "Redis sessions",
+            SessionStoreConfig::Redis(r) => {
+                match (r.sentinels.is_empty(), r.url.starts_with("rediss://")) {
+                    (true, true) => "Redis sessions (TLS)",
+                    (true, false) => "Redis sessions",
+                    (false, true) => "Redis sessions through Sentinel (TLS)",
+                    (false, false) => "Redis sessions through Sentinel",
+                }
+            }
         };
         let db = if self.database.url.starts_with("postgres") {
             "PostgreSQL"

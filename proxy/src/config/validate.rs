@@ -10,8 +10,10 @@ use std::time::Duration;
 use toml::Spanned;
 use url::Url;
 
-use super::file::{self, span_of, SessionStore};
+use super::file::{self, span_of};
 use super::*;
+
+mod stores;
 
 /// Reads the file's shape. A problem serde finds (a syntax error, an unknown
 /// key, a value of the wrong type or outside its set) stops there: it is the
@@ -140,7 +142,7 @@ impl Validator<'_> {
         let sessions = self.sessions(f.sessions, env);
 
         let database_url = f.database.url;
-        let database = DatabaseConfig {
+        let mut database = DatabaseConfig {
             url: env(ENV_DATABASE_URL).unwrap_or_else(|| database_url.get_ref().clone()),
             max_connections: f.database.max_connections,
             migrate: f.database.migrate,
@@ -152,10 +154,12 @@ impl Validator<'_> {
                 &database_url,
                 "must be a sqlite: or postgres:// URL",
             );
+        } else if let Some(ca) = &f.database.ca_file {
+            database.url = self.with_ca_file("database.ca_file", &database.url, ca);
         }
 
         let portal = self.portal(f.portal);
-        let records = RecordsConfig {
+        let mut records = RecordsConfig {
             url: env(ENV_RECORDS_URL)
                 .or_else(|| f.records.url.as_ref().map(|u| u.get_ref().clone())),
             max_connections: f.records.max_connections,
@@ -163,6 +167,8 @@ impl Validator<'_> {
         if records.url.as_deref().is_some_and(|u| !is_database_url(u)) {
             let span = f.records.url.as_ref().and_then(span_of);
             self.issue_at("records.url", span, "must be a sqlite: or postgres:// URL");
+        } else if let (Some(url), Some(ca)) = (&records.url, &f.records.ca_file) {
+            records.url = Some(self.with_ca_file("records.ca_file", url, ca));
         }
 
         // At most about a century either way: a bound that keeps the
@@ -242,12 +248,29 @@ impl Validator<'_> {
         if *s.threads.get_ref() == 0 {
             self.issue("server.threads", &s.threads, "must be at least 1");
         }
+        for (key, v, max) in [
+            ("server.grace_period_secs", &s.grace_period_secs, 3600),
+            (
+                "server.shutdown_timeout_secs",
+                &s.shutdown_timeout_secs,
+                600,
+            ),
+            ("server.drain_delay_secs", &s.drain_delay_secs, 600),
+        ] {
+            if *v.get_ref() > max {
+                self.issue(key, v, format!("must be at most {max}"));
+            }
+        }
         ServerConfig {
             listen,
             admin_listen,
             public_url,
             threads: s.threads.into_inner(),
             trusted_gateways,
+            drain_delay: Duration::from_secs(s.drain_delay_secs.into_inner()),
+            grace_period: Duration::from_secs(s.grace_period_secs.into_inner()),
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout_secs.into_inner()),
+            upgrade_sock: s.upgrade_sock,
         }
     }
 
@@ -262,54 +285,7 @@ impl Validator<'_> {
             hide_download: u.hide_download,
             tls: u.tls,
             sni: u.sni,
-        }
-    }
-
-    fn sessions(
-        &mut self,
-        s: file::Sessions,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> SessionConfig {
-        let redis_span = s.redis_url.as_ref().and_then(span_of);
-        let redis_url = env(ENV_REDIS_URL).or_else(|| s.redis_url.map(Spanned::into_inner));
-        let store = match s.store {
-            SessionStore::Memory => SessionStoreConfig::Memory,
-            SessionStore::Redis => match redis_url {
-                Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                    SessionStoreConfig::Redis { url }
-                }
-                Some(_) => {
-                    self.issue_at(
-                        "sessions.redis_url",
-                        redis_span,
-                        "must start with redis:// or rediss://",
-                    );
-                    SessionStoreConfig::Memory
-                }
-                None => {
-                    self.issue_at(
-                        "sessions.redis_url",
-                        None,
-                        format!("required when store = \"redis\" (or set {ENV_REDIS_URL})"),
-                    );
-                    SessionStoreConfig::Memory
-                }
-            },
-        };
-        let idle = *s.idle_timeout_secs.get_ref();
-        let absolute = s.absolute_timeout_secs;
-        if idle == 0 || absolute == 0 || idle > absolute {
-            self.issue(
-                "sessions.idle_timeout_secs",
-                &s.idle_timeout_secs,
-                "idle and absolute timeouts must be positive, idle not above absolute",
-            );
-        }
-        SessionConfig {
-            store,
-            key_prefix: s.key_prefix,
-            idle_timeout: Duration::from_secs(idle),
-            absolute_timeout: Duration::from_secs(absolute),
+            ohif_dir: u.ohif_dir,
         }
     }
 

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 pub enum StoreError {
     #[error("session store unreachable: {0}")]
     Unreachable(String),
+    #[error("TLS to the session store refused: {0}")]
+    Tls(String),
     #[error("session store timed out")]
     Timeout,
     #[error("session record unreadable: {0}")]

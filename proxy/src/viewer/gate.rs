@@ -205,6 +205,19 @@ impl Gate {
                 continue;
             }
             if !download {
+                // A refused view is on the trail too, once per study per
+                // window (a viewer asks for every frame: one record).
+                let key = (session.clone(), format!("refused {study}"));
+                if !self.audited.contains_key(&key) {
+                    self.audit_best_effort(r.event(
+                        Event::ImagesView,
+                        Outcome::Refused,
+                        study,
+                        &candidate.route_id,
+                    ))
+                    .await;
+                    self.audited.insert(key, ());
+                }
                 return Verdict::Refuse(Refusal::Refused);
             }
             self.audit_best_effort(r.event(

@@ -10,6 +10,7 @@ pub mod dicomweb;
 pub mod gate;
 pub mod orthanc;
 pub mod resolver;
+pub mod site;
 #[cfg(test)]
 mod tests;
 

@@ -4,7 +4,8 @@
 //! the throwaway PKI for it). A test asks for one with [`peer`], by the name
 //! of the environment variable that `scripts/test.sh` used to export
 //! (`ESPACE_TEST_REDIS_URL`, `ESPACE_TEST_PG_URL`, `ESPACE_TEST_OIDC_*`,
-//! `ESPACE_TEST_MTLS_*`).
+//! `ESPACE_TEST_MTLS_*`, and `ESPACE_TEST_TLS_*` for Redis and PostgreSQL
+//! over TLS on a throwaway CA).
 //!
 //! - When that variable is set, its value is used and nothing is started
 //!   (services someone runs by hand: `scripts/test.sh --keep-services`).
@@ -27,9 +28,12 @@
 //! `npm`), which `scripts/test.sh` installs.
 
 mod oidc;
+mod pki;
 mod postgres;
 mod process;
 mod redis;
+pub mod sentinel;
+mod tls;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -59,16 +63,19 @@ enum Group {
     Redis,
     Postgres,
     Oidc,
+    /// Redis and PostgreSQL over TLS on a throwaway CA.
+    Tls,
 }
 
 impl Group {
-    const ALL: [Group; 3] = [Group::Redis, Group::Postgres, Group::Oidc];
+    const ALL: [Group; 4] = [Group::Redis, Group::Postgres, Group::Oidc, Group::Tls];
 
     fn name(self) -> &'static str {
         match self {
             Group::Redis => "redis",
             Group::Postgres => "postgres",
             Group::Oidc => "oidc",
+            Group::Tls => "tls",
         }
     }
 
@@ -89,6 +96,14 @@ impl Group {
                 "ESPACE_TEST_MTLS_OTHER_CERT",
                 "ESPACE_TEST_MTLS_OTHER_KEY",
             ],
+            Group::Tls => &[
+                "ESPACE_TEST_TLS_REDIS_URL",
+                "ESPACE_TEST_TLS_PG_URL",
+                "ESPACE_TEST_TLS_CA",
+                "ESPACE_TEST_TLS_OTHER_CA",
+                "ESPACE_TEST_TLS_CLIENT_CERT",
+                "ESPACE_TEST_TLS_CLIENT_KEY",
+            ],
         }
     }
 
@@ -105,6 +120,7 @@ impl Group {
             Group::Redis => redis::start(dir, pids),
             Group::Postgres => postgres::start(dir, pids),
             Group::Oidc => oidc::start(dir, pids),
+            Group::Tls => tls::start(dir, pids),
         }
     }
 }
@@ -176,8 +192,12 @@ fn group_vars(group: Group) -> Result<Vars, String> {
     if let Some(vars) = from_env(group, |n| std::env::var(n).ok()) {
         return vars;
     }
-    static CACHE: [OnceLock<Result<Vars, String>>; 3] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static CACHE: [OnceLock<Result<Vars, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     CACHE[group.index()].get_or_init(|| shared(group)).clone()
 }
 

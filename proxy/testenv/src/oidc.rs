@@ -30,7 +30,7 @@ pub(crate) fn start(dir: &Path, pids: &Path) -> Result<Started, String> {
         }
     };
     let pki = dir.join("mtls");
-    make_pki(&pki)?;
+    crate::pki::make_pki(&pki)?;
     let secret = random_hex(24)?;
 
     let provider_log = dir.join("oidc-provider.log");
@@ -152,105 +152,6 @@ pub(crate) fn npm_ci(dir: &Path) -> Result<(), String> {
         .args(["ci", "--no-audit", "--no-fund"]))
     .map_err(|e| format!("the test OpenID provider's dependencies: {e}"))?;
     std::fs::write(&stamp, format!("{want}\n")).map_err(|e| e.to_string())
-}
-
-/// A throwaway CA, a server certificate for 127.0.0.1 and two client
-/// certificates (EC P-256, valid 2 days), as PEM files in `dir`.
-fn make_pki(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| e.to_string())?;
-    let openssl = || {
-        let mut c = Command::new("openssl");
-        c.current_dir(dir);
-        c
-    };
-    let new_key = |name: &str| {
-        run(openssl().args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &format!("{name}.key"),
-        ]))
-    };
-    new_key("ca")?;
-    run(openssl().args([
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-subj",
-        "/C=FR/O=Espace PS Test/CN=espace-ps test CA",
-        "-days",
-        "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        "ca.pem",
-    ]))?;
-    let leaf = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n";
-    for (name, subject, ext) in [
-        (
-            "server",
-            "/C=FR/O=Espace PS Test/CN=127.0.0.1",
-            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
-        ),
-        (
-            "client",
-            "/C=FR/O=Espace PS Test/CN=espace-ps-client",
-            "extendedKeyUsage=clientAuth\n",
-        ),
-        (
-            "other",
-            "/C=FR/O=Espace PS Test/CN=other-client",
-            "extendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        new_key(name)?;
-        run(openssl().args([
-            "req",
-            "-new",
-            "-key",
-            &format!("{name}.key"),
-            "-subj",
-            subject,
-            "-out",
-            &format!("{name}.csr"),
-        ]))?;
-        std::fs::write(dir.join(format!("{name}.ext")), format!("{leaf}{ext}"))
-            .map_err(|e| e.to_string())?;
-        run(openssl().args([
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            &format!("0x{}", random_hex(8)?),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]))?;
-    }
-    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "key") {
-            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
 }
 
 /// nginx on `mtls_port` in front of the provider on `oidc_port`. TLS with

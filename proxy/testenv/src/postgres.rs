@@ -12,6 +12,24 @@ use crate::Started;
 const DB_USER: &str = "espace";
 
 pub(crate) fn start(dir: &Path, pids: &Path) -> Result<Started, String> {
+    let (postgres, port) = start_cluster(dir, pids, None)?;
+    Ok(Started {
+        vars: vec![(
+            "ESPACE_TEST_PG_URL".into(),
+            format!("postgres://{DB_USER}@127.0.0.1:{port}/espace_test"),
+        )],
+        services: vec![postgres],
+    })
+}
+
+/// Starts a cluster in `dir` with a database `espace_test`; with `tls` (a
+/// directory holding `server.pem` and `server.key`), TLS on and plaintext
+/// connections refused (`hostssl` only). Its process and port.
+pub(crate) fn start_cluster(
+    dir: &Path,
+    pids: &Path,
+    tls: Option<&Path>,
+) -> Result<(Service, u16), String> {
     let bin = bin_dir()?;
     let port = free_port()?;
     let os_user = os_user()?;
@@ -44,12 +62,35 @@ pub(crate) fn start(dir: &Path, pids: &Path) -> Result<Started, String> {
         "--locale=C",
         "--no-sync",
     ]))?;
-    // Trust, on loopback TCP and the private socket only.
-    std::fs::write(
-        data.join("pg_hba.conf"),
-        "local all all trust\nhost all all 127.0.0.1/32 trust\n",
-    )
-    .map_err(|e| e.to_string())?;
+    // Trust, on loopback TCP (TLS only, when asked) and the private socket only.
+    let hba = if tls.is_some() {
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+    } else {
+        "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+    };
+    std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| e.to_string())?;
+    let mut tls_args = Vec::new();
+    if let Some(pki) = tls {
+        for (name, mode) in [("server.pem", 0o644), ("server.key", 0o600)] {
+            let file = pki.join(name);
+            if let Some((uid, gid)) = os_user.as_ref().map(|u| (u.uid, u.gid)) {
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some((uid, gid)) = os_user.as_ref().map(|u| (u.uid, u.gid)) {
+            std::os::unix::fs::chown(pki, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+        tls_args = vec![
+            "-c".to_owned(),
+            "ssl=on".to_owned(),
+            "-c".to_owned(),
+            format!("ssl_cert_file={}", pki.join("server.pem").display()),
+            "-c".to_owned(),
+            format!("ssl_key_file={}", pki.join("server.key").display()),
+        ];
+    }
     let log = dir.join("postgres.log");
     // SIGINT: PostgreSQL's fast shutdown.
     let mut postgres = Service::spawn(
@@ -65,15 +106,17 @@ pub(crate) fn start(dir: &Path, pids: &Path) -> Result<Started, String> {
             ])
             .arg(dir)
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"]),
+            .args(["-c", "full_page_writes=off"])
+            .args(&tls_args),
         &log,
         pids,
         "INT",
     )?;
     let port_s = port.to_string();
+    // The clients use the private socket: it works with or without TLS.
     let client = |program: &str| {
         let mut c = Command::new(bin.join(program));
-        c.args(["-h", "127.0.0.1", "-p", &port_s, "-U", DB_USER]);
+        c.arg("-h").arg(dir).args(["-p", &port_s, "-U", DB_USER]);
         c
     };
     postgres.wait_ready("postgres", &log, Duration::from_secs(60), || {
@@ -81,13 +124,7 @@ pub(crate) fn start(dir: &Path, pids: &Path) -> Result<Started, String> {
             && run(client("pg_isready").arg("-q")).is_ok()
     })?;
     run(client("createdb").arg("espace_test"))?;
-    Ok(Started {
-        vars: vec![(
-            "ESPACE_TEST_PG_URL".into(),
-            format!("postgres://{DB_USER}@127.0.0.1:{port}/espace_test"),
-        )],
-        services: vec![postgres],
-    })
+    Ok((postgres, port))
 }
 
 /// The newest Debian PostgreSQL bin directory (`/usr/lib/postgresql/N/bin`).

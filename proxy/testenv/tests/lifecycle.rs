@@ -41,7 +41,7 @@ fn services_start_answer_and_stop_with_their_run() {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| panic!("{name} not printed: {vars:?}"))
     };
-    assert_eq!(vars.len(), 11, "{vars:?}");
+    assert_eq!(vars.len(), 17, "{vars:?}");
 
     // Redis answers PING; PostgreSQL and the provider accept connections.
     let redis = var("ESPACE_TEST_REDIS_URL");
@@ -58,6 +58,16 @@ fn services_start_answer_and_stop_with_their_run() {
     TcpStream::connect(control.trim_start_matches("http://")).unwrap();
     assert!(std::path::Path::new(&var("ESPACE_TEST_MTLS_CLIENT_KEY")).exists());
     assert!(var("ESPACE_TEST_MTLS_CLIENT_DN").contains("CN=espace-ps-client"));
+    // The TLS stores accept connections (their TLS is tested by espace-ps).
+    for url in [
+        var("ESPACE_TEST_TLS_REDIS_URL"),
+        var("ESPACE_TEST_TLS_PG_URL"),
+    ] {
+        let host_port = url.rsplit('@').next().unwrap();
+        let host_port = host_port.trim_start_matches("rediss://");
+        TcpStream::connect(host_port.split('/').next().unwrap()).unwrap();
+    }
+    assert!(std::path::Path::new(&var("ESPACE_TEST_TLS_OTHER_CA")).exists());
 
     // The run's directory and the processes its state files name.
     let uid = std::fs::metadata("/proc/self").map(|m| {
@@ -73,7 +83,7 @@ fn services_start_answer_and_stop_with_their_run() {
         .expect("the program's run directory")
         .path();
     let mut pids = Vec::new();
-    for name in ["redis", "postgres", "oidc"] {
+    for name in ["redis", "postgres", "oidc", "tls"] {
         let state = std::fs::read_to_string(run.join(format!("{name}.env"))).unwrap();
         for line in state.lines() {
             if let Some(rest) = line.strip_prefix("pid ") {
@@ -81,7 +91,11 @@ fn services_start_answer_and_stop_with_their_run() {
             }
         }
     }
-    assert_eq!(pids.len(), 4, "redis, postgres, node, nginx");
+    assert_eq!(
+        pids.len(),
+        6,
+        "redis, postgres, node, nginx, Redis and PostgreSQL over TLS"
+    );
     assert!(pids.iter().all(|&p| running(p)));
 
     program.kill().unwrap();

@@ -138,6 +138,10 @@ pub struct ProxyOpts {
     pub database_max_connections: Option<u32>,
     /// More lines of the `[rate_limit]` table (after `login_per_minute`).
     pub rate_limit: Option<String>,
+    /// `[database] ca_file` (TLS to PostgreSQL).
+    pub database_ca_file: Option<String>,
+    /// More lines of the `[server]` table (shutdown timings…).
+    pub server: Option<String>,
     /// Body of the `[audit]` table.
     pub audit: Option<String>,
     /// More lines of the `[database]` table; by default the development
@@ -146,6 +150,8 @@ pub struct ProxyOpts {
     pub database_extra: Option<String>,
     /// `[upstream] viewer`: the route table's name; `orthanc` by default.
     pub viewer: Option<String>,
+    /// `[upstream] ohif_dir`: the OHIF site espace-ps serves; none by default.
+    pub ohif_dir: Option<std::path::PathBuf>,
 }
 
 /// The repository's shipped policy directory.
@@ -175,18 +181,29 @@ impl Proxy {
         });
         let mut toml = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
-             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
+             public_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n{}\n\
              [upstream]\naddress = \"{}\"\n{}\n[database]\nurl = \"{database_url}\"\n{}\n\
              [rate_limit]\nlogin_per_minute = {}\n{}\n[logging]\nformat = \"{}\"\nlevel = \"info\"\n\n\
              [policies]\ndir = \"{}\"\n",
+            opts.server.as_deref().unwrap_or_default(),
             opts.upstream.as_deref().unwrap_or("127.0.0.1:9"),
             opts.viewer
                 .as_deref()
                 .map(|v| format!("viewer = \"{v}\"\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &opts
+                    .ohif_dir
+                    .as_ref()
+                    .map(|d| format!("ohif_dir = {:?}\n", d.display().to_string()))
+                    .unwrap_or_default(),
             opts.database_max_connections
                 .map(|n| format!("max_connections = {n}\n"))
                 .unwrap_or_default()
+                + &opts
+                    .database_ca_file
+                    .as_ref()
+                    .map(|f| format!("ca_file = \"{f}\"\n"))
+                    .unwrap_or_default()
                 + opts
                     .database_extra
                     .as_deref()

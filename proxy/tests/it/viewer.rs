@@ -980,7 +980,7 @@ async fn run_matrix(fx: &Fixture, plain: &Proxy, hab: &Proxy, archive: Archive) 
             }
             let views: Vec<&str> = rows
                 .iter()
-                .filter(|r| r.0 == *actor && r.1 == "images_view")
+                .filter(|r| r.0 == *actor && r.1 == "images_view" && r.2 == "success")
                 .map(|r| r.3.as_str())
                 .collect();
             let mut expected: Vec<String> = viewed.get(&(*h, *actor)).cloned().unwrap_or_default();
@@ -1861,7 +1861,7 @@ async fn image_views_are_refused_while_their_audit_insert_fails() {
     let views: Vec<_> = audit_rows(&proxy)
         .await
         .into_iter()
-        .filter(|r| r.0 == ELISE && r.1 == "images_view")
+        .filter(|r| r.0 == ELISE && r.1 == "images_view" && r.2 == "success")
         .collect();
     assert_eq!(views.len(), 1, "{views:?}");
     assert_eq!(views[0].3, study.uid);

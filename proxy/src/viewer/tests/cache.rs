@@ -94,7 +94,9 @@ async fn gate_does_not_remember_a_failure_to_decide() {
     let target = preview(&SCANNER);
     w.records.set_failing(true);
     assert_eq!(w.get(&ELISE, &target).await, REFUSED);
-    assert!(w.audit.events().is_empty());
+    // The refusal is on the trail (a failure to decide is a "no"); no view.
+    let trail = w.trail(&ELISE);
+    assert!(trail.iter().all(|r| r.1 == "refused"), "{trail:?}");
     w.records.set_failing(false);
     assert_eq!(
         w.get(&ELISE, &target).await,

@@ -138,9 +138,24 @@ async fn gate_role_matrix() {
         let successes = downloads.iter().filter(|r| r.1 == "success").count();
         let views: Vec<&str> = trail
             .iter()
-            .filter(|r| r.0 == "images_view")
+            .filter(|r| r.0 == "images_view" && r.1 == "success")
             .map(|r| r.2.as_str())
             .collect();
+        // A refused view is on the trail too, once per study (the window),
+        // and only for a study that was refused.
+        let refused_views: Vec<&str> = trail
+            .iter()
+            .filter(|r| r.0 == "images_view" && r.1 == "refused")
+            .map(|r| r.2.as_str())
+            .collect();
+        let mut once = refused_views.clone();
+        once.dedup();
+        if once.len() != refused_views.len() || refused_views.iter().any(|s| views.contains(s)) {
+            failures.push(format!(
+                "audit of {}: refused images_view {refused_views:?} (views {views:?})",
+                who.name
+            ));
+        }
         let want_views: Vec<&str> = match (viewed, visible) {
             (true, Some(s)) => vec![s.uid],
             _ => vec![],

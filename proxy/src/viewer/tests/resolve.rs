@@ -44,10 +44,16 @@ async fn gate_decides_on_the_archives_parents_not_the_clients() {
     let views: Vec<String> = w
         .trail(&ELISE)
         .into_iter()
-        .filter(|r| r.0 == "images_view")
+        .filter(|r| r.0 == "images_view" && r.1 == "success")
         .map(|r| r.2)
         .collect();
     assert_eq!(views, [SCANNER.uid]);
+    // The other study is on the trail as refused, never as viewed.
+    assert!(w
+        .trail(&ELISE)
+        .iter()
+        .filter(|r| r.0 == "images_view" && r.1 == "refused")
+        .all(|r| r.2 != SCANNER.uid));
 }
 
 /// (target, Élise's decision: forwarded or not). A list is decided element

@@ -108,8 +108,13 @@ function orthanc(cmd, ...args) {
 /** The instant the demo's clock reads at start (RFC 3339). */
 export const TEST_NOW = process.env.ESPACE_TEST_NOW || '2026-11-30T09:30:00Z';
 
-/** Starts Orthanc and the demo; resolves to the stack description. */
-export async function startStack() {
+/**
+ * Starts Orthanc and the demo; resolves to the stack description. With
+ * `ohifDir` (a site installed by deploy/ohif/install.sh), the images open in
+ * OHIF v3 over Orthanc's DICOMweb (route table `ohif`) instead of Orthanc's
+ * Web Viewer.
+ */
+export async function startStack({ ohifDir } = {}) {
   const bin = binaryPath();
   if (!existsSync(bin)) {
     throw new Error(`${bin} not found: build it first (cargo build -p espace-ps-demo)`);
@@ -147,6 +152,7 @@ export async function startStack() {
     // The demo lives at one instant, never the system date (same pinned
     // instant as the Rust tests; scripts/test.sh may move it).
     '--now', TEST_NOW,
+    ...(ohifDir ? ['--ohif-dir', ohifDir] : []),
   ], { cwd: ROOT, stdio: ['ignore', log, log] });
   stack.demo = demo;
   let exited = false;

@@ -596,3 +596,111 @@ async fn viewer_corpora_against_the_dicomweb_resolver() {
         format!("/visionneuse/viewer?StudyInstanceUIDs={}", scanner.uid)
     );
 }
+
+/// OHIF's static site, served by espace-ps from `[upstream] ohif_dir` (a
+/// stand-in directory here; the real @ohif/app in the browser test
+/// `ohif.test.mjs`): only with a session; its routes answer index.html with
+/// the portal's banner and the table's CSP; WASM as application/wasm, hashed
+/// bundles cacheable; nothing outside the directory.
+#[tokio::test]
+async fn ohif_site_is_served_behind_the_session_with_its_policy() {
+    let fx = fixture().await;
+    let site = fx.dir.path().join("ohif-site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(
+        site.join("index.html"),
+        "<!doctype html><html><head><title>OHIF Viewer</title></head><body><div id=root></div></body></html>",
+    )
+    .unwrap();
+    std::fs::write(site.join("0ddf166f7a343eda.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(site.join("app-config.js"), "window.config = {};").unwrap();
+    std::fs::write(fx.dir.path().join("secret.txt"), "outside").unwrap();
+    let port = free_port();
+    let portal = format!("http://127.0.0.1:{port}");
+    let (_idp, issuer) = start_dev_idp(&portal, SECRET).await;
+    let proxy = Proxy::start(ProxyOpts {
+        port: Some(port),
+        psc: Some(format!(
+            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+        )),
+        upstream: Some("127.0.0.1:9".into()),
+        viewer: Some("ohif".into()),
+        ohif_dir: Some(site.clone()),
+        records_url: Some(format!("{}?mode=ro", fx.records_url)),
+        portal: Some(PORTAL.into()),
+        ..Default::default()
+    })
+    .await;
+    let page = "/visionneuse/viewer?StudyInstanceUIDs=1.2.3";
+
+    // No session: the login page, never OHIF.
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = anon
+        .get(format!("{}{page}", proxy.base))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), StatusCode::OK);
+    assert!(!r.text().await.unwrap().contains("OHIF Viewer"));
+
+    let elise = login(&proxy, ELISE).await;
+    let get = |path: &str| elise.client.get(format!("{}{path}", proxy.base)).send();
+    let r = get(page).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("'wasm-unsafe-eval'") && csp.contains("'nonce-"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("'unsafe-eval'") && !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("OHIF Viewer") && html.contains("espace-ps-bandeau"),
+        "{html}"
+    );
+    assert!(html.contains("/manifest.webmanifest"), "{html}");
+
+    let r = get("/visionneuse/0ddf166f7a343eda.wasm").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("worker-src"));
+    let r = get("/visionneuse/app-config.js").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+
+    for outside in [
+        "/visionneuse/../secret.txt",
+        "/visionneuse/%2e%2e/secret.txt",
+        "/visionneuse/assets/..%2f..%2fsecret.txt",
+        "/visionneuse/missing.js",
+    ] {
+        let r = get(outside).await.unwrap();
+        assert_ne!(r.status(), StatusCode::OK, "{outside}");
+        assert!(!r.text().await.unwrap().contains("outside"), "{outside}");
+    }
+    // A write is never the site's.
+    let r = elise
+        .client
+        .post(format!("{}/visionneuse/index.html", proxy.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
