@@ -21,6 +21,9 @@
   const LOGIN_URL = '/auth/login?return_to=/';
   const DOSSIER_URL = '/portail/dossier';
   const LOGOUT_CLEANUP_MAX_MS = 1000;
+  const SESSION_URL = '/api/portail/session';
+  // The notice "Votre session va expirer" shows this long before the end.
+  const SESSION_WARNING_MS = 2 * 60 * 1000;
 
   const MSG = {
     tooShort: 'Saisissez au moins 2 caractères',
@@ -100,13 +103,16 @@
     if (!id) return null;
     const sex = typeof p.sex === 'string' && /^[A-Za-z]$/.test(p.sex) ? p.sex.toUpperCase() : '';
     const birth = typeof p.birth_date === 'string' && /^\d{2}\/\d{2}\/\d{4}$/.test(p.birth_date) ? p.birth_date : '';
-    return {
+    const out = {
       id,
       sex,
       family_name: cleanText(p.family_name, 100),
       given_name: cleanText(p.given_name, 100),
       birth_date: birth,
     };
+    // A dossier opened by its number: the entry links to that dossier.
+    if (typeof p.dossier === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(p.dossier)) out.dossier = p.dossier;
+    return out;
   }
 
   /** New list with `patient` first, deduplicated by id, at most `max` long. */
@@ -170,6 +176,7 @@
         serverUrl.indexOf('//') === -1 && serverUrl.indexOf('/..') === -1) {
       return serverUrl;
     }
+    if (p.dossier) return '/portail/dossiers/' + encodeURIComponent(p.dossier);
     return '/portail/patients/' + encodeURIComponent(p.id);
   }
 
@@ -178,6 +185,13 @@
     if (count === 0) return MSG.none;
     if (truncated) return 'Plus de ' + count + ' patients trouvés : précisez votre recherche.';
     return count === 1 ? '1 patient trouvé' : count + ' patients trouvés';
+  }
+
+  /** When to show the expiry notice: ms from now (0: at once), or null. */
+  function warningDelay(remainingMs, leadMs) {
+    const r = Number(remainingMs);
+    if (!Number.isFinite(r) || r <= 0) return null;
+    return Math.max(0, r - (leadMs == null ? SESSION_WARNING_MS : leadMs));
   }
 
   // === browser storage ===
@@ -236,10 +250,10 @@
    * (`data-session-remaining-ms`, from the server's idle and absolute
    * timeouts): remember the deadline on this device's clock.
    */
-  function rememberSessionEnd(doc, now) {
+  function rememberSessionEnd(doc, now, remainingMs) {
     const body = doc.body;
     if (!body || !body.hasAttribute('data-signed-in')) return;
-    const ms = Number(body.getAttribute('data-session-remaining-ms'));
+    const ms = Number(remainingMs == null ? body.getAttribute('data-session-remaining-ms') : remainingMs);
     const s = storage('localStorage');
     if (!s || !Number.isFinite(ms) || ms <= 0) return;
     try {
@@ -362,6 +376,8 @@
         const a = doc.createElement('a');
         a.className = 'bouton bouton-secondaire';
         a.href = DOSSIER_URL;
+        // Opens the dossier-number fields in place where the page has them.
+        a.setAttribute('data-ouvre-numero', '1');
         a.textContent = MSG.useNumber;
         status.appendChild(a);
       }
@@ -568,6 +584,134 @@
     });
   }
 
+  /**
+   * "Utiliser un n° de dossier" (user guide 2.2): the two fields appear in
+   * the "Rechercher un patient" card, without leaving the page; so does the
+   * link of a name search without result. Without this script the link
+   * leads to the separate form page.
+   */
+  function initNumberCard(doc) {
+    const card = doc.getElementById('carte-numero');
+    const toggle = doc.getElementById('utiliser-numero');
+    if (!card || !toggle) return;
+    const setOpen = (open) => {
+      card.hidden = !open;
+      toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+      if (open) {
+        const field = doc.getElementById('numero-dossier');
+        if (field) field.focus();
+      }
+    };
+    toggle.setAttribute('aria-expanded', card.hidden ? 'false' : 'true');
+    doc.addEventListener('click', (ev) => {
+      const a = ev.target && typeof ev.target.closest === 'function' ? ev.target.closest('a') : null;
+      if (!a || ev.defaultPrevented || ev.button > 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      if (a === toggle) {
+        ev.preventDefault();
+        setOpen(card.hidden);
+      } else if (a.getAttribute('data-ouvre-numero') === '1') {
+        ev.preventDefault();
+        setOpen(true);
+      }
+    });
+  }
+
+  /**
+   * Two minutes before the idle timeout, a non-modal notice (a polite live
+   * region) "Votre session va expirer" with "Rester connecté", a same-origin
+   * request that touches the session. At the end, the page reloads: the
+   * server answers "Votre session a expiré".
+   */
+  function initSessionWarning(doc) {
+    const body = doc.body;
+    const box = doc.getElementById('avis-session');
+    if (!body || !box || !body.hasAttribute('data-signed-in')) return;
+    let warnTimer = null;
+    let endTimer = null;
+    const clear = () => {
+      while (box.firstChild) box.removeChild(box.firstChild);
+    };
+    const schedule = (remaining) => {
+      if (warnTimer !== null) global.clearTimeout(warnTimer);
+      if (endTimer !== null) global.clearTimeout(endTimer);
+      const delay = warningDelay(remaining);
+      if (delay === null) return;
+      warnTimer = global.setTimeout(show, delay);
+      endTimer = global.setTimeout(() => global.location.reload(), Number(remaining) + 1000);
+    };
+    function show() {
+      clear();
+      const text = doc.createElement('span');
+      text.textContent = 'Votre session va expirer dans 2 minutes, faute d\u2019activité.';
+      const button = doc.createElement('button');
+      button.type = 'button';
+      button.className = 'secondaire';
+      button.textContent = 'Rester connecté';
+      button.addEventListener('click', stay);
+      box.appendChild(text);
+      box.appendChild(button);
+    }
+    async function stay() {
+      try {
+        const res = await global.fetch(SESSION_URL, {
+          credentials: 'same-origin',
+          headers: { Accept: 'application/json' },
+          cache: 'no-store',
+        });
+        if (!res.ok) {
+          global.location.reload();
+          return;
+        }
+        const data = await res.json();
+        clear();
+        rememberSessionEnd(doc, Date.now(), data.remaining_ms);
+        schedule(data.remaining_ms);
+      } catch (e) {
+        global.location.reload();
+      }
+    }
+    schedule(body.getAttribute('data-session-remaining-ms'));
+  }
+
+  /**
+   * "Installer l'application" (user guide 1.3), once signed in, only where
+   * the browser offers the installation (`beforeinstallprompt`).
+   */
+  function initInstallHint(doc) {
+    const hint = doc.getElementById('installer-app');
+    if (!hint || !doc.body || !doc.body.hasAttribute('data-signed-in')) return;
+    const button = hint.querySelector('button');
+    let deferred = null;
+    global.addEventListener('beforeinstallprompt', (ev) => {
+      ev.preventDefault();
+      deferred = ev;
+      hint.hidden = false;
+    });
+    global.addEventListener('appinstalled', () => {
+      hint.hidden = true;
+      deferred = null;
+    });
+    if (button) {
+      button.addEventListener('click', async () => {
+        if (!deferred) return;
+        const ev = deferred;
+        deferred = null;
+        hint.hidden = true;
+        try {
+          await ev.prompt();
+        } catch (e) { /* the browser refused: nothing to do */ }
+      });
+    }
+  }
+
+  /** The report's "Imprimer" button: shown only where printing works. */
+  function initPrint(doc) {
+    const button = doc.getElementById('imprimer');
+    if (!button || typeof global.print !== 'function') return;
+    button.hidden = false;
+    button.addEventListener('click', () => global.print());
+  }
+
   function initOfflinePage(doc) {
     if (!doc.body || !doc.body.hasAttribute('data-offline')) return;
     // Served by the worker in place of the page that failed: retry that one.
@@ -589,7 +733,7 @@
 
   function start(doc) {
     const initSessionEnd = (d) => rememberSessionEnd(d, Date.now());
-    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initOfflinePage, registerWorker];
+    const steps = [initSignedOut, initSessionEnd, initRecent, initSearch, initLogout, initDateField, initNumberCard, initSessionWarning, initInstallHint, initPrint, initOfflinePage, registerWorker];
     steps.forEach((step) => {
       try {
         step(doc);
@@ -621,6 +765,7 @@
     rememberSessionEnd,
     storedSessionAlive,
     recentForOffline,
+    warningDelay,
   };
 
   if (typeof module === 'object' && module && module.exports) {

@@ -87,9 +87,16 @@ pub trait Facts: Send + Sync {
     }
     /// The dossier a study belongs to (None: a study the records do not know).
     async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError>;
-    /// The care-team roles this RPPS holds on this dossier.
-    async fn roles_on_dossier(&self, dossier: &str, rpps: &str)
-        -> Result<Vec<String>, AccessError>;
+    /// The care-team roles this RPPS holds around this dossier: one entry
+    /// per dossier of the same patient (this one included) whose care team
+    /// lists them. The engine reads the dossier's own entry as
+    /// `context.roles` and all of them as `context.patient_roles` (the
+    /// patient's whole history, `care-team-whole-patient.cedar`).
+    async fn roles_around_dossier(
+        &self,
+        dossier: &str,
+        rpps: &str,
+    ) -> Result<Vec<DossierRoles>, AccessError>;
     /// Whether this account holds a live dossier-number grant on this dossier.
     async fn has_grant(&self, account_id: i64, dossier: &str) -> Result<bool, AccessError>;
 }
@@ -128,13 +135,18 @@ impl Facts for StoredFacts {
         Ok(records.study(study_uid).await?.map(|s| s.dossier_number))
     }
 
-    async fn roles_on_dossier(
+    async fn roles_around_dossier(
         &self,
         dossier: &str,
         rpps: &str,
-    ) -> Result<Vec<String>, AccessError> {
+    ) -> Result<Vec<DossierRoles>, AccessError> {
         let records = self.records.as_ref().ok_or(AccessError::NoRecords)?;
-        Ok(records.roles_on_dossier(dossier, rpps).await?)
+        Ok(records
+            .roles_around_dossier(dossier, rpps)
+            .await?
+            .into_iter()
+            .map(|(dossier_id, roles)| DossierRoles { dossier_id, roles })
+            .collect())
     }
 
     async fn has_grant(&self, account_id: i64, dossier: &str) -> Result<bool, AccessError> {
@@ -228,6 +240,9 @@ impl Access {
 
     /// As [`Access::decide_on_dossier`]; with `allow_grant` false, only the
     /// care team counts (a grant opens its dossier alone, not the patient).
+    /// The care team is read around the dossier (every dossier of its
+    /// patient): the policies decide whether a role on a sibling dossier
+    /// opens this one.
     pub async fn decide_on_dossier_via(
         &self,
         session: &SessionData,
@@ -251,14 +266,12 @@ impl Access {
         dossier: &str,
         allow_grant: bool,
     ) -> Result<Option<Allowed>, AccessError> {
-        let roles = match &session.professional.rpps {
-            Some(rpps) => self.facts.roles_on_dossier(dossier, rpps).await?,
+        // The care team around the dossier (every dossier of its patient):
+        // the policies decide whether a role on a sibling opens this one.
+        let care_team = match &session.professional.rpps {
+            Some(rpps) => self.facts.roles_around_dossier(dossier, rpps).await?,
             None => Vec::new(),
         };
-        let care_team = vec![DossierRoles {
-            dossier_id: dossier.to_owned(),
-            roles,
-        }];
         let d = self.decision(
             session,
             action,

@@ -213,6 +213,7 @@ impl App {
             hm_sso,
             login_limit,
             public_origin: config.server.public_origin(),
+            support_contact: config.portal.support_contact.clone(),
         });
         let portal = Arc::new(Portal {
             check: check.clone(),

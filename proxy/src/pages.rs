@@ -133,7 +133,8 @@ pub struct Pages {
 struct ErrorView<'a> {
     heading: &'a str,
     message: &'a str,
-    reference: Option<&'a str>,
+    /// The incident number shown to the user (never the internal code).
+    reference: Option<String>,
     action_href: &'a str,
     action_label: &'a str,
 }
@@ -144,7 +145,9 @@ pub struct ErrorPage {
     pub status: StatusCode,
     pub heading: &'static str,
     pub message: &'static str,
-    /// A short reason code the user can quote to the help desk.
+    /// A short internal reason code (`csrf`, `requete-invalide`…). Never
+    /// shown: the page shows an incident number instead, and the log line
+    /// of that number carries the code, for the help desk.
     pub reference: Option<&'static str>,
     pub action_href: &'static str,
     pub action_label: &'static str,
@@ -179,6 +182,19 @@ pub const NOT_FOUND: ErrorPage = ErrorPage::new(
     "Page introuvable",
     "La page demandée n'existe pas.",
 );
+/// A report that does not exist and one this professional may not read
+/// answer the same words (no existence oracle), as a missing dossier does.
+pub const REPORT_NOT_FOUND: ErrorPage = ErrorPage::new(
+    StatusCode::NOT_FOUND,
+    "Compte rendu introuvable",
+    "Ce compte rendu n'existe pas ou vous n'y avez pas accès.",
+);
+/// The same for the images of an exam.
+pub const IMAGES_NOT_FOUND: ErrorPage = ErrorPage::new(
+    StatusCode::NOT_FOUND,
+    "Images introuvables",
+    "Ces images n'existent pas ou vous n'y avez pas accès.",
+);
 pub const UNAVAILABLE: ErrorPage = ErrorPage::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "Service momentanément indisponible",
@@ -200,8 +216,8 @@ pub const TOO_MANY_LOOKUPS: ErrorPage = ErrorPage::new(
 
 pub const FORBIDDEN_CSRF: ErrorPage = ErrorPage::new(
     StatusCode::FORBIDDEN,
-    "Action refusée",
-    "Cette action n'a pas pu être vérifiée comme venant de l'espace professionnel de santé. Rechargez la page et réessayez.",
+    "Action non effectuée",
+    "Par sécurité, cette action n'a pas été effectuée : la page d'où elle vient est trop ancienne, ou elle a été envoyée depuis un autre site. Revenez à la page, rechargez-la, puis recommencez.",
 )
 .with_reference("csrf");
 pub const METHOD_NOT_ALLOWED: ErrorPage = ErrorPage::new(
@@ -251,6 +267,17 @@ impl Pages {
     }
 
     pub fn error(&self, page: &ErrorPage, user: Option<&UserView>) -> Resp {
+        let reference = page.reference.map(|code| {
+            let number = incident_number();
+            // The help desk finds the code by the number the user quotes.
+            tracing::warn!(
+                reference = %number,
+                code,
+                status = page.status.as_u16(),
+                "error page shown"
+            );
+            number
+        });
         let data = Page {
             title: page.heading,
             user,
@@ -258,13 +285,21 @@ impl Pages {
             body: ErrorView {
                 heading: page.heading,
                 message: page.message,
-                reference: page.reference,
+                reference,
                 action_href: page.action_href,
                 action_label: page.action_label,
             },
         };
         self.render(page.status, "error", &data)
     }
+}
+
+/// A number the user can read out to the help desk: eight random digits,
+/// `1234-5678`.
+fn incident_number() -> String {
+    use rand_core::RngCore;
+    let n = rand_core::OsRng.next_u32() % 100_000_000;
+    format!("{:04}-{:04}", n / 10_000, n % 10_000)
 }
 
 pub fn asset(path: &str) -> Option<&'static Asset> {
@@ -315,6 +350,26 @@ mod tests {
         std::fs::write(dir.join("login.hbs"), "{{#if}}").unwrap();
         assert!(Pages::new(Some(&dir)).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The user reads a sentence and a number, never the internal code;
+    /// the code stays in the log line of that number.
+    #[test]
+    fn error_page_shows_an_incident_number_not_the_code() {
+        let p = Pages::new(None).unwrap();
+        let r = p.error(&FORBIDDEN_CSRF, None);
+        let body = String::from_utf8(r.body().to_vec()).unwrap();
+        assert!(!body.contains("csrf"), "{body}");
+        let number = regex::Regex::new(r"la référence <strong>(\d{4}-\d{4})</strong>")
+            .unwrap()
+            .captures(&body)
+            .unwrap_or_else(|| panic!("no incident number: {body}"))[1]
+            .to_owned();
+        let again = String::from_utf8(p.error(&FORBIDDEN_CSRF, None).body().to_vec()).unwrap();
+        assert!(!again.contains(&number), "a new number for each incident");
+        // A page without a code shows no number.
+        let body = String::from_utf8(p.error(&NOT_FOUND, None).body().to_vec()).unwrap();
+        assert!(!body.contains("référence"), "{body}");
     }
 
     #[test]

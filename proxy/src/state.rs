@@ -305,6 +305,26 @@ impl PortalDb {
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
 
+    /// Whether this account held a dossier-number grant on this dossier that
+    /// has expired (and holds no live one): the dossier's page then says so
+    /// and offers the form again, instead of "Dossier introuvable".
+    pub async fn grant_expired(
+        &self,
+        account_id: i64,
+        dossier_number: &str,
+    ) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM dossier_grants WHERE account_id = $1 AND dossier_number = $2 \
+             AND expires_at <= $3",
+        )
+        .bind(account_id)
+        .bind(dossier_number)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
     /// Reserves a slot for one dossier-number attempt, atomically: under a
     /// lock on this account's row and on this number's row (PostgreSQL row
     /// locks; SQLite `BEGIN IMMEDIATE`, one writer at a time), it counts the

@@ -48,6 +48,12 @@ pub struct ApiError {
 pub struct LoginPage<'a> {
     /// Pro Santé Connect is configured.
     pub psc: bool,
+    /// The session ended by timeout ("Votre session a expiré").
+    pub expired: bool,
+    /// … while a form was being sent: it was not done.
+    pub action_lost: bool,
+    /// `[portal] support_contact`.
+    pub support_contact: Option<&'a str>,
     /// The "Je me connecte" link (with `psc`).
     pub start_href: Option<&'a str>,
 }
@@ -143,13 +149,16 @@ mod tests {
                     None,
                     LoginPage {
                         psc: false,
+                        expired: false,
+                        action_lost: false,
+                        support_contact: None,
                         start_href: None
                     }
                 )
             )),
             render_json(
                 "login",
-                json!({"title": "Connexion", "user": null, "psc": false, "refresh_to": null})
+                json!({"title": "Connexion", "user": null, "psc": false, "expired": false, "action_lost": false, "support_contact": null, "refresh_to": null})
             ),
         );
         let href = "/auth/login?start=1&return_to=%2F";
@@ -163,13 +172,16 @@ mod tests {
                     None,
                     LoginPage {
                         psc: true,
+                        expired: false,
+                        action_lost: false,
+                        support_contact: None,
                         start_href: Some(href)
                     }
                 )
             )),
             render_json(
                 "login",
-                json!({"title": "Connexion", "user": null, "psc": true, "start_href": href, "refresh_to": null})
+                json!({"title": "Connexion", "user": null, "psc": true, "expired": false, "action_lost": false, "support_contact": null, "start_href": href, "refresh_to": null})
             ),
         );
         // Logout: confirmation, on to PSC, logged out.

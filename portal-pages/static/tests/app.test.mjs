@@ -478,3 +478,21 @@ test('the offline page drops the recent list once the session has timed out', ()
     }
   }
 });
+
+test('a dossier opened by its number: the recent entry keeps it and links to it', () => {
+  const p = app.sanitizePatient({ id: '10000009', sex: 'M', family_name: 'LE BRIS', given_name: 'Maël', birth_date: '14/07/1990', dossier: '20240000021' });
+  assert.equal(p.dossier, '20240000021');
+  assert.equal(app.patientUrl(p), '/portail/dossiers/20240000021');
+  for (const bad of ['../x', 'a/b', '', 42, 'x'.repeat(65)]) {
+    const q = app.sanitizePatient({ id: '1', dossier: bad });
+    assert.equal('dossier' in q, false, String(bad));
+    assert.equal(app.patientUrl(q), '/portail/patients/1');
+  }
+});
+
+test('the session notice shows two minutes before the end, at once when less is left', () => {
+  assert.equal(app.warningDelay(30 * 60 * 1000), 28 * 60 * 1000);
+  assert.equal(app.warningDelay(90 * 1000), 0);
+  assert.equal(app.warningDelay(10 * 60 * 1000, 60 * 1000), 9 * 60 * 1000);
+  for (const bad of [0, -5, 'x', null, undefined, NaN]) assert.equal(app.warningDelay(bad), null, String(bad));
+});

@@ -633,6 +633,39 @@ impl Records {
         Ok(out)
     }
 
+    /// The care team of `rpps` around a dossier: for each dossier of the
+    /// patient `dossier_number` belongs to (that one included) whose care
+    /// team lists `rpps`, its number and the roles (newest dossier first,
+    /// roles sorted). Empty for an unknown dossier. One query, on the
+    /// dossiers' patient index and the care team's (dossier, rpps) index.
+    pub async fn roles_around_dossier(
+        &self,
+        dossier_number: &str,
+        rpps: &str,
+    ) -> Result<Vec<DossierRoles>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT s.dossier_date, c.dossier_number, c.role_code FROM rec_dossiers d \
+             JOIN rec_dossiers s ON s.patient_id = d.patient_id \
+             JOIN rec_care_team c ON c.dossier_number = s.dossier_number AND c.rpps = $2 \
+             WHERE d.dossier_number = $1 \
+             ORDER BY s.dossier_date DESC, c.dossier_number DESC, c.role_code",
+        )
+        .bind(dossier_number)
+        .bind(rpps)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<DossierRoles> = Vec::new();
+        for row in &rows {
+            let number: String = row.try_get(1)?;
+            let role: String = row.try_get(2)?;
+            match out.last_mut() {
+                Some((n, roles)) if *n == number => roles.push(role),
+                _ => out.push((number, vec![role])),
+            }
+        }
+        Ok(out)
+    }
+
     /// The exams of a dossier, by date then id.
     pub async fn exams_of_dossier(&self, dossier_number: &str) -> Result<Vec<Exam>> {
         let rows = sqlx::query(&format!(
@@ -713,22 +746,7 @@ impl Records {
         if rpps.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let keyset = if after.is_some() {
-            " AND (r.report_date < $4 OR (r.report_date = $4 AND r.report_id < $5))"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {REPORT_COLS}, d.dossier_number, d.patient_id, d.dossier_date, \
-             {PATIENT_COLS}, {EXAM_COLS} \
-             FROM rec_reports r \
-             JOIN rec_dossiers d ON d.dossier_number = r.dossier_number \
-             JOIN rec_patients p ON p.patient_id = d.patient_id \
-             LEFT JOIN rec_exams e ON e.exam_id = r.exam_id \
-             WHERE r.report_date >= $2 AND r.dossier_number IN \
-               (SELECT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1){keyset} \
-             ORDER BY r.report_date DESC, r.report_id DESC LIMIT $3"
-        );
+        let sql = recent_reports_sql(after.is_some());
         let mut q = sqlx::query(&sql)
             .bind(rpps)
             .bind(since_date)
@@ -832,6 +850,29 @@ impl Records {
         out.truncate(wanted);
         Ok(out)
     }
+}
+
+/// The query of one page of recent results ([`Records::recent_reports_page`]):
+/// `$1` RPPS, `$2` since (`YYYY-MM-DD`), `$3` limit, and with `keyset` `$4`
+/// `$5` the date and id the previous page ended on. Public so that the home
+/// page benchmark (`loadtest/home`) can check its plan.
+pub fn recent_reports_sql(keyset: bool) -> String {
+    let keyset = if keyset {
+        " AND (r.report_date < $4 OR (r.report_date = $4 AND r.report_id < $5))"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT {REPORT_COLS}, d.dossier_number, d.patient_id, d.dossier_date, \
+         {PATIENT_COLS}, {EXAM_COLS} \
+         FROM rec_reports r \
+         JOIN rec_dossiers d ON d.dossier_number = r.dossier_number \
+         JOIN rec_patients p ON p.patient_id = d.patient_id \
+         LEFT JOIN rec_exams e ON e.exam_id = r.exam_id \
+         WHERE r.report_date >= $2 AND r.dossier_number IN \
+           (SELECT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1){keyset} \
+         ORDER BY r.report_date DESC, r.report_id DESC LIMIT $3"
+    )
 }
 
 /// A position in the recent-results list: where a page ended.

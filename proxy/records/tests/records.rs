@@ -805,6 +805,33 @@ async fn check_dossiers(rec: &Records, url: &str) {
         ["MT"]
     );
 
+    // roles around a dossier: the whole patient's, from any of its dossiers
+    for d in [SCANAP_DOSSIER_FEMUR, SCANAP_DOSSIER_SCANNER] {
+        assert_eq!(
+            rec.roles_around_dossier(d, ELISE_RPPS).await.unwrap(),
+            rec.roles_by_dossier(SCANAP_PATIENT_ID, ELISE_RPPS)
+                .await
+                .unwrap(),
+            "{d}"
+        );
+    }
+    assert_eq!(
+        rec.roles_around_dossier(SCANAP_DOSSIER_FEMUR, HERVE_RPPS)
+            .await
+            .unwrap(),
+        [(SCANAP_DOSSIER_SCANNER.to_string(), vec!["CO".to_string()])]
+    );
+    assert!(rec
+        .roles_around_dossier(SCANAP_DOSSIER_FEMUR, NOEL_RPPS)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(rec
+        .roles_around_dossier("20189999999", ELISE_RPPS)
+        .await
+        .unwrap()
+        .is_empty());
+
     // exams, reports, studies
     let exams = rec.exams_of_dossier(SCANAP_DOSSIER_SCANNER).await.unwrap();
     assert_eq!(exams.len(), 1);

@@ -131,9 +131,16 @@ mod tests {
         async fn dossier_of_study(&self, uid: &str) -> Result<Option<String>, AccessError> {
             Ok((uid == "1.2.3").then(|| "D1".into()))
         }
-        async fn roles_on_dossier(&self, _: &str, _: &str) -> Result<Vec<String>, AccessError> {
+        async fn roles_around_dossier(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<espace_ps_access::DossierRoles>, AccessError> {
             Ok(if self.care_team {
-                vec!["MT".into()]
+                vec![espace_ps_access::DossierRoles {
+                    dossier_id: "D1".into(),
+                    roles: vec!["MT".into()],
+                }]
             } else {
                 Vec::new()
             })

@@ -122,15 +122,34 @@ impl SessionCheck {
     /// portal stored ("Mes dernières recherches", caches), as logout does,
     /// whatever page the browser ends up on and with or without scripts.
     pub fn login_required(&self, req: &Req) -> Resp {
-        let wants_html = req
+        let ended = req.cookie(&self.cookies.name(SESSION_COOKIE)).is_some();
+        let page_request = req
             .header("accept")
-            .is_some_and(|a| a.contains("text/html"));
-        let mut resp = if (req.method == Method::GET || req.method == Method::HEAD) && wants_html {
-            let back = web::safe_return_to(&req.path_and_query()).unwrap_or_else(|| "/".into());
-            web::redirect(&format!(
-                "/auth/login?return_to={}",
-                urlencoding::encode(&back)
-            ))
+            .is_some_and(|a| a.contains("text/html"))
+            || req
+                .header("sec-fetch-mode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("navigate"));
+        let get = req.method == Method::GET || req.method == Method::HEAD;
+        let mut resp = if page_request && (get || ended) {
+            // A page: never JSON. A form sent after the session ended comes
+            // back, after login, to the page it was sent from (the
+            // same-origin Referer), where it is offered again: the login
+            // page says the action was not done, nothing is lost silently.
+            let back = if get {
+                web::safe_return_to(&req.path_and_query())
+            } else {
+                referer_path(req).and_then(|p| web::safe_return_to(&p))
+            }
+            .unwrap_or_else(|| "/".into());
+            let mut to = format!("/auth/login?return_to={}", urlencoding::encode(&back));
+            if ended {
+                to.push_str(if get {
+                    "&expiree=1"
+                } else {
+                    "&expiree=1&action=1"
+                });
+            }
+            web::redirect(&to)
         } else {
             web::json(
                 StatusCode::UNAUTHORIZED,
@@ -147,6 +166,11 @@ impl SessionCheck {
             );
         }
         resp
+    }
+
+    /// Milliseconds the session of `data` has left (the keep-alive answer).
+    pub fn remaining_ms(&self, data: &SessionData) -> i64 {
+        self.session_remaining_ms(data)
     }
 
     /// The user block every page shows.
@@ -178,4 +202,23 @@ impl SessionCheck {
     pub fn error(&self, page: &ErrorPage) -> Resp {
         self.pages.error(page, None)
     }
+}
+
+/// The path (and query) of a same-origin Referer: the page a form was sent
+/// from. Only when the browser says the request is same-origin
+/// (`Sec-Fetch-Site`); anything else gives None (home).
+fn referer_path(req: &Req) -> Option<String> {
+    let same = req
+        .header("sec-fetch-site")
+        .is_some_and(|v| v.eq_ignore_ascii_case("same-origin"));
+    if !same {
+        return None;
+    }
+    let u = url::Url::parse(req.header("referer")?).ok()?;
+    let mut p = u.path().to_owned();
+    if let Some(q) = u.query() {
+        p.push('?');
+        p.push_str(q);
+    }
+    Some(p)
 }

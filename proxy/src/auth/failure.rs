@@ -104,7 +104,7 @@ impl PscFailure {
                 "Le jeton d'identité reçu de Pro Santé Connect n'est pas valide. Par sécurité, la connexion est refusée."
             }
             PscFailure::Acr => {
-                "Le niveau d'authentification requis (eIDAS substantiel, carte CPS ou e-CPS) n'a pas été atteint."
+                "Votre connexion n'a pas atteint le niveau de sécurité exigé pour consulter des données de santé : celui d'une carte CPS ou de l'application e-CPS (niveau « substantiel » de la réglementation européenne eIDAS). Reconnectez-vous avec votre carte CPS ou l'application e-CPS."
             }
             PscFailure::UserInfoInvalid => {
                 "Les informations de votre identité professionnelle n'ont pas pu être vérifiées auprès de Pro Santé Connect."

@@ -50,6 +50,8 @@ pub struct Login {
     pub login_limit: Limiter,
     /// `scheme://host[:port]` of espace-ps, for the CSRF origin checks.
     pub public_origin: String,
+    /// `[portal] support_contact`, for the login page's help.
+    pub support_contact: Option<String>,
 }
 
 impl Login {

@@ -11,14 +11,27 @@ use crate::pages;
 use crate::views::{LoginPage, Page};
 use crate::web::{self, Req, Resp, FLOW_COOKIE};
 
-/// The login page; `start_href` when Pro Santé Connect is configured.
-fn login_page(start_href: Option<&str>) -> Page<'_, LoginPage<'_>> {
+/// The login page; `start_href` when Pro Santé Connect is configured;
+/// after a timeout (`?expiree=1`, `&action=1` for a form), it says so.
+fn login_page<'a>(
+    app: &'a Login,
+    req: &Req,
+    start_href: Option<&'a str>,
+) -> Page<'a, LoginPage<'a>> {
+    let expired = req.query_param("expiree").is_some();
     Page {
-        title: "Connexion",
+        title: if expired {
+            "Votre session a expiré"
+        } else {
+            "Connexion"
+        },
         user: None,
         refresh_to: None,
         body: LoginPage {
             psc: start_href.is_some(),
+            expired,
+            action_lost: expired && req.query_param("action").is_some(),
+            support_contact: app.support_contact.as_deref(),
             start_href,
         },
     }
@@ -35,16 +48,20 @@ pub(super) async fn login(app: &Login, req: &Req) -> Resp {
         Err(_) => return app.error(&pages::UNAVAILABLE),
     }
     let Some(psc) = &app.psc else {
-        return app.pages.render(StatusCode::OK, "login", &login_page(None));
+        return app
+            .pages
+            .render(StatusCode::OK, "login", &login_page(app, req, None));
     };
     if req.query_param("start").is_none() {
         let start_href = format!(
             "/auth/login?start=1&return_to={}",
             urlencoding::encode(&return_to)
         );
-        return app
-            .pages
-            .render(StatusCode::OK, "login", &login_page(Some(&start_href)));
+        return app.pages.render(
+            StatusCode::OK,
+            "login",
+            &login_page(app, req, Some(&start_href)),
+        );
     }
     if let Some(refusal) = app.over_login_limit(req, "login").await {
         return refusal;

@@ -313,6 +313,8 @@ pub struct Portal {
     pub dossier_attempts_max: Spanned<u32>,
     pub dossier_lockout_minutes: Spanned<u32>,
     pub dossier_daily_failures_max: Spanned<u32>,
+    /// The hospital's support contact, shown in the login help.
+    pub support_contact: Option<Spanned<String>>,
 }
 
 impl Default for Portal {
@@ -325,6 +327,7 @@ impl Default for Portal {
             dossier_attempts_max: unspanned(5),
             dossier_lockout_minutes: unspanned(15),
             dossier_daily_failures_max: unspanned(10),
+            support_contact: None,
         }
     }
 }

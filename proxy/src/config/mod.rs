@@ -130,6 +130,9 @@ pub struct PortalConfig {
     /// Failed attempts on one dossier number, by anyone, in 24 hours after
     /// which that number is locked until an administrator unlocks it.
     pub dossier_daily_failures_max: u32,
+    /// The hospital's support contact (a sentence: phone, address), shown
+    /// in the login page's help; None: the help says to ask the hospital.
+    pub support_contact: Option<String>,
 }
 
 /// Per-minute limits on the portal's dossier lookups (`POST /portail/dossier`,

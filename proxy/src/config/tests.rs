@@ -310,6 +310,7 @@ fn the_validated_configuration_is_nested_as_the_file_is() {
     assert_eq!(c.portal.pages_dir, Some(PathBuf::from("branding")));
     assert_eq!(c.portal.search_limit, 5);
     assert_eq!(c.portal.unseen_days, 30);
+    assert_eq!(c.portal.support_contact, None);
     assert_eq!(c.rate_limit.login_per_minute, 7);
     assert_eq!(c.rate_limit.lookups.record_views_per_address, 9);
     assert_eq!(c.rate_limit.lookups.record_views_per_account, 120);
@@ -552,4 +553,30 @@ fn audit_search_key_and_head_interval() {
         Some(&b"from the environment"[..])
     );
     assert!(!format!("{c:?}").contains("0123456789abcdef"));
+}
+
+/// `[portal] support_contact` (issue 11 §6): one line, shown in the login
+/// help; empty, multi-line or over 200 characters is refused at its line.
+#[test]
+fn portal_support_contact() {
+    let no_env = |_: &str| None;
+    let c = Config::from_toml(
+        "[portal]\nsupport_contact = \" Support informatique : 01 23 45 67 89 (poste 4321) \"\n",
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.portal.support_contact.as_deref(),
+        Some("Support informatique : 01 23 45 67 89 (poste 4321)")
+    );
+    for bad in ["\"\"", "\"a\\nb\"", &format!("\"{}\"", "x".repeat(201))] {
+        let text = format!("\n[portal]\nsupport_contact = {bad}\n");
+        let i = issues(&text);
+        assert_eq!(i.len(), 1, "{bad}: {i:?}");
+        assert_eq!(
+            (i[0].key.as_str(), i[0].line),
+            ("portal.support_contact", Some(3)),
+            "{bad}: {i:?}"
+        );
+    }
 }

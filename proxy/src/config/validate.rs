@@ -310,7 +310,18 @@ impl Validator<'_> {
                 self.issue(key, v, format!("must be between 1 and {max}"));
             }
         }
+        if let Some(c) = &p.support_contact {
+            let t = c.get_ref().trim();
+            if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+                self.issue(
+                    "portal.support_contact",
+                    c,
+                    "must be one line of 1 to 200 characters".to_owned(),
+                );
+            }
+        }
         PortalConfig {
+            support_contact: p.support_contact.map(|c| c.into_inner().trim().to_owned()),
             pages_dir: p.pages_dir,
             unseen_days: p.unseen_days.into_inner(),
             search_limit: p.search_limit.into_inner(),

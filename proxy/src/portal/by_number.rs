@@ -20,11 +20,31 @@ pub fn dossier_form(ctx: Ctx<'_>, error: Option<&str>, status: StatusCode) -> Re
         "Accéder à un dossier",
         DossierForm {
             error,
+            expired: false,
             numero,
             naissance,
         },
     );
     *r.status_mut() = status;
+    r
+}
+
+/// The page of a dossier whose grant has expired: says so, and offers the
+/// form again with the number filled in (the birth date is asked again).
+pub fn grant_expired(ctx: Ctx<'_>, number: &str) -> Resp {
+    let mut r = ctx.render(
+        "dossier_form",
+        "Accès expiré",
+        DossierForm {
+            error: Some(
+                "Votre accès à ce dossier par son numéro a expiré. Saisissez de nouveau la date de naissance du patient pour y accéder.",
+            ),
+            expired: true,
+            numero: number.to_owned(),
+            naissance: String::new(),
+        },
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
     r
 }
 

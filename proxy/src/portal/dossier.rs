@@ -120,7 +120,7 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
     .await;
     match result {
         Ok(Some((p, venues))) => {
-            ctx.remember(&p).await;
+            ctx.remember(&p, None).await;
             ctx.render(
                 "patient",
                 "Dossier patient",
@@ -138,7 +138,14 @@ pub async fn patient(mut ctx: Ctx<'_>, id: &str) -> Resp {
 }
 
 pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
-    let result: Result<Option<(Patient, Venue, Way)>, AccessError> = async {
+    /// What the dossier's page shows.
+    enum Found {
+        Shown(Box<(Patient, Venue, Way)>),
+        /// Not visible, but this professional's grant on it expired.
+        GrantExpired,
+        None,
+    }
+    let result: Result<Found, AccessError> = async {
         let records = ctx.records()?;
         let found = records.dossier(number).await?;
         // A number that does not exist pays the same lookups (care team,
@@ -158,20 +165,32 @@ pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
             .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &id)
             .await?;
         let (Some(d), Some(way)) = (found, way) else {
-            return Ok(None);
+            // Only a number this account once opened (it typed the number
+            // and the birth date) says more than "introuvable".
+            if ctx
+                .app
+                .db
+                .grant_expired(ctx.session.account_id, number)
+                .await?
+            {
+                return Ok(Found::GrantExpired);
+            }
+            return Ok(Found::None);
         };
         let Some(p) = records.patient(&d.patient_id).await? else {
-            return Ok(None);
+            return Ok(Found::None);
         };
         let v = venue(&ctx, &d).await?;
         ctx.audit_or_refuse(ctx.audit(Event::DossierView, Outcome::Success, number))
             .await?;
-        Ok(Some((p, v, way)))
+        Ok(Found::Shown(Box::new((p, v, way))))
     }
     .await;
     match result {
-        Ok(Some((p, v, way))) => {
-            ctx.remember(&p).await;
+        Ok(Found::Shown(shown)) => {
+            let (p, v, way) = *shown;
+            let by_number = way == Way::Grant;
+            ctx.remember(&p, by_number.then_some(number)).await;
             ctx.render(
                 "patient",
                 "Dossier patient",
@@ -179,11 +198,12 @@ pub async fn dossier(mut ctx: Ctx<'_>, number: &str) -> Resp {
                     patient: PatientView::of(&recent_of(&p)),
                     venues: vec![v],
                     single: true,
-                    by_number: way == Way::Grant,
+                    by_number,
                 },
             )
         }
-        Ok(None) => ctx.error(&NO_RECORDS),
+        Ok(Found::GrantExpired) => super::by_number::grant_expired(ctx, number),
+        Ok(Found::None) => ctx.error(&NO_RECORDS),
         Err(e) => ctx.unavailable(&e),
     }
 }

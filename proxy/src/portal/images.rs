@@ -6,7 +6,7 @@ use espace_ps_access::{Action, Resource};
 use super::Ctx;
 use crate::access::AccessError;
 use crate::audit::{Event, Outcome};
-use crate::pages::NOT_FOUND;
+use crate::pages::IMAGES_NOT_FOUND;
 use crate::web::{self, Resp};
 
 pub async fn images(ctx: Ctx<'_>, uid: &str) -> Resp {
@@ -38,7 +38,7 @@ pub async fn images(ctx: Ctx<'_>, uid: &str) -> Resp {
             tracing::warn!(error = %e, "cannot open a study in the viewer");
             ctx.error(&crate::viewer::VIEWER_UNAVAILABLE)
         }
-        Ok(None) => ctx.error(&NOT_FOUND),
+        Ok(None) => ctx.error(&IMAGES_NOT_FOUND),
         Err(e) => ctx.unavailable(&e),
     }
 }

@@ -5,7 +5,7 @@
 
 mod by_number;
 mod dossier;
-mod home;
+pub mod home;
 mod images;
 mod report;
 mod search;
@@ -174,9 +174,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Puts a patient at the top of "Mes dernières recherches".
-    async fn remember(&mut self, p: &Patient) {
-        let r = recent_of(p);
+    /// Puts a patient at the top of "Mes dernières recherches"; `dossier`:
+    /// opened by its number, the entry links to that dossier.
+    async fn remember(&mut self, p: &Patient, dossier: Option<&str>) {
+        let mut r = recent_of(p);
+        r.dossier = dossier.map(str::to_owned);
         let list = &mut self.session.recent_patients;
         list.retain(|x| x.id != r.id);
         list.insert(0, r);
@@ -204,6 +206,7 @@ fn recent_of(p: &Patient) -> RecentPatient {
         family_name: p.family_name.to_uppercase(),
         given_name: p.given_name.clone(),
         birth_date: fr_date(&p.birth_date),
+        dossier: None,
     }
 }
 
@@ -252,6 +255,8 @@ async fn handle(app: &Portal, req: Req) -> Resp {
             | ["portail", "comptes-rendus", _]
             | ["portail", "images", _],
         ) => Some(Lookup::View),
+        // Whether a dossier exists, by its answer: a lookup too.
+        (_, true, ["portail", "dossiers", _, "vu"]) => Some(Lookup::View),
         _ => None,
     };
     if let Some(kind) = lookup {
@@ -263,6 +268,13 @@ async fn handle(app: &Portal, req: Req) -> Resp {
         (true, _, [""]) => home::home(ctx).await,
         (true, _, ["portail", "recherche"]) => search::search_page(ctx).await,
         (true, _, ["api", "portail", "patients"]) => search::search_api(ctx).await,
+        // "Rester connecté": loading the session touched it.
+        (true, _, ["api", "portail", "session"]) => web::json(
+            StatusCode::OK,
+            &views::SessionAnswer {
+                remaining_ms: app.check.remaining_ms(&ctx.session),
+            },
+        ),
         (true, _, ["portail", "dossier"]) => by_number::dossier_form(ctx, None, StatusCode::OK),
         (_, true, ["portail", "dossier"]) => by_number::dossier_submit(ctx).await,
         (true, _, ["portail", "patients", id]) => {
@@ -276,6 +288,10 @@ async fn handle(app: &Portal, req: Req) -> Resp {
         (true, _, ["portail", "comptes-rendus", id]) => {
             let id = decode(id);
             report::report(ctx, &id).await
+        }
+        (_, true, ["portail", "dossiers", number, "vu"]) => {
+            let number = decode(number);
+            report::mark_dossier_seen(ctx, &number).await
         }
         (_, true, ["portail", "comptes-rendus", id, "vu"]) => {
             let id = decode(id);

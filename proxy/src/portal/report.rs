@@ -8,7 +8,7 @@ use super::views::{self, PatientView, ReportPage, ReportView};
 use super::{fr_date, recent_of, Ctx};
 use crate::access::AccessError;
 use crate::audit::{Event, Outcome};
-use crate::pages::NOT_FOUND;
+use crate::pages::REPORT_NOT_FOUND;
 use crate::web::{self, Resp};
 
 /// The report if this professional may read it.
@@ -75,6 +75,7 @@ pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
                         title: r.title.clone(),
                         date: fr_date(&r.report_date),
                         paragraphs,
+                        dossier_number: r.dossier_number.clone(),
                         dossier_url: format!(
                             "/portail/dossiers/{}",
                             urlencoding::encode(&r.dossier_number)
@@ -86,7 +87,48 @@ pub async fn report(ctx: Ctx<'_>, id: &str) -> Resp {
                 },
             )
         }
-        Ok(None) => ctx.error(&NOT_FOUND),
+        Ok(None) => ctx.error(&REPORT_NOT_FOUND),
+        Err(e) => ctx.unavailable(&e),
+    }
+}
+
+/// The home page's "Marquer comme vu" on a dossier: every report of the
+/// dossier this professional may read is marked seen (user guide 3.1.1:
+/// the dossier leaves the list). A dossier they may not see: the same
+/// answer as a missing one, nothing recorded.
+pub async fn mark_dossier_seen(ctx: Ctx<'_>, number: &str) -> Resp {
+    let result: Result<bool, AccessError> = async {
+        let records = ctx.records()?;
+        let Some(d) = records.dossier(number).await? else {
+            return Ok(false);
+        };
+        let res = Resource::Dossier {
+            id: d.dossier_number.clone(),
+            patient_id: d.patient_id.clone(),
+        };
+        if ctx
+            .app
+            .access
+            .decide_on_dossier(&ctx.session, Action::ViewDossier, res, &d.dossier_number)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        for r in records.reports_of_dossier(&d.dossier_number).await? {
+            if readable_report(&ctx, &r.report_id).await?.is_some() {
+                ctx.app
+                    .db
+                    .mark_seen(ctx.session.account_id, &r.report_id)
+                    .await?;
+            }
+        }
+        Ok(true)
+    }
+    .await;
+    match result {
+        Ok(true) => web::redirect("/#resultats-non-vus"),
+        Ok(false) => ctx.error(&super::NO_RECORDS),
         Err(e) => ctx.unavailable(&e),
     }
 }
@@ -102,7 +144,7 @@ pub async fn mark_seen(ctx: Ctx<'_>, id: &str) -> Resp {
     .await;
     match result {
         Ok(true) => web::redirect("/#resultats-non-vus"),
-        Ok(false) => ctx.error(&NOT_FOUND),
+        Ok(false) => ctx.error(&REPORT_NOT_FOUND),
         Err(e) => ctx.unavailable(&e),
     }
 }

@@ -12,9 +12,20 @@ fn patient_url(id: &str) -> String {
     format!("/portail/patients/{}", urlencoding::encode(id))
 }
 
+/// `/portail/dossiers/{n}`, as a link.
+pub fn dossier_url(number: &str) -> String {
+    format!("/portail/dossiers/{}", urlencoding::encode(number))
+}
+
 /// `/portail/comptes-rendus/{id}`.
 pub fn report_url(id: &str) -> String {
     format!("/portail/comptes-rendus/{}", urlencoding::encode(id))
+}
+
+/// `/portail/dossiers/{n}/vu`: the home page's "Marquer comme vu" (every
+/// report of the dossier).
+pub fn dossier_seen_url(number: &str) -> String {
+    format!("/portail/dossiers/{}/vu", urlencoding::encode(number))
 }
 
 /// `/portail/comptes-rendus/{id}/vu`: the "Marquer comme vu" form's target.
@@ -66,6 +77,9 @@ struct PatientData<'a> {
     family_name: &'a str,
     given_name: &'a str,
     birth_date: &'a str,
+    /// The dossier opened by its number, when the entry links to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dossier: Option<&'a str>,
 }
 
 impl PatientView {
@@ -76,6 +90,7 @@ impl PatientView {
             family_name: &r.family_name,
             given_name: &r.given_name,
             birth_date: &r.birth_date,
+            dossier: r.dossier.as_deref(),
         };
         PatientView {
             id: r.id.clone(),
@@ -85,10 +100,24 @@ impl PatientView {
             family_name: r.family_name.clone(),
             given_name: r.given_name.clone(),
             birth_date: r.birth_date.clone(),
-            url: patient_url(&r.id),
+            // A dossier opened by its number links to that dossier: the
+            // grant does not open the patient's page.
+            url: match &r.dossier {
+                Some(n) => dossier_url(n),
+                None => patient_url(&r.id),
+            },
             data: serde_json::to_string(&data).unwrap_or_default(),
         }
     }
+}
+
+// === session ===
+
+/// `GET /api/portail/session` ("Rester connecté"): how long the session,
+/// just touched, has left.
+#[derive(Debug, Serialize)]
+pub struct SessionAnswer {
+    pub remaining_ms: i64,
 }
 
 // === search ===
@@ -143,8 +172,9 @@ impl PatientHit {
 /// `GET /`.
 #[derive(Debug, Serialize)]
 pub struct HomePage {
-    /// Unseen results not listed ("Et N autres résultats non vus").
-    pub more: usize,
+    /// The dossiers not listed: "Et 1 autre résultat non vu…", "Et 12
+    /// autres résultats non vus…".
+    pub more: Option<String>,
     pub results: Vec<UnseenResult>,
     /// "Mes dernières recherches".
     pub recent: Vec<PatientView>,
@@ -153,17 +183,20 @@ pub struct HomePage {
     pub has_rpps: bool,
 }
 
-/// One of the home page's "Derniers résultats non vus".
+/// One of the home page's "Derniers résultats non vus": a dossier with its
+/// unseen report(s) (user guide 3.1.1).
 #[derive(Debug, Serialize)]
 pub struct UnseenResult {
     pub patient: PatientView,
-    /// The exam's act, or the report's title without an exam.
+    /// The acts of its unseen reports' exams (a report's title without an exam).
     pub act: String,
-    /// `jj/mm/aaaa`.
+    /// `jj/mm/aaaa`: the exam of its newest unseen report.
     pub date: String,
-    pub title: String,
-    pub report_url: String,
+    pub dossier: String,
+    /// "Marquer comme vu": every report of the dossier.
     pub seen_url: String,
+    /// Its unseen reports, newest first.
+    pub reports: Vec<ReportLink>,
 }
 
 // === dossier by number ===
@@ -172,6 +205,8 @@ pub struct UnseenResult {
 #[derive(Debug, Serialize)]
 pub struct DossierForm<'a> {
     pub error: Option<&'a str>,
+    /// The grant on this dossier has expired: the form is offered again.
+    pub expired: bool,
     pub numero: String,
     pub naissance: String,
 }
@@ -232,6 +267,8 @@ pub struct ReportView {
     /// `jj/mm/aaaa`.
     pub date: String,
     pub paragraphs: Vec<String>,
+    /// The dossier's number (the printed report's header).
+    pub dossier_number: String,
     pub dossier_url: String,
     /// The "Marquer comme vu" button's target, when this visit did not mark it.
     pub seen_url: Option<String>,
@@ -248,6 +285,7 @@ mod tests {
             family_name: "MARTIN".into(),
             given_name: "Jeanne".into(),
             birth_date: "13/08/1961".into(),
+            dossier: None,
         }
     }
 
@@ -267,6 +305,18 @@ mod tests {
             serde_json::to_string(&answer).unwrap(),
             r#"{"patients":[{"id":"P 1/é","sex":"F","family_name":"MARTIN","given_name":"Jeanne","birth_date":"13/08/1961","url":"/portail/patients/P%201%2F%C3%A9"}],"truncated":false}"#
         );
+    }
+
+    /// A dossier opened by its number: "Mes dernières recherches" links to
+    /// that dossier, and the browser's copy knows it.
+    #[test]
+    fn a_dossier_opened_by_number_links_to_the_dossier() {
+        let v = PatientView::of(&RecentPatient {
+            dossier: Some("2024 0001".into()),
+            ..recent()
+        });
+        assert_eq!(v.url, "/portail/dossiers/2024%200001");
+        assert!(v.data.ends_with(r#","dossier":"2024 0001"}"#), "{}", v.data);
     }
 
     #[test]

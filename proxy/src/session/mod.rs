@@ -52,6 +52,10 @@ pub struct RecentPatient {
     pub given_name: String,
     /// `jj/mm/aaaa`.
     pub birth_date: String,
+    /// The dossier opened by its number (the entry links to that dossier,
+    /// not to the patient, which the grant does not open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dossier: Option<String>,
 }
 
 /// A login in progress: what the callback must find again.

@@ -77,6 +77,7 @@ async fn a_destroyed_session_is_not_resurrected_by_a_late_write() {
         family_name: "X".into(),
         given_name: "Y".into(),
         birth_date: "01/01/1970".into(),
+        dossier: None,
     });
     assert!(!s.update(&id, &loaded).await.unwrap());
     assert!(s.load(&id).await.unwrap().is_none());

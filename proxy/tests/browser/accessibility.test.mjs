@@ -92,6 +92,10 @@ describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concur
     await page.waitForURL(/\/auth\/login/);
     await page.locator('#je-me-connecte').waitFor();
     await auditScreen(t, 'login');
+    // The help under "Je me connecte", open.
+    await page.locator('details#aide-connexion > summary').click();
+    await page.locator('details#aide-connexion[open]').waitFor();
+    await auditScreen(t, 'login-help');
     await login(page, stack, HERVE.id);
     await page.locator('header .utilisateur .nom', { hasText: HERVE.name }).waitFor();
   });
@@ -116,6 +120,63 @@ describe('accessibility of the portal (axe-core, WCAG 2.1 AA, 360 px)', { concur
     await page.locator('#recherche').fill('zzqxw');
     await page.locator('#recherche-statut', { hasText: 'Aucun patient' }).waitFor();
     await auditScreen(t, 'home-typeahead-none');
+  });
+
+  test('home, dossier-number card open in place', async (t) => {
+    await page.goto('/');
+    await page.locator('#utiliser-numero').click();
+    await page.locator('#carte-numero').waitFor({ state: 'visible' });
+    await auditScreen(t, 'home-card-numero');
+  });
+
+  test('session: "Votre session va expirer" (keyboard, "Rester connecté"), then "Votre session a expiré"', async (t) => {
+    // A browser of its own whose clock the test moves (Playwright's fake
+    // clock): no 28-minute wait. The server's session is real.
+    const other = await openBrowser(stack);
+    const saved = page;
+    try {
+      page = other.pages()[0] || (await other.newPage());
+      await other.clock.install();
+      await login(page, stack, HERVE.id);
+      await page.goto('/');
+      const remaining = Number(await page.locator('body').getAttribute('data-session-remaining-ms'));
+      assert.ok(remaining > 120_000, `session remaining: ${remaining} ms`);
+      const notice = page.locator('#avis-session');
+      assert.equal(await notice.getAttribute('role'), 'status');
+      assert.equal(await notice.getAttribute('aria-live'), 'polite');
+      assert.equal((await notice.innerText()).trim(), '', 'no notice before the last two minutes');
+      await page.clock.fastForward(remaining - 110_000);
+      await notice.getByText('Votre session va expirer dans 2 minutes').waitFor();
+      await auditScreen(t, 'session-warning');
+      // Keyboard: Tab reaches "Rester connecté"; Enter keeps the session.
+      let reached = false;
+      for (let i = 0; i < 15 && !reached; i++) {
+        await page.keyboard.press('Tab');
+        reached = await page.evaluate(() => document.activeElement && document.activeElement.textContent === 'Rester connecté');
+      }
+      assert.ok(reached, 'Tab reaches "Rester connecté"');
+      const touched = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/portail/session');
+      await page.keyboard.press('Enter');
+      assert.equal((await touched).status(), 200);
+      await page.waitForFunction(() => document.getElementById('avis-session').childElementCount === 0);
+      assert.equal(new URL(page.url()).pathname, '/', 'non-modal: the page stays');
+    } finally {
+      page = saved;
+      await other.close().catch(() => {});
+    }
+    // The page after a timeout (signed out, as the server sends it there).
+    const fresh = await openBrowser(stack);
+    try {
+      page = fresh.pages()[0] || (await fresh.newPage());
+      await page.goto('/auth/login?return_to=%2F&expiree=1&action=1');
+      await page.locator('h1', { hasText: 'Votre session a expiré' }).waitFor();
+      await page.locator('#action-non-faite').waitFor();
+      assert.match(await page.locator('#je-me-connecte').getAttribute('href'), /return_to=%2F/);
+      await auditScreen(t, 'session-expired');
+    } finally {
+      page = saved;
+      await fresh.close().catch(() => {});
+    }
   });
 
   test('search page with results', async (t) => {

@@ -32,7 +32,10 @@ test('6. lockout: the 6th dossier-number attempt is refused even with the right 
   const numero = dossierNumberOf(stack.dataDir, DOSSIER.family, DOSSIER.given, DOSSIER.birthIso, DOSSIER.act);
   await login(page, stack, NOEL.id);
   await page.locator('header .utilisateur .nom', { hasText: NOEL.name }).waitFor();
-  await Promise.all([page.waitForURL(/\/portail\/dossier$/), page.locator('#utiliser-numero').click()]);
+  // The fields open in place on the home page (issue 11); the answers come
+  // back on the separate form page.
+  await page.locator('#utiliser-numero').click();
+  await page.locator('#carte-numero').waitFor({ state: 'visible' });
 
   const submit = page.getByRole('button', { name: 'Accéder au dossier' });
   const attempt = async (date) => {

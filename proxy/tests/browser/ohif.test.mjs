@@ -9,8 +9,8 @@
 //    every image (a white square ring around a black core,
 //    proxy/dicomgen/src/image.rs) is found in the viewport's pixels; no
 //    Content-Security-Policy violation on the way (page and workers).
-// 2. The study of a dossier she has no access to (her patient's FEMUR
-//    dossier, reachable only by dossier number), typed into the URL: OHIF
+// 2. The study of a dossier she has no access to (SCANAP Jean-Baptiste's,
+//    on none of her care teams), typed into the URL: OHIF
 //    shows no image, every DICOMweb call naming it was answered 403, none
 //    2xx, and the audit trail holds refusals for that study and no success.
 //
@@ -25,7 +25,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { startStack, ROOT } from './lib/stack.mjs';
 import { openBrowser, shot, login, openPatientBySearch } from './lib/browser.mjs';
-import { dossierNumberOf, recordsQuery } from './lib/records.mjs';
+import { recordsQuery } from './lib/records.mjs';
 
 const ELISE = { id: '899700123450' };
 const FRANCOISE = { label: 'SCANAP Françoise', birthIso: '1961-08-13' };
@@ -156,10 +156,13 @@ describe('OHIF v3 behind espace-ps', { concurrency: false }, () => {
   });
 
   test('2. a study of a dossier she may not open, typed into the URL: no image, every DICOMweb call refused and audited', async () => {
-    const femur = dossierNumberOf(stack.dataDir, 'SCANAP', 'Françoise', FRANCOISE.birthIso, 'FEMUR');
+    // SCANAP Jean-Baptiste's study: on none of her care teams. (Her own
+    // patient's FEMUR dossier, used here before issue 11, is hers to view
+    // through the patient's whole history.)
     const rows = recordsQuery(stack.dataDir,
-      `SELECT study_instance_uid FROM rec_exams WHERE dossier_number = '${femur}' AND study_instance_uid IS NOT NULL`);
-    assert.ok(rows.length >= 1, 'the FEMUR dossier has a study');
+      `SELECT e.study_instance_uid FROM rec_exams e JOIN rec_dossiers d ON d.dossier_number = e.dossier_number
+       WHERE d.patient_id = '10000002' AND e.study_instance_uid IS NOT NULL ORDER BY e.study_instance_uid`);
+    assert.ok(rows.length >= 1, "SCANAP Jean-Baptiste's dossier has a study");
     const uid = rows[0][0];
     responses.length = 0;
     await page.goto(`/visionneuse/viewer?StudyInstanceUIDs=${uid}`);

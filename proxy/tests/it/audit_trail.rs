@@ -627,10 +627,13 @@ async fn demo_journey_ends_with_the_patients_export(backend: Backend) {
         SCANAP_DOSSIER_FEMUR,
         by_number,
     );
+    // FEMUR, a sibling dossier of her patient, is hers to view through the
+    // patient's whole history (issue 11): its page is a care-team access,
+    // although she also opened it by its number.
     has(
         "Consultation d'un dossier (séjour)",
         SCANAP_DOSSIER_FEMUR,
-        by_number,
+        &care,
     );
     // The name search lists patients but is no access to this one's data.
     assert!(!lines.iter().any(|(a, _, _)| a.starts_with("Recherche")));
@@ -654,6 +657,13 @@ async fn demo_journey_ends_with_the_patients_export(backend: Backend) {
         policies.contains(&(
             "dossier_number_access".into(),
             Some("open-dossier-by-number".into())
+        )),
+        "{policies:?}"
+    );
+    assert!(
+        policies.contains(&(
+            "dossier_view".into(),
+            Some("care-team-whole-patient".into())
         )),
         "{policies:?}"
     );

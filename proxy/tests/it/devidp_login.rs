@@ -357,7 +357,7 @@ async fn callback_without_the_pending_login_is_refused() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("La connexion a échoué"));
-    assert!(r.body.contains("flow_missing"));
+    proxy.assert_incident(&r.body, "flow_missing").await;
     assert!(!b.cookies_for(&proxy.base).contains_key("espace-session"));
 
     // A wrong state with a real pending login.
@@ -370,7 +370,7 @@ async fn callback_without_the_pending_login_is_refused() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("state_mismatch"));
+    proxy.assert_incident(&r.body, "state_mismatch").await;
     assert!(!b.cookies_for(&proxy.base).contains_key("espace-session"));
     let db = proxy.db().await;
     let refused: Vec<_> = db

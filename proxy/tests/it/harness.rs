@@ -741,3 +741,36 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The incident number an error page shows ("… la référence
+/// <strong>1234-5678</strong>."), if any.
+pub fn incident_number(body: &str) -> Option<String> {
+    regex::Regex::new(r"la référence <strong>(\d{4}-\d{4})</strong>")
+        .unwrap()
+        .captures(body)
+        .map(|c| c[1].to_owned())
+}
+
+impl Proxy {
+    /// The page shows an incident number, not the internal `code`, and the
+    /// proxy's log line of that number carries the code (the help desk
+    /// finds it by the number the user quotes).
+    pub async fn assert_incident(&self, body: &str, code: &str) {
+        let number = incident_number(body)
+            .unwrap_or_else(|| panic!("no incident number on the page: {body}"));
+        assert!(
+            !body.contains(&format!("Référence : {code}")),
+            "the internal code {code} is shown: {body}"
+        );
+        wait_until(
+            Duration::from_secs(5),
+            "the incident's log line",
+            || async {
+                self.logs()
+                    .lines()
+                    .any(|l| l.contains(&number) && l.contains(code))
+            },
+        )
+        .await;
+    }
+}

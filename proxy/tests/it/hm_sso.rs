@@ -156,11 +156,8 @@ async fn assert_refused(proxy: &Proxy, token: &str, reference: &str) {
     assert!(r
         .body
         .contains("La connexion depuis Hopital Manager a échoué"));
-    assert!(
-        r.body.contains(reference),
-        "expected {reference}: {}",
-        r.body
-    );
+    // A sentence and an incident number; the code is in the log line.
+    proxy.assert_incident(&r.body, reference).await;
     assert!(!b.cookies_for(&proxy.base).contains_key("espace-session"));
     assert_eq!(proxy.db().await.account_count(DOCTOR).await.unwrap(), 0);
 }
@@ -213,7 +210,7 @@ async fn a_form_post_launch_opens_the_dossier_asked() {
     // The continuation URL is used up.
     let again = Browser::new().get(&next).await;
     assert_eq!(again.status, StatusCode::FORBIDDEN);
-    assert!(again.body.contains("launch_expired"), "{}", again.body);
+    proxy.assert_incident(&again.body, "launch_expired").await;
 }
 
 #[tokio::test]
@@ -296,7 +293,7 @@ async fn a_cross_site_launch_signs_no_one_in_until_confirmed() {
         // Confirmed once only.
         let again = confirm(&b, &proxy, &page).await;
         assert_eq!(again.status, StatusCode::FORBIDDEN, "{way}");
-        assert!(again.body.contains("launch_expired"), "{way}");
+        proxy.assert_incident(&again.body, "launch_expired").await;
     }
 }
 
@@ -385,18 +382,14 @@ async fn the_confirmation_cannot_be_forged_or_moved_to_another_browser() {
     assert_confirmation_page(&page, "Noël BÉNARD");
     let moved = victim.get(&page.url).await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN);
-    assert!(
-        moved.body.contains("launch_other_browser"),
-        "{}",
-        moved.body
-    );
+    proxy
+        .assert_incident(&moved.body, "launch_other_browser")
+        .await;
     let moved = confirm(&victim, &proxy, &page).await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN);
-    assert!(
-        moved.body.contains("launch_other_browser"),
-        "{}",
-        moved.body
-    );
+    proxy
+        .assert_incident(&moved.body, "launch_other_browser")
+        .await;
     assert_eq!(session_cookie(&victim, &proxy), None);
 
     // From another origin, or without the CSRF value.
@@ -412,7 +405,7 @@ async fn the_confirmation_cannot_be_forged_or_moved_to_another_browser() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("launch_csrf"), "{}", r.body);
+    proxy.assert_incident(&r.body, "launch_csrf").await;
     let page = attacker
         .follow(launch_get(&attacker, &proxy, &rs(&claims())).await)
         .await;
@@ -427,10 +420,10 @@ async fn the_confirmation_cannot_be_forged_or_moved_to_another_browser() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("launch_csrf"), "{}", r.body);
+    proxy.assert_incident(&r.body, "launch_csrf").await;
     // Each refusal used the launch up.
     let r = confirm(&attacker, &proxy, &page).await;
-    assert!(r.body.contains("launch_expired"), "{}", r.body);
+    proxy.assert_incident(&r.body, "launch_expired").await;
     assert_eq!(session_cookie(&attacker, &proxy), None);
     assert_eq!(proxy.db().await.account_count(DOCTOR).await.unwrap(), 0);
 }

@@ -21,6 +21,7 @@ const ELISE: &str = ELISE_NATIONAL_ID;
 const HERVE: &str = HERVE_NATIONAL_ID;
 const NOEL: &str = NOEL_NATIONAL_ID;
 const FRANCOIS: &str = FRANCOIS_NATIONAL_ID;
+const INES: &str = INES_NATIONAL_ID;
 
 /// Small values so that the cap and the lockout are reached quickly.
 const SEARCH_LIMIT: usize = 5;
@@ -53,11 +54,15 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     search_by_name,
-    patient_page_shows_allowed_venues_only,
+    patient_page_shows_the_whole_history,
     dossier_number_opens_that_dossier_only,
     dossier_number_lockout,
     unseen_results_and_seen_marks,
     unseen_results_past_many_seen_ones,
+    wording_of_reports_and_refusals,
+    dossier_number_card_and_recent_entry,
+    unseen_results_per_dossier,
+    session_expiry_a_doctor_understands,
 );
 
 fn today() -> Date {
@@ -307,6 +312,17 @@ fn recent_section(home: &Page) -> String {
     home.body[start..end].to_owned()
 }
 
+/// The entries of "Derniers résultats non vus": (dossier, its report ids),
+/// in order.
+fn unseen_entries(home: &Page) -> Vec<(String, Vec<String>)> {
+    let section = unseen_section(home);
+    regex::Regex::new(r#"(?s)<li class="resultat" data-dossier="([^"]*)">(.*?)</li>"#)
+        .unwrap()
+        .captures_iter(&section)
+        .map(|c| (html_unescape(&c[1]), report_links(&c[2])))
+        .collect()
+}
+
 /// The "Derniers résultats non vus" part of the home page.
 fn unseen_section(home: &Page) -> String {
     let start = home.body.find("id=\"resultats-non-vus\"").unwrap();
@@ -531,7 +547,12 @@ async fn search_cap_applies_after_the_policy() {
 
 // ================================================================== 2. patient page
 
-async fn patient_page_shows_allowed_venues_only(backend: Backend) {
+/// The user guide 2.1: "le clic sur un patient permet d'accéder à
+/// l'ensemble de ses dossiers". Since issue 11 the shipped policies open
+/// every dossier of the patient to a professional with a listed role on at
+/// least one of them (before, only the dossiers where they held a role:
+/// FEMUR was hidden from Élise, and Hervé saw SCANNER CEREBRAL alone).
+async fn patient_page_shows_the_whole_history(backend: Backend) {
     let p = start_portal(backend).await;
     let (elise, _) = p.login(ELISE).await;
     let page = elise.get(&p.url("/portail/patients/10000001")).await;
@@ -540,44 +561,62 @@ async fn patient_page_shows_allowed_venues_only(backend: Backend) {
     assert!(page.body.contains("SCANAP Françoise"));
     assert!(page.body.contains("Né(e) le 13/08/1961"));
     let recent_date = today() - time::Duration::days(6);
-    // Newest first; FEMUR (Élise not on it) absent.
-    assert_eq!(
-        venues(&page),
-        vec![
-            (
-                demo_data::scanap_recent_dossier(today()),
-                format!("RADIOGRAPHIE DU THORAX du {}", fr(recent_date))
-            ),
-            (
-                SCANAP_DOSSIER_DOMTOM.to_owned(),
-                "Acte majoration DOMTOM2 du 05/02/2021".to_owned()
-            ),
-            (
-                SCANAP_DOSSIER_SCANNER.to_owned(),
-                "SCANNER CEREBRAL du 22/01/2019".to_owned()
-            ),
-            (
-                SCANAP_DOSSIER_EPAULE.to_owned(),
-                "IRM DE L'ÉPAULE du 01/12/2017".to_owned()
-            ),
-        ],
-        "{backend:?}"
-    );
-    assert!(!page.body.contains("FEMUR"));
-    assert!(!page.body.contains(SCANAP_DOSSIER_FEMUR));
-    // The reports of the FEMUR dossier are not linked.
+    // Every venue, newest first; FEMUR (Élise holds no role there) included.
+    let whole = vec![
+        (
+            demo_data::scanap_recent_dossier(today()),
+            format!("RADIOGRAPHIE DU THORAX du {}", fr(recent_date)),
+        ),
+        (
+            SCANAP_DOSSIER_DOMTOM.to_owned(),
+            "Acte majoration DOMTOM2 du 05/02/2021".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_SCANNER.to_owned(),
+            "SCANNER CEREBRAL du 22/01/2019".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_FEMUR.to_owned(),
+            "FEMUR du 27/08/2018".to_owned(),
+        ),
+        (
+            SCANAP_DOSSIER_EPAULE.to_owned(),
+            "IRM DE L'ÉPAULE du 01/12/2017".to_owned(),
+        ),
+    ];
+    assert_eq!(venues(&page), whole, "{backend:?}");
+    // Every report of every dossier is linked, FEMUR's too, and opens.
     let links = report_links(&page.body);
-    for r in p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await {
-        assert!(!links.contains(&r));
+    for (dossier, _) in &whole {
+        let reports = p.reports_of_dossier(dossier).await;
+        for r in &reports {
+            assert!(
+                links.contains(r),
+                "{r} of {dossier} not on the patient page"
+            );
+        }
     }
-    // The recent dossier's report is.
-    let recent_reports = p
-        .reports_of_dossier(&demo_data::scanap_recent_dossier(today()))
+    let femur_reports = p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await;
+    assert!(!femur_reports.is_empty());
+    for r in &femur_reports {
+        let page = elise
+            .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "FEMUR report {r}: {}",
+            page.body
+        );
+    }
+    // The sibling dossier's own page opens too, through the care team (not
+    // the "opened by its number" page).
+    let femur = elise
+        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}")))
         .await;
-    assert!(!recent_reports.is_empty());
-    for r in &recent_reports {
-        assert!(links.contains(r), "{r} not on the patient page");
-    }
+    assert_eq!(femur.status, StatusCode::OK, "{}", femur.body);
+    assert_eq!(venues(&femur), vec![whole[3].clone()]);
+    assert!(!femur.body.contains("Dossier ouvert par son numéro"));
     // The patient view is audited.
     assert!(p
         .audit_of("patient_view")
@@ -595,46 +634,40 @@ async fn patient_page_shows_allowed_venues_only(backend: Backend) {
     assert_not_found(&missing, "a missing patient");
     assert!(!hidden.body.contains("Jean-Baptiste"));
     assert_same_page(&hidden.body, &missing.body);
-    // Nor the dossier she is not on, nor its report.
-    let femur = elise
-        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}")))
+    // Nor a dossier of that patient, nor its report.
+    let hidden_dossiers = p
+        .strings(
+            "SELECT dossier_number FROM rec_dossiers WHERE patient_id = $1 ORDER BY dossier_number",
+            &["10000002"],
+        )
         .await;
+    assert!(!hidden_dossiers.is_empty());
     let no_dossier = elise.get(&p.url("/portail/dossiers/20009999999")).await;
-    assert_not_found(&femur, "FEMUR for Élise");
-    assert_same_page(&femur.body, &no_dossier.body);
-    for r in p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await {
-        let page = elise
-            .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
-            .await;
-        assert_not_found(&page, "a FEMUR report for Élise");
+    for d in &hidden_dossiers {
+        let page = elise.get(&p.url(&format!("/portail/dossiers/{d}"))).await;
+        assert_not_found(&page, "a dossier of Jean-Baptiste for Élise");
+        assert_same_page(&page.body, &no_dossier.body);
+        for r in p.reports_of_dossier(d).await {
+            let page = elise
+                .get(&p.url(&format!("/portail/comptes-rendus/{r}")))
+                .await;
+            assert_not_found(&page, "a report of Jean-Baptiste for Élise");
+        }
     }
 
-    // Hervé, correspondant on the SCANNER CEREBRAL dossier only, sees that one.
+    // Hervé, correspondant on the SCANNER CEREBRAL dossier only, sees the
+    // whole history too, each dossier on its own page as well.
     let (herve, _) = p.login(HERVE).await;
     let page = herve.get(&p.url("/portail/patients/10000001")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert_eq!(
-        venues(&page),
-        vec![(
-            SCANAP_DOSSIER_SCANNER.to_owned(),
-            "SCANNER CEREBRAL du 22/01/2019".to_owned()
-        )]
-    );
-    for other in [
-        SCANAP_DOSSIER_EPAULE,
-        SCANAP_DOSSIER_DOMTOM,
-        SCANAP_DOSSIER_FEMUR,
-    ] {
+    assert_eq!(venues(&page), whole);
+    for (other, _) in &whole {
         let d = herve
             .get(&p.url(&format!("/portail/dossiers/{other}")))
             .await;
-        assert_not_found(&d, other);
+        assert_eq!(d.status, StatusCode::OK, "{other}");
+        assert_eq!(venues(&d).len(), 1);
     }
-    let d = herve
-        .get(&p.url(&format!("/portail/dossiers/{SCANAP_DOSSIER_SCANNER}")))
-        .await;
-    assert_eq!(d.status, StatusCode::OK);
-    assert_eq!(venues(&d).len(), 1);
 }
 
 // ================================================================== 3. dossier number
@@ -1026,8 +1059,9 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
     let home = elise.get(&p.url("/")).await;
     let now_unseen = report_links(&unseen_section(&home));
     assert!(!now_unseen.contains(&scanap_report), "{now_unseen:?}");
-    // The home page shows the 20 newest: the list shrinks unless older ones fill in.
-    if unseen.len() < 20 {
+    // The home page shows the 20 newest dossiers: the list shrinks unless
+    // older ones fill in.
+    if unseen_entries(&home).len() < 20 {
         assert_eq!(now_unseen.len(), unseen.len() - 1);
     }
     let patient = elise.get(&p.url("/portail/patients/10000001")).await;
@@ -1048,9 +1082,12 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
             && a.outcome == "success"
             && a.resource.as_deref() == Some(scanap_report.as_str())));
 
-    // "Marquer comme vu": without CSRF, refused; with it, gone from the list.
-    let other = now_unseen[0].clone();
-    let seen_action = format!("/portail/comptes-rendus/{other}/vu");
+    // "Marquer comme vu" (on a dossier since issue 11: every report of
+    // it): without CSRF, refused; with it, the dossier leaves the list.
+    let entries_before = unseen_entries(&home);
+    let (dossier, reports) = entries_before[0].clone();
+    let other = reports[0].clone();
+    let seen_action = format!("/portail/dossiers/{dossier}/vu");
     let form = home.form_fields(&seen_action);
     assert_eq!(form[0].0, "csrf_token");
     let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
@@ -1071,8 +1108,22 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
     let home = elise.get(&p.url("/")).await;
     let after = report_links(&unseen_section(&home));
     assert!(!after.contains(&other) && !after.contains(&scanap_report));
-    if unseen.len() < 20 {
-        assert_eq!(after.len(), unseen.len() - 2);
+    let entries_after = unseen_entries(&home);
+    assert!(entries_after.iter().all(|(d, _)| *d != dossier));
+    if entries_before.len() < 20 {
+        assert_eq!(entries_after.len(), entries_before.len() - 1);
+    }
+    // Every report of that dossier is marked, not only the listed ones.
+    for r in p.reports_of_dossier(&dossier).await {
+        assert_eq!(
+            p.count(&format!(
+                "SELECT COUNT(*) FROM seen_reports s JOIN accounts a ON a.id = s.account_id \
+                 WHERE a.national_id = '{ELISE}' AND s.report_id = '{r}'"
+            ))
+            .await,
+            1,
+            "{r} of {dossier} not marked seen"
+        );
     }
     assert_eq!(
         elise
@@ -1082,14 +1133,23 @@ async fn unseen_results_and_seen_marks(backend: Backend) {
         StatusCode::OK
     );
 
-    // Marking a report she may not see (the FEMUR dossier's): 404, nothing
-    // recorded; a report that does not exist answers the same.
-    let femur_reports = p.reports_of_dossier(SCANAP_DOSSIER_FEMUR).await;
-    assert!(!femur_reports.is_empty());
+    // Marking a report she may not see (one of SCANAP Jean-Baptiste's, on
+    // none of her care teams; FEMUR's, a sibling dossier of her patient, is
+    // hers since issue 11): 404, nothing recorded; a report that does not
+    // exist answers the same.
+    let hidden_reports = p
+        .strings(
+            "SELECT r.report_id FROM rec_reports r JOIN rec_dossiers d \
+             ON d.dossier_number = r.dossier_number WHERE d.patient_id = $1 \
+             ORDER BY r.report_id",
+            &["10000002"],
+        )
+        .await;
+    assert!(!hidden_reports.is_empty());
     let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
     let csrf = form[0].1.clone();
     let mut bodies = Vec::new();
-    for r in [femur_reports[0].as_str(), "no-such-report"] {
+    for r in [hidden_reports[0].as_str(), "no-such-report"] {
         let resp = elise
             .post_form(
                 &p.url(&format!("/portail/comptes-rendus/{r}/vu")),
@@ -1396,4 +1456,540 @@ async fn a_cross_site_navigation_does_not_mark_a_report_seen() {
     let second = unseen[1].clone();
     assert_eq!(open(&second, Some("none")).await.status, StatusCode::OK);
     assert!(!still_unseen(second).await, "typed address: not marked");
+}
+
+// ================================================================== 7. wording
+
+/// Issue 11 §7, what a doctor reads: a refused report reads like a missing
+/// one ("Compte rendu introuvable", the same page), a report page has
+/// "Imprimer" (shown by the script), the dossier number for the printed
+/// header and "Retour à l'accueil"; a form sent without its token gets the
+/// plain-French refusal with an incident number, never the internal code
+/// "csrf", and the number is in the proxy's log with the code.
+async fn wording_of_reports_and_refusals(backend: Backend) {
+    let p = start_portal(backend).await;
+    let (elise, home) = p.login(ELISE).await;
+    let report = report_links(&unseen_section(&home))[0].clone();
+    let page = elise
+        .get(&p.url(&format!("/portail/comptes-rendus/{report}")))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(
+            r#"<button type="button" class="secondaire" id="imprimer" hidden>Imprimer</button>"#
+        ),
+        "{}",
+        page.body
+    );
+    let dossier = p
+        .strings(
+            "SELECT dossier_number FROM rec_reports WHERE report_id = $1",
+            &[&report],
+        )
+        .await
+        .remove(0);
+    assert!(page.body.contains(&format!("Dossier n° {dossier}")));
+    assert!(page.body.contains(">Retour à l'accueil</a>"));
+    assert!(!page.body.contains(">Accueil</a>"));
+
+    // Refused and missing: the same report page.
+    let hidden = p
+        .strings(
+            "SELECT r.report_id FROM rec_reports r JOIN rec_dossiers d \
+             ON d.dossier_number = r.dossier_number WHERE d.patient_id = $1 \
+             ORDER BY r.report_id",
+            &["10000002"],
+        )
+        .await
+        .remove(0);
+    let refused = elise
+        .get(&p.url(&format!("/portail/comptes-rendus/{hidden}")))
+        .await;
+    let missing = elise
+        .get(&p.url("/portail/comptes-rendus/CR-NO-SUCH-REPORT"))
+        .await;
+    for r in [&refused, &missing] {
+        assert_not_found(r, "a report");
+        assert!(r.body.contains("Compte rendu introuvable"), "{}", r.body);
+        assert!(!r.body.contains("Page introuvable"));
+    }
+    assert_same_page(&refused.body, &missing.body);
+
+    // A form without its token: plain French, a number, no code.
+    let r = elise
+        .post_form(
+            &p.url(&format!("/portail/comptes-rendus/{report}/vu")),
+            &[],
+            &p.proxy.base,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Action non effectuée"), "{}", r.body);
+    assert!(r.body.contains("Revenez à la page, rechargez-la"));
+    // (The page's own forms carry a `csrf_token` field: the code is looked
+    // for as the old "Référence : csrf" line.)
+    assert!(!r.body.contains("Référence : "));
+    p.proxy.assert_incident(&r.body, "csrf").await;
+}
+
+// ================================================================== 2. the dossier-number card
+
+/// Issue 11 §2 (user guide 2.2): the home page carries the dossier-number
+/// fields in the "Rechercher un patient" card (hidden until "Utiliser un n°
+/// de dossier", the separate page staying for a browser without script);
+/// a dossier opened by its number goes into "Mes dernières recherches"
+/// with a link to that dossier, which works while the grant lasts; after,
+/// the page says the access has expired and offers the form again (a
+/// professional who never held the grant still reads "Dossier introuvable").
+async fn dossier_number_card_and_recent_entry(backend: Backend) {
+    let p = start_portal(backend).await;
+    let (noel, home) = p.login(NOEL).await;
+    let card_start = home
+        .body
+        .find(r#"<div id="carte-numero" class="carte-numero" hidden>"#);
+    let search_card_end = home.body.find(r#"id="dernieres-recherches""#).unwrap();
+    let card_start = card_start.unwrap_or_else(|| panic!("no dossier-number card: {}", home.body));
+    assert!(
+        card_start < search_card_end,
+        "the card is in the search card"
+    );
+    let card = &home.body[card_start..search_card_end];
+    for text in [
+        r#"<form method="post" action="/portail/dossier" id="form-dossier">"#,
+        "Numéro de dossier *",
+        "Date de naissance du patient *",
+        r#"placeholder="jj/mm/aaaa""#,
+        "Accéder au dossier",
+    ] {
+        assert!(card.contains(text), "{text} not in the card: {card}");
+    }
+    assert!(home
+        .body
+        .contains(r#"<a id="utiliser-numero" class="bouton secondaire" href="/portail/dossier""#));
+    let csrf = home
+        .form_fields("/portail/dossier")
+        .into_iter()
+        .find(|(k, _)| k == "csrf_token")
+        .unwrap()
+        .1;
+
+    // Opened by number: the recent entry links to that dossier.
+    let ok = p
+        .post_dossier(&noel, &csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961")
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(noel.follow(ok).await.status, StatusCode::OK);
+    let home = noel.get(&p.url("/")).await;
+    let recent = recent_section(&home);
+    let femur_url = format!("/portail/dossiers/{SCANAP_DOSSIER_FEMUR}");
+    assert!(
+        recent.contains(&format!(r#"href="{femur_url}""#)),
+        "{recent}"
+    );
+    assert!(!recent.contains("/portail/patients/"), "{recent}");
+    assert!(recent.contains("SCANAP Françoise"));
+    let d = noel.get(&p.url(&femur_url)).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!(venues(&d).len(), 1);
+
+    // The grant expires: the same link says so and offers the form again.
+    let db = p.proxy.db().await;
+    sqlx::query("UPDATE dossier_grants SET expires_at = $1")
+        .bind(1_i64)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let expired = noel.get(&p.url(&femur_url)).await;
+    assert_eq!(expired.status, StatusCode::FORBIDDEN, "{}", expired.body);
+    assert!(
+        expired
+            .body
+            .contains("Votre accès à ce dossier par son numéro a expiré."),
+        "{}",
+        expired.body
+    );
+    assert!(!expired.body.contains("FEMUR") && !expired.body.contains("Françoise"));
+    assert!(
+        expired.body.contains(&format!(
+            r#"name="numero" type="text" value="{SCANAP_DOSSIER_FEMUR}""#
+        )),
+        "the number is filled in: {}",
+        expired.body
+    );
+    assert!(expired.body.contains("Accéder au dossier"));
+    // Typing the birth date again opens it again.
+    let again = p
+        .post_dossier(&noel, &csrf, SCANAP_DOSSIER_FEMUR, "13/08/1961")
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(noel.follow(again).await.status, StatusCode::OK);
+
+    // Inès never held that grant: "Dossier introuvable", as for any number.
+    let (ines, _) = p.login(INES).await;
+    let r = ines.get(&p.url(&femur_url)).await;
+    assert_not_found(&r, "FEMUR for Inès");
+    assert!(!r.body.contains("expiré"));
+}
+
+// ================================================================== 3. unseen results per dossier
+
+/// Issue 11 §3 (user guide 3.1.1): an entry of "Derniers résultats non vus"
+/// is a dossier with its new report(s), newest first; "Marquer comme vu"
+/// removes the dossier; past the 20 listed, the count says "1 autre
+/// résultat" or "N autres résultats" (dossiers); a dossier she may not see
+/// cannot be marked (the answer of a missing one, nothing recorded).
+async fn unseen_results_per_dossier(backend: Backend) {
+    let p = start_portal(backend).await;
+    let recent_dossier = demo_data::scanap_recent_dossier(today());
+    // Two more reports on the recent SCANAP dossier, today.
+    let add = |id: String, dossier: String| {
+        let records = p.records.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO rec_reports (report_id, dossier_number, exam_id, title, report_date, content, content_location) \
+                 VALUES ($1, $2, NULL, 'CR complémentaire', $3, 'texte', NULL)",
+            )
+            .bind(id)
+            .bind(dossier)
+            .bind(iso(today()))
+            .execute(&records)
+            .await
+            .unwrap();
+        }
+    };
+    add("ZZ-NEW-1".into(), recent_dossier.clone()).await;
+    add("ZZ-NEW-2".into(), recent_dossier.clone()).await;
+    let (elise, home) = p.login(ELISE).await;
+    let entries = unseen_entries(&home);
+    let scanap: Vec<&(String, Vec<String>)> = entries
+        .iter()
+        .filter(|(d, _)| *d == recent_dossier)
+        .collect();
+    assert_eq!(scanap.len(), 1, "one entry for the dossier: {entries:?}");
+    let old = p.reports_of_dossier(&recent_dossier).await;
+    let reports = &scanap[0].1;
+    assert_eq!(reports.len(), old.len(), "{reports:?}");
+    assert_eq!(&reports[..2], ["ZZ-NEW-2", "ZZ-NEW-1"], "newest first");
+    // Entries newest first (by their newest report).
+    assert_eq!(entries[0].0, recent_dossier, "{entries:?}");
+
+    // More than 20 dossiers with new results: the count, in French.
+    let more_of = |home: &Page| -> usize {
+        regex::Regex::new(r"Et (\d+) autres? résultats? non vus? :")
+            .unwrap()
+            .captures(&unseen_section(home))
+            .map_or(0, |c| c[1].parse().unwrap())
+    };
+    let total = entries.len() + more_of(&home);
+    if total < 22 {
+        let her_dossiers = p
+            .strings(
+                "SELECT DISTINCT c.dossier_number FROM rec_care_team c WHERE c.rpps = $1 \
+                 ORDER BY c.dossier_number",
+                &[ELISE_RPPS],
+            )
+            .await;
+        let listed: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+        let fresh: Vec<&String> = her_dossiers
+            .iter()
+            .filter(|d| !listed.contains(d))
+            .collect();
+        let need = 22 - total;
+        assert!(fresh.len() >= need, "{} dossiers", fresh.len());
+        for (i, d) in fresh.iter().take(need).enumerate() {
+            add(format!("ZZ-MORE-{i:02}"), (*d).clone()).await;
+        }
+    }
+    let mut home = elise.get(&p.url("/")).await;
+    assert_eq!(unseen_entries(&home).len(), 20);
+    let csrf = home.form_fields(&format!("/portail/dossiers/{recent_dossier}/vu"));
+    let more = more_of(&home);
+    assert!(more >= 2, "{more}");
+    assert!(
+        unseen_section(&home).contains(&format!(
+            "Et {more} autres résultats non vus : ils restent accessibles par la recherche du patient."
+        )),
+        "{}",
+        unseen_section(&home)
+    );
+    // Mark dossiers seen until one is left over: the singular.
+    for _ in 0..(more - 1) {
+        let (d, _) = unseen_entries(&home).remove(0);
+        let r = elise
+            .post_form(
+                &p.url(&format!("/portail/dossiers/{d}/vu")),
+                &csrf,
+                &p.proxy.base,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        home = elise.get(&p.url("/")).await;
+        assert!(unseen_entries(&home).iter().all(|(x, _)| *x != d));
+    }
+    let section = unseen_section(&home);
+    assert!(
+        section.contains(
+            "Et 1 autre résultat non vu : il reste accessible par la recherche du patient."
+        ),
+        "{section}"
+    );
+
+    // A dossier she may not see, and one that does not exist: the same
+    // "Dossier introuvable", nothing recorded.
+    let hidden = p
+        .strings(
+            "SELECT dossier_number FROM rec_dossiers WHERE patient_id = $1",
+            &["10000002"],
+        )
+        .await
+        .remove(0);
+    let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
+    let mut bodies = Vec::new();
+    for d in [hidden.as_str(), "20009999999"] {
+        let r = elise
+            .post_form(
+                &p.url(&format!("/portail/dossiers/{d}/vu")),
+                &csrf,
+                &p.proxy.base,
+            )
+            .await;
+        assert_not_found(&r, d);
+        assert!(r.body.contains("Dossier introuvable"));
+        bodies.push(r.body);
+    }
+    assert_same_page(&bodies[0], &bodies[1]);
+    assert_eq!(p.count("SELECT COUNT(*) FROM seen_reports").await, before);
+}
+
+// ================================================================== 4. session expiry
+
+/// A form posted by a browser from the portal page `from`.
+async fn post_page(
+    p: &Portal,
+    b: &Browser,
+    action: &str,
+    form: &[(String, String)],
+    from: &str,
+) -> Page {
+    let referer = p.url(from);
+    b.request(
+        reqwest::Method::POST,
+        &p.url(action),
+        Some(form),
+        &[
+            ("origin", p.proxy.base.as_str()),
+            ("referer", referer.as_str()),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+    )
+    .await
+}
+
+/// Issue 11 §4: after the session times out (idle 2 s here: the same path
+/// as 30 minutes, `Sessions::load` finds none), the next page says "Votre
+/// session a expiré" with "Je me connecte" back to that page, never JSON;
+/// a form sent after expiry ("Marquer comme vu", "Accéder au dossier")
+/// lands on the same page, says the action was not done, and after login
+/// the doctor is back on the page the form was on. The keep-alive behind
+/// "Rester connecté" answers how long the session has left, and 401 once
+/// it has ended; signed-in pages carry the polite live region of the
+/// two-minute notice.
+async fn session_expiry_a_doctor_understands(backend: Backend) {
+    let p = start_portal_with(
+        backend,
+        ProxyOpts {
+            sessions: Some("idle_timeout_secs = 2\nabsolute_timeout_secs = 3600\n".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Sessions opened first end first: page_b, the last, is the canary
+    // whose timeout the test waits for.
+    let (form_b, form_home) = p.login(ELISE).await;
+    let (number_b, number_home) = p.login(ELISE).await;
+    let (page_b, home) = p.login(ELISE).await;
+    assert!(home.body.contains(
+        r#"<div id="avis-session" class="avis-session" role="status" aria-live="polite"></div>"#
+    ));
+    let csrf = form_home.form_fields("/portail/dossier")[0].1.clone();
+    let number_csrf = number_home.form_fields("/portail/dossier")[0].1.clone();
+    let entry = unseen_entries(&form_home)[0].0.clone();
+    let keep = page_b
+        .request(
+            reqwest::Method::GET,
+            &p.url("/api/portail/session"),
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(keep.status, StatusCode::OK, "{}", keep.body);
+    let v: Value = serde_json::from_str(&keep.body).unwrap();
+    let left = v["remaining_ms"].as_i64().unwrap();
+    assert!(left > 0 && left <= 2000, "{left}");
+
+    // A page after the timeout: the expiry page, back to that page after.
+    let asked = "/portail/recherche?q=sc";
+    let expired = {
+        let start = std::time::Instant::now();
+        loop {
+            let r = page_b.get(&p.url(asked)).await;
+            if r.status == StatusCode::SEE_OTHER {
+                break r;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "never expired"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let to = expired.location().unwrap();
+    assert!(to.contains("expiree=1") && !to.contains("action=1"), "{to}");
+    let login = page_b.follow(expired).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login
+        .body
+        .contains("<h1 id=\"titre-connexion\">Votre session a expiré</h1>"));
+    assert!(!login.body.contains("action-non-faite"));
+    assert!(
+        login.body.contains(&format!(
+            // (handlebars escapes `=` and `&`)
+            r#"id="je-me-connecte" href="/auth/login?start&#x3D;1&amp;return_to&#x3D;{}""#,
+            urlencoding::encode(asked)
+        )),
+        "{}",
+        login.body
+    );
+    let back = dev_idp_login(&page_b, &p.proxy.base, ELISE, asked).await;
+    assert_eq!(back.url, p.url(asked), "back on the page asked");
+
+    // A form after the timeout ("Marquer comme vu" from the home page):
+    // not JSON, nothing done, the page it came from after login.
+    let before = p.count("SELECT COUNT(*) FROM seen_reports").await;
+    let r = post_page(
+        &p,
+        &form_b,
+        &format!("/portail/dossiers/{entry}/vu"),
+        &[("csrf_token".into(), csrf.clone())],
+        "/",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location().unwrap();
+    assert!(
+        to.ends_with("/auth/login?return_to=%2F&expiree=1&action=1"),
+        "{to}"
+    );
+    let login = form_b.follow(r).await;
+    assert!(!login.body.trim_start().starts_with('{'), "never JSON");
+    assert!(login
+        .body
+        .contains("Votre dernière action n'a pas été effectuée."));
+    assert_eq!(p.count("SELECT COUNT(*) FROM seen_reports").await, before);
+    let back = dev_idp_login(&form_b, &p.proxy.base, ELISE, "/").await;
+    assert!(
+        back.body.contains(&format!("/portail/dossiers/{entry}/vu")),
+        "the action is offered again"
+    );
+
+    // "Accéder au dossier" from the dossier-number page: back to that page.
+    let r = post_page(
+        &p,
+        &number_b,
+        "/portail/dossier",
+        &[
+            ("csrf_token".into(), number_csrf),
+            ("numero".into(), SCANAP_DOSSIER_FEMUR.into()),
+            ("naissance".into(), "13/08/1961".into()),
+        ],
+        "/portail/dossier",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r
+        .location()
+        .unwrap()
+        .ends_with("/auth/login?return_to=%2Fportail%2Fdossier&expiree=1&action=1"));
+    assert_eq!(
+        p.count("SELECT COUNT(*) FROM dossier_attempts").await,
+        0,
+        "nothing tried"
+    );
+
+    // The keep-alive after the end: 401 JSON (an API, not a page).
+    let (api_b, _) = p.login(ELISE).await;
+    let start = std::time::Instant::now();
+    loop {
+        let r = api_b
+            .request(
+                reqwest::Method::GET,
+                &p.url("/api/portail/session"),
+                None,
+                &[("accept", "application/json")],
+            )
+            .await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+// ================================================================== 6. login help
+
+/// Issue 11 §6 (user guide 1.1, 1.2): under "Je me connecte", a collapsible
+/// help: the CPS card (card reader, "Cryptolib"), the e-CPS activation (the
+/// ANS video and the Annuaire Santé page the guide links to), the
+/// smartphone note, and the hospital's support contact from
+/// `[portal] support_contact`; the home page carries the (hidden)
+/// "Installer l'application" hint the script shows on `beforeinstallprompt`.
+#[tokio::test]
+async fn login_page_help_and_install_hint() {
+    let p = start_portal_with(
+        Backend::Sqlite,
+        ProxyOpts {
+            portal: Some(format!(
+                "{PORTAL}support_contact = \"Support informatique du CHU : 01 23 45 67 89\"\n"
+            )),
+            ..Default::default()
+        },
+    )
+    .await;
+    let login = Browser::new().get(&p.url("/auth/login")).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let start = login.body.find("id=\"je-me-connecte\"").unwrap();
+    let help = login
+        .body
+        .find("<details class=\"aide-connexion\" id=\"aide-connexion\">")
+        .unwrap();
+    assert!(help > start, "the help comes under \"Je me connecte\"");
+    let help = &login.body[help..];
+    for text in [
+        "<summary>Besoin d'aide pour vous connecter ?</summary>",
+        "lecteur de carte",
+        "« Cryptolib »",
+        r#"href="https://youtu.be/LdCD9dCDWzM""#,
+        r#"href="https://esante.gouv.fr/secure/e-cps/mise-jour-des-coordonnees-de-correspondance""#,
+        "Annuaire Santé",
+        "Depuis un smartphone, l'onglet « Application e-CPS » n'est pas nécessaire.",
+        "Support informatique du CHU : 01 23 45 67 89",
+    ] {
+        assert!(help.contains(text), "{text} not in the help");
+    }
+    // Without the key: the help says to ask the hospital.
+    let q = start_portal(Backend::Sqlite).await;
+    let login = Browser::new().get(&q.url("/auth/login")).await;
+    assert!(login
+        .body
+        .contains("Contactez le support informatique de votre établissement."));
+    // The install hint, hidden until the browser offers the installation.
+    let (_, home) = p.login(ELISE).await;
+    assert!(home.body.contains(
+        r#"<p id="installer-app" class="installer-app" hidden><button type="button" class="secondaire">Installer l'application</button>"#
+    ));
 }

@@ -149,11 +149,8 @@ impl PscSetup {
             page.body
         );
         assert!(page.body.contains("La connexion a échoué"));
-        assert!(
-            page.body.contains(&format!("Référence : {reference}")),
-            "{reference}: {}",
-            page.body
-        );
+        // A sentence and an incident number; the code is in the log line.
+        self.proxy.assert_incident(&page.body, reference).await;
         assert!(!b
             .cookies_for(&self.proxy.base)
             .contains_key("espace-session"));
@@ -346,7 +343,7 @@ async fn state_and_code_are_single_use() {
     let again = Browser::new();
     let r = again.get(&cb).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("flow_missing"));
+    s.proxy.assert_incident(&r.body, "flow_missing").await;
 
     // A replayed code with a fresh, valid state: PSC refuses the code.
     let replay = Browser::new();
@@ -372,7 +369,7 @@ async fn state_and_code_are_single_use() {
     );
     let r = replay.get(&forged).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("token_exchange"));
+    s.proxy.assert_incident(&r.body, "token_exchange").await;
     assert!(!replay
         .cookies_for(&s.proxy.base)
         .contains_key("espace-session"));
@@ -390,7 +387,7 @@ async fn state_and_code_are_single_use() {
         .get(&format!("{}/auth/callback?code={code}", s.proxy.base))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("state_mismatch"));
+    s.proxy.assert_incident(&r.body, "state_mismatch").await;
 }
 
 #[tokio::test]
@@ -404,5 +401,5 @@ async fn a_provider_answering_for_another_issuer_is_refused() {
     let b = Browser::new();
     let r = b.get(&format!("{}/auth/login?start=1", s.proxy.base)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("issuer_mismatch"));
+    s.proxy.assert_incident(&r.body, "issuer_mismatch").await;
 }

@@ -856,6 +856,15 @@ async fn run_matrix(fx: &Fixture, plain: &Proxy, hab: &Proxy, archive: Archive) 
             visible: Some(SCANAP_DOSSIER_FEMUR),
             invisible: SCANAP_DOSSIER_SCANNER,
         },
+        // A sibling dossier of her patient, where she holds no role: viewed
+        // through the patient's whole history (issue 11), not downloaded.
+        Persona {
+            name: "Élise on FEMUR (sibling dossier)",
+            national_id: ELISE,
+            habilitated: false,
+            visible: Some(SCANAP_DOSSIER_FEMUR),
+            invisible: OTHER,
+        },
         Persona {
             name: "Inès (outsider)",
             national_id: INES,
@@ -1020,11 +1029,13 @@ fn fill(t: &str, fx: &Fixture, proxy_addr: &str) -> String {
     let v = fx.study(SCANAP_DOSSIER_SCANNER);
     let x = &fx.other;
     let f = fx.study(SCANAP_DOSSIER_FEMUR);
-    // `{FS} {FSE} {FI}`: the FEMUR study of the same patient (a sibling
-    // study Élise may not view).
+    // `{FS} {FSE} {FI} {fiid}`: the FEMUR study of the same patient (a
+    // sibling dossier, where Élise holds no role: viewed through the
+    // patient's whole history since issue 11, never downloaded).
     t.replace("{FS}", &f.uid)
         .replace("{FSE}", f.series_uid())
         .replace("{FI}", f.instance_uid())
+        .replace("{fiid}", f.iid())
         .replace("{S}", &v.uid)
         .replace("{SE}", v.series_uid())
         .replace("{I}", v.instance_uid())
@@ -1176,16 +1187,16 @@ async fn run_corpus(
         ("Élise", cookie_header(&elise, &proxy.base)),
         ("Inès", cookie_header(&ines, &proxy.base)),
     ];
-    // What each may not see, in any 2xx body.
+    // What each may not see, in any 2xx body. (FEMUR, a sibling dossier
+    // of her patient, is hers to view since issue 11: the whole history.)
     let mut elise_forbidden: Vec<String> = fx.other.markers();
-    elise_forbidden.extend(fx.study(SCANAP_DOSSIER_FEMUR).markers());
     elise_forbidden.push(fx.other.given_name.clone());
     let mut ines_forbidden = elise_forbidden.clone();
     for s in fx.studies.values() {
         ines_forbidden.extend(s.markers());
         ines_forbidden.push(s.family_name.clone());
     }
-    let visible_uid = fx.study(SCANAP_DOSSIER_SCANNER).uid.clone();
+    let elise_studies: Vec<&str> = fx.studies.values().map(|s| s.uid.as_str()).collect();
     let scanner_dossier = fx.study(SCANAP_DOSSIER_SCANNER).dossier.clone();
     assert_eq!(scanner_dossier, SCANAP_DOSSIER_SCANNER);
 
@@ -1259,7 +1270,8 @@ async fn run_corpus(
                     {
                         for e in &a {
                             let study = e["0020000D"]["Value"][0].as_str().unwrap_or("");
-                            if *who != "Élise" || study != visible_uid {
+                            // Élise: her patient's whole history (issue 11).
+                            if *who != "Élise" || !elise_studies.contains(&study) {
                                 leaks.push(format!("search result for study {study:?}: {line}"));
                                 break;
                             }
@@ -1770,7 +1782,8 @@ async fn viewer_patient_resources_are_decided_on_their_current_studies() {
     let (proxy, _idp) = start_proxy(&fx, None).await;
     let elise = login(&proxy, ELISE).await;
     // Élise is on the care team of every dossier of SCANAP Françoise but
-    // FEMUR; opening FEMUR by its number gives her all of them.
+    // FEMUR, which she sees through the patient's whole history (and here
+    // by its number too): all of them.
     grant(&proxy, &elise, SCANAP_DOSSIER_FEMUR, "13/08/1961").await;
     let pid = fx.study(SCANAP_DOSSIER_SCANNER).pid().to_owned();
     let url = format!("{}/patients/{pid}", proxy.base);

@@ -24,7 +24,9 @@ use Exp::*;
 /// Orthanc ids of a study the doctor may view (SCANAP Françoise's SCANNER
 /// CEREBRAL), `{IIDU}` that instance id in upper case; `{XS} {XSE} {XI}
 /// {xsid} {xseid} {xiid} {xpid} {XIIDU}` the same for a study she may not
-/// view (SCANAP Jean-Baptiste's); `{OADDR}` Orthanc's `host:port`; `{C0AE}`
+/// view (SCANAP Jean-Baptiste's); `{FS} {fiid}` the same for a study of
+/// a sibling dossier of her patient (FEMUR: no role there, viewed through
+/// the patient's whole history); `{OADDR}` Orthanc's `host:port`; `{C0AE}`
 /// the raw bytes C0 AE (over-long UTF-8 '.'). Headers are `Name: value`
 /// lines separated by `|`.
 ///
@@ -256,8 +258,8 @@ const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (Deny, "GET", "/studies/{xsid}/series", "", ""),
     (Deny, "GET", "/series/{xseid}", "", ""),
     (Deny, "GET", "/patients/{xpid}", "", ""),
-    (Deny, "GET", "/patients/{pid}", "", ""),
-    (Deny, "GET", "/patients/{pid}/studies", "", ""),
+    (View, "GET", "/patients/{pid}", "", ""),
+    (View, "GET", "/patients/{pid}/studies", "", ""),
     (Deny, "GET", "/web-viewer/series/{xseid}", "", ""),
     (Deny, "GET", "/web-viewer/instances/jpeg95-{xiid}_0", "", ""),
     (Deny, "GET", "/dicom-web/studies/{XS}/metadata", "", ""),
@@ -269,6 +271,12 @@ const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (Deny, "GET", "/web-viewer/app/../../instances/{xiid}/preview", "", ""),
     (Deny, "GET", "/web-viewer/app/%2e%2e/%2e%2e/instances/{xiid}/file", "", ""),
     (Deny, "GET", "/web-viewer/libs/..%2F..%2Finstances/{iid}/file", "", ""),
+    // --- a sibling dossier of her patient (FEMUR, where she holds no role):
+    // viewed through the patient's whole history, never downloaded
+    (View, "GET", "/instances/{fiid}/preview", "", ""),
+    (View, "GET", "/dicom-web/studies/{FS}/metadata", "", ""),
+    (Deny, "GET", "/instances/{fiid}/file", "", ""),
+    (Deny, "GET", "/dicom-web/studies/{FS}", "", ""),
     // --- legitimate viewing (the doctor may view)
     (View, "GET", "/instances/{iid}/preview", "", ""),
     (NoLeak, "HEAD", "/instances/{iid}/preview", "", ""),
@@ -291,17 +299,19 @@ const CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (View, "GET", "/instances/{iid}/content", "", ""),
     // --- parent and sibling listings (existence leaks; audit in
     // docs/viewer-orthanc.md): the patient of a lower resource lists every
-    // study of the patient, FEMUR's included, which Élise may not see.
+    // study of the patient; refused by the route table whatever the policy.
+    // The patient itself is decided on all of its studies: Élise sees the
+    // patient's whole history (care-team-whole-patient), FEMUR included.
     (Deny, "GET", "/series/{seid}/patient", "", ""),
     (Deny, "GET", "/instances/{iid}/patient", "", ""),
     (Deny, "GET", "/studies/{sid}/patient", "", ""),
     (Deny, "HEAD", "/series/{seid}/patient", "", ""),
-    (Deny, "GET", "/patients/{pid}/series", "", ""),
-    (Deny, "GET", "/patients/{pid}/instances", "", ""),
-    (Deny, "GET", "/patients/{pid}/statistics", "", ""),
-    (Deny, "GET", "/patients/{pid}/shared-tags", "", ""),
-    (Deny, "GET", "/patients/{pid}/instances-tags", "", ""),
-    (Deny, "GET", "/patients/{pid}/module", "", ""),
+    (View, "GET", "/patients/{pid}/series", "", ""),
+    (View, "GET", "/patients/{pid}/instances", "", ""),
+    (View, "GET", "/patients/{pid}/statistics", "", ""),
+    (View, "GET", "/patients/{pid}/shared-tags", "", ""),
+    (View, "GET", "/patients/{pid}/instances-tags", "", ""),
+    (View, "GET", "/patients/{pid}/module", "", ""),
     (View, "GET", "/studies/{sid}", "", ""),
     (View, "GET", "/series/{seid}", "", ""),
     (View, "GET", "/instances/{iid}", "", ""),

@@ -27,7 +27,7 @@ fn check_passes_on_the_shipped_policies() {
     let (code, out, err) = check(&shipped_policies());
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("OK"), "{out}");
-    assert!(out.contains("5 policies"), "{out}");
+    assert!(out.contains("6 policies"), "{out}");
 }
 
 #[test]

@@ -157,6 +157,7 @@ fn shipped_set_loads_and_its_test_cases_pass() {
         snap.policy_ids(),
         vec![
             "care-team",
+            "care-team-whole-patient",
             "dicom-download-habilitation",
             "dossier-grant",
             "open-dossier-by-number",
@@ -191,30 +192,108 @@ fn every_default_care_team_role_opens_the_dossier() {
     }
 }
 
+/// The shipped default (user guide 2.1): a role on one dossier of the
+/// patient opens the patient's other dossiers, their reports and images,
+/// for viewing, through the care team (search), never through a grant.
+/// (Before issue 11 the shipped rule was per dossier: D-B was refused.)
 #[test]
-fn correspondent_on_dossier_a_is_not_on_dossier_b_of_the_same_patient() {
+fn correspondent_on_dossier_a_sees_dossier_b_of_the_same_patient() {
     let e = engine();
+    let ctx = on_a(&["CO"]);
+    let d = e.decide(&req(
+        doctor(),
+        Action::ViewDossier,
+        dossier("D-A"),
+        ctx.clone(),
+    ));
+    assert_eq!((d.allowed, d.policy_ids), (true, vec!["care-team".into()]));
+    for (action, resource) in [
+        (Action::ViewDossier, dossier("D-B")),
+        (Action::ViewReport, report("D-B")),
+        (Action::ViewImages, series("D-B")),
+        (Action::ViewImages, study("D-B")),
+    ] {
+        let d = e.decide(&req(doctor(), action, resource.clone(), ctx.clone()));
+        assert!(d.allowed, "{action:?} {resource:?}: {d:?}");
+        assert_eq!(d.policy_ids, vec!["care-team-whole-patient"]);
+    }
+    // Viewing only: no download from D-B, even habilitated.
+    let (_tmp, hab) = engine_with_groups(RADIOLOGY_GROUPS);
+    assert!(!allowed(
+        &hab,
+        req(doctor(), Action::DownloadDicom, series("D-B"), ctx.clone())
+    ));
+    // Not through a grant on D-A, with or without a role there.
+    let mut via_grant = grant("D-A");
+    assert!(!allowed(
+        &e,
+        req(
+            doctor(),
+            Action::ViewDossier,
+            dossier("D-B"),
+            via_grant.clone()
+        )
+    ));
+    via_grant.care_team = ctx.care_team.clone();
+    assert!(!allowed(
+        &e,
+        req(doctor(), Action::ViewDossier, dossier("D-B"), via_grant)
+    ));
+    // Nor for an unlisted role, nor without an RPPS.
+    assert!(!allowed(
+        &e,
+        req(
+            doctor(),
+            Action::ViewDossier,
+            dossier("D-B"),
+            on_a(&["infirmier"])
+        )
+    ));
+    assert!(!allowed(
+        &e,
+        req(adeli_only(), Action::ViewDossier, dossier("D-B"), ctx)
+    ));
+}
+
+/// The opt-in of docs/policies.md 6.6: without `care-team-whole-patient`
+/// and with `opt-in/care-team-per-dossier.toml` among the test cases, the
+/// set loads and D-B is refused; the same cases refuse the shipped set
+/// (they do tell the two rules apart).
+#[test]
+fn per_dossier_opt_in_loads_with_its_own_cases_and_refuses_dossier_b() {
+    let opt_in = shipped_policies().join("opt-in/care-team-per-dossier.toml");
+    let tmp = copy_policies();
+    std::fs::remove_file(tmp.path().join("care-team-whole-patient.cedar")).expect("rm policy");
+    std::fs::remove_file(tmp.path().join("tests/care-team-whole-patient.toml")).expect("rm cases");
+    std::fs::copy(&opt_in, tmp.path().join("tests/care-team-per-dossier.toml")).expect("copy");
+    let e = Engine::load(tmp.path()).unwrap_or_else(|err| panic!("{err}"));
     let ctx = on_a(&["CO"]);
     assert!(allowed(
         &e,
         req(doctor(), Action::ViewDossier, dossier("D-A"), ctx.clone())
     ));
-    assert!(!allowed(
-        &e,
-        req(doctor(), Action::ViewDossier, dossier("D-B"), ctx.clone())
-    ));
-    assert!(!allowed(
-        &e,
-        req(doctor(), Action::ViewReport, report("D-B"), ctx.clone())
-    ));
-    assert!(!allowed(
-        &e,
-        req(doctor(), Action::ViewImages, series("D-B"), ctx.clone())
-    ));
-    assert!(!allowed(
-        &e,
-        req(doctor(), Action::ViewImages, study("D-B"), ctx)
-    ));
+    for (action, resource) in [
+        (Action::ViewDossier, dossier("D-B")),
+        (Action::ViewReport, report("D-B")),
+        (Action::ViewImages, series("D-B")),
+    ] {
+        assert!(!allowed(&e, req(doctor(), action, resource, ctx.clone())));
+    }
+    // The opt-in's cases against the shipped default: refused.
+    let shipped = copy_policies();
+    std::fs::copy(
+        &opt_in,
+        shipped.path().join("tests/care-team-per-dossier.toml"),
+    )
+    .expect("copy");
+    let Err(err) = Engine::load(shipped.path()) else {
+        panic!("the opt-in's cases passed on the shipped default, which opens D-B");
+    };
+    assert!(
+        err.to_string()
+            .contains("correspondant on A does not see dossier B"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -294,7 +373,9 @@ fn hopital_manager_sso_and_ecps_follow_the_same_rules() {
                 on_a(&["MT"])
             )
         ));
-        assert!(!allowed(
+        // The patient's whole history, whatever the login (before issue
+        // 11: refused to every login method alike).
+        assert!(allowed(
             &e,
             req(p, Action::ViewDossier, dossier("D-B"), on_a(&["MT"]))
         ));
@@ -337,7 +418,7 @@ fn search_lists_a_patient_visible_through_one_dossier() {
 }
 
 #[test]
-fn search_reaches_each_visible_dossier_and_only_those() {
+fn search_reaches_every_dossier_of_the_patient() {
     let e = engine();
     let mut ctx = on_a(&["MT"]);
     ctx.care_team.push(DossierRoles {
@@ -352,10 +433,9 @@ fn search_reaches_each_visible_dossier_and_only_those() {
         &e,
         req(doctor(), Action::ViewDossier, dossier("D-C"), ctx.clone())
     ));
-    assert!(!allowed(
-        &e,
-        req(doctor(), Action::ViewDossier, dossier("D-B"), ctx)
-    ));
+    // D-B, where no role is held, is opened by the whole-patient rule only.
+    let d = e.decide(&req(doctor(), Action::ViewDossier, dossier("D-B"), ctx));
+    assert_eq!(d.policy_ids, vec!["care-team-whole-patient"]);
 }
 
 // === dossier number and birth date ===
@@ -687,7 +767,7 @@ fn good_set_replaces_the_old_one_atomically() {
             outcome,
             ReloadOutcome::Reloaded {
                 generation: 2,
-                policies: 5,
+                policies: 6,
                 ..
             }
         ),

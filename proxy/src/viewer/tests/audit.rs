@@ -5,7 +5,7 @@
 
 use espace_ps_access::viewer::Class;
 
-use super::{assert_event_context, Got, World, ELISE, FEMUR, INES, SCANNER};
+use super::{assert_event_context, Got, World, ELISE, FEMUR, INES, OTHER, SCANNER};
 use crate::viewer::Refusal;
 
 fn rows(r: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
@@ -59,7 +59,9 @@ async fn gate_audits_every_download_attempt() {
     let hab = World::new(&[&ELISE]);
     let file = format!("/instances/{}/file", SCANNER.iid);
     let archive = format!("/studies/{}/archive", SCANNER.sid);
-    let femur = format!("/instances/{}/file", FEMUR.iid);
+    // Not on OTHER's care team (FEMUR, a sibling dossier of her patient,
+    // she may view since issue 11: a download there is "not habilitated").
+    let other = format!("/instances/{}/file", OTHER.iid);
     let unknown = "/instances/00000000-00000000-00000000-00000000-00000000/file";
 
     // Habilitated: each download is recorded, however many.
@@ -88,7 +90,7 @@ async fn gate_audits_every_download_attempt() {
     let dl_refused = Got::Refuse(Refusal::DownloadRefused);
     let refused = Got::Refuse(Refusal::Refused);
     assert_eq!(plain.get(&ELISE, &file).await, dl_refused);
-    assert_eq!(plain.get(&ELISE, &femur).await, refused);
+    assert_eq!(plain.get(&ELISE, &other).await, refused);
     assert_eq!(plain.get(&ELISE, unknown).await, refused);
     let denied = "/jobs/abc/archive";
     assert_eq!(plain.get(&ELISE, denied).await, refused);
@@ -101,7 +103,7 @@ async fn gate_audits_every_download_attempt() {
         got,
         [
             ("dicom_download", "refused", SCANNER.uid),
-            ("dicom_download", "refused", FEMUR.uid),
+            ("dicom_download", "refused", OTHER.uid),
             ("dicom_download", "refused", ""),
             ("dicom_download", "refused", ""),
         ]

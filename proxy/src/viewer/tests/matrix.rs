@@ -73,12 +73,18 @@ const MATRIX: &[Row] = &[
     ("X DELETE /studies/{id}", X, "DELETE", "/studies/{sid}", [Ref, Ref, Ref, Ref], [Ref, Ref, Ref, Ref]),
 ];
 
-/// (column, persona, habilitated world, visible study, invisible study)
-const PERSONAS: [(usize, Persona, bool, Option<super::Study>, super::Study); 4] = [
-    (0, ELISE, false, Some(SCANNER), OTHER),
-    (1, ELISE, true, Some(SCANNER), OTHER),
-    (2, NOEL, false, Some(FEMUR), SCANNER),
-    (3, INES, false, None, SCANNER),
+/// (column, persona, world, visible study, invisible study). Worlds: 0
+/// plain, 1 Élise habilitated, 2 plain (a trail of its own). The last row
+/// is Élise on FEMUR, a sibling dossier of her patient where she holds no
+/// role: since issue 11 she views it like SCANNER (the patient's whole
+/// history, `care-team-whole-patient`), where Noël's grant on FEMUR still
+/// refuses him SCANNER (column 2's invisible study).
+const PERSONAS: [(usize, Persona, usize, Option<super::Study>, super::Study); 5] = [
+    (0, ELISE, 0, Some(SCANNER), OTHER),
+    (1, ELISE, 1, Some(SCANNER), OTHER),
+    (2, NOEL, 0, Some(FEMUR), SCANNER),
+    (3, INES, 0, None, SCANNER),
+    (0, ELISE, 2, Some(FEMUR), OTHER),
 ];
 
 fn expected(cell: Cell, class: Class, target: &str) -> Option<Got> {
@@ -93,12 +99,12 @@ fn expected(cell: Cell, class: Class, target: &str) -> Option<Got> {
 
 #[tokio::test]
 async fn gate_role_matrix() {
-    let plain = World::new(&[]);
-    let habilitated = World::new(&[&ELISE]);
+    let worlds = [World::new(&[]), World::new(&[&ELISE]), World::new(&[])];
     let mut failures = Vec::new();
     let mut cells = 0;
-    for (col, who, hab, visible, invisible) in PERSONAS {
-        let world = if hab { &habilitated } else { &plain };
+    for (col, who, w, visible, invisible) in PERSONAS {
+        let world = &worlds[w];
+        let hab = w == 1;
         // Side effects are the last rows: one that got through would be
         // seen before the rest.
         let (mut d_attempts, mut d_forwarded, mut viewed) = (0, 0, false);
@@ -164,8 +170,8 @@ async fn gate_role_matrix() {
             ));
         }
     }
-    // Each route: twice for each of three professionals, once for Inès.
-    assert_eq!(cells, MATRIX.len() * 7);
+    // Each route: twice for each of four columns with a visible study, once for Inès.
+    assert_eq!(cells, MATRIX.len() * 9);
     assert!(
         failures.is_empty(),
         "{} of {cells} cells failed:\n{}",
@@ -195,4 +201,37 @@ async fn gate_grant_opens_its_dossier_alone() {
         refused,
         "a grant opens its dossier, not the patient's other studies"
     );
+}
+
+/// The patient's whole history through the gate (user guide 2.1): Élise,
+/// on SCANNER's care team only, views FEMUR (a sibling dossier) and the
+/// patient as a whole, but may not download from FEMUR even habilitated
+/// (viewing only); Noël's grant on FEMUR never opens SCANNER nor the
+/// patient; Inès, on no care team, gets nothing.
+#[tokio::test]
+async fn gate_sibling_dossier_is_viewed_through_the_care_team_only() {
+    let w = World::new(&[&ELISE]);
+    let preview = |s: &super::Study| format!("/instances/{}/preview", s.iid);
+    let file = |s: &super::Study| format!("/instances/{}/file", s.iid);
+    let patient = format!("/patients/{}", FEMUR.pid);
+    assert_eq!(
+        w.get(&ELISE, &preview(&FEMUR)).await,
+        Got::forward(&preview(&FEMUR), V, false)
+    );
+    assert_eq!(
+        w.get(&ELISE, &patient).await,
+        Got::forward(&patient, R, false)
+    );
+    assert_eq!(
+        w.get(&ELISE, &file(&FEMUR)).await,
+        Got::Refuse(Refusal::DownloadRefused)
+    );
+    assert_eq!(
+        w.get(&ELISE, &file(&SCANNER)).await,
+        Got::forward(&file(&SCANNER), D, true)
+    );
+    let refused = Got::Refuse(Refusal::Refused);
+    assert_eq!(w.get(&NOEL, &preview(&SCANNER)).await, refused);
+    assert_eq!(w.get(&NOEL, &patient).await, refused);
+    assert_eq!(w.get(&INES, &preview(&FEMUR)).await, refused);
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use espace_ps_access::viewer::{Class, Level};
-use espace_ps_access::Engine;
+use espace_ps_access::{DossierRoles, Engine};
 use parking_lot::Mutex;
 
 use super::{Gate, Refusal, ResolveError, StudyResolver, Verdict, ViewerRequest};
@@ -69,7 +69,9 @@ pub(super) const SCANNER: Study = Study {
 };
 
 /// SCANAP Françoise's FEMUR (same patient, another dossier): Noël opens it
-/// by its number (a grant); Élise may not see it.
+/// by its number (a grant), which does not open SCANNER to him; Élise, on
+/// SCANNER's care team, sees it through the patient's whole history (the
+/// shipped `care-team-whole-patient`), for viewing only.
 pub(super) const FEMUR: Study = Study {
     uid: "1.2.250.1.59.2",
     series_uid: "1.2.250.1.59.2.1",
@@ -253,12 +255,14 @@ impl StudyResolver for Archive {
 
 // ===================================================================== the records
 
-/// Fake records and portal database: study → dossier, (dossier, RPPS) →
-/// care-team roles, (account, dossier) grants; `set_failing` makes every
+/// Fake records and portal database: study → dossier, dossier → patient,
+/// (dossier, RPPS) → care-team roles, (account, dossier) grants; `set_failing` makes every
 /// answer an error.
 #[derive(Default)]
 pub(super) struct Records {
     studies: Mutex<HashMap<String, String>>,
+    /// dossier → patient (a patient's dossiers are siblings).
+    patients: Mutex<HashMap<String, String>>,
     roles: Mutex<HashMap<(String, String), Vec<String>>>,
     grants: Mutex<HashSet<(i64, String)>>,
     failing: AtomicBool,
@@ -267,6 +271,12 @@ pub(super) struct Records {
 impl Records {
     pub fn study(&self, uid: &str, dossier: &str) {
         self.studies.lock().insert(uid.into(), dossier.into());
+    }
+
+    /// Puts `dossier` under `patient` (its siblings are that patient's
+    /// other dossiers).
+    pub fn dossier_of_patient(&self, dossier: &str, patient: &str) {
+        self.patients.lock().insert(dossier.into(), patient.into());
     }
 
     pub fn role(&self, dossier: &str, who: &Persona, roles: &[&str]) {
@@ -299,14 +309,30 @@ impl Facts for Records {
         Ok(self.studies.lock().get(study_uid).cloned())
     }
 
-    async fn roles_on_dossier(
+    async fn roles_around_dossier(
         &self,
         dossier: &str,
         rpps: &str,
-    ) -> Result<Vec<String>, AccessError> {
+    ) -> Result<Vec<DossierRoles>, AccessError> {
         self.check()?;
-        let key = (dossier.to_owned(), rpps.to_owned());
-        Ok(self.roles.lock().get(&key).cloned().unwrap_or_default())
+        let patients = self.patients.lock();
+        let patient = patients.get(dossier);
+        let mut around: Vec<DossierRoles> = self
+            .roles
+            .lock()
+            .iter()
+            .filter(|((d, r), roles)| {
+                r == rpps
+                    && !roles.is_empty()
+                    && (d == dossier || (patient.is_some() && patients.get(d) == patient))
+            })
+            .map(|((d, _), roles)| DossierRoles {
+                dossier_id: d.clone(),
+                roles: roles.clone(),
+            })
+            .collect();
+        around.sort_by(|a, b| a.dossier_id.cmp(&b.dossier_id));
+        Ok(around)
     }
 
     async fn has_grant(&self, account_id: i64, dossier: &str) -> Result<bool, AccessError> {
@@ -448,6 +474,7 @@ impl World {
         let records = Arc::new(Records::default());
         for s in [SCANNER, FEMUR, OTHER] {
             records.study(s.uid, s.dossier);
+            records.dossier_of_patient(s.dossier, s.pid);
         }
         World::with(archive, records, habilitated)
     }

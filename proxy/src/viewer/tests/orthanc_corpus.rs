@@ -2,7 +2,8 @@
 //! (`tests/it/viewer_corpus.rs`, one copy for both tests), replayed through
 //! the gate over the fake archive: `{S} {SE} {I} {sid} {seid} {iid} {pid}`
 //! are SCANNER's (on Élise's care team; its patient also has FEMUR, which
-//! she may not see), the `X…`/`x…` placeholders OTHER's.
+//! she sees through the patient's whole history: `{FS} {fiid}`), the
+//! `X…`/`x…` placeholders OTHER's.
 //!
 //! | `Exp`    | Élise (care team, not habilitated)        | Inès (outsider) |
 //! |----------|-------------------------------------------|-----------------|
@@ -11,13 +12,15 @@
 //! | `NoLeak` | refused, or forwarded with no DICOM       | refused         |
 //! | `Shell`  | forwarded                                 | forwarded       |
 
-use super::{fill, Got, World, ELISE, INES, OTHER, SCANNER};
+use super::{fill, Got, World, ELISE, FEMUR, INES, OTHER, SCANNER};
 
 include!("../../../tests/it/viewer_corpus.rs");
 
 /// The corpus's placeholders, with the fake archive's ids.
 fn fill_all(t: &str) -> String {
     let x = t
+        .replace("{FS}", FEMUR.uid)
+        .replace("{fiid}", FEMUR.iid)
         .replace("{XS}", OTHER.uid)
         .replace("{XSE}", OTHER.series_uid)
         .replace("{XI}", OTHER.instance_uid)

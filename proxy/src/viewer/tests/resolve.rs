@@ -93,6 +93,13 @@ async fn gate_decides_listed_resources_one_by_one() {
         Got::forward(&both, Class::Download, true)
     );
     assert_eq!(hab.get(&ELISE, &mixed).await, REFUSED);
+    // Without a role on FEMUR she views it (the patient's whole history)
+    // but may not download it: the archive of both is refused.
+    let view_only = World::new(&[&ELISE]);
+    assert_eq!(
+        view_only.get(&ELISE, &both).await,
+        Got::Refuse(Refusal::DownloadRefused)
+    );
 }
 
 /// Found by these tests (it predates the gate): a `resources` list of ONE
@@ -159,11 +166,14 @@ async fn gate_decides_patient_resources_on_their_current_studies() {
         w.get(&ELISE, &patient).await,
         Got::forward(&patient, Class::Raw, false)
     );
-    w.archive.add_to_patient(alone, FEMUR.uid);
+    // (Before issue 11 this added FEMUR, a sibling of SCANNER that Élise
+    // now views through the patient's whole history: OTHER stands in.)
+    w.archive.add_to_patient(alone, OTHER.uid);
     assert_eq!(w.get(&ELISE, &patient).await, REFUSED);
-    // SCANNER's own patient has FEMUR too: refused from the start.
+    // SCANNER's own patient has FEMUR too, a sibling dossier: forwarded.
+    let own = format!("/patients/{}", SCANNER.pid);
     assert_eq!(
-        w.get(&ELISE, &format!("/patients/{}", SCANNER.pid)).await,
-        REFUSED
+        w.get(&ELISE, &own).await,
+        Got::forward(&own, Class::Raw, false)
     );
 }

@@ -127,8 +127,12 @@ async fn viewer_matrix_against_the_dicomweb_resolver() {
 
 /// The DICOMweb corpus: what OHIF asks for a study (positive controls, all
 /// of which must succeed for Élise), and its near misses. `{SE2}` is the
-/// second series of the study Élise may view (a sibling series); `{FS}
-/// {FSE} {FI}` the FEMUR study of the same patient, which she may not view.
+/// second series of the study Élise may view (a sibling series); `{XS}
+/// {XSE} {XI}` a study she may not view (SCANAP Jean-Baptiste's: since
+/// issue 11 FEMUR, of her own patient, is hers to view, so the near misses
+/// that named it now name his); `{FS} {FSE} {FI}` the FEMUR study of the
+/// same patient, which she views through the patient's whole history but
+/// may not download.
 const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     // --- positive controls: OHIF opening an allowed study
     (
@@ -219,35 +223,35 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{S}/series/{FSE}/metadata",
+        "/dicom-web/studies/{S}/series/{XSE}/metadata",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{S}/series/{FSE}/instances",
+        "/dicom-web/studies/{S}/series/{XSE}/instances",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{S}/series/{SE}/instances/{FI}/metadata",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{XI}/metadata",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{S}/series/{SE}/instances/{FI}/frames/1",
+        "/dicom-web/studies/{S}/series/{SE}/instances/{XI}/frames/1",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{S}/series/{SE2}/instances/{FI}/rendered",
+        "/dicom-web/studies/{S}/series/{SE2}/instances/{XI}/rendered",
         "",
         "",
     ),
@@ -261,7 +265,7 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         NoLeak,
         "GET",
-        "/dicom-web/studies/{FS}/series/{SE}/metadata",
+        "/dicom-web/studies/{XS}/series/{SE}/metadata",
         "",
         "",
     ),
@@ -276,35 +280,35 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE},{FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE},{XSE}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={FSE},{SE}",
+        "/dicom-web/series?SeriesInstanceUID={XSE},{SE}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE}%2C{FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE}%2C{XSE}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE}\\{FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE}\\{XSE}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE}%5C{FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE}%5C{XSE}",
         "",
         "",
     ),
@@ -318,42 +322,42 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         Deny,
         "GET",
-        "/dicom-web/instances?SOPInstanceUID={I},{FI}",
+        "/dicom-web/instances?SOPInstanceUID={I},{XI}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/instances?SOPInstanceUID={I}%5C{FI}",
+        "/dicom-web/instances?SOPInstanceUID={I}%5C{XI}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies?StudyInstanceUID={S},{FS}",
+        "/dicom-web/studies?StudyInstanceUID={S},{XS}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies?StudyInstanceUID={S}%5C{FS}",
+        "/dicom-web/studies?StudyInstanceUID={S}%5C{XS}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE}&SeriesInstanceUID={FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE}&SeriesInstanceUID={XSE}",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={SE}&0020000E={FSE}",
+        "/dicom-web/series?SeriesInstanceUID={SE}&0020000E={XSE}",
         "",
         "",
     ),
@@ -375,7 +379,7 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         NoLeak,
         "GET",
-        "/dicom-web/studies/{S}/series?SeriesInstanceUID={FSE}",
+        "/dicom-web/studies/{S}/series?SeriesInstanceUID={XSE}",
         "",
         "",
     ),
@@ -404,14 +408,14 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         Deny,
         "GET",
-        "/dicom-web/series?SeriesInstanceUID={FSE}&includefield=all",
+        "/dicom-web/series?SeriesInstanceUID={XSE}&includefield=all",
         "",
         "",
     ),
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{FS}/series?includefield=all",
+        "/dicom-web/studies/{XS}/series?includefield=all",
         "",
         "",
     ),
@@ -454,7 +458,7 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
     (
         Deny,
         "GET",
-        "/dicom-web/studies/{FS}/series/{FSE}/instances/{FI}/bulk/7fe00010",
+        "/dicom-web/studies/{XS}/series/{XSE}/instances/{XI}/bulk/7fe00010",
         "",
         "",
     ),
@@ -473,32 +477,41 @@ const DICOMWEB_CORPUS: &[(Exp, &str, &str, &str, &str)] = &[
         "Accept: multipart/related; type=\"application/dicom\"",
         "",
     ),
-    // --- the sibling study of the same patient (FEMUR)
-    (Deny, "GET", "/dicom-web/studies/{FS}/metadata", "", ""),
-    (Deny, "GET", "/dicom-web/studies/{FS}/series", "", ""),
+    // --- the sibling study of the same patient (FEMUR, a dossier where
+    // Élise holds no role): viewed through the patient's whole history
+    // since issue 11 (before: refused), never downloaded
     (
         Deny,
+        "GET",
+        "/dicom-web/studies/{FS}",
+        "Accept: multipart/related; type=\"application/dicom\"",
+        "",
+    ),
+    (View, "GET", "/dicom-web/studies/{FS}/metadata", "", ""),
+    (View, "GET", "/dicom-web/studies/{FS}/series", "", ""),
+    (
+        View,
         "GET",
         "/dicom-web/studies/{FS}/series/{FSE}/metadata",
         "",
         "",
     ),
     (
-        Deny,
+        View,
         "GET",
         "/dicom-web/studies/{FS}/series/{FSE}/instances/{FI}/metadata",
         "",
         "",
     ),
     (
-        Deny,
+        View,
         "GET",
         "/dicom-web/series?SeriesInstanceUID={FSE}",
         "",
         "",
     ),
     (
-        Deny,
+        View,
         "GET",
         "/dicom-web/instances?SOPInstanceUID={FI}",
         "",
