@@ -109,11 +109,14 @@ async fn metrics_access_log_and_request_id_tell_the_operator_what_happened() {
         "the signed-in session is live"
     );
 
-    // A refused decision is counted as a deny: the FEMUR dossier, whose
-    // care team Élise is not on.
+    // A refused decision is counted as a deny: Noël is on no care team of
+    // SCANAP Françoise (Élise, on several, now sees her whole history).
     let deny = "espace_policy_decisions_total{action=\"view_dossier\",outcome=\"deny\"}";
+    let noel = Browser::new();
+    let noel_home = dev_idp_login(&noel, &proxy.base, NOEL_NATIONAL_ID, "/").await;
+    assert_eq!(noel_home.status, StatusCode::OK, "{}", noel_home.body);
     let before = sample(&proxy.metrics().await, deny);
-    let refused = b
+    let refused = noel
         .get(&format!(
             "{}/portail/dossiers/{SCANAP_DOSSIER_FEMUR}",
             proxy.base
