@@ -17,28 +17,6 @@ use super::devidp_login::proxy_with_dev_idp;
 use super::harness::*;
 use super::stores::fresh_pg_database;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::Backend;
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     migration_keeps_existing_rows,
     rows_are_structured_and_searches_hashed,

@@ -774,3 +774,30 @@ impl Proxy {
         .await;
     }
 }
+
+/// The two portal database backends a test body runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the same async test body on SQLite and on PostgreSQL: for each
+/// `name`, a module `name` with the tests `sqlite` and `postgres` calling
+/// `name(Backend)` of the module that invokes it.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::Backend;
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;

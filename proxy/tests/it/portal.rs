@@ -28,30 +28,6 @@ const SEARCH_LIMIT: usize = 5;
 const ATTEMPTS_MAX: usize = 3;
 const PORTAL: &str = "search_limit = 5\ndossier_attempts_max = 3\ndossier_lockout_minutes = 15\nunseen_days = 30\ngrant_days = 7\n";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs the same async test body on SQLite and on PostgreSQL (records and
-/// portal state both on the backend).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::Backend;
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     search_by_name,
     patient_page_shows_the_whole_history,
