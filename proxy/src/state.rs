@@ -240,7 +240,9 @@ impl PortalDb {
         report_ids: &[String],
     ) -> Result<std::collections::HashSet<String>, DbError> {
         let mut seen = std::collections::HashSet::new();
-        for chunk in report_ids.chunks(100) {
+        // 1,000 parameters a query: well under PostgreSQL's and SQLite's
+        // limits; the home page asks about 2,000 ids in two round trips.
+        for chunk in report_ids.chunks(1_000) {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(

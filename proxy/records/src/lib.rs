@@ -11,6 +11,7 @@
 //!
 //! The demo records are written by another crate, `espace-ps-demo-data`.
 
+mod recent;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,6 +22,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use recent::{RecentKey, RECENT_KEYS_SQL};
 pub use tokens::{patient_tokens, search_tokens};
 
 /// The SQLite schema (tables, then indexes after the `-- @indexes` line).

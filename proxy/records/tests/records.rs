@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use espace_ps_demo_data::{self as demo_data, showcase::*, DemoConfig};
 use espace_ps_records::{
-    patient_tokens, query_words, search_tokens, Backend, PatientHit, RecentCursor, Records,
-    RecordsError, POSTGRES_SCHEMA,
+    patient_tokens, query_words, search_tokens, Backend, PatientHit, RecentCursor, RecentKey,
+    Records, RecordsError, POSTGRES_SCHEMA,
 };
 use sqlx::{AnyPool, Connection, Row};
 use time::macros::date;
@@ -977,6 +977,57 @@ async fn check_recent(rec: &Records) {
         .await
         .unwrap();
     assert_eq!(capped, list[..2]);
+
+    // the home page's reads: the keys of the same list, the roles on its
+    // dossiers, and the whole rows by id
+    let keys = rec
+        .recent_report_keys(ELISE_RPPS, &since(30), 5_000)
+        .await
+        .unwrap();
+    let key_of = |r: &espace_ps_records::RecentResult| RecentKey {
+        report_id: r.report.report_id.clone(),
+        dossier_number: r.dossier.dossier_number.clone(),
+        report_date: r.report.report_date.clone(),
+    };
+    assert_eq!(keys, list.iter().map(key_of).collect::<Vec<_>>());
+    assert_eq!(
+        rec.recent_report_keys(ELISE_RPPS, &since(30), 2)
+            .await
+            .unwrap(),
+        keys[..2]
+    );
+    assert!(rec
+        .recent_report_keys("", &since(30), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let roles = rec
+        .roles_on_recent_dossiers(ELISE_RPPS, &since(30))
+        .await
+        .unwrap();
+    let dossiers: BTreeSet<&str> = list
+        .iter()
+        .map(|r| r.dossier.dossier_number.as_str())
+        .collect();
+    assert_eq!(roles.len(), dossiers.len());
+    for r in &list {
+        assert_eq!(roles[&r.dossier.dossier_number], r.roles);
+    }
+    let ids: Vec<String> = list.iter().map(|r| r.report.report_id.clone()).collect();
+    let mut whole = rec.recent_results(&ids, &roles).await.unwrap();
+    whole.sort_by(|a, b| {
+        (&b.report.report_date, &b.report.report_id)
+            .cmp(&(&a.report.report_date, &a.report.report_id))
+    });
+    assert_eq!(whole, list);
+    // a report whose dossier has no roles given, and an unknown id: left out
+    let mut fewer = roles.clone();
+    fewer.remove(&list[0].dossier.dossier_number);
+    let some = rec
+        .recent_results(&[ids[0].clone(), "NO-SUCH-REPORT".into()], &fewer)
+        .await
+        .unwrap();
+    assert!(some.is_empty());
 
     // pages: the same list, page after page, whatever the page size
     for size in [1u32, 2, 3, 7] {
