@@ -1,16 +1,16 @@
 //! The home page benchmark (issue 11 §3): "Derniers résultats non vus" for a
 //! professional with 2,000 unseen reports, on the 1M-patient records
 //! (`loadtest/search` generates them), with the portal database on the same
-//! PostgreSQL. It times `espace_ps::portal::home::unseen_entries`, the
-//! home page's own code path for its data (records, seen marks, one policy
-//! decision per report, grouping by dossier): everything of `GET /` but
-//! the HTTP exchange, the session lookup and the template rendering.
+//! PostgreSQL.
 //!
 //! `seed` adds reports dated within the last 30 days (of `--today`) to the
 //! professional's dossiers until they hold `--unseen` of them (ids
 //! `HOME-BENCH-…`, removed first, so it can run again); `run` checks the
 //! query plan (indexes, no sequential scan of a large table) and times
-//! `--requests` calls after a warm-up. Run it in release mode for figures.
+//! `espace_ps::portal::home::unseen_entries`, the home page's own code for
+//! its data, in process; `http` times the whole page (`GET /` with a
+//! session cookie) of a running `espace-ps serve`, what a doctor waits for.
+//! Run it with an optimized build for figures (`run.sh`).
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,20 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         requests: u32,
     },
+    /// Time the whole home page (`GET /`) of a running espace-ps, one
+    /// request at a time on one kept-alive connection.
+    Http {
+        /// espace-ps's base URL, e.g. http://127.0.0.1:PORT
+        #[arg(long)]
+        base: String,
+        /// The session cookie, `name=value` (e.g. from a Hopital Manager launch).
+        #[arg(long)]
+        cookie: String,
+        #[arg(long, default_value_t = 20)]
+        warmup: u32,
+        #[arg(long, default_value_t = 500)]
+        requests: u32,
+    },
 }
 
 fn parse_date(s: &str) -> Result<Date> {
@@ -118,6 +132,12 @@ async fn main() -> Result<()> {
             )
             .await
         }
+        Command::Http {
+            base,
+            cookie,
+            warmup,
+            requests,
+        } => http(&base, &cookie, warmup, requests).await,
     }
 }
 
@@ -271,11 +291,130 @@ async fn run(
     }
     let mut times: Vec<Duration> = Vec::with_capacity(requests as usize);
     let (mut entries, mut reports) = (0, 0);
+    println!("timing portal::home::unseen_entries: {warmup} warm-up calls, then {requests}");
     for _ in 0..requests {
         let (t, e, r) = call().await?;
         times.push(t);
         (entries, reports) = (e, r);
     }
+    print_table(
+        &format!("| {national_id} | unseen_entries | {reports} | {entries} |"),
+        times,
+    )?;
+    breakdown(
+        &records,
+        &db,
+        &access,
+        &session,
+        &rpps,
+        since,
+        requests.min(200),
+    )
+    .await
+}
+
+/// Where the time of `unseen_entries` goes: each of its steps alone, done
+/// the way it does them, `rounds` times; the medians.
+async fn breakdown(
+    records: &espace_ps_records::Records,
+    db: &espace_ps::state::PortalDb,
+    access: &espace_ps::access::Access,
+    session: &SessionData,
+    rpps: &str,
+    since: &str,
+    rounds: u32,
+) -> Result<()> {
+    use espace_ps::portal::home::{walk_unseen, HOME_RESULTS_CAP, MAX_RECENT};
+    use espace_ps_access::{Action, DossierRoles, Resource, Via};
+    let err = |e: espace_ps_records::RecordsError| anyhow::anyhow!("{e}");
+    let keys = records
+        .recent_report_keys(rpps, since, MAX_RECENT)
+        .await
+        .map_err(err)?;
+    let roles = records
+        .roles_on_recent_dossiers(rpps, since)
+        .await
+        .map_err(err)?;
+    let ids: Vec<String> = keys.iter().map(|k| k.report_id.clone()).collect();
+    let seen = db.seen_among(session.account_id, &ids).await?;
+    let decisions = std::cell::Cell::new(0usize);
+    let mut decide = |k: &espace_ps_records::RecentKey| {
+        decisions.set(decisions.get() + 1);
+        access.decide(
+            session,
+            Action::ViewReport,
+            Resource::Report {
+                id: k.report_id.clone(),
+                dossier_id: k.dossier_number.clone(),
+            },
+            Via::CareTeam,
+            vec![DossierRoles {
+                dossier_id: k.dossier_number.clone(),
+                roles: roles[&k.dossier_number].clone(),
+            }],
+        )
+    };
+    let walk = walk_unseen(&keys, &seen, HOME_RESULTS_CAP, &mut decide);
+    let per_walk = decisions.get();
+    let shown: Vec<String> = walk
+        .listed
+        .iter()
+        .flatten()
+        .map(|&i| keys[i].report_id.clone())
+        .collect();
+    let median = |mut t: Vec<Duration>| {
+        t.sort();
+        format!("{:.2}", t[t.len() / 2].as_secs_f64() * 1000.0)
+    };
+    let mut steps: Vec<(String, String)> = Vec::new();
+    macro_rules! step {
+        ($name:expr, $body:expr) => {{
+            let mut t = Vec::with_capacity(rounds as usize);
+            for _ in 0..rounds.max(1) {
+                let start = Instant::now();
+                $body;
+                t.push(start.elapsed());
+            }
+            steps.push(($name, median(t)));
+        }};
+    }
+    step!(
+        format!("keys of the {} recent reports (records)", keys.len()),
+        records
+            .recent_report_keys(rpps, since, MAX_RECENT)
+            .await
+            .map_err(err)?
+    );
+    step!(
+        format!("roles on their {} dossiers (records)", roles.len()),
+        records
+            .roles_on_recent_dossiers(rpps, since)
+            .await
+            .map_err(err)?
+    );
+    step!(
+        format!("seen marks among {} ids (portal database)", ids.len()),
+        db.seen_among(session.account_id, &ids).await?
+    );
+    step!(
+        format!("{per_walk} policy decisions, grouping (walk)"),
+        walk_unseen(&keys, &seen, HOME_RESULTS_CAP, &mut decide)
+    );
+    step!(
+        format!("whole rows of the {} listed reports (records)", shown.len()),
+        records.recent_results(&shown, &roles).await.map_err(err)?
+    );
+    println!("\nwhere the time goes (each step alone, median of {rounds}):\n\n| step | median ms |\n|---|---|");
+    for (name, ms) in steps {
+        println!("| {name} | {ms} |");
+    }
+    Ok(())
+}
+
+/// The Markdown table of `docs/benchmarks.md`: `row` starts the line (the
+/// professional, what was timed, the reports listed, the dossiers with
+/// unseen reports), the percentiles end it.
+fn print_table(row: &str, mut times: Vec<Duration>) -> Result<()> {
     if times.is_empty() {
         bail!("no request timed");
     }
@@ -283,11 +422,81 @@ async fn run(
     let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
     println!(
-        "\n| professional | reports listed | dossiers with unseen reports | requests | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|\n| {national_id} | {reports} | {entries} | {requests} | {} | {} | {} | {} |",
+        "\n| professional | timed | reports listed | dossiers with unseen reports | requests | p50 ms | p95 ms | p99 ms | max ms |\n\
+         |---|---|---|---|---|---|---|---|---|\n\
+         {row} {} | {} | {} | {} | {} |",
+        times.len(),
         ms(pct(0.50)),
         ms(pct(0.95)),
         ms(pct(0.99)),
         ms(*times.last().unwrap())
     );
     Ok(())
+}
+
+/// What a home page shows of the unseen results: the entries listed, the
+/// report links in them, and the "N autres résultats" count.
+fn unseen_of(body: &str) -> Result<(usize, usize, usize)> {
+    let start = body
+        .find("id=\"resultats-non-vus\"")
+        .context("no \"Derniers résultats non vus\" on the page")?;
+    let section = &body[start..];
+    let entries = section.matches("<li class=\"resultat\"").count();
+    let reports = section.matches("href=\"/portail/comptes-rendus/").count();
+    let more = section
+        .split_once("Et ")
+        .and_then(|(_, rest)| rest.trim_start_matches("au moins ").split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0);
+    Ok((entries, reports, more))
+}
+
+async fn http(base: &str, cookie: &str, warmup: u32, requests: u32) -> Result<()> {
+    espace_ps::run::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let url = format!("{}/", base.trim_end_matches('/'));
+    let get = || async {
+        let t = Instant::now();
+        let r = client
+            .get(&url)
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        let elapsed = t.elapsed();
+        if status != reqwest::StatusCode::OK {
+            bail!("GET / answered {status}");
+        }
+        Ok::<_, anyhow::Error>((elapsed, body))
+    };
+    let (_, first) = get().await?;
+    let (entries, reports, more) = unseen_of(&first)?;
+    if entries == 0 {
+        bail!("the home page lists no unseen result: wrong session, records or clock?");
+    }
+    println!(
+        "GET / lists {entries} dossiers ({reports} reports) and {more} more: timing {warmup} warm-up requests, then {requests}"
+    );
+    for _ in 0..warmup {
+        get().await?;
+    }
+    let mut times = Vec::with_capacity(requests as usize);
+    for _ in 0..requests {
+        let (t, body) = get().await?;
+        if unseen_of(&body)? != (entries, reports, more) {
+            bail!("the home page changed during the run");
+        }
+        times.push(t);
+    }
+    print_table(
+        &format!(
+            "| (session) | GET / over HTTP | {reports} | {} |",
+            entries + more
+        ),
+        times,
+    )
 }

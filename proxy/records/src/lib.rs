@@ -15,7 +15,6 @@ mod recent;
 mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -811,54 +810,12 @@ impl Records {
         }
         Ok(out)
     }
-
-    /// Reads the recent results of `rpps` ([`Records::recent_reports_page`],
-    /// newest first) in pages of `page_size` and keeps what `keep` returns
-    /// of each page (e.g. the reports not seen yet that the policy allows),
-    /// until `wanted` results are kept, the list ends, or `max_rows` results
-    /// were read (a hard bound: a professional with many recent results,
-    /// nearly all of them filtered out, costs at most `max_rows` rows).
-    /// At most `wanted` results, in list order.
-    pub async fn collect_recent<F, Fut, E>(
-        &self,
-        rpps: &str,
-        since_date: &str,
-        page_size: u32,
-        max_rows: u32,
-        wanted: usize,
-        mut keep: F,
-    ) -> std::result::Result<Vec<RecentResult>, E>
-    where
-        F: FnMut(Vec<RecentResult>) -> Fut,
-        Fut: Future<Output = std::result::Result<Vec<RecentResult>, E>>,
-        E: From<RecordsError>,
-    {
-        let mut out = Vec::new();
-        let mut read = 0u32;
-        let mut after: Option<RecentCursor> = None;
-        while out.len() < wanted && read < max_rows && page_size > 0 {
-            let n = page_size.min(max_rows - read);
-            let page = self
-                .recent_reports_page(rpps, since_date, after.as_ref(), n)
-                .await?;
-            read += page.len() as u32;
-            let last_page = page.len() < n as usize;
-            after = page.last().map(RecentCursor::of);
-            out.extend(keep(page).await?);
-            if last_page {
-                break;
-            }
-        }
-        out.truncate(wanted);
-        Ok(out)
-    }
 }
 
 /// The query of one page of recent results ([`Records::recent_reports_page`]):
 /// `$1` RPPS, `$2` since (`YYYY-MM-DD`), `$3` limit, and with `keyset` `$4`
-/// `$5` the date and id the previous page ended on. Public so that the home
-/// page benchmark (`loadtest/home`) can check its plan.
-pub fn recent_reports_sql(keyset: bool) -> String {
+/// `$5` the date and id the previous page ended on.
+fn recent_reports_sql(keyset: bool) -> String {
     let keyset = if keyset {
         " AND (r.report_date < $4 OR (r.report_date = $4 AND r.report_id < $5))"
     } else {

@@ -148,7 +148,8 @@ pub const MAX_RECENT: u32 = 5_000;
 /// count of the others.
 ///
 /// The keys of the recent reports (at most [`MAX_RECENT`]) and the seen
-/// marks among them are read at once; every report of a listed dossier
+/// marks among them are read (while the professional's roles on their
+/// dossiers are, on another connection), once; every report of a listed dossier
 /// passes the policy engine, and a dossier past the listed ones is counted
 /// at its first report the engine allows (its other reports are neither
 /// shown nor counted, so they are not decided). Only the listed reports are
@@ -163,13 +164,24 @@ pub async fn unseen_entries(
     let Some(rpps) = &session.professional.rpps else {
         return Ok(UnseenList::default());
     };
-    let keys = records.recent_report_keys(rpps, since, MAX_RECENT).await?;
+    // The keys and their seen marks, and meanwhile the roles: two
+    // connections, one wait.
+    let ((keys, seen), roles) = tokio::try_join!(
+        async {
+            let keys = records.recent_report_keys(rpps, since, MAX_RECENT).await?;
+            let ids: Vec<String> = keys.iter().map(|k| k.report_id.clone()).collect();
+            let seen = if ids.is_empty() {
+                HashSet::new()
+            } else {
+                db.seen_among(session.account_id, &ids).await?
+            };
+            Ok::<_, AccessError>((keys, seen))
+        },
+        async { Ok::<_, AccessError>(records.roles_on_recent_dossiers(rpps, since).await?) },
+    )?;
     if keys.is_empty() {
         return Ok(UnseenList::default());
     }
-    let roles = records.roles_on_recent_dossiers(rpps, since).await?;
-    let ids: Vec<String> = keys.iter().map(|k| k.report_id.clone()).collect();
-    let seen = db.seen_among(session.account_id, &ids).await?;
     let walk = walk_unseen(&keys, &seen, HOME_RESULTS_CAP, |k| {
         let Some(roles) = roles.get(&k.dossier_number).filter(|r| !r.is_empty()) else {
             return false; // no role on the dossier any more: no
