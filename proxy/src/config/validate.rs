@@ -329,6 +329,12 @@ impl Validator<'_> {
             dossier_attempts_max: p.dossier_attempts_max.into_inner(),
             dossier_lockout_minutes: p.dossier_lockout_minutes.into_inner(),
             dossier_daily_failures_max: p.dossier_daily_failures_max.into_inner(),
+            accounts_unused_days: p.accounts_unused_days.map(|d| {
+                if *d.get_ref() == 0 {
+                    self.issue("portal.accounts_unused_days", &d, "must be at least 1");
+                }
+                d.into_inner()
+            }),
         }
     }
 
@@ -340,6 +346,30 @@ impl Validator<'_> {
                 "must be at least 1",
             );
         }
+        if let Some(d) = &a.retention_days {
+            if *d.get_ref() == 0 {
+                self.issue("audit.retention_days", d, "must be at least 1");
+            }
+        }
+        let checkpoint_from_file =
+            a.checkpoint_key_file
+                .as_ref()
+                .and_then(|path| match std::fs::read(path.get_ref()) {
+                    Ok(k) if k.trim_ascii().len() >= 32 => Some(k.trim_ascii().to_vec()),
+                    Ok(_) => {
+                        self.issue(
+                            "audit.checkpoint_key_file",
+                            path,
+                            "holds fewer than 32 bytes: too short a key",
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        let message = format!("{} cannot be read: {e}", path.get_ref().display());
+                        self.issue("audit.checkpoint_key_file", path, message);
+                        None
+                    }
+                });
         let from_file =
             a.search_key_file
                 .as_ref()
@@ -364,6 +394,10 @@ impl Validator<'_> {
                 .map(String::into_bytes)
                 .or(from_file),
             head_log_interval: Duration::from_secs(a.head_log_interval_secs.into_inner().max(1)),
+            retention_days: a.retention_days.map(Spanned::into_inner),
+            checkpoint_key: env(ENV_AUDIT_CHECKPOINT_KEY)
+                .map(String::into_bytes)
+                .or(checkpoint_from_file),
         }
     }
 
