@@ -6,13 +6,15 @@
 //! - `chain.rs`: the hash chains that make tampering visible, `verify`;
 //! - `store.rs`: writing and reading the `audit_events` table;
 //! - `export.rs`: the per-patient and per-professional export (in French);
-//! - `purge.rs`: retention, segments purged under signed checkpoints.
+//! - `purge.rs`: retention, segments purged under signed checkpoints;
+//! - `ship.rs`: the second sink (a file or syslog), never blocking.
 
 mod chain;
 pub mod cli;
 mod event;
 pub mod export;
 pub mod purge;
+mod ship;
 
 pub(crate) mod store;
 

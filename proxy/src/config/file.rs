@@ -387,6 +387,14 @@ pub struct Audit {
     pub retention_days: Option<Spanned<u32>>,
     /// The key that signs purge checkpoints (or `ESPACE_AUDIT_CHECKPOINT_KEY`).
     pub checkpoint_key_file: Option<Spanned<PathBuf>>,
+    /// The second sink: one JSON line per event appended to this file…
+    pub ship_file: Option<Spanned<PathBuf>>,
+    /// …or sent to this syslog receiver (`host:port`, RFC 5424 over TCP).
+    pub ship_syslog: Option<Spanned<String>>,
+    /// TLS to the syslog receiver, its certificate checked against this CA.
+    pub ship_syslog_ca_file: Option<Spanned<PathBuf>>,
+    /// Events waiting for the sink at most; past it they are dropped (counted).
+    pub ship_queue: Spanned<u32>,
 }
 
 impl Default for Audit {
@@ -396,6 +404,10 @@ impl Default for Audit {
             head_log_interval_secs: unspanned(300),
             retention_days: None,
             checkpoint_key_file: None,
+            ship_file: None,
+            ship_syslog: None,
+            ship_syslog_ca_file: None,
+            ship_queue: unspanned(10_000),
         }
     }
 }

@@ -64,6 +64,27 @@ pub struct AuditConfig {
     /// The key of the purge checkpoints' signatures (`audit purge`,
     /// `audit verify`); the serving instances do not need it.
     pub checkpoint_key: Option<Vec<u8>>,
+    /// The second sink of the audit events, if any.
+    pub ship: Option<ShipConfig>,
+}
+
+/// Where the audit events are shipped besides the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipTarget {
+    /// One JSON line per event, appended (reopened when rotated).
+    File(PathBuf),
+    /// RFC 5424 over TCP to `host:port`, over TLS when a CA is given.
+    Syslog {
+        address: String,
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// The second sink and its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipConfig {
+    pub target: ShipTarget,
+    pub queue: usize,
 }
 
 impl fmt::Debug for AuditConfig {
@@ -76,6 +97,7 @@ impl fmt::Debug for AuditConfig {
                 "checkpoint_key",
                 &self.checkpoint_key.as_ref().map(|_| ".."),
             )
+            .field("ship", &self.ship)
             .finish()
     }
 }

@@ -13,6 +13,7 @@ use url::Url;
 use super::file::{self, span_of};
 use super::*;
 
+mod audit;
 mod stores;
 
 /// Reads the file's shape. A problem serde finds (a syntax error, an unknown
@@ -335,69 +336,6 @@ impl Validator<'_> {
                 }
                 d.into_inner()
             }),
-        }
-    }
-
-    fn audit(&mut self, a: file::Audit, env: &dyn Fn(&str) -> Option<String>) -> AuditConfig {
-        if *a.head_log_interval_secs.get_ref() == 0 {
-            self.issue(
-                "audit.head_log_interval_secs",
-                &a.head_log_interval_secs,
-                "must be at least 1",
-            );
-        }
-        if let Some(d) = &a.retention_days {
-            if *d.get_ref() == 0 {
-                self.issue("audit.retention_days", d, "must be at least 1");
-            }
-        }
-        let checkpoint_from_file =
-            a.checkpoint_key_file
-                .as_ref()
-                .and_then(|path| match std::fs::read(path.get_ref()) {
-                    Ok(k) if k.trim_ascii().len() >= 32 => Some(k.trim_ascii().to_vec()),
-                    Ok(_) => {
-                        self.issue(
-                            "audit.checkpoint_key_file",
-                            path,
-                            "holds fewer than 32 bytes: too short a key",
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        let message = format!("{} cannot be read: {e}", path.get_ref().display());
-                        self.issue("audit.checkpoint_key_file", path, message);
-                        None
-                    }
-                });
-        let from_file =
-            a.search_key_file
-                .as_ref()
-                .and_then(|path| match std::fs::read(path.get_ref()) {
-                    Ok(k) if k.trim_ascii().len() >= 16 => Some(k.trim_ascii().to_vec()),
-                    Ok(_) => {
-                        self.issue(
-                            "audit.search_key_file",
-                            path,
-                            "holds fewer than 16 bytes: too short a key",
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        let message = format!("{} cannot be read: {e}", path.get_ref().display());
-                        self.issue("audit.search_key_file", path, message);
-                        None
-                    }
-                });
-        AuditConfig {
-            search_key: env(ENV_AUDIT_SEARCH_KEY)
-                .map(String::into_bytes)
-                .or(from_file),
-            head_log_interval: Duration::from_secs(a.head_log_interval_secs.into_inner().max(1)),
-            retention_days: a.retention_days.map(Spanned::into_inner),
-            checkpoint_key: env(ENV_AUDIT_CHECKPOINT_KEY)
-                .map(String::into_bytes)
-                .or(checkpoint_from_file),
         }
     }
 

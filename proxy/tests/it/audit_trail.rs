@@ -131,6 +131,7 @@ async fn rows_are_structured_and_searches_hashed(backend: Backend) {
         .unwrap()
         .with_audit(audit::AuditSettings {
             search_key: b"a key of the hospital, 32 bytes!".to_vec(),
+            ship: None,
         });
     db.audit(
         &AuditEvent::new(Event::ImagesView, Outcome::Success)

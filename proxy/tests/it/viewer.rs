@@ -1869,17 +1869,15 @@ async fn image_views_are_refused_while_their_audit_insert_fails() {
 
 on_both_backends!(audit_rows_carry_the_responses_request_id);
 
-/// The request id a response shows (`X-Request-Id`) is the one its audit
-/// row carries: an image shown by the viewer and a report read in the
-/// portal, on the portal database of either backend.
-async fn audit_rows_carry_the_responses_request_id(backend: Backend) {
-    let fx = fixture().await;
+/// A proxy in front of the fixture's Orthanc, its portal database on
+/// `backend`, with these `[audit]` lines.
+async fn proxy_on(fx: &Fixture, backend: Backend, audit: Option<String>) -> (Proxy, DevIdpServer) {
     let database_url = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(super::stores::fresh_pg_database().await),
     };
     let port = free_port();
-    let (_idp, issuer) = start_dev_idp(&format!("http://127.0.0.1:{port}"), SECRET).await;
+    let (idp, issuer) = start_dev_idp(&format!("http://127.0.0.1:{port}"), SECRET).await;
     let proxy = Proxy::start(ProxyOpts {
         port: Some(port),
         psc: Some(format!(
@@ -1889,26 +1887,41 @@ async fn audit_rows_carry_the_responses_request_id(backend: Backend) {
         records_url: Some(format!("{}?mode=ro", fx.records_url)),
         portal: Some(PORTAL.into()),
         database_url,
+        audit,
         ..Default::default()
     })
     .await;
-    let elise = login(&proxy, ELISE).await;
-    let study = fx.study(SCANAP_DOSSIER_SCANNER);
+    (proxy, idp)
+}
+
+/// The first report of a dossier in the fixture's records.
+async fn report_of(fx: &Fixture, dossier: &str) -> String {
     sqlx::any::install_default_drivers();
     let rec = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
         .connect(&fx.records_url)
         .await
         .unwrap();
-    let report: String = sqlx::Row::try_get(
+    sqlx::Row::try_get(
         &sqlx::query("SELECT MIN(report_id) FROM rec_reports WHERE dossier_number = $1")
-            .bind(SCANAP_DOSSIER_EPAULE)
+            .bind(dossier)
             .fetch_one(&rec)
             .await
             .unwrap(),
         0,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The request id a response shows (`X-Request-Id`) is the one its audit
+/// row carries: an image shown by the viewer and a report read in the
+/// portal, on the portal database of either backend.
+async fn audit_rows_carry_the_responses_request_id(backend: Backend) {
+    let fx = fixture().await;
+    let (proxy, _idp) = proxy_on(&fx, backend, None).await;
+    let elise = login(&proxy, ELISE).await;
+    let study = fx.study(SCANAP_DOSSIER_SCANNER);
+    let report = report_of(&fx, SCANAP_DOSSIER_EPAULE).await;
 
     let image = send(
         &elise.client,
@@ -1965,4 +1978,5 @@ async fn audit_rows_carry_the_responses_request_id(backend: Backend) {
 
 // ===================================================================== 5. the DICOMweb resolver
 
+mod audit_ship;
 mod dicomweb;
