@@ -296,8 +296,58 @@ pub struct RouteTable {
     pub(crate) download_media: Vec<MediaType>,
     pub(crate) segment_levels: BTreeMap<String, Level>,
     pub(crate) routes: Vec<Route>,
+    /// Which routes a request's first path segment can match, in table
+    /// order (see [`FirstSegmentIndex`]).
+    pub(crate) by_first: FirstSegmentIndex,
     pub(crate) csp: std::sync::Arc<Csp>,
     pub(crate) resolver: Resolver,
+}
+
+/// The routes a request may match, by its first path segment: those whose
+/// pattern starts with that literal (or one of its alternatives), merged in
+/// table order with those that start with a capture, a mixed segment or
+/// `**`, or have no segment. First match wins as in a plain scan; this
+/// only skips routes that cannot match.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FirstSegmentIndex {
+    literal: std::collections::HashMap<String, Vec<usize>>,
+    other: Vec<usize>,
+}
+
+impl FirstSegmentIndex {
+    fn new(routes: &[Route]) -> FirstSegmentIndex {
+        let mut index = FirstSegmentIndex::default();
+        for (i, route) in routes.iter().enumerate() {
+            match route.segs.first() {
+                Some(Seg::Lit(l)) => index.literal.entry(l.clone()).or_default().push(i),
+                Some(Seg::OneOf(_, opts)) => {
+                    for o in opts {
+                        let list = index.literal.entry(o.clone()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                _ => index.other.push(i),
+            }
+        }
+        index
+    }
+
+    /// The indexes of the routes to try for a request whose first segment
+    /// is `first`, in table order.
+    pub(crate) fn candidates(&self, first: Option<&str>) -> impl Iterator<Item = usize> + '_ {
+        let lit: &[usize] = first
+            .and_then(|f| self.literal.get(f))
+            .map_or(&[], Vec::as_slice);
+        let (mut a, mut b) = (lit.iter().peekable(), self.other.iter().peekable());
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) if x < y => a.next().copied(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().copied(),
+            (Some(_), None) => a.next().copied(),
+            (None, None) => None,
+        })
+    }
 }
 
 // === impl RouteTable ===
@@ -598,6 +648,7 @@ impl Builder<'_> {
             security_keys,
             download_media,
             segment_levels: file.segment_levels,
+            by_first: FirstSegmentIndex::new(&routes),
             routes,
             csp: std::sync::Arc::new(csp.unwrap_or_else(Csp::strict_default)),
             resolver,
