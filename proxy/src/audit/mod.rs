@@ -14,7 +14,7 @@ pub mod cli;
 mod event;
 pub mod export;
 pub mod purge;
-mod ship;
+pub(crate) mod ship;
 
 pub(crate) mod store;
 

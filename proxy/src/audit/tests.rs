@@ -188,3 +188,42 @@ fn heads_are_parsed_from_log_lines() {
     );
     assert_eq!(parse_heads(&heads[0].to_string()), [heads[0].clone()]);
 }
+
+/// The second sink never makes its caller wait: with the sink stuck (a
+/// FIFO nobody reads: opening it blocks the sink's thread), `ship` returns
+/// at once and the events past the queue are counted as dropped.
+#[test]
+fn a_stuck_sink_drops_and_counts_without_blocking() {
+    use crate::config::{ShipConfig, ShipTarget};
+    use crate::metrics::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stuck");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let full = || {
+        METRICS
+            .audit_ship_dropped
+            .with_label_values(&["queue_full"])
+            .get()
+    };
+    let before = full();
+    let shipper = ship::Shipper::start(&ShipConfig {
+        target: ShipTarget::File(fifo.clone()),
+        queue: 2,
+    })
+    .unwrap();
+    for i in 0..20 {
+        shipper.ship(format!("{{\"n\":{i}}}"));
+    }
+    // At most one line in the stuck thread and two in the queue.
+    assert!(full() - before >= 17, "{} dropped", full() - before);
+    // Release the thread: a reader opens the FIFO, takes what is sent.
+    let reader = std::fs::File::open(&fifo).unwrap();
+    drop(shipper);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &reader, &mut text).unwrap();
+    assert!(text.lines().count() <= 3, "{text}");
+}

@@ -280,7 +280,8 @@ async fn an_image_view_is_shipped_to_rsyslog_over_tls() {
     .await;
 }
 
-/// A CA and a server certificate for 127.0.0.1 (openssl), in `dir`.
+/// A CA and a server certificate for 127.0.0.1 (openssl), and a CA that
+/// signed nothing (`other-ca.pem`), in `dir`.
 fn make_server_pki(dir: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -348,6 +349,22 @@ fn make_server_pki(dir: &Path) {
         "-out",
         "server.pem",
     ]);
+    // A CA that signed nothing here.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "other-ca.key",
+        "-out",
+        "other-ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=another CA",
+    ]);
 }
 
 /// The receiver is down (nothing listens): the image is shown, its row is
@@ -384,4 +401,37 @@ async fn a_sink_that_is_down_fails_no_request_and_is_counted() {
         metric(&proxy.metrics().await, "espace_audit_shipped_total"),
         0.0
     );
+}
+
+/// A receiver whose certificate the configured CA did not sign gets
+/// nothing: the TLS handshake fails, the events are counted as dropped.
+#[tokio::test]
+async fn a_receiver_with_a_certificate_of_another_ca_gets_nothing() {
+    let fx = fixture().await;
+    let pki = tempfile::tempdir().unwrap();
+    make_server_pki(pki.path());
+    let rsyslog = Rsyslog::start(Some(pki.path())).await;
+    let (proxy, _idp) = proxy_on(
+        &fx,
+        Backend::Sqlite,
+        Some(format!(
+            "ship_syslog = \"127.0.0.1:{}\"\nship_syslog_ca_file = \"{}\"\n",
+            rsyslog.port,
+            pki.path().join("other-ca.pem").display()
+        )),
+    )
+    .await;
+    let elise = login(&proxy, ELISE).await;
+    assert_eq!(image_view(&fx, &proxy, &elise).await, 200);
+    let series = "espace_audit_ship_dropped_total{reason=\"sink_down\"}";
+    let mut dropped = 0.0;
+    for _ in 0..750 {
+        dropped = metric(&proxy.metrics().await, series);
+        if dropped >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped >= 2.0, "{series} = {dropped}");
+    assert_eq!(shipped(&rsyslog.text()), Vec::<serde_json::Value>::new());
 }
