@@ -82,8 +82,9 @@ enum Command {
         target: espace_ps::audit::cli::Target,
     },
     /// Apply the retention of what espace-ps keeps about people besides the
-    /// audit trail: expired dossier grants, old seen marks and dossier-number
-    /// attempts, unused accounts ("Audit trail" chapter of docs/operations.md;
+    /// audit trail: expired dossier grants, old seen marks, dossier-number
+    /// attempts and session revocations, unused accounts ("Audit trail"
+    /// chapter of docs/operations.md;
     /// the trail itself: `audit purge`).
     Purge {
         /// The instances' configuration file.

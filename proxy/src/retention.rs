@@ -8,6 +8,8 @@
 //!   home page no longer lists;
 //! - dossier-number attempts older than both the daily budget (24 hours)
 //!   and the lockout window (they no longer count);
+//! - session revocations older than the absolute session lifetime and an
+//!   hour (no session they could end is still alive);
 //! - accounts unused for `portal.accounts_unused_days` (not set: kept) and
 //!   that no remaining audit row names (the export needs the name and RPPS
 //!   of every professional it lists), with their grants, seen marks and
@@ -31,6 +33,8 @@ pub struct Rules {
     pub unseen_days: u32,
     pub lockout_minutes: u32,
     pub accounts_unused_days: Option<u32>,
+    /// `sessions.absolute_timeout`, in milliseconds.
+    pub session_lifetime_ms: i64,
 }
 
 impl Rules {
@@ -40,6 +44,7 @@ impl Rules {
             unseen_days: config.portal.unseen_days,
             lockout_minutes: config.portal.dossier_lockout_minutes,
             accounts_unused_days: config.portal.accounts_unused_days,
+            session_lifetime_ms: config.sessions.absolute_timeout.as_millis() as i64,
         }
     }
 }
@@ -51,6 +56,7 @@ pub struct Removed {
     pub seen_marks: u64,
     pub attempts: u64,
     pub accounts: u64,
+    pub revocations: u64,
 }
 
 /// Applies `rules` to the portal database; with `dry_run`, counts only.
@@ -58,6 +64,7 @@ pub async fn purge(db: &PortalDb, rules: Rules, dry_run: bool) -> Result<Removed
     let seen_before = rules.now_ms - i64::from(rules.unseen_days) * DAY_MS;
     let attempts_before =
         rules.now_ms - DAILY_BUDGET_MS.max(i64::from(rules.lockout_minutes) * 60_000);
+    let revocations_before = rules.now_ms - rules.session_lifetime_ms - 3_600_000;
     let mut tx = db.pool().begin().await?;
     let mut out = Removed::default();
     if let Some(days) = rules.accounts_unused_days {
@@ -100,6 +107,11 @@ pub async fn purge(db: &PortalDb, rules: Rules, dry_run: bool) -> Result<Removed
             "dossier_attempts WHERE at_ms < $1",
             attempts_before,
             &mut out.attempts,
+        ),
+        (
+            "session_revocations WHERE revoked_at_ms < $1",
+            revocations_before,
+            &mut out.revocations,
         ),
     ] {
         let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {sql}"))
@@ -145,11 +157,12 @@ pub fn run(config: &std::path::Path, dry_run: bool) -> std::process::ExitCode {
         Ok(r) => {
             let verb = if dry_run { "would remove" } else { "removed" };
             println!(
-                "{verb}: {} expired dossier grants, {} seen marks older than {} days, {} dossier-number attempts, {} accounts{}",
+                "{verb}: {} expired dossier grants, {} seen marks older than {} days, {} dossier-number attempts, {} session revocations, {} accounts{}",
                 r.expired_grants,
                 r.seen_marks,
                 rules.unseen_days,
                 r.attempts,
+                r.revocations,
                 r.accounts,
                 match rules.accounts_unused_days {
                     Some(d) => format!(" unused for {d} days"),

@@ -415,6 +415,10 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
         format!("INSERT INTO seen_reports VALUES ({gone}, 'CR-OF-GONE', {})", now - day),
         format!("INSERT INTO dossier_attempts (account_id, dossier_number, at_ms, success) VALUES ({recent}, 'D-A', {}, 0)", now - 25 * 3_600_000),
         format!("INSERT INTO dossier_attempts (account_id, dossier_number, at_ms, success) VALUES ({recent}, 'D-B', {}, 0)", now - 23 * 3_600_000),
+        // Sessions live 12 hours at most here: a revocation older than that
+        // and an hour ends nothing any more.
+        format!("INSERT INTO session_revocations (national_id, revoked_at_ms) VALUES ('810000000009', {})", now - 13 * 3_600_000 - 1),
+        format!("INSERT INTO session_revocations (national_id, revoked_at_ms) VALUES ('810000000008', {})", now - 13 * 3_600_000 + 60_000),
     ];
     for sql in &rows {
         exec(&db, sql).await;
@@ -437,6 +441,7 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
             list("SELECT dossier_number FROM dossier_grants ORDER BY dossier_number").await,
             list("SELECT report_id FROM seen_reports ORDER BY report_id").await,
             list("SELECT dossier_number FROM dossier_attempts ORDER BY dossier_number").await,
+            list("SELECT national_id FROM session_revocations ORDER BY national_id").await,
         )
     };
     let before = state().await;
@@ -445,6 +450,7 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
         unseen_days: 30,
         lockout_minutes: 15,
         accounts_unused_days: Some(90),
+        session_lifetime_ms: 12 * 3_600_000,
     };
     let dry = retention::purge(&db, rules, true).await.unwrap();
     let expected = Removed {
@@ -452,6 +458,7 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
         seen_marks: 1,
         attempts: 1,
         accounts: 1,
+        revocations: 1,
     };
     assert_eq!(dry, expected);
     assert_eq!(state().await, before, "a dry run changed something");
@@ -471,11 +478,13 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
             s(&["D-LIVE"]),
             s(&["CR-NEW"]),
             s(&["D-B"]),
+            s(&["810000000008"]),
         )
     );
-    // The shipped command, its clock 40 days ahead: the seen mark and the
-    // attempt left are old by then; the live grant has expired; the
-    // recent account (50 days unused) stays under a 90-day limit.
+    // The shipped command, its clock 40 days ahead: the seen mark, the
+    // attempt and the revocation left are old by then; the live grant has
+    // expired; the recent account (50 days unused) stays under a 90-day
+    // limit.
     let config = command_config(
         dir.path(),
         &url,
@@ -485,12 +494,18 @@ async fn people_purge_removes_exactly_what_is_documented(backend: Backend) {
     );
     let (code, out) = espace_ps(&["purge", "--dry-run"], &config);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("would remove: 1 expired dossier grants, 1 seen marks older than 30 days, 1 dossier-number attempts, 0 accounts"), "{out}");
+    assert!(out.contains("would remove: 1 expired dossier grants, 1 seen marks older than 30 days, 1 dossier-number attempts, 1 session revocations, 0 accounts"), "{out}");
     let (code, out) = espace_ps(&["purge"], &config);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         state().await,
-        (s(&["810000000002", "810000000003"]), s(&[]), s(&[]), s(&[]))
+        (
+            s(&["810000000002", "810000000003"]),
+            s(&[]),
+            s(&[]),
+            s(&[]),
+            s(&[])
+        )
     );
 }
 
