@@ -153,10 +153,19 @@ pub fn run(command: AuditCommand) -> ExitCode {
             }
             let run = async {
                 let db = PortalDb::connect(&url, 1).await?;
-                super::verify_signed(&db, &known, key.as_deref()).await
+                if key.is_none() && !super::purge::checkpoints(&db).await?.is_empty() {
+                    return Ok(None);
+                }
+                super::verify_signed(&db, &known, key.as_deref())
+                    .await
+                    .map(Some)
             };
             match startup_runtime().block_on(run) {
-                Ok(v) => match &v.broken {
+                Ok(None) => {
+                    eprintln!("error: the trail was purged: its checkpoints need the checkpoint key (audit.checkpoint_key_file in --config, or ESPACE_AUDIT_CHECKPOINT_KEY)");
+                    ExitCode::from(2)
+                }
+                Ok(Some(v)) => match &v.broken {
                     None => {
                         println!(
                             "intact: {} rows in {} chains verified, {} heads from outside the database checked, {} purge checkpoints checked, {} rows older than the chains",

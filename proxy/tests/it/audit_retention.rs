@@ -367,6 +367,15 @@ async fn purge_command_follows_retention_days(backend: Backend) {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("intact: 3 rows"), "{out}");
     assert!(out.contains("4 purge checkpoints checked"), "{out}");
+    // Without the key, verify cannot vouch for the checkpoints: a usage error.
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--database-url", &url])
+        .env_remove("ESPACE_AUDIT_CHECKPOINT_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("checkpoint key"), "{err}");
 }
 
 /// Rows about people, each just older or just newer than its limit.
