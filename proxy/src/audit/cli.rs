@@ -269,6 +269,10 @@ fn purge(config: Option<PathBuf>, database_url: Option<String>, dry_run: bool) -
             println!("broken: {b}: nothing purged");
             ExitCode::from(1)
         }
+        Err(e @ super::purge::PurgeError::Segment { .. }) => {
+            println!("broken: {e}");
+            ExitCode::from(1)
+        }
         Err(super::purge::PurgeError::Db(e)) => {
             print_error_chain(&e);
             ExitCode::from(3)

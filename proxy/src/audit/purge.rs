@@ -114,6 +114,12 @@ pub enum PurgeError {
         "the audit trail is broken, nothing purged (a purge must not sign over tampering): {0}"
     )]
     Broken(Broken),
+    #[error("chain {chain}: {found} rows to purge where its sequence numbers say {expected}: nothing of this chain purged")]
+    Segment {
+        chain: String,
+        expected: u64,
+        found: u64,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -177,8 +183,15 @@ pub async fn purge(
                 .bind(last_purged)
                 .execute(&mut *tx)
                 .await?;
+            if done.rows_affected() != rows {
+                // Rolled back (the transaction is dropped): nothing of it goes.
+                return Err(PurgeError::Segment {
+                    chain,
+                    expected: rows,
+                    found: done.rows_affected(),
+                });
+            }
             tx.commit().await?;
-            debug_assert_eq!(done.rows_affected(), rows);
         }
         out.segments.push(Segment {
             chain,

@@ -227,3 +227,41 @@ fn a_stuck_sink_drops_and_counts_without_blocking() {
     std::io::Read::read_to_string(&mut &reader, &mut text).unwrap();
     assert!(text.lines().count() <= 3, "{text}");
 }
+
+/// A checkpoint's signature covers its chain, sequence number, hash and
+/// limit: any of them changed, or another key, and it no longer matches.
+#[test]
+fn checkpoint_signatures_cover_every_field() {
+    let key = b"the checkpoint key of this test, 32+ bytes";
+    let hash = "ab".repeat(32);
+    let cp = purge::Checkpoint {
+        chain: "0a1b.2".into(),
+        seq: 17,
+        row_hash: hash.clone(),
+        before_ms: 1_000,
+        signature: purge::sign(key, "0a1b.2", 17, &hash, 1_000),
+    };
+    assert!(cp.signed_by(key));
+    assert!(!cp.signed_by(b"another key of at least 32 bytes!"));
+    let changed = [
+        purge::Checkpoint {
+            chain: "0a1b.3".into(),
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            seq: 18,
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            row_hash: "cd".repeat(32),
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            before_ms: 1_001,
+            ..cp.clone()
+        },
+    ];
+    for c in changed {
+        assert!(!c.signed_by(key), "{c:?}");
+    }
+}
