@@ -18,6 +18,8 @@ use crate::run::{init_logging, print_error_chain, startup_runtime};
 use crate::state::PortalDb;
 
 /// Which portal database: the instances' configuration file, or its URL.
+/// The `audit` commands never migrate it (a reader's role may not): its
+/// schema must be up to date (`espace-ps migrate`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// The configuration file of the instances (its portal database).
@@ -152,7 +154,7 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 }
             }
             let run = async {
-                let db = PortalDb::connect(&url, 1).await?;
+                let db = PortalDb::open(&url, 1, false).await?;
                 if key.is_none() && !super::purge::checkpoints(&db).await?.is_empty() {
                     return Ok(None);
                 }
@@ -190,7 +192,7 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 Err(code) => return code,
             };
             let run = async {
-                let db = PortalDb::connect(&url, 1).await?;
+                let db = PortalDb::open(&url, 1, false).await?;
                 super::stored_heads(&db).await
             };
             match startup_runtime().block_on(run) {
@@ -241,7 +243,8 @@ fn purge(config: Option<PathBuf>, database_url: Option<String>, dry_run: bool) -
     let url = database_url.unwrap_or(c.database.url);
     let before_ms = crate::state::now_ms() - i64::from(days) * 86_400_000;
     let run = async {
-        let db = PortalDb::connect(&url, 1).await?;
+        // No migration here: the schema must be up to date already.
+        let db = PortalDb::open(&url, 1, false).await?;
         super::purge::purge(&db, before_ms, &key, dry_run).await
     };
     match startup_runtime().block_on(run) {
@@ -331,7 +334,7 @@ fn export(
         (None, None) => title,
     };
     let run = async {
-        let db = PortalDb::connect(&url, 1).await?;
+        let db = PortalDb::open(&url, 1, false).await?;
         x::lines(&db, &subject, from_ms, to_ms).await
     };
     match startup_runtime().block_on(run) {
