@@ -120,6 +120,10 @@ pub enum AuditCommand {
         /// Say what would be removed; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Chain heads that left the database (as for `verify`): the trail
+        /// is checked against them before anything is signed and removed.
+        #[arg(long)]
+        heads: Vec<PathBuf>,
     },
 }
 
@@ -143,16 +147,10 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 Ok(k) => k,
                 Err(code) => return code,
             };
-            let mut known = Vec::new();
-            for file in &heads {
-                match std::fs::read_to_string(file) {
-                    Ok(text) => known.extend(super::parse_heads(&text)),
-                    Err(e) => {
-                        eprintln!("--heads {}: {e}", file.display());
-                        return ExitCode::from(2);
-                    }
-                }
-            }
+            let known = match read_heads(&heads) {
+                Ok(h) => h,
+                Err(code) => return code,
+            };
             let run = async {
                 let db = PortalDb::open(&url, 1, false).await?;
                 if key.is_none() && !super::purge::checkpoints(&db).await?.is_empty() {
@@ -220,11 +218,36 @@ pub fn run(command: AuditCommand) -> ExitCode {
             config,
             database_url,
             dry_run,
-        } => purge(config, database_url, dry_run),
+            heads,
+        } => purge(config, database_url, dry_run, &heads),
     }
 }
 
-fn purge(config: Option<PathBuf>, database_url: Option<String>, dry_run: bool) -> ExitCode {
+/// The heads in `files` (log streams or saved `audit heads` output).
+fn read_heads(files: &[PathBuf]) -> Result<Vec<super::ChainHead>, ExitCode> {
+    let mut known = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => known.extend(super::parse_heads(&text)),
+            Err(e) => {
+                eprintln!("--heads {}: {e}", file.display());
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(known)
+}
+
+fn purge(
+    config: Option<PathBuf>,
+    database_url: Option<String>,
+    dry_run: bool,
+    heads: &[PathBuf],
+) -> ExitCode {
+    let known = match read_heads(heads) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
     let c = match config_or_environment(config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -245,7 +268,7 @@ fn purge(config: Option<PathBuf>, database_url: Option<String>, dry_run: bool) -
     let run = async {
         // No migration here: the schema must be up to date already.
         let db = PortalDb::open(&url, 1, false).await?;
-        super::purge::purge(&db, before_ms, &key, dry_run).await
+        super::purge::purge(&db, &known, before_ms, &key, dry_run).await
     };
     match startup_runtime().block_on(run) {
         Ok(p) => {

@@ -132,14 +132,16 @@ impl From<sqlx::Error> for PurgeError {
 
 /// Removes every chain's rows older than `before_ms` (whole segments, see
 /// the module), leaving a checkpoint signed with `key` for each; with
-/// `dry_run`, only says what it would remove.
+/// `dry_run`, only says what it would remove. The trail is verified first,
+/// against `heads` (heads that left the database) too.
 pub async fn purge(
     db: &PortalDb,
+    heads: &[super::ChainHead],
     before_ms: i64,
     key: &[u8],
     dry_run: bool,
 ) -> Result<Purged, PurgeError> {
-    let v = verify_signed(db, &[], Some(key)).await?;
+    let v = verify_signed(db, heads, Some(key)).await?;
     if let Some(b) = v.broken {
         return Err(PurgeError::Broken(b));
     }

@@ -94,11 +94,11 @@ async fn purge_removes_only_old_segments_and_verify_passes(backend: Backend) {
     let before = snapshot(&t.db).await;
 
     // A dry run says what would go and changes nothing.
-    let dry = purge::purge(&t.db, t.limit, KEY, true).await.unwrap();
+    let dry = purge::purge(&t.db, &[], t.limit, KEY, true).await.unwrap();
     assert_eq!((dry.rows(), dry.segments.len(), dry.dry_run), (8, 4, true));
     assert_eq!(snapshot(&t.db).await, before);
 
-    let done: Purged = purge::purge(&t.db, t.limit, KEY, false).await.unwrap();
+    let done: Purged = purge::purge(&t.db, &[], t.limit, KEY, false).await.unwrap();
     assert_eq!(done.segments, dry.segments);
     // Only the old rows went; every new one is still there, untouched.
     let left = t.db.audit_tail(1000).await.unwrap();
@@ -133,7 +133,7 @@ async fn purge_removes_only_old_segments_and_verify_passes(backend: Backend) {
 
     // Writing goes on after the purge; a second purge finds nothing to do.
     write(&t.db, 4, "after").await;
-    let again = purge::purge(&t.db, t.limit, KEY, false).await.unwrap();
+    let again = purge::purge(&t.db, &[], t.limit, KEY, false).await.unwrap();
     assert_eq!(again.rows(), 0);
     let v = audit::verify_signed(&t.db, &heads, Some(KEY))
         .await
@@ -193,7 +193,7 @@ async fn verify_finds_tampering_after_a_purge(backend: Backend) {
 
     // A checkpoint altered: it no longer matches its signature.
     let t = two_batches(backend).await;
-    purge::purge(&t.db, t.limit, KEY, false).await.unwrap();
+    purge::purge(&t.db, &[], t.limit, KEY, false).await.unwrap();
     let db = unprotect(t.db).await;
     let (chain, _) = first_left_of_some_chain(&db).await;
     sqlx::query("UPDATE audit_checkpoints SET seq = seq + 1 WHERE chain = $1")
@@ -207,7 +207,7 @@ async fn verify_finds_tampering_after_a_purge(backend: Backend) {
 
     // A checkpoint deleted: its chain now starts after a gap.
     let t = two_batches(backend).await;
-    purge::purge(&t.db, t.limit, KEY, false).await.unwrap();
+    purge::purge(&t.db, &[], t.limit, KEY, false).await.unwrap();
     let db = unprotect(t.db).await;
     let (chain, first) = first_left_of_some_chain(&db).await;
     sqlx::query("DELETE FROM audit_checkpoints WHERE chain = $1")
@@ -225,7 +225,7 @@ async fn verify_finds_tampering_after_a_purge(backend: Backend) {
 
     // A remaining row altered.
     let t = two_batches(backend).await;
-    purge::purge(&t.db, t.limit, KEY, false).await.unwrap();
+    purge::purge(&t.db, &[], t.limit, KEY, false).await.unwrap();
     let db = unprotect(t.db).await;
     let id = scalar_i64(&db, "SELECT MAX(id) FROM audit_events").await;
     exec(
@@ -276,10 +276,43 @@ async fn verify_finds_tampering_after_a_purge(backend: Backend) {
     assert!(b.reason.contains("signature"), "{b}");
 
     // A purge refuses to sign over a broken trail.
-    let err = purge::purge(&db, t.limit, KEY, false).await.unwrap_err();
+    let err = purge::purge(&db, &[], t.limit, KEY, false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, purge::PurgeError::Broken(_)), "{err}");
     drop(t.old_heads);
     drop(t.new_heads);
+
+    // A row rewritten and its chain rehashed: the chain alone looks intact,
+    // the heads that left the database do not; a purge given them refuses
+    // to sign a checkpoint over the forgery.
+    let t = two_batches(backend).await;
+    let heads = t.new_heads.clone();
+    let db = unprotect(t.db).await;
+    let (chain, _) = first_left_of_some_chain(&db).await;
+    exec(
+        &db,
+        &format!(
+            "UPDATE audit_events SET actor = '899999999999' WHERE chain = '{chain}' AND seq = 1"
+        ),
+    )
+    .await;
+    audit::forge_rehash(&db, &chain).await.unwrap();
+    assert_eq!(
+        audit::verify_signed(&db, &[], Some(KEY))
+            .await
+            .unwrap()
+            .broken,
+        None
+    );
+    let err = purge::purge(&db, &heads, t.limit, KEY, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, purge::PurgeError::Broken(_)), "{err}");
+    assert_eq!(
+        scalar_i64(&db, "SELECT COUNT(*) FROM audit_checkpoints").await,
+        0
+    );
 }
 
 /// A configuration for the commands: the database, the retention, the
