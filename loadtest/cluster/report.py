@@ -102,8 +102,8 @@ def main():
     base = [r for r in reqs if r["t0"] < first]
     out.append(f"Before the first fault: {len(base)} requests, {sum(1 for r in base if failed(r))} failed.")
     out.append("")
-    out.append("| fault | in flight when it struck (failed) | requests in the window | failed, by status | sessions lost | downloads cut | audit rows missing | component back after | last failure after |")
-    out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    out.append("| fault | in flight when it struck (failed) | requests in the window | failed, by status | new sessions (tried) | sessions lost | downloads cut | audit rows missing | component back after | last failure after |")
+    out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for f, t0, t1 in bounds:
         inflight = [r for r in reqs if r["t0"] < t0 < r["t1"]]
         inflight_failed = [r for r in inflight if failed(r)]
@@ -119,7 +119,10 @@ def main():
         last_fail = max((r["t1"] for r in fails), default=None)
         last = f"{last_fail - t0:.1f} s" if last_fail else "none failed"
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) or "none"
+        tried = [r for r in window if r["kind"] == "login-launch"]
+        opened = [r for r in window if r["kind"] == "login" and not failed(r)]
         out.append(f"| {f['fault']} | {len(inflight)} ({len(inflight_failed)}) | {len(window)} | {statuses} | "
+                   f"{len(opened)} ({len(tried)}) | "
                    f"{len(lost_here)} | {len(cut)} of {len(downloads)} | {len(miss)} | {back:.1f} s | {last} |")
         name = f["fault"]
         if lost_here:
