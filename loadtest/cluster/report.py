@@ -116,7 +116,9 @@ def main():
                or (r["kind"] == "large-download" and r["bytes"] < a.large_bytes)]
         miss = [r for r in missing if r in window or r in inflight]
         back = f["recovered"] - f["at"]
-        last_fail = max((r["t1"] for r in fails), default=None)
+        # (A request started in this window that failed once the next
+        # fault had struck belongs to that fault's recovery, not this one's.)
+        last_fail = max((r["t1"] for r in fails if r["t1"] < t1), default=None)
         last = f"{last_fail - t0:.1f} s" if last_fail else "none failed"
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) or "none"
         tried = [r for r in window if r["kind"] == "login-launch"]

@@ -281,14 +281,14 @@ log "espace-ps: ${ADDR[1]}:$P1 ${ADDR[2]}:$P2 ${ADDR[3]}:$P3"
 servers="" backups=""
 for n in "${INSTANCES[@]}"; do
   servers+="    server espace-$n ${ADDR[$n]}:${PORT[$n]} check"$'\n'
-  backups+="    server espace-$n-live ${ADDR[$n]}:${PORT[$n]} backup check port ${PORT[$n]} addr ${ADDR[$n]}"$'\n'
+  backups+="    server espace-$n ${ADDR[$n]}:${PORT[$n]} check"$'\n'
 done
 python3 - "$TPL/haproxy.cfg.in" "$RUN/haproxy.cfg" "$RUN" "127.0.0.1:$FRONT" "$RUN/gw.pem" "127.0.0.1:$STATS" "$servers" "$backups" <<'PY'
 import sys
 src, dst, run, front, cert, stats, servers, backups = sys.argv[1:]
 t = open(src).read()
 for k, v in {"@RUN@": run, "@FRONT@": front, "@CERT@": cert, "@STATS@": stats,
-             "@SERVERS@": servers.rstrip("\n"), "@BACKUPS@": backups.rstrip("\n")}.items():
+             "@SERVERS@": servers.rstrip("\n"), "@LIVE_SERVERS@": backups.rstrip("\n")}.items():
     t = t.replace(k, v)
 open(dst, "w").write(t)
 PY
