@@ -20,7 +20,8 @@
 # directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
 # options, e.g. "--call-graph dwarf").
 # ONLY=saturated runs the 8-connection part only (no one-connection runs,
-# no 1 GiB archive study, no archive download); PATHS (default "direct
+# no 1 GiB archive study, no archive download); ONLY=latency the
+# one-connection part only; PATHS (default "direct
 # nginx bare espace") picks the paths, e.g. PATHS="bare espace"; ROUNDS
 # (default 1) repeats the saturated part that many times in a row and the
 # report adds espace-ps's CPU per request over bare Pingora's, per round.
@@ -52,8 +53,8 @@ WANTED_PATHS=" ${PATHS:-direct nginx bare espace} "
 WANTED_REQS=" ${REQS:-frame rendered preview download} "
 AUDIT_DB=${AUDIT_DB:-sqlite}
 case $ONLY in
-  "" | saturated) ;;
-  *) printf 'ONLY must be empty or "saturated", not %s\n' "$ONLY" >&2; exit 2 ;;
+  "" | saturated | latency) ;;
+  *) printf 'ONLY must be empty, "saturated" or "latency", not %s\n' "$ONLY" >&2; exit 2 ;;
 esac
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { printf 'ROUNDS must be a positive integer\n' >&2; exit 2; }
 for w in $WANTED_PATHS; do
@@ -68,6 +69,9 @@ wanted_req() { [[ $WANTED_REQS == *" $1 "* ]]; }
 if [[ $ONLY == saturated ]]; then
   LATENCY=0
 fi
+# The 1 GiB archive study and its download: only in the full run.
+ARCHIVE=1
+[[ -n $ONLY ]] && ARCHIVE=0
 DOCTOR=899700123450 # Dr Élise Martin-Dupré (demo records)
 
 log() { printf '[viewer-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -182,11 +186,11 @@ for uid in "${candidates[@]}"; do
   ((${#found[@]} == 2)) && break
 done
 NEEDED=2
-[[ $ONLY == saturated ]] && NEEDED=1 # no archive
+((ARCHIVE)) || NEEDED=1 # no archive
 ((${#found[@]} >= NEEDED)) || die "fewer than $NEEDED of the doctor's studies are in Orthanc (load more with STUDIES)"
 read -r STUDY_UID STUDY_ID <<<"${found[0]}"
 BIG_UID="" BIG_ID=""
-[[ $ONLY == saturated ]] || read -r BIG_UID BIG_ID <<<"${found[1]}"
+((ARCHIVE)) && read -r BIG_UID BIG_ID <<<"${found[1]}"
 SERIES_ID=$(curl -fsS "$ORTHANC/studies/$STUDY_ID" | json 'd["Series"][0]')
 SERIES_UID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"]["SeriesInstanceUID"]')
 INSTANCE_ID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["Instances"][0]')
@@ -194,7 +198,7 @@ INSTANCE_UID=$(curl -fsS "$ORTHANC/instances/$INSTANCE_ID" | json 'd["MainDicomT
 MODALITY=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"].get("Modality", "?")')
 log "benchmarked study: $MODALITY, instance $INSTANCE_ID${BIG_ID:+; archived study: $BIG_ID}"
 
-if [[ $ONLY != saturated ]]; then
+if ((ARCHIVE)); then
 BIG_PATIENT=$(curl -fsS "$ORTHANC/studies/$BIG_ID" | json 'd["PatientMainDicomTags"]["PatientID"]')
 log "adding $ARCHIVE_INSTANCES instances of ${ARCHIVE_ROWS}x${ARCHIVE_COLS} 16-bit to the archived study"
 t0=$SECONDS
@@ -379,7 +383,9 @@ viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 
 aborted() { grep -c 'Fail to proxy: Downstream' "$RUN/espace-ps.log" || true; }
 ROWS=()
 mkdir -p "$RUN/wrk"
-for round in $(seq "$ROUNDS"); do
+SATURATED_ROUNDS=$ROUNDS
+[[ $ONLY == latency ]] && SATURATED_ROUNDS=0
+for round in $(seq "$SATURATED_ROUNDS"); do
 ((ROUNDS > 1)) && log "saturated runs, round $round of $ROUNDS"
 for r in "${REQUESTS[@]}"; do
   rname=${r%%|*} rpath=${r#*|}
@@ -479,7 +485,7 @@ if [[ ${LATENCY:-1} == 1 ]]; then
 fi
 
 # --- 5. archive through espace-ps: memory ----------------------------------
-if [[ $ONLY != saturated ]]; then
+if ((ARCHIVE)); then
 ARCHIVE_URL=/studies/$BIG_ID/archive
 log "archive of $BIG_ID directly from Orthanc (reference)"
 direct_dl=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download} %{time_total}' "$ORTHANC$ARCHIVE_URL")
@@ -529,6 +535,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   echo "- $("$BIN" --version) (\`$BIN\`), \`threads = 2\`, \`[logging] level = \"warn\"\`; nginx \`worker_processes 2\`, keepalive 32 to Orthanc, no access log"
   echo "- espace-ps's database (audit trail): $AUDIT_DB$([[ $AUDIT_DB == postgres ]] && echo ", a throwaway server on loopback, insert-only role"); audit rows written during the runs: $AUDIT_DOWNLOADS downloads, $AUDIT_VIEWS image views (one per study per session and window)"
   echo
+  if ((${#ROWS[@]})); then
   echo "## Requests"
   echo
   echo "wrk $WRK_THREADS threads, $CONNECTIONS connections, ${DURATION} s after a ${WARMUP} s warm-up, the same URL"
@@ -560,7 +567,8 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
       }'
   done
   echo
-  if wanted bare && wanted espace; then
+  fi
+  if wanted bare && wanted espace && ((${#ROWS[@]})); then
     echo "## espace-ps's CPU per request over bare Pingora's"
     echo
     echo "Per request and round: espace-ps's proxy CPU per request divided by bare Pingora's in the same round"
@@ -614,7 +622,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     done
     echo
   fi
-  if [[ $ONLY != saturated ]]; then
+  if ((ARCHIVE)); then
   echo "## Streaming a large archive through espace-ps"
   echo
   echo "\`GET /studies/{id}/archive\` of a study of $BIG_INSTANCES instances ($(mb "$BIG_BYTES") MiB on Orthanc's disk:"
@@ -639,5 +647,5 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     echo '```'
   fi
 } >"$REPORT"
-[[ $ONLY == saturated ]] || cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
+((ARCHIVE)) && cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
 cat "$REPORT"

@@ -99,14 +99,35 @@ fn split(pieces: &[Piece], s: &str, at: usize, spans: &mut [(usize, usize)], k: 
         Some((Piece::Capture, more)) => {
             // One or more characters, none of them '/'.
             let limit = rest.find('/').unwrap_or(rest.len());
-            for (i, c) in rest[..limit].char_indices() {
-                let end = at + i + c.len_utf8();
-                spans[k] = (at, end);
-                if split(more, s, end, spans, k + 1) {
-                    return true;
+            let Some(first) = rest[..limit].chars().next() else {
+                return false;
+            };
+            match more.first() {
+                // The last piece: the capture is the rest of the segment.
+                None => {
+                    spans[k] = (at, at + limit);
+                    limit == rest.len()
                 }
+                // A literal follows: the capture can end only where the
+                // literal starts, tried in order (overlapping starts too).
+                Some(Piece::Lit(l)) => {
+                    let mut from = first.len_utf8();
+                    while let Some(i) = rest[from..].find(l.as_str()) {
+                        let end = from + i;
+                        if end > limit {
+                            break;
+                        }
+                        spans[k] = (at, at + end);
+                        if split(more, s, at + end, spans, k + 1) {
+                            return true;
+                        }
+                        from = end + rest[end..].chars().next().map_or(1, char::len_utf8);
+                    }
+                    false
+                }
+                // Never built: parse puts a literal between two captures.
+                Some(Piece::Capture) => false,
             }
-            false
         }
     }
 }
