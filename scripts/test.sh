@@ -163,6 +163,7 @@ PEER_PROGRAMS=(
   "/usr/share/doc/rsyslog-gnutls rsyslog-gnutls"                    # ... over TLS (its gtls driver)
   "/usr/bin/systemd-analyze systemd"                                # verifies the package's unit
   "/usr/bin/dpkg-deb dpkg"                                          # installs the package
+  "/usr/bin/git git"                                                # the previous release's worktree (scripts/two-versions.sh)
 )
 
 # has_program PROGRAM: an existing absolute path, or a command in PATH.
@@ -356,6 +357,14 @@ run_cargo_stages() {
     stage "cargo test --workspace"
     cargo test --workspace --no-fail-fast
   fi
+
+  # A rolling upgrade: the previous release (a pinned commit, built once
+  # from a git worktree into this target directory) and this build on one
+  # database, PostgreSQL and SQLite (docs/operations.md, "Upgrading across
+  # versions"). About 1 min once the previous release is built (its first
+  # build: its workspace crates and a few dependencies, a few minutes).
+  stage "two-version migration test (scripts/two-versions.sh)"
+  "$ROOT/scripts/two-versions.sh"
 
   run_browser_stage
   run_package_stages

@@ -83,6 +83,11 @@ enum Command {
         /// At most this many studies are uploaded.
         #[arg(long, default_value_t = 400)]
         studies: u32,
+        /// Generate the records as if it were this instant (RFC 3339):
+        /// pair it with the same instant on the instances that read them
+        /// (`[testing] clock_offset_secs`), as loadtest/cluster/run.sh does.
+        #[arg(long, value_parser = espace_ps::clock::parse_instant)]
+        now: Option<time::OffsetDateTime>,
     },
     /// Run the development identity provider alone (a Pro Santé Connect
     /// look-alike for demos; never for production).
@@ -144,8 +149,14 @@ fn main() -> ExitCode {
             patients,
             orthanc,
             studies,
+            now,
         } => {
             init_logging(LogFormat::Text, "warn");
+            if let Some(t) = now {
+                if espace_ps::clock::start_at(t).is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
             let run = async {
                 if let Some(dir) = espace_ps_demo::data::sqlite_file(&records)
                     .and_then(|p| std::path::Path::new(p).parent())
