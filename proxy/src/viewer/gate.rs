@@ -197,7 +197,12 @@ impl Gate {
                         ))
                         .await;
                     }
-                    return Verdict::Refuse(Refusal::Refused);
+                    // The archive down is "try again later", not "no access";
+                    // what it does not know is refused.
+                    return Verdict::Refuse(match e {
+                        ResolveError::Unreachable(_) => Refusal::Unavailable,
+                        _ => Refusal::Refused,
+                    });
                 }
             }
         };
@@ -208,9 +213,19 @@ impl Gate {
             Action::ViewImages
         };
         for study in &studies {
-            if self.decide(&session, r.session, action, study).await {
+            let decided = self.decide(&session, r.session, action, study).await;
+            if decided == Some(true) {
                 continue;
             }
+            // No decision (the records unreachable) refuses as a "no" does,
+            // on the trail too, but the page says to try again later.
+            let refusal = |r: Refusal| {
+                if decided.is_none() {
+                    Refusal::Unavailable
+                } else {
+                    r
+                }
+            };
             if !download {
                 // A refused view is on the trail too, once per study per
                 // window (a viewer asks for every frame: one record).
@@ -225,7 +240,7 @@ impl Gate {
                     .await;
                     self.audited.insert(key, ());
                 }
-                return Verdict::Refuse(Refusal::Refused);
+                return Verdict::Refuse(refusal(Refusal::Refused));
             }
             let detail = self.download_detail(&candidate).await;
             self.audit_best_effort(r.event(Event::DicomDownload, Outcome::Refused, study, &detail))
@@ -234,10 +249,10 @@ impl Gate {
             let may_view = self
                 .decide(&session, r.session, Action::ViewImages, study)
                 .await;
-            return Verdict::Refuse(if may_view {
-                Refusal::DownloadRefused
-            } else {
-                Refusal::Refused
+            return Verdict::Refuse(match may_view {
+                Some(true) => refusal(Refusal::DownloadRefused),
+                Some(false) => refusal(Refusal::Refused),
+                None => Refusal::Unavailable,
             });
         }
         // The trail: every download, and image views once per study per window.
@@ -276,9 +291,10 @@ impl Gate {
         if !download && !studies.is_empty() {
             may_download = true;
             for study in &studies {
-                if !self
+                if self
                     .decide(&session, r.session, Action::DownloadDicom, study)
                     .await
+                    != Some(true)
                 {
                     may_download = false;
                     break;
@@ -300,15 +316,16 @@ impl Gate {
         })
     }
 
-    /// May this session do `action` on this study? Cached briefly; a
-    /// failure to decide is a "no" that is not cached.
+    /// May this session do `action` on this study? Cached briefly. None:
+    /// no decision (the records unreachable), which callers refuse as a
+    /// "no" and which is not cached.
     async fn decide(
         &self,
         session_key: &Arc<str>,
         session: &SessionData,
         action: Action,
         study_uid: &str,
-    ) -> bool {
+    ) -> Option<bool> {
         let key = DecisionKey {
             session: session_key.clone(),
             action,
@@ -317,16 +334,16 @@ impl Gate {
             grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
         };
         if let Some(hit) = self.decisions.get(&key) {
-            return hit;
+            return Some(hit);
         }
         match self.access.may_on_study(session, action, study_uid).await {
             Ok(allowed) => {
                 self.decisions.insert(key, allowed);
-                allowed
+                Some(allowed)
             }
             Err(e) => {
                 tracing::error!(error = %e, "records unavailable for a viewer decision");
-                false
+                None
             }
         }
     }

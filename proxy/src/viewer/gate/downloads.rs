@@ -49,9 +49,10 @@ impl Gate {
         };
         let mut links = Vec::new();
         for study in studies.iter() {
-            if !self
+            if self
                 .decide(session, r.session, Action::DownloadDicom, study)
                 .await
+                != Some(true)
             {
                 return Vec::new();
             }

@@ -93,7 +93,11 @@ async fn gate_does_not_remember_a_failure_to_decide() {
     let w = World::new(&[]);
     let target = preview(&SCANNER);
     w.records.set_failing(true);
-    assert_eq!(w.get(&ELISE, &target).await, REFUSED);
+    // No decision is a "no", said as "unavailable, try again".
+    assert_eq!(
+        w.get(&ELISE, &target).await,
+        Got::Refuse(crate::viewer::Refusal::Unavailable)
+    );
     // The refusal is on the trail (a failure to decide is a "no"); no view.
     let trail = w.trail(&ELISE);
     assert!(trail.iter().all(|r| r.1 == "refused"), "{trail:?}");

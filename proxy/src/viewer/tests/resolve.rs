@@ -131,9 +131,13 @@ async fn gate_refuses_what_the_archive_cannot_resolve() {
     ] {
         assert_eq!(w.get(&ELISE, &target).await, REFUSED, "{target}");
     }
-    // The archive down: refused, and not remembered once it is back.
+    // The archive down: refused as unavailable (the page says to try
+    // again, not "access refused"), and not remembered once it is back.
     w.archive.set_unreachable(true);
-    assert_eq!(w.get(&ELISE, &preview).await, REFUSED);
+    assert_eq!(
+        w.get(&ELISE, &preview).await,
+        Got::Refuse(Refusal::Unavailable)
+    );
     w.archive.set_unreachable(false);
     assert_eq!(
         w.get(&ELISE, &preview).await,
