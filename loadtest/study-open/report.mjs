@@ -33,7 +33,8 @@ if (replay.length) {
   p(`(\`…/instances/{uid}/frames/1\`, \`Accept: multipart/related; type=application/octet-stream; transfer-syntax=*\`) over ${conns}`);
   p('keep-alive connections, fresh for each replay. Times from the first request, in ms. Each round replays the');
   p('three paths in turn (the order rotates); espace-ps is restarted and a new session opened before each of its');
-  p('turns, so each espace-ps row opens the study for the first time (nothing resolved or decided in its caches).');
+  p('turns, so each espace-ps row opens the study for the first time (nothing resolved or decided in its caches);');
+  p('"opened again": right after, in the same round, the same session replays it once more (its caches warm).');
   p(`Check before the rounds: ${check.ok ? 'every answer 200 (the patient search 403 through espace-ps), the same pixel data on every path' : `FAILED: ${check.problems?.join('; ')}`}.`);
   p();
   p(`| path | rounds | metadata answered | first frame | first frame, spread | last frame | last frame, spread | last frame / direct | per-round ratio, spread |`);
@@ -45,11 +46,15 @@ if (replay.length) {
     return a && b ? a.last_frame_ms / b.last_frame_ms : NaN;
   }).filter(Number.isFinite);
   const rows = [['direct', by('direct')], ['nginx', by('nginx')], ['espace-ps', by('espace-ps')]];
-  if (warm.length) rows.push(['espace-ps, study opened again (warm)', warm]);
+  if (warm.length) rows.push(['espace-ps, opened again (warm)', warm]);
   for (const [name, rs] of rows) {
     if (!rs.length) continue;
     const last = median(rs.map((r) => r.last_frame_ms));
-    const pr = name === 'direct' || name.includes('warm') ? [] : perRound(name, 'direct');
+    const pr = name === 'direct' ? [] : name.includes('warm') ? rounds.map((rd) => {
+      const a = warm.find((r) => r.round === `warm-${rd}`);
+      const b = cold.find((r) => r.round === rd && r.path === 'direct');
+      return a && b ? a.last_frame_ms / b.last_frame_ms : NaN;
+    }).filter(Number.isFinite) : perRound(name, 'direct');
     p(`| ${name} | ${rs.length} | ${ms(median(rs.map((r) => r.metadata_ms)))} | ${ms(median(rs.map((r) => r.first_frame_ms)))} | ${spread(rs.map((r) => r.first_frame_ms))} | **${ms(last)}** | ${spread(rs.map((r) => r.last_frame_ms))} | **${ratio(last / dLast)}** | ${pr.length ? `${ratio(median(pr))} (${ratio(Math.min(...pr))}–${ratio(Math.max(...pr))})` : '-'} |`);
   }
   p();

@@ -282,15 +282,16 @@ for round in $(seq "$ROUNDS"); do
     esac
     node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$round" \
       --path "$p=$base" ${cookie:+--cookie "$p=$cookie"} >>"$RUN/replay.jsonl" || die "replay $p round $round"
+    # Right after its first opening: the same session opens the study again
+    # (resolutions and decisions cached), in the same round.
+    if [[ $p == espace-ps ]]; then
+      node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "warm-$round" \
+        --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" >>"$RUN/replay.jsonl" || die "replay espace-ps warm round $round"
+    fi
   done
-  log "round $round: $(tail -n 3 "$RUN/replay.jsonl" | node -e '
+  log "round $round: $(tail -n 4 "$RUN/replay.jsonl" | node -e '
     const ls = require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse);
-    console.log(ls.map((r) => `${r.path} ${r.first_frame_ms.toFixed(0)}/${r.last_frame_ms.toFixed(0)} ms`).join(", "));')"
-done
-# Warm: the same session opens the study again (resolutions and decisions cached).
-for round in $(seq "$ROUNDS"); do
-  node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "warm-$round" \
-    --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" >>"$RUN/replay.jsonl" || die "replay espace-ps warm round $round"
+    console.log(ls.map((r) => `${r.path}${String(r.round).startsWith("warm") ? " again" : ""} ${r.first_frame_ms.toFixed(0)}/${r.last_frame_ms.toFixed(0)} ms`).join(", "));')"
 done
 fi
 
