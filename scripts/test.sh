@@ -159,6 +159,8 @@ PEER_PROGRAMS=(
   "/usr/lib/python3/dist-packages/jwt/__init__.py python3-jwt"      # ... PyJWT
   "/usr/lib/python3/dist-packages/cryptography/__init__.py python3-cryptography" # ... its RS256/ES256 backend
   "/usr/bin/promtool prometheus"                                    # alert rules and dashboard checks (deploy/observability)
+  "/usr/sbin/rsyslogd rsyslog"                                      # the audit trail's syslog sink: a throwaway receiver (it::viewer::audit_ship)
+  "/usr/share/doc/rsyslog-gnutls rsyslog-gnutls"                    # ... over TLS (its gtls driver)
   "/usr/bin/systemd-analyze systemd"                                # verifies the package's unit
   "/usr/bin/dpkg-deb dpkg"                                          # installs the package
 )

@@ -51,7 +51,7 @@ PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U bench)
 URL="postgres://bench@127.0.0.1:$PORT/audit"
 
 # The schema, by the binary itself (its migrations).
-"$ESPACE_PS" audit heads --database-url "$URL" >/dev/null
+"$ESPACE_PS" migrate --database-url "$URL" >/dev/null
 
 echo "filling $ROWS rows ($TARGET_ROWS of the exported patient) ..."
 START=$(date +%s)

@@ -20,12 +20,20 @@
 # directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
 # options, e.g. "--call-graph dwarf").
 # ONLY=saturated runs the 8-connection part only (no one-connection runs,
-# no 1 GiB archive study, no archive download); PATHS (default "direct
+# no 1 GiB archive study, no archive download); ONLY=latency the
+# one-connection part only; PATHS (default "direct
 # nginx bare espace") picks the paths, e.g. PATHS="bare espace"; ROUNDS
 # (default 1) repeats the saturated part that many times in a row and the
 # report adds espace-ps's CPU per request over bare Pingora's, per round.
 # The quick check of espace-ps's own cost:
 #   ONLY=saturated ROUNDS=3 PATHS="bare espace" loadtest/viewer/run.sh
+# REQS (default "frame rendered preview download") picks the requests;
+# "download" (one instance's DICOM file, `/instances/{id}/file`) writes an
+# audit row on every request (with its records lookups and decision): the
+# audit trail's cost on the hot path (issue 13). AUDIT_DB (default sqlite)
+# = postgres puts espace-ps's database (accounts, audit trail) in a
+# throwaway PostgreSQL started here, used by an insert-only role as in
+# production (docs/operations.md, "Audit trail").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -42,18 +50,28 @@ BIN=${ESPACE_PS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/espace-ps}
 ONLY=${ONLY:-}
 ROUNDS=${ROUNDS:-1}
 WANTED_PATHS=" ${PATHS:-direct nginx bare espace} "
+WANTED_REQS=" ${REQS:-frame rendered preview download} "
+AUDIT_DB=${AUDIT_DB:-sqlite}
 case $ONLY in
-  "" | saturated) ;;
-  *) printf 'ONLY must be empty or "saturated", not %s\n' "$ONLY" >&2; exit 2 ;;
+  "" | saturated | latency) ;;
+  *) printf 'ONLY must be empty, "saturated" or "latency", not %s\n' "$ONLY" >&2; exit 2 ;;
 esac
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { printf 'ROUNDS must be a positive integer\n' >&2; exit 2; }
 for w in $WANTED_PATHS; do
   [[ $w =~ ^(direct|nginx|bare|espace)$ ]] || { printf 'PATHS: unknown path %s (direct, nginx, bare, espace)\n' "$w" >&2; exit 2; }
 done
+for w in $WANTED_REQS; do
+  [[ $w =~ ^(frame|rendered|preview|download)$ ]] || { printf 'REQS: unknown request %s (frame, rendered, preview, download)\n' "$w" >&2; exit 2; }
+done
+[[ $AUDIT_DB =~ ^(sqlite|postgres)$ ]] || { printf 'AUDIT_DB must be sqlite or postgres\n' >&2; exit 2; }
 wanted() { [[ $WANTED_PATHS == *" $1 "* ]]; }
+wanted_req() { [[ $WANTED_REQS == *" $1 "* ]]; }
 if [[ $ONLY == saturated ]]; then
   LATENCY=0
 fi
+# The 1 GiB archive study and its download: only in the full run.
+ARCHIVE=1
+[[ -n $ONLY ]] && ARCHIVE=0
 DOCTOR=899700123450 # Dr Élise Martin-Dupré (demo records)
 
 log() { printf '[viewer-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -66,6 +84,7 @@ wanted nginx && { [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light); }
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+[[ $AUDIT_DB == postgres ]] && { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql); }
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
@@ -93,7 +112,7 @@ fi
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- run directory, cleanup ------------------------------------------------
 RUN=$(mktemp -d /tmp/espace-viewer-bench.XXXXXX)
-ESPACE_PID="" NGINX_PID="" BARE_PID="" SAMPLER_PID=""
+ESPACE_PID="" NGINX_PID="" BARE_PID="" SAMPLER_PID="" PG_DATA=""
 cleanup() {
   local rc=$?
   set +e
@@ -107,6 +126,7 @@ cleanup() {
     wait "$pid" 2>/dev/null
   done
   orthanc_stop "$RUN/orthanc"
+  [[ -n $PG_DATA ]] && "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1
   if [[ ${KEEP_RUN_DIR:-0} == 1 ]]; then
     log "run directory kept: $RUN"
   else
@@ -126,7 +146,7 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r ORTHANC_PORT ORTHANC_DICOM ESPACE_PORT ADMIN_PORT NGINX_PORT BARE_PORT <<<"$(free_ports 6)"
+read -r ORTHANC_PORT ORTHANC_DICOM ESPACE_PORT ADMIN_PORT NGINX_PORT BARE_PORT PG_PORT <<<"$(free_ports 7)"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -166,11 +186,11 @@ for uid in "${candidates[@]}"; do
   ((${#found[@]} == 2)) && break
 done
 NEEDED=2
-[[ $ONLY == saturated ]] && NEEDED=1 # no archive
+((ARCHIVE)) || NEEDED=1 # no archive
 ((${#found[@]} >= NEEDED)) || die "fewer than $NEEDED of the doctor's studies are in Orthanc (load more with STUDIES)"
 read -r STUDY_UID STUDY_ID <<<"${found[0]}"
 BIG_UID="" BIG_ID=""
-[[ $ONLY == saturated ]] || read -r BIG_UID BIG_ID <<<"${found[1]}"
+((ARCHIVE)) && read -r BIG_UID BIG_ID <<<"${found[1]}"
 SERIES_ID=$(curl -fsS "$ORTHANC/studies/$STUDY_ID" | json 'd["Series"][0]')
 SERIES_UID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"]["SeriesInstanceUID"]')
 INSTANCE_ID=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["Instances"][0]')
@@ -178,7 +198,7 @@ INSTANCE_UID=$(curl -fsS "$ORTHANC/instances/$INSTANCE_ID" | json 'd["MainDicomT
 MODALITY=$(curl -fsS "$ORTHANC/series/$SERIES_ID" | json 'd["MainDicomTags"].get("Modality", "?")')
 log "benchmarked study: $MODALITY, instance $INSTANCE_ID${BIG_ID:+; archived study: $BIG_ID}"
 
-if [[ $ONLY != saturated ]]; then
+if ((ARCHIVE)); then
 BIG_PATIENT=$(curl -fsS "$ORTHANC/studies/$BIG_ID" | json 'd["PatientMainDicomTags"]["PatientID"]')
 log "adding $ARCHIVE_INSTANCES instances of ${ARCHIVE_ROWS}x${ARCHIVE_COLS} 16-bit to the archived study"
 t0=$SECONDS
@@ -205,6 +225,43 @@ EOF
 grep -q "\"$DOCTOR\"" "$RUN/policies/groups.toml" || die "could not grant the download habilitation in the copy"
 "$BIN" policies check "$RUN/policies" >"$RUN/policies-check.log" 2>&1 || { cat "$RUN/policies-check.log" >&2; die "policies check"; }
 
+# espace-ps's own database: SQLite beside it, or a throwaway PostgreSQL
+# migrated by an owner role and used by an insert-only role (production's
+# least privilege: the audit trail may only be appended to).
+AS_PG=()
+if [[ $AUDIT_DB == postgres ]]; then
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  mkdir -p "$RUN/pg"
+  if [[ $(id -u) == 0 ]]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    chown postgres "$RUN/pg"
+    chmod o+x "$RUN" # the server's user reaches its directory (traverse only)
+    AS_PG=(runuser -u postgres --)
+  fi
+  "${AS_PG[@]}" "$PGBIN/initdb" -D "$RUN/pg/data" -U owner --auth=trust >/dev/null
+  PG_DATA=$RUN/pg/data
+  "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$RUN/pg/pg.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $RUN/pg" start >/dev/null || die "PostgreSQL did not start"
+  psql_owner() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U owner "$@"; }
+  psql_owner -d postgres -c "CREATE DATABASE espace_ps" -c "CREATE ROLE espace_ps_app LOGIN"
+  "$BIN" migrate --database-url "postgres://owner@127.0.0.1:$PG_PORT/espace_ps" >"$RUN/migrate.log" 2>&1 || { cat "$RUN/migrate.log" >&2; die "migrate"; }
+  psql_owner -d espace_ps <<'SQL'
+GRANT USAGE ON SCHEMA public TO espace_ps_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, seen_reports, dossier_grants,
+    dossier_attempts, dossier_attempt_accounts, dossier_number_budgets,
+    session_revocations TO espace_ps_app;
+GRANT SELECT, INSERT ON audit_events TO espace_ps_app;
+GRANT SELECT ON _sqlx_migrations TO espace_ps_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO espace_ps_app;
+SQL
+  DATABASE_TOML="url = \"postgres://espace_ps_app@127.0.0.1:$PG_PORT/espace_ps\"
+migrate = false"
+  audit_count() { psql_owner -d espace_ps -At -c "SELECT COUNT(*) FROM audit_events WHERE event = '$1'"; }
+else
+  DATABASE_TOML="url = \"sqlite://$RUN/espace-ps.sqlite?mode=rwc\""
+  audit_count() { sqlite3 "$RUN/espace-ps.sqlite" "SELECT COUNT(*) FROM audit_events WHERE event = '$1'"; }
+fi
+
 # Hopital Manager SSO with a throw-away key: the simplest way to a session.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUN/hm.key.pem" 2>/dev/null
 openssl pkey -in "$RUN/hm.key.pem" -pubout -out "$RUN/hm.pub.pem"
@@ -225,7 +282,7 @@ public_keys = ["$RUN/hm.pub.pem"]
 allowed_origins = ["http://hm.bench.invalid"]
 
 [database]
-url = "sqlite://$RUN/espace-ps.sqlite?mode=rwc"
+$DATABASE_TOML
 
 [records]
 url = "sqlite://$RUN/records.sqlite?mode=ro"
@@ -307,11 +364,12 @@ fi
 nginx_pids() { echo "$NGINX_PID" $(ps -o pid= --ppid "$NGINX_PID"); }
 
 # --- 4. wrk ----------------------------------------------------------------
-REQUESTS=(
-  "web-viewer frame (JSON, JPEG 95)|/web-viewer/instances/jpeg95-${INSTANCE_ID}_0"
-  "DICOMweb rendered (JPEG)|/dicom-web/studies/$STUDY_UID/series/$SERIES_UID/instances/$INSTANCE_UID/rendered"
-  "Orthanc preview (PNG)|/instances/$INSTANCE_ID/preview"
-)
+REQUESTS=()
+wanted_req frame && REQUESTS+=("web-viewer frame (JSON, JPEG 95)|/web-viewer/instances/jpeg95-${INSTANCE_ID}_0")
+wanted_req rendered && REQUESTS+=("DICOMweb rendered (JPEG)|/dicom-web/studies/$STUDY_UID/series/$SERIES_UID/instances/$INSTANCE_UID/rendered")
+wanted_req preview && REQUESTS+=("Orthanc preview (PNG)|/instances/$INSTANCE_ID/preview")
+wanted_req download && REQUESTS+=("DICOM file download (audited each time)|/instances/$INSTANCE_ID/file")
+AUDIT_VIEWS_BEFORE=$(audit_count images_view) AUDIT_DOWNLOADS_BEFORE=$(audit_count dicom_download)
 PATHS=()
 wanted direct && PATHS+=("direct|http://127.0.0.1:$ORTHANC_PORT")
 wanted nginx && PATHS+=("nginx|http://127.0.0.1:$NGINX_PORT")
@@ -325,7 +383,9 @@ viewer_statuses() { # viewer answers of espace-ps so far, by status class: "3xx 
 aborted() { grep -c 'Fail to proxy: Downstream' "$RUN/espace-ps.log" || true; }
 ROWS=()
 mkdir -p "$RUN/wrk"
-for round in $(seq "$ROUNDS"); do
+SATURATED_ROUNDS=$ROUNDS
+[[ $ONLY == latency ]] && SATURATED_ROUNDS=0
+for round in $(seq "$SATURATED_ROUNDS"); do
 ((ROUNDS > 1)) && log "saturated runs, round $round of $ROUNDS"
 for r in "${REQUESTS[@]}"; do
   rname=${r%%|*} rpath=${r#*|}
@@ -425,7 +485,7 @@ if [[ ${LATENCY:-1} == 1 ]]; then
 fi
 
 # --- 5. archive through espace-ps: memory ----------------------------------
-if [[ $ONLY != saturated ]]; then
+if ((ARCHIVE)); then
 ARCHIVE_URL=/studies/$BIG_ID/archive
 log "archive of $BIG_ID directly from Orthanc (reference)"
 direct_dl=$(curl -s -o /dev/null --max-time 600 -w '%{http_code} %{size_download} %{time_total}' "$ORTHANC$ARCHIVE_URL")
@@ -453,6 +513,9 @@ read -r d_code d_bytes d_time <<<"$direct_dl"
 log "archive: $p_bytes bytes in $p_time s through espace-ps ($d_bytes in $d_time s direct); RSS $RSS_BASE → peak $RSS_PEAK kB"
 fi
 
+AUDIT_VIEWS=$(($(audit_count images_view) - AUDIT_VIEWS_BEFORE))
+AUDIT_DOWNLOADS=$(($(audit_count dicom_download) - AUDIT_DOWNLOADS_BEFORE))
+
 # --- 6. report -------------------------------------------------------------
 mkdir -p "$HERE/results"
 REPORT=$HERE/results/latest.md
@@ -470,7 +533,9 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   echo "- kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "- $(dpkg-query -W -f '${Package} ${Version}, ' orthanc orthanc-dicomweb orthanc-webviewer 2>/dev/null)$(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -n1 | awk '{print "wrk " $2}')"
   echo "- $("$BIN" --version) (\`$BIN\`), \`threads = 2\`, \`[logging] level = \"warn\"\`; nginx \`worker_processes 2\`, keepalive 32 to Orthanc, no access log"
+  echo "- espace-ps's database (audit trail): $AUDIT_DB$([[ $AUDIT_DB == postgres ]] && echo ", a throwaway server on loopback, insert-only role"); audit rows written during the runs: $AUDIT_DOWNLOADS downloads, $AUDIT_VIEWS image views (one per study per session and window)"
   echo
+  if ((${#ROWS[@]})); then
   echo "## Requests"
   echo
   echo "wrk $WRK_THREADS threads, $CONNECTIONS connections, ${DURATION} s after a ${WARMUP} s warm-up, the same URL"
@@ -502,7 +567,8 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
       }'
   done
   echo
-  if wanted bare && wanted espace; then
+  fi
+  if wanted bare && wanted espace && ((${#ROWS[@]})); then
     echo "## espace-ps's CPU per request over bare Pingora's"
     echo
     echo "Per request and round: espace-ps's proxy CPU per request divided by bare Pingora's in the same round"
@@ -556,7 +622,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     done
     echo
   fi
-  if [[ $ONLY != saturated ]]; then
+  if ((ARCHIVE)); then
   echo "## Streaming a large archive through espace-ps"
   echo
   echo "\`GET /studies/{id}/archive\` of a study of $BIG_INSTANCES instances ($(mb "$BIG_BYTES") MiB on Orthanc's disk:"
@@ -581,5 +647,5 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
     echo '```'
   fi
 } >"$REPORT"
-[[ $ONLY == saturated ]] || cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
+((ARCHIVE)) && cp "$RUN/rss.txt" "$HERE/results/latest-rss.txt"
 cat "$REPORT"

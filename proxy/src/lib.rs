@@ -20,6 +20,7 @@ pub mod pages;
 pub mod portal;
 pub mod ratelimit;
 pub mod records_refresh;
+pub mod retention;
 pub mod revocation;
 pub mod router;
 pub mod run;

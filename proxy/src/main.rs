@@ -81,6 +81,19 @@ enum Command {
         #[command(flatten)]
         target: espace_ps::audit::cli::Target,
     },
+    /// Apply the retention of what espace-ps keeps about people besides the
+    /// audit trail: expired dossier grants, old seen marks, dossier-number
+    /// attempts and session revocations, unused accounts ("Audit trail"
+    /// chapter of docs/operations.md;
+    /// the trail itself: `audit purge`).
+    Purge {
+        /// The instances' configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Count what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +290,7 @@ fn main() -> ExitCode {
         Command::Records { command } => records_command(command),
         Command::Audit { command } => espace_ps::audit::cli::run(command),
         Command::Migrate { target } => espace_ps::audit::cli::migrate(target),
+        Command::Purge { config, dry_run } => espace_ps::retention::run(&config, dry_run),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: {}", file.display(), c.summary());

@@ -47,6 +47,12 @@ pub struct Metrics {
     /// Audit records that could not be written (each one refused what it
     /// was to record, or was logged as lost where nothing was allowed).
     pub audit_write_failures: IntCounter,
+    /// Audit events handed to the second sink (`[audit] ship_*`).
+    pub audit_shipped: IntCounter,
+    /// Audit events the second sink lost, by reason: `queue_full` (the
+    /// sink is slower than the traffic), `sink_down` (the file or the
+    /// receiver refused them). The database still holds every one.
+    pub audit_ship_dropped: IntCounterVec,
     /// Live sessions in the session store, counted at each scrape (with
     /// Redis, every instance reports the shared total).
     pub sessions_active: IntGauge,
@@ -273,6 +279,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     audit_write_failures: register_int_counter!(
         "espace_audit_write_failures_total",
         "Audit records that could not be written"
+    )
+    .expect("metric registers"),
+    audit_shipped: register_int_counter!(
+        "espace_audit_shipped_total",
+        "Audit events written to the second sink (file or syslog)"
+    )
+    .expect("metric registers"),
+    audit_ship_dropped: register_int_counter_vec!(
+        "espace_audit_ship_dropped_total",
+        "Audit events the second sink lost (queue full, sink down); the database holds them",
+        &["reason"]
     )
     .expect("metric registers"),
     sessions_active: register_int_gauge!(

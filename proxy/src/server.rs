@@ -117,7 +117,7 @@ impl EspaceProxy {
         }
     }
 
-    fn request_of(&self, session: &Session, body: Bytes) -> Req {
+    fn request_of(&self, session: &Session, body: Bytes, request_id: &http::HeaderValue) -> Req {
         let h = session.req_header();
         let peer = session
             .client_addr()
@@ -131,6 +131,7 @@ impl EspaceProxy {
             headers: h.headers.clone(),
             body,
             client_ip: web::client_ip(peer, &h.headers, &self.app.config.server.trusted_gateways),
+            request_id: request_id.to_str().unwrap_or("-").to_owned(),
         }
     }
 }
@@ -229,13 +230,13 @@ impl ProxyHttp for EspaceProxy {
                 write_response(session, self.app.error(&page), &ctx.request_id).await?;
                 return Ok(true);
             };
-            let req = self.request_of(session, body);
+            let req = self.request_of(session, body, &ctx.request_id);
             ctx.client_ip = req.client_ip;
             let resp = self.app.router.handle(req).await;
             write_response(session, resp, &ctx.request_id).await?;
             return Ok(true);
         }
-        let req = self.request_of(session, Bytes::new());
+        let req = self.request_of(session, Bytes::new(), &ctx.request_id);
         ctx.client_ip = req.client_ip;
         let (session_id, data) = match self.app.check.viewer_session(&req).await {
             Ok(found) => found,
@@ -267,6 +268,7 @@ impl ProxyHttp for EspaceProxy {
                 raw_target: &raw_target,
                 headers: &headers,
                 client_ip: req.client_ip,
+                request_id: &req.request_id,
             })
             .await;
         match verdict {

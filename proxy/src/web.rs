@@ -21,6 +21,8 @@ pub struct Req {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client_ip: IpAddr,
+    /// The request's id (`X-Request-Id`), for its audit records.
+    pub request_id: String,
 }
 
 pub type Resp = http::Response<Bytes>;
@@ -494,6 +496,7 @@ mod tests {
             headers,
             body: Bytes::new(),
             client_ip: "127.0.0.1".parse().unwrap(),
+            request_id: "t-1".into(),
         };
         assert_eq!(req.cookie(SESSION_COOKIE).as_deref(), Some("s1="));
         assert_eq!(req.cookie(FLOW_COOKIE).as_deref(), Some("f"));
@@ -521,6 +524,7 @@ mod tests {
             headers: h,
             body: Bytes::from(body.to_owned()),
             client_ip: "127.0.0.1".parse().unwrap(),
+            request_id: "t-1".into(),
         }
     }
 

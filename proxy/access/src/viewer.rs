@@ -46,6 +46,7 @@ mod csp;
 pub mod fuzzing;
 mod media;
 mod resolver;
+mod segment;
 mod table;
 
 pub use canonical::{

@@ -215,6 +215,8 @@ pub struct Verification {
     pub unchained: u64,
     /// Heads from outside the database that were checked.
     pub heads_checked: usize,
+    /// Purge checkpoints whose signature was checked.
+    pub checkpoints: usize,
     /// The first broken row, if any.
     pub broken: Option<Broken>,
 }
@@ -243,8 +245,20 @@ impl fmt::Display for Broken {
 }
 
 /// Checks every chain of the trail, and each head of `heads` (heads that
-/// left the database) against it.
+/// left the database) against it. A trail with purge checkpoints needs
+/// their key: see [`verify_signed`].
 pub async fn verify(db: &PortalDb, heads: &[ChainHead]) -> Result<Verification, DbError> {
+    verify_signed(db, heads, None).await
+}
+
+/// [`verify`], each chain starting from its newest purge checkpoint, whose
+/// signature must be `checkpoint_key`'s (without a key, a checkpoint is
+/// reported as unverifiable: the trail is not declared intact).
+pub async fn verify_signed(
+    db: &PortalDb,
+    heads: &[ChainHead],
+    checkpoint_key: Option<&[u8]>,
+) -> Result<Verification, DbError> {
     let mut wanted: HashMap<(String, i64), String> = HashMap::new();
     for h in heads {
         wanted.insert((h.chain.clone(), h.seq), h.hash.clone());
@@ -256,9 +270,51 @@ pub async fn verify(db: &PortalDb, heads: &[ChainHead]) -> Result<Verification, 
         chains: 0,
         unchained: 0,
         heads_checked: heads.len(),
+        checkpoints: 0,
         broken: None,
     };
     let mut head_breaks: Vec<Broken> = Vec::new();
+    // The purge checkpoints: each chain resumes after its newest one.
+    let mut purged_before: HashMap<String, i64> = HashMap::new();
+    for cp in super::purge::checkpoints(db).await? {
+        let broken = |reason: &str| Broken {
+            id: None,
+            chain: Some(cp.chain.clone()),
+            seq: Some(cp.seq),
+            reason: reason.to_owned(),
+        };
+        match checkpoint_key {
+            None => {
+                out.broken = Some(broken(
+                    "a purge checkpoint cannot be checked without the checkpoint key (audit.checkpoint_key_file)",
+                ));
+                return Ok(out);
+            }
+            Some(key) if !cp.signed_by(key) => {
+                out.broken = Some(broken(
+                    "the purge checkpoint's signature does not match: the checkpoint was altered or forged",
+                ));
+                return Ok(out);
+            }
+            Some(_) => {}
+        }
+        out.checkpoints += 1;
+        if cp.chain == super::purge::UNCHAINED {
+            continue;
+        }
+        if let Some(h) = wanted.get(&(cp.chain.clone(), cp.seq)) {
+            if *h != cp.row_hash {
+                head_breaks.push(broken(
+                    "the purge checkpoint differs from the chain head that left the database: the chain was rewritten before the purge",
+                ));
+            }
+        }
+        let newest = purged_before.entry(cp.chain.clone()).or_insert(0);
+        if cp.seq > *newest {
+            *newest = cp.seq;
+            chains.insert(cp.chain.clone(), (cp.seq, cp.row_hash.clone()));
+        }
+    }
     let sql = format!(
         "SELECT {ROW_COLUMNS}, id, chain, seq, prev_hash, row_hash FROM audit_events \
          WHERE id > $1 ORDER BY id LIMIT 5000"
@@ -274,7 +330,7 @@ pub async fn verify(db: &PortalDb, heads: &[ChainHead]) -> Result<Verification, 
             after = id;
             let chain: Option<String> = r.try_get(18)?;
             let Some(chain) = chain else {
-                if chains.is_empty() {
+                if out.rows == 0 {
                     out.unchained += 1;
                     continue;
                 }

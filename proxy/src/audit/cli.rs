@@ -6,7 +6,9 @@
 //! - `heads` prints the last row of every chain, to copy out of the
 //!   database;
 //! - `export` lists the accesses to one patient's data, or one
-//!   professional's accesses, in French (CSV, JSON or printable HTML).
+//!   professional's accesses, in French (CSV, JSON or printable HTML);
+//! - `purge` removes the rows older than `audit.retention_days` under
+//!   signed checkpoints (`purge.rs`), with the owner role.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +18,8 @@ use crate::run::{init_logging, print_error_chain, startup_runtime};
 use crate::state::PortalDb;
 
 /// Which portal database: the instances' configuration file, or its URL.
+/// The `audit` commands never migrate it (a reader's role may not): its
+/// schema must be up to date (`espace-ps migrate`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// The configuration file of the instances (its portal database).
@@ -33,6 +37,24 @@ impl Target {
             (None, Some(c)) => load(c).map(|c| c.database.url),
             (None, None) => Err(ExitCode::from(2)),
         }
+    }
+
+    /// The purge checkpoints' key: the configuration's, or the
+    /// environment's (`ESPACE_AUDIT_CHECKPOINT_KEY`, `_FILE`, credential).
+    fn checkpoint_key(&self) -> Result<Option<Vec<u8>>, ExitCode> {
+        config_or_environment(self.config.as_deref()).map(|c| c.audit.checkpoint_key)
+    }
+}
+
+/// The configuration file's settings, or without one the defaults with the
+/// environment's secrets.
+fn config_or_environment(file: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    match file {
+        Some(f) => load(f),
+        None => Config::from_environment().map_err(|e| {
+            eprintln!("invalid environment\n{e}");
+            ExitCode::from(2)
+        }),
     }
 }
 
@@ -81,6 +103,28 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "csv")]
         format: super::export::Format,
     },
+    /// Remove the rows older than `[audit] retention_days`, whole chain
+    /// segments, each replaced by a checkpoint signed with the checkpoint
+    /// key; run it with the owner role (the runtime role cannot delete).
+    /// Exit 0 done (or nothing to do), 1 the trail is broken (nothing
+    /// purged), 2 a configuration error, 3 the database failed.
+    Purge {
+        /// The instances' configuration file (`[audit] retention_days`,
+        /// `checkpoint_key_file`, the database).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The portal database's URL with the owner role (instead of the
+        /// configuration's, which is the runtime role's).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Say what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Chain heads that left the database (as for `verify`): the trail
+        /// is checked against them before anything is signed and removed.
+        #[arg(long)]
+        heads: Vec<PathBuf>,
+    },
 }
 
 fn load(config: &std::path::Path) -> Result<Config, ExitCode> {
@@ -99,26 +143,33 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 Ok(u) => u,
                 Err(code) => return code,
             };
-            let mut known = Vec::new();
-            for file in &heads {
-                match std::fs::read_to_string(file) {
-                    Ok(text) => known.extend(super::parse_heads(&text)),
-                    Err(e) => {
-                        eprintln!("--heads {}: {e}", file.display());
-                        return ExitCode::from(2);
-                    }
-                }
-            }
+            let key = match target.checkpoint_key() {
+                Ok(k) => k,
+                Err(code) => return code,
+            };
+            let known = match read_heads(&heads) {
+                Ok(h) => h,
+                Err(code) => return code,
+            };
             let run = async {
-                let db = PortalDb::connect(&url, 1).await?;
-                super::verify(&db, &known).await
+                let db = PortalDb::open(&url, 1, false).await?;
+                if key.is_none() && !super::purge::checkpoints(&db).await?.is_empty() {
+                    return Ok(None);
+                }
+                super::verify_signed(&db, &known, key.as_deref())
+                    .await
+                    .map(Some)
             };
             match startup_runtime().block_on(run) {
-                Ok(v) => match &v.broken {
+                Ok(None) => {
+                    eprintln!("error: the trail was purged: its checkpoints need the checkpoint key (audit.checkpoint_key_file in --config, or ESPACE_AUDIT_CHECKPOINT_KEY)");
+                    ExitCode::from(2)
+                }
+                Ok(Some(v)) => match &v.broken {
                     None => {
                         println!(
-                            "intact: {} rows in {} chains verified, {} heads from outside the database checked, {} rows older than the chains",
-                            v.rows, v.chains, v.heads_checked, v.unchained
+                            "intact: {} rows in {} chains verified, {} heads from outside the database checked, {} purge checkpoints checked, {} rows older than the chains",
+                            v.rows, v.chains, v.heads_checked, v.checkpoints, v.unchained
                         );
                         ExitCode::SUCCESS
                     }
@@ -139,7 +190,7 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 Err(code) => return code,
             };
             let run = async {
-                let db = PortalDb::connect(&url, 1).await?;
+                let db = PortalDb::open(&url, 1, false).await?;
                 super::stored_heads(&db).await
             };
             match startup_runtime().block_on(run) {
@@ -163,6 +214,95 @@ pub fn run(command: AuditCommand) -> ExitCode {
             to,
             format,
         } => export(target, patient, professional, from, to, format),
+        AuditCommand::Purge {
+            config,
+            database_url,
+            dry_run,
+            heads,
+        } => purge(config, database_url, dry_run, &heads),
+    }
+}
+
+/// The heads in `files` (log streams or saved `audit heads` output).
+fn read_heads(files: &[PathBuf]) -> Result<Vec<super::ChainHead>, ExitCode> {
+    let mut known = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => known.extend(super::parse_heads(&text)),
+            Err(e) => {
+                eprintln!("--heads {}: {e}", file.display());
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(known)
+}
+
+fn purge(
+    config: Option<PathBuf>,
+    database_url: Option<String>,
+    dry_run: bool,
+    heads: &[PathBuf],
+) -> ExitCode {
+    let known = match read_heads(heads) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let c = match config_or_environment(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !crate::run::apply_test_clock(&c) {
+        return ExitCode::from(2);
+    }
+    let Some(days) = c.audit.retention_days else {
+        println!("audit.retention_days is not set: nothing is purged");
+        return ExitCode::SUCCESS;
+    };
+    let Some(key) = c.audit.checkpoint_key.clone() else {
+        eprintln!("error: a purge needs the checkpoint key (audit.checkpoint_key_file or ESPACE_AUDIT_CHECKPOINT_KEY)");
+        return ExitCode::from(2);
+    };
+    let url = database_url.unwrap_or(c.database.url);
+    let before_ms = crate::state::now_ms() - i64::from(days) * 86_400_000;
+    let run = async {
+        // No migration here: the schema must be up to date already.
+        let db = PortalDb::open(&url, 1, false).await?;
+        super::purge::purge(&db, &known, before_ms, &key, dry_run).await
+    };
+    match startup_runtime().block_on(run) {
+        Ok(p) => {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for s in &p.segments {
+                let chain = if s.chain.is_empty() {
+                    "(rows older than the chains)"
+                } else {
+                    &s.chain
+                };
+                println!(
+                    "{verb} chain {chain} up to seq {}: {} rows",
+                    s.last_seq, s.rows
+                );
+            }
+            println!(
+                "{verb} {} rows older than {days} days in {} segments",
+                p.rows(),
+                p.segments.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(super::purge::PurgeError::Broken(b)) => {
+            println!("broken: {b}: nothing purged");
+            ExitCode::from(1)
+        }
+        Err(e @ super::purge::PurgeError::Segment { .. }) => {
+            println!("broken: {e}");
+            ExitCode::from(1)
+        }
+        Err(super::purge::PurgeError::Db(e)) => {
+            print_error_chain(&e);
+            ExitCode::from(3)
+        }
     }
 }
 
@@ -217,7 +357,7 @@ fn export(
         (None, None) => title,
     };
     let run = async {
-        let db = PortalDb::connect(&url, 1).await?;
+        let db = PortalDb::open(&url, 1, false).await?;
         x::lines(&db, &subject, from_ms, to_ms).await
     };
     match startup_runtime().block_on(run) {

@@ -5,18 +5,22 @@
 //! - `event.rs`: what a record says ([`AuditEvent`] and its enums);
 //! - `chain.rs`: the hash chains that make tampering visible, `verify`;
 //! - `store.rs`: writing and reading the `audit_events` table;
-//! - `export.rs`: the per-patient and per-professional export (in French).
+//! - `export.rs`: the per-patient and per-professional export (in French);
+//! - `purge.rs`: retention, segments purged under signed checkpoints;
+//! - `ship.rs`: the second sink (a file or syslog), never blocking.
 
 mod chain;
 pub mod cli;
 mod event;
 pub mod export;
+pub mod purge;
+pub(crate) mod ship;
 
 pub(crate) mod store;
 
 pub use chain::{
-    forge_rehash, parse_heads, spawn_head_logger, stored_heads, verify, Broken, ChainHead,
-    HeadLogger, Verification, HEAD_LOG_MESSAGE,
+    forge_rehash, parse_heads, spawn_head_logger, stored_heads, verify, verify_signed, Broken,
+    ChainHead, HeadLogger, Verification, HEAD_LOG_MESSAGE,
 };
 pub use event::{AccessPath, AuditEvent, AuditMethod, Event, Outcome, SearchText};
 pub use store::{AuditRecord, AuditSettings};

@@ -22,6 +22,8 @@ pub struct AuditSettings {
     /// The key of the name-search hashes: the same on every instance (so
     /// that one professional's searches correlate), never in the database.
     pub search_key: Vec<u8>,
+    /// The second sink (`[audit] ship_*`), if any.
+    pub ship: Option<crate::config::ShipConfig>,
 }
 
 impl AuditSettings {
@@ -31,10 +33,14 @@ impl AuditSettings {
         match &config.search_key {
             Some(k) => AuditSettings {
                 search_key: k.clone(),
+                ship: config.ship.clone(),
             },
             None => {
                 tracing::warn!("no audit.search_key_file: name searches are hashed with a key of this process only");
-                Trail::random_settings()
+                AuditSettings {
+                    ship: config.ship.clone(),
+                    ..Trail::random_settings()
+                }
             }
         }
     }
@@ -63,6 +69,8 @@ pub(crate) struct Trail {
     /// The last stored row of each lane's chain, read by the head logger.
     heads: parking_lot::Mutex<Vec<Option<ChainHead>>>,
     search_key: Vec<u8>,
+    /// The second sink's queue.
+    shipper: Option<super::ship::Shipper>,
 }
 
 impl Trail {
@@ -84,6 +92,12 @@ impl Trail {
             next: AtomicUsize::new(0),
             heads: parking_lot::Mutex::new(vec![None; LANES]),
             search_key: settings.search_key,
+            shipper: settings.ship.as_ref().map(|s| {
+                super::ship::Shipper::start(s).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "the audit sink cannot start: every event is counted as dropped");
+                    super::ship::Shipper::stopped()
+                })
+            }),
         }
     }
 
@@ -92,7 +106,10 @@ impl Trail {
     pub(crate) fn random_settings() -> AuditSettings {
         let mut key = vec![0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
-        AuditSettings { search_key: key }
+        AuditSettings {
+            search_key: key,
+            ship: None,
+        }
     }
 
     fn search_hash(&self, text: &str) -> String {
@@ -184,6 +201,10 @@ impl PortalDb {
         };
         let seq = lane.seq + 1;
         let hash = row_hash(&lane.head, &chain, seq, &row);
+        let shipped = trail
+            .shipper
+            .as_ref()
+            .map(|s| (s, super::ship::json_line(&row, &chain, seq, &hash)));
         let sql = format!(
             "INSERT INTO audit_events ({ROW_COLUMNS}, chain, seq, prev_hash, row_hash) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
@@ -217,6 +238,10 @@ impl PortalDb {
                 lane.seq = seq;
                 lane.head = hash.clone();
                 trail.heads.lock()[i] = Some(ChainHead { chain, seq, hash });
+                drop(lane);
+                if let Some((shipper, line)) = shipped {
+                    shipper.ship(line);
+                }
                 Ok(())
             }
             Err(err) => {

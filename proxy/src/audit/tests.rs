@@ -188,3 +188,80 @@ fn heads_are_parsed_from_log_lines() {
     );
     assert_eq!(parse_heads(&heads[0].to_string()), [heads[0].clone()]);
 }
+
+/// The second sink never makes its caller wait: with the sink stuck (a
+/// FIFO nobody reads: opening it blocks the sink's thread), `ship` returns
+/// at once and the events past the queue are counted as dropped.
+#[test]
+fn a_stuck_sink_drops_and_counts_without_blocking() {
+    use crate::config::{ShipConfig, ShipTarget};
+    use crate::metrics::METRICS;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stuck");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let full = || {
+        METRICS
+            .audit_ship_dropped
+            .with_label_values(&["queue_full"])
+            .get()
+    };
+    let before = full();
+    let shipper = ship::Shipper::start(&ShipConfig {
+        target: ShipTarget::File(fifo.clone()),
+        queue: 2,
+    })
+    .unwrap();
+    for i in 0..20 {
+        shipper.ship(format!("{{\"n\":{i}}}"));
+    }
+    // At most one line in the stuck thread and two in the queue.
+    assert!(full() - before >= 17, "{} dropped", full() - before);
+    // Release the thread: a reader opens the FIFO, takes what is sent.
+    let reader = std::fs::File::open(&fifo).unwrap();
+    drop(shipper);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &reader, &mut text).unwrap();
+    assert!(text.lines().count() <= 3, "{text}");
+}
+
+/// A checkpoint's signature covers its chain, sequence number, hash and
+/// limit: any of them changed, or another key, and it no longer matches.
+#[test]
+fn checkpoint_signatures_cover_every_field() {
+    let key = b"the checkpoint key of this test, 32+ bytes";
+    let hash = "ab".repeat(32);
+    let cp = purge::Checkpoint {
+        chain: "0a1b.2".into(),
+        seq: 17,
+        row_hash: hash.clone(),
+        before_ms: 1_000,
+        signature: purge::sign(key, "0a1b.2", 17, &hash, 1_000),
+    };
+    assert!(cp.signed_by(key));
+    assert!(!cp.signed_by(b"another key of at least 32 bytes!"));
+    let changed = [
+        purge::Checkpoint {
+            chain: "0a1b.3".into(),
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            seq: 18,
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            row_hash: "cd".repeat(32),
+            ..cp.clone()
+        },
+        purge::Checkpoint {
+            before_ms: 1_001,
+            ..cp.clone()
+        },
+    ];
+    for c in changed {
+        assert!(!c.signed_by(key), "{c:?}");
+    }
+}

@@ -92,6 +92,7 @@ impl SessionCheck {
                     &AuditEvent::new(Event::SessionRevoked, Outcome::Success)
                         .by(&data.professional)
                         .client(req.client_ip)
+                        .request_id(&req.request_id)
                         .detail(reason),
                 )
                 .await

@@ -63,7 +63,8 @@ pub(super) async fn logout(app: &Login, req: &Req) -> Resp {
     app.audit_best_effort(
         AuditEvent::new(Event::Logout, Outcome::Success)
             .by(p)
-            .client(req.client_ip),
+            .client(req.client_ip)
+            .request_id(&req.request_id),
     )
     .await;
     // PSC's end-session is on another origin: a form may not redirect

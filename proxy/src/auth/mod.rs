@@ -121,6 +121,7 @@ impl Login {
             AuditEvent::new(event, Outcome::Refused)
                 .method(method)
                 .client(req.client_ip)
+                .request_id(&req.request_id)
                 .detail(code),
         )
         .await;
@@ -156,6 +157,7 @@ impl Login {
                 AuditEvent::new(event, Outcome::Refused)
                     .by(&professional)
                     .client(req.client_ip)
+                    .request_id(&req.request_id)
                     .detail("revoked"),
             )
             .await;
@@ -176,7 +178,8 @@ impl Login {
         };
         let mut audit = AuditEvent::new(event, Outcome::Success)
             .by(&professional)
-            .client(req.client_ip);
+            .client(req.client_ip)
+            .request_id(&req.request_id);
         if account.created {
             audit = audit.detail("account_created");
         }

@@ -315,6 +315,8 @@ pub struct Portal {
     pub dossier_daily_failures_max: Spanned<u32>,
     /// The hospital's support contact, shown in the login help.
     pub support_contact: Option<Spanned<String>>,
+    /// `espace-ps purge` deletes accounts unused this long; none: kept.
+    pub accounts_unused_days: Option<Spanned<u32>>,
 }
 
 impl Default for Portal {
@@ -328,6 +330,7 @@ impl Default for Portal {
             dossier_lockout_minutes: unspanned(15),
             dossier_daily_failures_max: unspanned(10),
             support_contact: None,
+            accounts_unused_days: None,
         }
     }
 }
@@ -380,6 +383,18 @@ pub struct Audit {
     pub search_key_file: Option<Spanned<PathBuf>>,
     /// How often the chain heads are written to the log stream.
     pub head_log_interval_secs: Spanned<u64>,
+    /// `audit purge` removes rows older than this; none: nothing purged.
+    pub retention_days: Option<Spanned<u32>>,
+    /// The key that signs purge checkpoints (or `ESPACE_AUDIT_CHECKPOINT_KEY`).
+    pub checkpoint_key_file: Option<Spanned<PathBuf>>,
+    /// The second sink: one JSON line per event appended to this file…
+    pub ship_file: Option<Spanned<PathBuf>>,
+    /// …or sent to this syslog receiver (`host:port`, RFC 5424 over TCP).
+    pub ship_syslog: Option<Spanned<String>>,
+    /// TLS to the syslog receiver, its certificate checked against this CA.
+    pub ship_syslog_ca_file: Option<Spanned<PathBuf>>,
+    /// Events waiting for the sink at most; past it they are dropped (counted).
+    pub ship_queue: Spanned<u32>,
 }
 
 impl Default for Audit {
@@ -387,6 +402,12 @@ impl Default for Audit {
         Audit {
             search_key_file: None,
             head_log_interval_secs: unspanned(300),
+            retention_days: None,
+            checkpoint_key_file: None,
+            ship_file: None,
+            ship_syslog: None,
+            ship_syslog_ca_file: None,
+            ship_queue: unspanned(10_000),
         }
     }
 }

@@ -30,6 +30,7 @@ pub const ENV_REDIS_URL: &str = "ESPACE_REDIS_URL";
 pub const ENV_DATABASE_URL: &str = "ESPACE_DATABASE_URL";
 pub const ENV_RECORDS_URL: &str = "ESPACE_RECORDS_URL";
 pub const ENV_AUDIT_SEARCH_KEY: &str = "ESPACE_AUDIT_SEARCH_KEY";
+pub const ENV_AUDIT_CHECKPOINT_KEY: &str = "ESPACE_AUDIT_CHECKPOINT_KEY";
 
 // === impl Config ===
 
@@ -58,6 +59,32 @@ pub struct AuditConfig {
     /// (the hashes then correlate only within one process's life).
     pub search_key: Option<Vec<u8>>,
     pub head_log_interval: Duration,
+    /// `audit purge` removes rows older than this many days (None: nothing).
+    pub retention_days: Option<u32>,
+    /// The key of the purge checkpoints' signatures (`audit purge`,
+    /// `audit verify`); the serving instances do not need it.
+    pub checkpoint_key: Option<Vec<u8>>,
+    /// The second sink of the audit events, if any.
+    pub ship: Option<ShipConfig>,
+}
+
+/// Where the audit events are shipped besides the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipTarget {
+    /// One JSON line per event, appended (reopened when rotated).
+    File(PathBuf),
+    /// RFC 5424 over TCP to `host:port`, over TLS when a CA is given.
+    Syslog {
+        address: String,
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// The second sink and its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipConfig {
+    pub target: ShipTarget,
+    pub queue: usize,
 }
 
 impl fmt::Debug for AuditConfig {
@@ -65,6 +92,12 @@ impl fmt::Debug for AuditConfig {
         f.debug_struct("AuditConfig")
             .field("search_key", &self.search_key.as_ref().map(|_| ".."))
             .field("head_log_interval", &self.head_log_interval)
+            .field("retention_days", &self.retention_days)
+            .field(
+                "checkpoint_key",
+                &self.checkpoint_key.as_ref().map(|_| ".."),
+            )
+            .field("ship", &self.ship)
             .finish()
     }
 }
@@ -133,6 +166,8 @@ pub struct PortalConfig {
     /// The hospital's support contact (a sentence: phone, address), shown
     /// in the login page's help; None: the help says to ask the hospital.
     pub support_contact: Option<String>,
+    /// `espace-ps purge` deletes accounts unused this many days (None: kept).
+    pub accounts_unused_days: Option<u32>,
 }
 
 /// Per-minute limits on the portal's dossier lookups (`POST /portail/dossier`,
@@ -396,6 +431,15 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let parsed = validate::parse(text).map_err(|i| ConfigError::Invalid(vec![i]))?;
         validate::validate(text, parsed, &env).map_err(ConfigError::Invalid)
+    }
+
+    /// The embedded defaults with the environment's overrides (secrets
+    /// from variables, `_FILE` variables or systemd credentials): the
+    /// configuration of a command given no file.
+    pub fn from_environment() -> Result<Config, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let resolved = secrets::resolve(&env).map_err(ConfigError::Invalid)?;
+        Config::from_toml("", |k| resolved.get(k).cloned().or_else(|| env(k)))
     }
 
     /// The embedded defaults: one instance, nothing else installed.

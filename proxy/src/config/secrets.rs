@@ -17,14 +17,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{ConfigIssue, ENV_DATABASE_URL, ENV_PSC_CLIENT_SECRET, ENV_RECORDS_URL, ENV_REDIS_URL};
+use super::{
+    ConfigIssue, ENV_AUDIT_CHECKPOINT_KEY, ENV_DATABASE_URL, ENV_PSC_CLIENT_SECRET,
+    ENV_RECORDS_URL, ENV_REDIS_URL,
+};
 
 /// The variables that may also come from a file or a credential.
-pub const FILE_VARIABLES: [&str; 4] = [
+pub const FILE_VARIABLES: [&str; 5] = [
     ENV_PSC_CLIENT_SECRET,
     ENV_REDIS_URL,
     ENV_DATABASE_URL,
     ENV_RECORDS_URL,
+    ENV_AUDIT_CHECKPOINT_KEY,
 ];
 
 /// The value of each of [`FILE_VARIABLES`] that is set, with `env` the

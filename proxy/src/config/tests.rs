@@ -580,3 +580,111 @@ fn portal_support_contact() {
         );
     }
 }
+
+/// `[audit]` retention and shipping (issue 13, items 5 and 6): the keys,
+/// each problem named at its line, the checkpoint key never printed.
+#[test]
+fn audit_retention_and_shipping() {
+    let no_env = |_: &str| None;
+    let c = Config::defaults();
+    assert_eq!(
+        (
+            c.audit.retention_days,
+            c.audit.ship.clone(),
+            c.portal.accounts_unused_days
+        ),
+        (None, None, None)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("checkpoint.key");
+    std::fs::write(&key, "k".repeat(40)).unwrap();
+    let text = format!(
+        "[audit]\nretention_days = 365\ncheckpoint_key_file = \"{}\"\nship_syslog = \"siem.example:6514\"\nship_queue = 50\n\n[portal]\naccounts_unused_days = 400\n",
+        key.display()
+    );
+    let c = Config::from_toml(&text, no_env).unwrap();
+    assert_eq!(c.audit.retention_days, Some(365));
+    assert_eq!(c.portal.accounts_unused_days, Some(400));
+    assert_eq!(
+        c.audit.checkpoint_key.as_deref(),
+        Some("k".repeat(40).as_bytes())
+    );
+    assert!(!format!("{c:?}").contains("kkkk"));
+    assert_eq!(
+        c.audit.ship,
+        Some(ShipConfig {
+            target: ShipTarget::Syslog {
+                address: "siem.example:6514".into(),
+                ca_file: None
+            },
+            queue: 50
+        })
+    );
+    let env = |k: &str| (k == ENV_AUDIT_CHECKPOINT_KEY).then(|| "from the environment".to_owned());
+    let c = Config::from_toml(
+        "[audit]\nship_file = \"/var/lib/espace-ps/audit.jsonl\"\n",
+        env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.audit.checkpoint_key.as_deref(),
+        Some(&b"from the environment"[..])
+    );
+    assert_eq!(
+        c.audit.ship.map(|s| s.target),
+        Some(ShipTarget::File("/var/lib/espace-ps/audit.jsonl".into()))
+    );
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "too short").unwrap();
+    for (text, key, line) in [
+        (
+            "[audit]\nretention_days = 0\n".to_owned(),
+            "audit.retention_days",
+            2,
+        ),
+        (
+            format!("[audit]\ncheckpoint_key_file = \"{}\"\n", short.display()),
+            "audit.checkpoint_key_file",
+            2,
+        ),
+        (
+            "[audit]\nship_file = \"/x\"\nship_syslog = \"h:514\"\n".to_owned(),
+            "audit.ship_syslog",
+            3,
+        ),
+        (
+            "[audit]\nship_syslog = \"h\"\n".to_owned(),
+            "audit.ship_syslog",
+            2,
+        ),
+        (
+            "[audit]\nship_syslog_ca_file = \"/x\"\n".to_owned(),
+            "audit.ship_syslog_ca_file",
+            2,
+        ),
+        (
+            "[audit]\nship_syslog = \"h:6514\"\nship_syslog_ca_file = \"/nonexistent/ca.pem\"\n"
+                .to_owned(),
+            "audit.ship_syslog_ca_file",
+            3,
+        ),
+        (
+            "[audit]\nship_file = \"/x\"\nship_queue = 0\n".to_owned(),
+            "audit.ship_queue",
+            3,
+        ),
+        (
+            "[portal]\naccounts_unused_days = 0\n".to_owned(),
+            "portal.accounts_unused_days",
+            2,
+        ),
+    ] {
+        let i = issues(&text);
+        assert_eq!(i.len(), 1, "{text}: {i:?}");
+        assert_eq!(
+            (i[0].key.as_str(), i[0].line),
+            (key, Some(line)),
+            "{text}: {i:?}"
+        );
+    }
+}

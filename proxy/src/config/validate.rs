@@ -13,6 +13,7 @@ use url::Url;
 use super::file::{self, span_of};
 use super::*;
 
+mod audit;
 mod stores;
 
 /// Reads the file's shape. A problem serde finds (a syntax error, an unknown
@@ -329,41 +330,12 @@ impl Validator<'_> {
             dossier_attempts_max: p.dossier_attempts_max.into_inner(),
             dossier_lockout_minutes: p.dossier_lockout_minutes.into_inner(),
             dossier_daily_failures_max: p.dossier_daily_failures_max.into_inner(),
-        }
-    }
-
-    fn audit(&mut self, a: file::Audit, env: &dyn Fn(&str) -> Option<String>) -> AuditConfig {
-        if *a.head_log_interval_secs.get_ref() == 0 {
-            self.issue(
-                "audit.head_log_interval_secs",
-                &a.head_log_interval_secs,
-                "must be at least 1",
-            );
-        }
-        let from_file =
-            a.search_key_file
-                .as_ref()
-                .and_then(|path| match std::fs::read(path.get_ref()) {
-                    Ok(k) if k.trim_ascii().len() >= 16 => Some(k.trim_ascii().to_vec()),
-                    Ok(_) => {
-                        self.issue(
-                            "audit.search_key_file",
-                            path,
-                            "holds fewer than 16 bytes: too short a key",
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        let message = format!("{} cannot be read: {e}", path.get_ref().display());
-                        self.issue("audit.search_key_file", path, message);
-                        None
-                    }
-                });
-        AuditConfig {
-            search_key: env(ENV_AUDIT_SEARCH_KEY)
-                .map(String::into_bytes)
-                .or(from_file),
-            head_log_interval: Duration::from_secs(a.head_log_interval_secs.into_inner().max(1)),
+            accounts_unused_days: p.accounts_unused_days.map(|d| {
+                if *d.get_ref() == 0 {
+                    self.issue("portal.accounts_unused_days", &d, "must be at least 1");
+                }
+                d.into_inner()
+            }),
         }
     }
 

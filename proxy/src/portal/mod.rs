@@ -164,6 +164,7 @@ impl Ctx<'_> {
         AuditEvent::new(event, outcome)
             .by(&self.session.professional)
             .client(self.req.client_ip)
+            .request_id(&self.req.request_id)
             .on(resource)
     }
 

@@ -54,8 +54,12 @@ async fn search(ctx: &Ctx<'_>, q: &str) -> Result<(Vec<RecentPatient>, bool), Ac
     found.truncate(limit);
     // Who searched, how many were listed; the typed text only as a keyed hash.
     let e = AuditEvent::new(Event::PatientSearch, Outcome::Success).searched(q, found.len());
-    ctx.audit_or_refuse(e.by(&ctx.session.professional).client(ctx.req.client_ip))
-        .await?;
+    ctx.audit_or_refuse(
+        e.by(&ctx.session.professional)
+            .client(ctx.req.client_ip)
+            .request_id(&ctx.req.request_id),
+    )
+    .await?;
     Ok((found, truncated))
 }
 

@@ -14,10 +14,12 @@ mod memory;
 mod redis;
 mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use parking_lot::Mutex;
 use rand_core::RngCore;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -75,7 +77,16 @@ pub struct Sessions {
     prefix: String,
     idle: Duration,
     absolute: Duration,
+    /// Session records already decoded, by store key, with the exact bytes
+    /// they were decoded from. Every load still reads the store (the one
+    /// authority: logout, expiry, revocation, another instance's write); it
+    /// only skips decoding bytes it has decoded before. Bounded; emptied
+    /// when full.
+    decoded: Mutex<HashMap<String, (Vec<u8>, SessionData)>>,
 }
+
+/// The most decoded sessions kept (a few MiB at most).
+const DECODED_CAPACITY: usize = 4096;
 
 /// The hex SHA-256 of an id: what stores and caches key on, never the id.
 pub fn digest(id: &str) -> String {
@@ -112,7 +123,33 @@ impl Sessions {
             prefix: prefix.to_owned(),
             idle,
             absolute,
+            decoded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Decodes a session record, or reuses the value decoded from the
+    /// same bytes before.
+    fn decode_session(&self, key: &str, raw: Vec<u8>) -> Result<SessionData, StoreError> {
+        if let Some((bytes, data)) = self.decoded.lock().get(key) {
+            if *bytes == raw {
+                return Ok(data.clone());
+            }
+        }
+        let data: SessionData = Self::decode(&raw)?;
+        self.remember(key, raw, &data);
+        Ok(data)
+    }
+
+    fn remember(&self, key: &str, raw: Vec<u8>, data: &SessionData) {
+        let mut decoded = self.decoded.lock();
+        if decoded.len() >= DECODED_CAPACITY && !decoded.contains_key(key) {
+            decoded.clear();
+        }
+        decoded.insert(key.to_owned(), (raw, data.clone()));
+    }
+
+    fn forget(&self, key: &str) {
+        self.decoded.lock().remove(key);
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -180,10 +217,11 @@ impl Sessions {
         let Some(raw) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        let mut data: SessionData = Self::decode(&raw)?;
+        let mut data = self.decode_session(&key, raw)?;
         let now = now_secs();
         let absolute_end = data.created_at + self.absolute.as_secs() as i64;
         if now >= absolute_end || now - data.last_seen >= self.idle.as_secs() as i64 {
+            self.forget(&key);
             self.store.del(&key).await?;
             self.unindex(&data, id).await;
             return Ok(None);
@@ -191,15 +229,18 @@ impl Sessions {
         if now - data.last_seen >= TOUCH_EVERY {
             data.last_seen = now;
             let remaining = Duration::from_secs((absolute_end - now) as u64);
+            let raw = Self::encode(&data);
             // Only if still there: a logout (or revocation) between our GET
             // and this write must not bring the session back.
             if !self
                 .store
-                .set_xx(&key, &Self::encode(&data), self.idle.min(remaining))
+                .set_xx(&key, &raw, self.idle.min(remaining))
                 .await?
             {
+                self.forget(&key);
                 return Ok(None);
             }
+            self.remember(&key, raw, &data);
         }
         Ok(Some(data))
     }
@@ -224,6 +265,7 @@ impl Sessions {
 
     pub async fn destroy(&self, id: &str) -> Result<(), StoreError> {
         let key = self.key("s", id);
+        self.forget(&key);
         if let Some(raw) = self.store.take(&key).await? {
             if let Ok(data) = Self::decode::<SessionData>(&raw) {
                 self.unindex(&data, id).await;

@@ -203,3 +203,55 @@ fn store_keys_do_not_contain_the_cookie() {
     assert!(!key.contains(&id));
     assert!(key.starts_with("t:s:"));
 }
+
+/// Two instances share one store: what one writes, the other reads at its
+/// next load, even though it had decoded the session before (the decoded
+/// cache is keyed by the exact stored bytes, never trusted alone).
+#[tokio::test]
+async fn a_session_changed_by_another_instance_is_read_fresh() {
+    let store: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+    let new = || {
+        Sessions::new(
+            store.clone(),
+            "t:",
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        )
+    };
+    let (a, b) = (new(), new());
+    let (id, mut data) = a.create(pro(), 1, None).await.unwrap();
+    assert!(a
+        .load(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .recent_patients
+        .is_empty());
+    data.recent_patients.push(RecentPatient {
+        id: "P1".into(),
+        sex: "F".into(),
+        family_name: "X".into(),
+        given_name: "Y".into(),
+        birth_date: "01/01/1970".into(),
+        dossier: None,
+    });
+    assert!(b.update(&id, &data).await.unwrap());
+    let seen = a.load(&id).await.unwrap().unwrap();
+    assert_eq!(seen.recent_patients, data.recent_patients);
+    // Ended on the other instance: gone here too, decoded or not.
+    b.destroy(&id).await.unwrap();
+    assert!(a.load(&id).await.unwrap().is_none());
+}
+
+/// A corrupt record is refused even when the same key decoded fine before.
+#[tokio::test]
+async fn a_corrupted_record_is_an_error_not_the_old_value() {
+    let s = sessions(60, 600);
+    let (id, _) = s.create(pro(), 1, None).await.unwrap();
+    assert!(s.load(&id).await.unwrap().is_some());
+    s.store
+        .set(&s.key("s", &id), b"{not json", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(s.load(&id).await, Err(StoreError::Corrupt(_))));
+}

@@ -69,6 +69,8 @@ pub struct ViewerRequest<'a> {
     pub raw_target: &'a str,
     pub headers: &'a [(String, String)],
     pub client_ip: std::net::IpAddr,
+    /// The request's id (`X-Request-Id`), for its audit records.
+    pub request_id: &'a str,
 }
 
 /// A cached decision: the policy generation and the grant epoch are part
@@ -424,6 +426,7 @@ impl ViewerRequest<'_> {
         AuditEvent::new(event, outcome)
             .by(&self.session.professional)
             .client(self.client_ip)
+            .request_id(self.request_id)
             .on(resource)
             .detail(detail)
     }

@@ -24,7 +24,7 @@ on_both_backends!(
 );
 
 /// A fresh, empty portal database URL (the directory holds SQLite's file).
-async fn fresh_url(backend: Backend) -> (String, tempfile::TempDir) {
+pub(super) async fn fresh_url(backend: Backend) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = match backend {
         Backend::Sqlite => format!(
@@ -36,7 +36,7 @@ async fn fresh_url(backend: Backend) -> (String, tempfile::TempDir) {
     (url, dir)
 }
 
-fn elise() -> Professional {
+pub(super) fn elise() -> Professional {
     Professional::new(
         NationalId::parse(espace_ps_demo_data::showcase::ELISE_NATIONAL_ID).unwrap(),
         "Élise".into(),
@@ -45,11 +45,11 @@ fn elise() -> Professional {
     )
 }
 
-fn ip() -> IpAddr {
+pub(super) fn ip() -> IpAddr {
     "192.0.2.10".parse().unwrap()
 }
 
-async fn scalar_i64(db: &PortalDb, sql: &str) -> i64 {
+pub(super) async fn scalar_i64(db: &PortalDb, sql: &str) -> i64 {
     sqlx::query(sql)
         .fetch_one(db.pool())
         .await
@@ -131,6 +131,7 @@ async fn rows_are_structured_and_searches_hashed(backend: Backend) {
         .unwrap()
         .with_audit(audit::AuditSettings {
             search_key: b"a key of the hospital, 32 bytes!".to_vec(),
+            ship: None,
         });
     db.audit(
         &AuditEvent::new(Event::ImagesView, Outcome::Success)
@@ -207,7 +208,7 @@ async fn rows_are_structured_and_searches_hashed(backend: Backend) {
 }
 
 /// The trail's own protections off, as someone with full SQL rights can.
-async fn drop_protections(db: &PortalDb) {
+pub(super) async fn drop_protections(db: &PortalDb) {
     let statements: &[&str] = match db.backend() {
         espace_ps::state::Backend::Sqlite => &[
             "DROP TRIGGER audit_events_no_update",
@@ -220,7 +221,7 @@ async fn drop_protections(db: &PortalDb) {
     }
 }
 
-async fn exec(db: &PortalDb, sql: &str) {
+pub(super) async fn exec(db: &PortalDb, sql: &str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();
 }
 

@@ -1,5 +1,6 @@
 pub mod harness;
 
+mod audit_retention;
 mod audit_trail;
 mod cli;
 mod devidp_login;

@@ -1867,6 +1867,116 @@ async fn image_views_are_refused_while_their_audit_insert_fails() {
     assert_eq!(views[0].3, study.uid);
 }
 
+on_both_backends!(audit_rows_carry_the_responses_request_id);
+
+/// A proxy in front of the fixture's Orthanc, its portal database on
+/// `backend`, with these `[audit]` lines.
+async fn proxy_on(fx: &Fixture, backend: Backend, audit: Option<String>) -> (Proxy, DevIdpServer) {
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(super::stores::fresh_pg_database().await),
+    };
+    let port = free_port();
+    let (idp, issuer) = start_dev_idp(&format!("http://127.0.0.1:{port}"), SECRET).await;
+    let proxy = Proxy::start(ProxyOpts {
+        port: Some(port),
+        psc: Some(format!(
+            "issuer = \"{issuer}\"\nclient_id = \"espace-ps-test\"\nclient_secret = \"{SECRET}\"\ndev_idp = true\n"
+        )),
+        upstream: Some(fx.orthanc_addr.clone()),
+        records_url: Some(format!("{}?mode=ro", fx.records_url)),
+        portal: Some(PORTAL.into()),
+        database_url,
+        audit,
+        ..Default::default()
+    })
+    .await;
+    (proxy, idp)
+}
+
+/// The first report of a dossier in the fixture's records.
+async fn report_of(fx: &Fixture, dossier: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let rec = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&fx.records_url)
+        .await
+        .unwrap();
+    sqlx::Row::try_get(
+        &sqlx::query("SELECT MIN(report_id) FROM rec_reports WHERE dossier_number = $1")
+            .bind(dossier)
+            .fetch_one(&rec)
+            .await
+            .unwrap(),
+        0,
+    )
+    .unwrap()
+}
+
+/// The request id a response shows (`X-Request-Id`) is the one its audit
+/// row carries: an image shown by the viewer and a report read in the
+/// portal, on the portal database of either backend.
+async fn audit_rows_carry_the_responses_request_id(backend: Backend) {
+    let fx = fixture().await;
+    let (proxy, _idp) = proxy_on(&fx, backend, None).await;
+    let elise = login(&proxy, ELISE).await;
+    let study = fx.study(SCANAP_DOSSIER_SCANNER);
+    let report = report_of(&fx, SCANAP_DOSSIER_EPAULE).await;
+
+    let image = send(
+        &elise.client,
+        Method::GET,
+        &format!("{}/instances/{}/preview", proxy.base, study.iid()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(image.status, 200, "{}", short(&image.text(), 300));
+    let page = send(
+        &elise.client,
+        Method::GET,
+        &format!("{}/portail/comptes-rendus/{report}", proxy.base),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", short(&page.text(), 300));
+    let shown = |r: &Resp| r.header("x-request-id").expect("X-Request-Id").to_owned();
+    let (image_id, page_id) = (shown(&image), shown(&page));
+    assert_ne!(image_id, page_id);
+
+    let db = proxy.db().await;
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query(
+        "SELECT event, request_id, COALESCE(study_uid, report_id) FROM audit_events \
+         WHERE event IN ('images_view', 'report_view') ORDER BY id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        use sqlx::Row;
+        (
+            r.try_get(0).unwrap(),
+            r.try_get(1).unwrap(),
+            r.try_get(2).unwrap(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "images_view".to_owned(),
+                Some(image_id),
+                Some(study.uid.clone())
+            ),
+            ("report_view".to_owned(), Some(page_id), Some(report)),
+        ]
+    );
+}
+
 // ===================================================================== 5. the DICOMweb resolver
 
+mod audit_ship;
 mod dicomweb;

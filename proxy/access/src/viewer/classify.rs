@@ -145,8 +145,26 @@ impl RouteTable {
     /// Classify a canonical request (canonicalized with
     /// [`RouteTable::canonicalize`], so that the table's keys are known).
     pub fn classify(&self, req: &CanonicalRequest) -> Classification {
+        let first = req.segments().first().map(String::as_str);
+        let candidates = self.by_first.candidates(first).map(|i| &self.routes[i]);
+        self.classify_among(req, candidates)
+    }
+
+    /// [`RouteTable::classify`] trying every route in table order, without
+    /// the first-segment index: the reference the index is checked against
+    /// (fuzz target and property test).
+    #[doc(hidden)]
+    pub fn classify_by_scan(&self, req: &CanonicalRequest) -> Classification {
+        self.classify_among(req, self.routes.iter())
+    }
+
+    fn classify_among<'r>(
+        &'r self,
+        req: &CanonicalRequest,
+        routes: impl Iterator<Item = &'r Route>,
+    ) -> Classification {
         let method = req.route_method();
-        for route in &self.routes {
+        for route in routes {
             let method_ok = route
                 .methods
                 .iter()

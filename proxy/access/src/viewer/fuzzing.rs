@@ -30,7 +30,8 @@ pub fn split_input(data: &[u8]) -> (String, String, Vec<(String, String)>) {
 /// - the canonical target is short enough to be accepted again;
 /// - an id in a candidate is well-formed for its kind;
 /// - a request negotiating DICOM or ZIP is never a weaker class than D;
-/// - class X is never a candidate.
+/// - class X is never a candidate;
+/// - the first-segment index classifies as a scan of every route does.
 pub fn check(
     table: &RouteTable,
     method: &str,
@@ -41,6 +42,11 @@ pub fn check(
         return Outcome::Rejected;
     };
     let class = table.classify(&req);
+    assert_eq!(
+        table.classify_by_scan(&req),
+        class,
+        "the first-segment index changed the classification"
+    );
     let again_target = req.target();
     let again = table
         .canonicalize(req.method(), &again_target, headers)

@@ -11,6 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
+
+use super::segment::MixedSegment;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -222,8 +224,7 @@ pub(crate) enum Seg {
     /// Literals and captures inside one segment (`{q}-{instance}_{frame}`).
     Mixed {
         template: String,
-        regex: Regex,
-        names: Vec<String>,
+        mixed: MixedSegment,
     },
     /// `**`: one or more remaining segments.
     Rest,
@@ -295,8 +296,58 @@ pub struct RouteTable {
     pub(crate) download_media: Vec<MediaType>,
     pub(crate) segment_levels: BTreeMap<String, Level>,
     pub(crate) routes: Vec<Route>,
+    /// Which routes a request's first path segment can match, in table
+    /// order (see [`FirstSegmentIndex`]).
+    pub(crate) by_first: FirstSegmentIndex,
     pub(crate) csp: std::sync::Arc<Csp>,
     pub(crate) resolver: Resolver,
+}
+
+/// The routes a request may match, by its first path segment: those whose
+/// pattern starts with that literal (or one of its alternatives), merged in
+/// table order with those that start with a capture, a mixed segment or
+/// `**`, or have no segment. First match wins as in a plain scan; this
+/// only skips routes that cannot match.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FirstSegmentIndex {
+    literal: std::collections::HashMap<String, Vec<usize>>,
+    other: Vec<usize>,
+}
+
+impl FirstSegmentIndex {
+    fn new(routes: &[Route]) -> FirstSegmentIndex {
+        let mut index = FirstSegmentIndex::default();
+        for (i, route) in routes.iter().enumerate() {
+            match route.segs.first() {
+                Some(Seg::Lit(l)) => index.literal.entry(l.clone()).or_default().push(i),
+                Some(Seg::OneOf(_, opts)) => {
+                    for o in opts {
+                        let list = index.literal.entry(o.clone()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+                _ => index.other.push(i),
+            }
+        }
+        index
+    }
+
+    /// The indexes of the routes to try for a request whose first segment
+    /// is `first`, in table order.
+    pub(crate) fn candidates(&self, first: Option<&str>) -> impl Iterator<Item = usize> + '_ {
+        let lit: &[usize] = first
+            .and_then(|f| self.literal.get(f))
+            .map_or(&[], Vec::as_slice);
+        let (mut a, mut b) = (lit.iter().peekable(), self.other.iter().peekable());
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(&&x), Some(&&y)) if x < y => a.next().copied(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next().copied(),
+            (Some(_), None) => a.next().copied(),
+            (None, None) => None,
+        })
+    }
 }
 
 // === impl RouteTable ===
@@ -597,6 +648,7 @@ impl Builder<'_> {
             security_keys,
             download_media,
             segment_levels: file.segment_levels,
+            by_first: FirstSegmentIndex::new(&routes),
             routes,
             csp: std::sync::Arc::new(csp.unwrap_or_else(Csp::strict_default)),
             resolver,
@@ -1000,43 +1052,10 @@ pub(crate) fn parse_pattern(p: &str) -> Result<Vec<Seg>, String> {
             continue;
         }
         // Mixed segment.
-        let mut re = String::from("^");
-        let mut seg_names = Vec::new();
-        let mut s = *part;
-        let mut last_was_capture = false;
-        while !s.is_empty() {
-            if let Some(after) = s.strip_prefix('{') {
-                let end = after
-                    .find('}')
-                    .ok_or(format!("segment {part:?}: unbalanced braces"))?;
-                let name = &after[..end];
-                if last_was_capture {
-                    return Err(format!(
-                        "segment {part:?}: two captures need a literal between them"
-                    ));
-                }
-                add_name(name)?;
-                re.push_str("([^/]+?)");
-                seg_names.push(name.to_string());
-                s = &after[end + 1..];
-                last_was_capture = true;
-            } else {
-                let end = s.find('{').unwrap_or(s.len());
-                let lit = &s[..end];
-                if lit.contains('}') {
-                    return Err(format!("segment {part:?}: unbalanced braces"));
-                }
-                re.push_str(&regex::escape(lit));
-                s = &s[end..];
-                last_was_capture = false;
-            }
-        }
-        re.push('$');
-        let regex = Regex::new(&re).map_err(|e| e.to_string())?;
+        let mixed = MixedSegment::parse(part, &mut add_name)?;
         segs.push(Seg::Mixed {
             template: part.to_string(),
-            regex,
-            names: seg_names,
+            mixed,
         });
     }
     Ok(segs)
@@ -1047,7 +1066,7 @@ fn capture_names(segs: &[Seg]) -> Vec<String> {
     for s in segs {
         match s {
             Seg::Capture(n) | Seg::OneOf(n, _) => out.push(n.clone()),
-            Seg::Mixed { names, .. } => out.extend(names.iter().cloned()),
+            Seg::Mixed { mixed, .. } => out.extend(mixed.names.iter().cloned()),
             Seg::Lit(_) | Seg::Rest => {}
         }
     }
@@ -1066,10 +1085,10 @@ pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(Strin
             Seg::Rest => break,
             Seg::Lit(_) => {}
             Seg::Capture(n) | Seg::OneOf(n, _) => caps.push((n.clone(), p.clone())),
-            Seg::Mixed { regex, names, .. } => {
-                let m = regex.captures(p)?;
-                for (j, n) in names.iter().enumerate() {
-                    caps.push((n.clone(), m.get(j + 1)?.as_str().to_string()));
+            Seg::Mixed { mixed, .. } => {
+                let values = mixed.captures(p)?;
+                for (n, v) in mixed.names.iter().zip(values) {
+                    caps.push((n.clone(), v.to_string()));
                 }
             }
         }
@@ -1090,7 +1109,7 @@ fn segments_match(segs: &[Seg], path: &[String]) -> bool {
             Seg::Lit(l) => l == p,
             Seg::Capture(_) => true,
             Seg::OneOf(_, opts) => opts.iter().any(|o| o == p),
-            Seg::Mixed { regex, .. } => regex.is_match(p),
+            Seg::Mixed { mixed, .. } => mixed.is_match(p),
             Seg::Rest => unreachable!("handled above"),
         };
         if !ok {
@@ -1135,10 +1154,10 @@ fn covers(a: &Route, b: &Route) -> bool {
                     (Seg::Lit(x), Seg::OneOf(_, ys)) => ys.iter().all(|y| y == x),
                     (Seg::OneOf(_, xs), Seg::Lit(y)) => xs.contains(y),
                     (Seg::OneOf(_, xs), Seg::OneOf(_, ys)) => ys.iter().all(|y| xs.contains(y)),
-                    (Seg::Mixed { regex, .. }, Seg::Lit(y)) => regex.is_match(y),
+                    (Seg::Mixed { mixed, .. }, Seg::Lit(y)) => mixed.is_match(y),
                     (Seg::Mixed { template: t, .. }, Seg::Mixed { template: u, .. }) => t == u,
-                    (Seg::Mixed { regex, .. }, Seg::OneOf(_, ys)) => {
-                        ys.iter().all(|y| regex.is_match(y))
+                    (Seg::Mixed { mixed, .. }, Seg::OneOf(_, ys)) => {
+                        ys.iter().all(|y| mixed.is_match(y))
                     }
                     _ => false,
                 };

@@ -524,6 +524,7 @@ impl World {
                 raw_target: target,
                 headers: &headers,
                 client_ip: CLIENT_IP.parse().unwrap(),
+                request_id: "t-1",
             })
             .await
     }

@@ -329,3 +329,60 @@ fn corpus_targets_keep_the_invariants_under_byte_input() {
         fuzzing::check_bytes(table, input);
     }
 }
+
+/// The first-segment index against a scan of every route, on a table whose
+/// routes start with literals, alternatives, captures, a mixed segment and
+/// `**` in an order where merging the index's two lists matters (a route
+/// starting with a capture, before a literal one that matches the same
+/// request, must still win).
+#[test]
+fn first_segment_index_classifies_as_a_scan() {
+    let route = |id: &str, pattern: &str, class: &str| {
+        format!(
+            "[[route]]\nid = \"{id}\"\nmethods = [\"GET\"]\npattern = \"{pattern}\"\nclass = \"{class}\"\nlevel = \"study\"\nresource = \"path:s\"\nkind = \"dicom-uid\"\n"
+        )
+    };
+    let text = [
+        "[viewer]\nname = \"t\"\n[segment_levels]\nstudies = \"study\"\n".to_string(),
+        route("lit-a", "/studies/{s}/a", "R"),
+        route("any-b", "/{s}/b", "V"),
+        route("any-e", "/{t}/{s}/e", "V"),
+        route("one-of", "/{k=studies|series}/{s}/c", "V"),
+        route("lit-d", "/studies/{s}/d", "R"),
+        route("mixed", "/x{s}/d", "V"),
+        // Matches /studies/1.2/e too, after any-e: any-e must win.
+        route("lit-late", "/studies/{s}/{u}", "R"),
+        route("rest", "/{s}/**", "V"),
+    ]
+    .concat();
+    let table = crate::viewer::RouteTable::parse("t.toml", &text).unwrap_or_else(|ps| {
+        panic!(
+            "{:?}",
+            ps.iter().map(ToString::to_string).collect::<Vec<_>>()
+        )
+    });
+    let firsts = ["studies", "series", "x1.2", "1.2", "x", "other"];
+    let seconds = ["1.2", "studies", "b", "d"];
+    let thirds = ["a", "b", "c", "d", "e"];
+    let mut routes_hit = std::collections::BTreeSet::new();
+    for f in firsts {
+        for s in seconds {
+            for t in thirds {
+                for target in [
+                    format!("/{f}"),
+                    format!("/{f}/{s}"),
+                    format!("/{f}/{s}/{t}"),
+                ] {
+                    let req = table.canonicalize("GET", &target, &[]).unwrap();
+                    let class = table.classify(&req);
+                    assert_eq!(class, table.classify_by_scan(&req), "{target}");
+                    if let Some(c) = class.candidate() {
+                        routes_hit.insert(c.route_id.clone());
+                    }
+                }
+            }
+        }
+    }
+    // Every kind of first segment decided some request.
+    assert_eq!(routes_hit.len(), 8, "{routes_hit:?}");
+}
