@@ -9,7 +9,18 @@
 //! Deny by default: an answer that does not name exactly the UID asked (an
 //! archive that ignores the filter, a wildcard) or names two studies for
 //! it is not believed.
+//!
+//! A viewer that opens a series asks for its metadata, then for a frame of
+//! each of its instances (OHIF: hundreds of them at once). Each instance
+//! would be one more QIDO-RS lookup, made before its frame is forwarded.
+//! So once a series is resolved, its instances are asked of the archive in
+//! one query in the background (`{qido_root}/instances?SeriesInstanceUID=…`)
+//! and what it answers is kept: an instance it listed is then known without
+//! a lookup. The answer is believed only whole (every result of that series,
+//! in that series' study, each with a valid UID); an instance it did not list
+//! is looked up as before.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +38,14 @@ const STUDY_UID: (&str, &str) = ("StudyInstanceUID", "0020000D");
 const SERIES_UID: (&str, &str) = ("SeriesInstanceUID", "0020000E");
 const SOP_INSTANCE_UID: (&str, &str) = ("SOPInstanceUID", "00080018");
 
+/// How long what a series' query said about its instances is kept (as the
+/// gate keeps a lookup's answer).
+const SERIES_TTL: Duration = Duration::from_secs(300);
+/// Instances kept from series queries; the least used go first beyond it.
+const INSTANCES_CAP: u64 = 100_000;
+/// At most this many instances are asked in one series query.
+const SERIES_LIMIT: usize = 5_000;
+
 pub struct DicomWebResolver {
     /// `http://host:port{qido_root}`: the archive's DICOMweb service.
     qido: String,
@@ -34,6 +53,11 @@ pub struct DicomWebResolver {
     study_page: String,
     /// For espace-ps's own calls to the archive (never the browser's).
     http: reqwest::Client,
+    /// SOPInstanceUID → StudyInstanceUID, from the archive's answers to
+    /// series queries.
+    instances: moka::sync::Cache<String, Arc<str>>,
+    /// Series whose instances were asked (or are being asked) recently.
+    series_asked: moka::sync::Cache<String, ()>,
 }
 
 impl DicomWebResolver {
@@ -51,7 +75,58 @@ impl DicomWebResolver {
             qido: format!("{upstream}{qido_root}"),
             study_page: study_page.to_owned(),
             http,
+            instances: moka::sync::Cache::builder()
+                .max_capacity(INSTANCES_CAP)
+                .time_to_live(SERIES_TTL)
+                .build(),
+            series_asked: moka::sync::Cache::builder()
+                .max_capacity(INSTANCES_CAP / 100)
+                .time_to_live(SERIES_TTL)
+                .build(),
         })
+    }
+
+    /// Asks the archive for the instances of a series resolved to `study`,
+    /// in the background, once per [`SERIES_TTL`]; keeps their study if the
+    /// answer is believed. A failure only means lookups one by one.
+    fn learn_series_instances(&self, series_uid: &str, study: &str) {
+        if self.series_asked.contains_key(series_uid) {
+            return;
+        }
+        self.series_asked.insert(series_uid.to_owned(), ());
+        let (client, url) = (self.http.clone(), format!("{}/instances", self.qido));
+        let (series, study) = (series_uid.to_owned(), study.to_owned());
+        let instances = self.instances.clone();
+        let limit = SERIES_LIMIT.to_string();
+        tokio::spawn(async move {
+            let found = async {
+                let r = client
+                    .get(url)
+                    .query(&[
+                        (SERIES_UID.0, series.as_str()),
+                        ("includefield", STUDY_UID.1),
+                        ("limit", limit.as_str()),
+                    ])
+                    .header(http::header::ACCEPT, "application/dicom+json")
+                    .timeout(TIMEOUT)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                r.json::<Value>().await
+            };
+            match found.await {
+                Ok(found) => match instances_in_answer(&found, &series, &study) {
+                    Ok(list) => {
+                        let study: Arc<str> = study.into();
+                        for sop in list {
+                            instances.insert(sop, study.clone());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "series query not believed"),
+                },
+                Err(e) => tracing::warn!(error = %e.without_url(), "series query failed"),
+            }
+        });
     }
 
     /// The StudyInstanceUID of the one resource whose `attribute` is `uid`,
@@ -112,6 +187,38 @@ fn first_string<'a>(v: &'a Value, tag: &str) -> Option<&'a str> {
     v.get(tag)?.get("Value")?.get(0)?.as_str()
 }
 
+/// The SOPInstanceUIDs a QIDO-RS answer for the instances of `series`
+/// lists, if it is believed whole: every result of that series, in `study`,
+/// with a valid SOPInstanceUID.
+fn instances_in_answer(
+    found: &Value,
+    series: &str,
+    study: &str,
+) -> Result<Vec<String>, ResolveError> {
+    let results = found
+        .as_array()
+        .ok_or(ResolveError::Unresolvable("QIDO answer is not a list"))?;
+    results
+        .iter()
+        .map(|r| {
+            if first_string(r, SERIES_UID.1) != Some(series) {
+                return Err(ResolveError::Unresolvable("QIDO answer for another series"));
+            }
+            if first_string(r, STUDY_UID.1) != Some(study) {
+                return Err(ResolveError::Unresolvable(
+                    "instance in another study than its series",
+                ));
+            }
+            first_string(r, SOP_INSTANCE_UID.1)
+                .filter(|s| is_uid(s))
+                .map(str::to_owned)
+                .ok_or(ResolveError::Unresolvable(
+                    "QIDO answer without an instance",
+                ))
+        })
+        .collect()
+}
+
 /// The one study a QIDO-RS answer names for `uid`: every result must carry
 /// `tag` = `uid` and the same valid StudyInstanceUID.
 fn study_in_answer(found: &Value, tag: &str, uid: &str) -> Result<String, ResolveError> {
@@ -137,10 +244,15 @@ fn study_in_answer(found: &Value, tag: &str, uid: &str) -> Result<String, Resolv
 #[async_trait]
 impl StudyResolver for DicomWebResolver {
     async fn study_of_series(&self, series_uid: &str) -> Result<String, ResolveError> {
-        self.study_of("series", SERIES_UID, series_uid).await
+        let study = self.study_of("series", SERIES_UID, series_uid).await?;
+        self.learn_series_instances(series_uid, &study);
+        Ok(study)
     }
 
     async fn study_of_instance(&self, sop_instance_uid: &str) -> Result<String, ResolveError> {
+        if let Some(study) = self.instances.get(sop_instance_uid) {
+            return Ok(study.to_string());
+        }
         self.study_of("instances", SOP_INSTANCE_UID, sop_instance_uid)
             .await
     }
@@ -203,6 +315,50 @@ mod tests {
                 "{a}"
             );
         }
+    }
+
+    fn instance(sop: &str, series: &str, study: &str) -> Value {
+        json!({
+            "00080018": {"vr": "UI", "Value": [sop]},
+            "0020000E": {"vr": "UI", "Value": [series]},
+            "0020000D": {"vr": "UI", "Value": [study]},
+        })
+    }
+
+    #[test]
+    fn a_series_answer_lists_its_instances() {
+        let a = json!([instance("1.1", "1.2", "9.8"), instance("1.3", "1.2", "9.8")]);
+        assert_eq!(
+            instances_in_answer(&a, "1.2", "9.8").unwrap(),
+            ["1.1", "1.3"]
+        );
+        assert!(instances_in_answer(&json!([]), "1.2", "9.8")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_series_answer_is_believed_only_whole() {
+        let good = instance("1.1", "1.2", "9.8");
+        // An archive that ignored the filter (another series listed), an
+        // instance in another study than the series', a bad or missing
+        // instance UID, not a list: nothing of the answer is kept.
+        for bad in [
+            instance("1.3", "1.4", "9.8"),
+            instance("1.3", "1.2", "9.7"),
+            instance("1.*", "1.2", "9.8"),
+            json!({"0020000E": {"vr": "UI", "Value": ["1.2"]}, "0020000D": {"vr": "UI", "Value": ["9.8"]}}),
+        ] {
+            let a = json!([good.clone(), bad]);
+            assert!(
+                matches!(
+                    instances_in_answer(&a, "1.2", "9.8"),
+                    Err(ResolveError::Unresolvable(_))
+                ),
+                "{a}"
+            );
+        }
+        assert!(instances_in_answer(&json!({"a": 1}), "1.2", "9.8").is_err());
     }
 
     #[test]

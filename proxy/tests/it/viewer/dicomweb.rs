@@ -12,7 +12,7 @@ use super::*;
 
 /// The relay in front of Orthanc: `/dicom-web/…` is relayed (method,
 /// target, headers, body), anything else answered 404; every target it was
-/// asked is logged.
+/// asked is logged, and logged again once Orthanc's answer is read.
 async fn start_dicomweb_archive(
     orthanc: String,
 ) -> (String, tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
@@ -26,6 +26,7 @@ async fn start_dicomweb_archive(
         let client = client.clone();
         let orthanc = orthanc.clone();
         seen.lock().unwrap().push(req.target.clone());
+        let seen = seen.clone();
         async move {
             if !req.target.starts_with("/dicom-web/") {
                 return FakeResponse {
@@ -57,10 +58,12 @@ async fn start_dicomweb_archive(
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .map(|ct| format!("content-type: {ct}"));
+            let body = r.bytes().await.unwrap().to_vec();
+            seen.lock().unwrap().push(req.target.clone());
             FakeResponse {
                 status,
                 headers: ct.into_iter().collect(),
-                body: r.bytes().await.unwrap().to_vec(),
+                body,
             }
         }
     })
@@ -595,6 +598,108 @@ async fn viewer_corpora_against_the_dicomweb_resolver() {
         r.headers()["location"].to_str().unwrap(),
         format!("/visionneuse/viewer?StudyInstanceUIDs={}", scanner.uid)
     );
+}
+
+/// OHIF opens a series: its metadata, then a frame of each of its
+/// instances at once. Once the series is resolved, the archive is asked its
+/// instances in one query, and their frames are served without a lookup
+/// each; an instance of another series is still looked up on its own, and
+/// another patient's instance paired with the opened series is refused.
+#[tokio::test]
+async fn an_opened_series_resolves_its_instances_in_one_query() {
+    let fx = fixture().await;
+    let (archive, _relay, log) = start_dicomweb_archive(fx.orthanc.clone()).await;
+    let (proxy, _idp) = start_dicomweb_proxy(&fx, &archive, None).await;
+    let scanner = fx.study(SCANAP_DOSSIER_SCANNER);
+    let series = &scanner.up.series[0].0;
+    let of_series = |s: &str| -> Vec<String> {
+        scanner
+            .up
+            .instances
+            .iter()
+            .filter(|i| i.series_instance_uid == s)
+            .map(|i| i.sop_instance_uid.clone())
+            .collect()
+    };
+    let instances = of_series(series);
+    assert!(!instances.is_empty());
+    let elise = login(&proxy, ELISE).await;
+    let get = |path: String, accept: &'static str| {
+        elise
+            .client
+            .get(format!("{}{path}", proxy.base))
+            .header("accept", accept)
+            .send()
+    };
+    let frame_accept = "multipart/related; type=application/octet-stream; transfer-syntax=*";
+    let study = &scanner.uid;
+
+    let r = get(
+        format!("/dicom-web/studies/{study}/series/{series}/metadata"),
+        "application/dicom+json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The series' instances asked once, in the background: wait until the
+    // archive answered (the relay logs a target again once answered).
+    let series_query = format!("/dicom-web/instances?SeriesInstanceUID={series}&");
+    let answered = || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.starts_with(&series_query))
+            .count()
+            >= 2
+    };
+    for _ in 0..100 {
+        if answered() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered(), "the series' instances asked of the archive");
+
+    let lookup = |sop: &str| {
+        let t = format!("/dicom-web/instances?SOPInstanceUID={sop}&");
+        log.lock().unwrap().iter().any(|l| l.starts_with(&t))
+    };
+    for sop in &instances {
+        let r = get(
+            format!("/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1"),
+            frame_accept,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "frame of {sop}");
+        assert!(!lookup(sop), "{sop} looked up on its own");
+    }
+
+    // An instance of the study's other series: not listed, looked up.
+    let (other_series, _) = &scanner.up.series[1];
+    let other = &of_series(other_series)[0];
+    let r = get(
+        format!("/dicom-web/studies/{study}/series/{other_series}/instances/{other}/frames/1"),
+        frame_accept,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        lookup(other),
+        "an instance no series query listed is looked up"
+    );
+
+    // Another patient's instance under the opened series' path: its own
+    // study decides (looked up, refused).
+    let foreign = &fx.other.up.instances[0].sop_instance_uid;
+    let r = get(
+        format!("/dicom-web/studies/{study}/series/{series}/instances/{foreign}/frames/1"),
+        frame_accept,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 /// OHIF's static site, served by espace-ps from `[upstream] ohif_dir` (a
