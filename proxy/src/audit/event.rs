@@ -418,6 +418,19 @@ impl AuditEvent {
         }
     }
 
+    /// This record with what `enriched` (a record of the same access
+    /// completed by `Access::enrich`) knows and this one does not yet: the
+    /// patient, the dossier, how it was allowed and by which policy.
+    pub fn completed_like(self, enriched: &AuditEvent) -> AuditEvent {
+        AuditEvent {
+            patient_id: self.patient_id.or_else(|| enriched.patient_id.clone()),
+            dossier: self.dossier.or_else(|| enriched.dossier.clone()),
+            access_path: self.access_path.or(enriched.access_path),
+            policy: self.policy.or_else(|| enriched.policy.clone()),
+            ..self
+        }
+    }
+
     /// The `@id` of the policy that decided (or the refusal's reason).
     pub fn policy(self, id: impl Into<String>) -> AuditEvent {
         AuditEvent {

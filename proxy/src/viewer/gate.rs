@@ -92,6 +92,12 @@ pub struct Gate {
     /// `level:kind:id` → the StudyInstanceUIDs it belongs to.
     resolved: Cache<String, Arc<Vec<String>>>,
     decisions: Cache<DecisionKey, bool>,
+    /// What `Access::enrich` added to a successful record of a study (its
+    /// patient, dossier, access path, policy), by the key of the decision
+    /// that allowed it: the records' answers are taken as stable for a
+    /// decision's lifetime, and a download audited on every request does
+    /// not ask them again each time.
+    enriched: Cache<DecisionKey, Arc<AuditEvent>>,
     /// (session, study) → an image view was audited within the window.
     audited: Cache<(Arc<str>, String), ()>,
     /// Bumped when a dossier grant is created: cached refusals must go.
@@ -123,6 +129,7 @@ impl Gate {
             audit,
             resolved: cache(RESOLVE_TTL),
             decisions: cache(DECISION_TTL),
+            enriched: cache(DECISION_TTL),
             audited: cache(AUDIT_WINDOW),
             grant_epoch: AtomicU64::new(0),
         }
@@ -136,6 +143,7 @@ impl Gate {
     pub fn set_table(&self, table: Option<RouteTable>) {
         *self.table.write() = table.map(Arc::new);
         self.decisions.invalidate_all();
+        self.enriched.invalidate_all();
     }
 
     /// A dossier grant was created: forget cached decisions.
@@ -264,7 +272,7 @@ impl Gate {
         for study in &studies {
             if download {
                 let e = r.event(Event::DicomDownload, Outcome::Success, study, &detail);
-                if !self.audit_or_refuse(r.session, e).await {
+                if !self.audit_or_refuse(&session, r.session, e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
                 continue;
@@ -279,7 +287,7 @@ impl Gate {
                 study,
                 candidate.class.code(),
             );
-            if !self.audit_or_refuse(r.session, e).await {
+            if !self.audit_or_refuse(&session, r.session, e).await {
                 return Verdict::Refuse(Refusal::Unavailable);
             }
             // The window opens only once its record is stored: a failed
@@ -326,13 +334,7 @@ impl Gate {
         action: Action,
         study_uid: &str,
     ) -> Option<bool> {
-        let key = DecisionKey {
-            session: session_key.clone(),
-            action,
-            study: study_uid.to_owned(),
-            generation: self.access.generation(),
-            grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
-        };
+        let key = self.decision_key(session_key, action, study_uid);
         if let Some(hit) = self.decisions.get(&key) {
             return Some(hit);
         }
@@ -345,6 +347,16 @@ impl Gate {
                 tracing::error!(error = %e, "records unavailable for a viewer decision");
                 None
             }
+        }
+    }
+
+    fn decision_key(&self, session_key: &Arc<str>, action: Action, study_uid: &str) -> DecisionKey {
+        DecisionKey {
+            session: session_key.clone(),
+            action,
+            study: study_uid.to_owned(),
+            generation: self.access.generation(),
+            grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
         }
     }
 
@@ -417,15 +429,40 @@ impl Gate {
     }
 
     /// Whether the record was stored (no record, no access).
-    async fn audit_or_refuse(&self, session: &SessionData, e: AuditEvent) -> bool {
+    async fn audit_or_refuse(
+        &self,
+        session_key: &Arc<str>,
+        session: &SessionData,
+        e: AuditEvent,
+    ) -> bool {
         // The patient, the dossier, how and by which policy: a records
         // failure here refuses too.
-        let e = match self.access.enrich(session, e).await {
-            Ok(e) => e,
-            Err(err) => {
-                tracing::error!(error = %err, "records unavailable for an audit record: viewer request refused");
-                return false;
+        let action = match Event::parse(e.event()) {
+            Some(Event::DicomDownload) => Some(Action::DownloadDicom),
+            Some(Event::ImagesView) => Some(Action::ViewImages),
+            _ => None,
+        };
+        let key = match (action, e.study_uid()) {
+            (Some(action), Some(study)) if e.outcome() == Outcome::Success.as_str() => {
+                Some(self.decision_key(session_key, action, study))
             }
+            _ => None,
+        };
+        let cached = key.as_ref().and_then(|k| self.enriched.get(k));
+        let e = match cached {
+            Some(enriched) => e.completed_like(&enriched),
+            None => match self.access.enrich(session, e).await {
+                Ok(e) => {
+                    if let Some(k) = key {
+                        self.enriched.insert(k, Arc::new(e.clone()));
+                    }
+                    e
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "records unavailable for an audit record: viewer request refused");
+                    return false;
+                }
+            },
         };
         match self.audit.record(&e).await {
             Ok(()) => true,

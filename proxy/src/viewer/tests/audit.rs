@@ -159,3 +159,41 @@ async fn gate_refuses_while_the_audit_cannot_be_written() {
     );
     assert_eq!(hab.trail(&ELISE).len(), 1);
 }
+
+/// A download repeated within a decision's lifetime is recorded whole (the
+/// patient, the dossier, how it was allowed, by which policy) without
+/// asking the records again: the enrichment is kept with the decision.
+/// After a policy reload it is asked again (a records failure then
+/// refuses, as unavailable).
+#[tokio::test]
+async fn repeated_downloads_are_recorded_whole_from_the_kept_enrichment() {
+    let hab = World::new(&[&ELISE]);
+    let file = format!("/instances/{}/file", SCANNER.iid);
+    let allowed = Got::forward(&file, Class::Download, true);
+    assert_eq!(hab.get(&ELISE, &file).await, allowed);
+    // The records down: the decision and the enrichment are kept.
+    hab.records.set_failing(true);
+    assert_eq!(hab.get(&ELISE, &file).await, allowed);
+    let events = hab.audit.events();
+    assert_eq!(events.len(), 2);
+    let whole = |e: &crate::audit::AuditEvent| {
+        (
+            e.patient_id().map(str::to_owned),
+            e.dossier_number().map(str::to_owned),
+            e.via_str(),
+            e.policy_str().map(str::to_owned),
+        )
+    };
+    let first = whole(&events[0]);
+    assert!(
+        first.0.is_some() && first.1.is_some() && first.2.is_some() && first.3.is_some(),
+        "{first:?}"
+    );
+    assert_eq!(whole(&events[1]), first);
+    // A reload forgets both: the records are asked, and fail.
+    hab.gate.set_table(Some(super::table(hab.policies.path())));
+    assert_eq!(
+        hab.get(&ELISE, &file).await,
+        Got::Refuse(Refusal::Unavailable)
+    );
+}

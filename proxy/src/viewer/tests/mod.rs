@@ -26,7 +26,7 @@ use espace_ps_access::{DossierRoles, Engine};
 use parking_lot::Mutex;
 
 use super::{Gate, Refusal, ResolveError, StudyResolver, Verdict, ViewerRequest};
-use crate::access::{Access, AccessError, Facts};
+use crate::access::{Access, AccessError, Facts, Owned, Owner};
 use crate::audit::{AuditEvent, MemoryAudit};
 use crate::identity::{LoginMethod, NationalId, Professional};
 use crate::session::SessionData;
@@ -304,6 +304,20 @@ impl Records {
 
 #[async_trait]
 impl Facts for Records {
+    async fn owner(&self, of: Owned<'_>) -> Result<Option<Owner>, AccessError> {
+        self.check()?;
+        let dossier = match of {
+            Owned::Study(uid) => match self.studies.lock().get(uid) {
+                Some(d) => d.clone(),
+                None => return Ok(None),
+            },
+            Owned::Dossier(n) => n.to_owned(),
+            Owned::Report(_) => return Ok(None),
+        };
+        let patient = self.patients.lock().get(&dossier).cloned();
+        Ok(patient.map(|patient| Owner { dossier, patient }))
+    }
+
     async fn dossier_of_study(&self, study_uid: &str) -> Result<Option<String>, AccessError> {
         self.check()?;
         Ok(self.studies.lock().get(study_uid).cloned())
