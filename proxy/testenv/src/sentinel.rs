@@ -131,8 +131,11 @@ impl SentinelSet {
         })?;
         self.primary = Some(s);
         let new_primary = self.replica_port;
+        // The Sentinels' reconfiguration and a full resync: seconds on an
+        // idle machine, over a minute under heavy disk load (a fresh-ci run
+        // beside a 15 GB data load timed out at 60 s).
         wait(
-            Duration::from_secs(60),
+            Duration::from_secs(180),
             "the old primary back as a replica",
             || {
                 command(new_primary, &["INFO", "replication"])
