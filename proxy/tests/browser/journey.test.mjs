@@ -143,8 +143,10 @@ describe('a GP’s session in the portal', { concurrency: false }, () => {
     const otherHrefs = await other.locator('.resultat-actions a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
     const otherHref = otherHrefs[0];
     const otherPatient = (await other.locator('.resultat-patient').innerText()).trim();
+    // The page is already at '/': wait for the form's own navigation to
+    // load (a URL wait would return at once and race the reload).
     await Promise.all([
-      page.waitForURL((u) => u.pathname === '/'),
+      page.waitForEvent('load'),
       other.getByRole('button', { name: 'Marquer comme vu' }).click(),
     ]);
     await page.reload();
