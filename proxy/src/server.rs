@@ -80,12 +80,24 @@ pub struct Ctx {
     forward: Option<crate::viewer::Forward>,
     /// An HTML page of the viewer being rewritten to get our additions.
     inject: Option<crate::inject::PageRewriter>,
+    /// A DICOM JSON answer kept as it streams by, for the resolver to
+    /// learn its instances at its end (`Forward::learn`).
+    learn: Option<Learning>,
     /// Counts this request as in flight (a drain waits for it).
     _in_flight: crate::drain::InFlight,
     /// `X-Request-Id`: the gateway's or ours; sent to the viewer, returned.
     request_id: http::HeaderValue,
     /// When the request went to the viewer (its response time).
     upstream_sent: Option<Instant>,
+}
+
+/// A DICOM JSON answer being kept for the resolver.
+struct Learning {
+    kept: Vec<Bytes>,
+    size: usize,
+    /// Its `Content-Length`: read on its last chunk, before that chunk is
+    /// sent, so the viewer's next requests find it learnt.
+    expected: Option<usize>,
 }
 
 impl EspaceProxy {
@@ -204,6 +216,7 @@ impl ProxyHttp for EspaceProxy {
             session: None,
             forward: None,
             inject: None,
+            learn: None,
             _in_flight: crate::drain::InFlight::new(),
             request_id: http::HeaderValue::from_static("-"),
             upstream_sent: None,
@@ -398,10 +411,14 @@ impl ProxyHttp for EspaceProxy {
                 "download content without download permission",
             ));
         }
-        let is_html = content_type
-            .as_bytes()
-            .get(..9)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"text/html"));
+        let starts = |prefix: &str| {
+            content_type
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+        };
+        let is_html = starts("text/html");
+        let is_dicom_json = starts("application/dicom+json");
         // Viewer answers carry patient data: never cached, never framed elsewhere.
         use http::HeaderValue as V;
         upstream_response.insert_header(header::CACHE_CONTROL, V::from_static("no-store"))?;
@@ -441,6 +458,24 @@ impl ProxyHttp for EspaceProxy {
                 }
             }
         }
+        // The archive's DICOM JSON answers tell the resolver their instances.
+        if ctx.forward.as_ref().is_some_and(|f| f.learn)
+            && upstream_response.status == http::StatusCode::OK
+            && upstream_response
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .is_none()
+            && is_dicom_json
+        {
+            ctx.learn = Some(Learning {
+                kept: Vec::new(),
+                size: 0,
+                expected: upstream_response
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok()),
+            });
+        }
         // Viewer HTML pages get the manifest link and the portal header.
         if is_html && upstream_response.status == http::StatusCode::OK {
             let encoding = upstream_response
@@ -471,6 +506,21 @@ impl ProxyHttp for EspaceProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
+        if let Some(l) = ctx.learn.as_mut() {
+            // Shared, not copied, as it streams: read once at its end.
+            if let Some(chunk) = body {
+                l.size += chunk.len();
+                l.kept.push(chunk.clone());
+            }
+            if l.size > crate::viewer::dicomweb::LEARN_LIMIT {
+                ctx.learn = None;
+            } else if end_of_stream || l.expected == Some(l.size) {
+                let whole = l.kept.concat();
+                ctx.learn = None;
+                self.app.gate.learn_from_answer(&whole);
+            }
+            return Ok(None);
+        }
         let Some(page) = ctx.inject.as_mut() else {
             return Ok(None);
         };

@@ -13,12 +13,20 @@
 //! A viewer that opens a series asks for its metadata, then for a frame of
 //! each of its instances (OHIF: hundreds of them at once). Each instance
 //! would be one more QIDO-RS lookup, made before its frame is forwarded.
-//! So once a series is resolved, its instances are asked of the archive in
-//! one query in the background (`{qido_root}/instances?SeriesInstanceUID=…`)
-//! and what it answers is kept: an instance it listed is then known without
-//! a lookup. The answer is believed only whole (every result of that series,
-//! in that series' study, each with a valid UID); an instance it did not list
-//! is looked up as before.
+//! Two things spare them:
+//! - the metadata itself: every `application/dicom+json` answer the gate
+//!   forwarded (metadata, a scoped QIDO-RS result) is read on its way to
+//!   the browser, and each instance it lists is kept with the study its own
+//!   StudyInstanceUID names ([`DicomWebResolver::learn_from_answer`]); it
+//!   costs the archive nothing more;
+//! - when an instance is looked up all the same (a viewer that asks for a
+//!   frame before the metadata), the other instances of its series are
+//!   asked in one query in the background
+//!   (`{qido_root}/instances?SeriesInstanceUID=…`).
+//!
+//! Either answer is believed only whole (every instance it lists with one
+//! valid StudyInstanceUID; for the series query, every result of that
+//! series, in that series' study); an instance none listed is looked up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,9 +142,20 @@ impl DicomWebResolver {
     async fn study_of(
         &self,
         level: &str,
-        (keyword, tag): (&str, &str),
+        key: (&str, &str),
         uid: &str,
     ) -> Result<String, ResolveError> {
+        self.lookup(level, key, uid).await.map(|(study, _)| study)
+    }
+
+    /// [`Self::study_of`], with the SeriesInstanceUID its answer gives (an
+    /// instance's), if valid.
+    async fn lookup(
+        &self,
+        level: &str,
+        (keyword, tag): (&str, &str),
+        uid: &str,
+    ) -> Result<(String, Option<String>), ResolveError> {
         // A wildcard, a list (`,` or `\`) or anything but a UID would be a
         // search, not a lookup.
         if !is_uid(uid) {
@@ -149,6 +168,7 @@ impl DicomWebResolver {
             .query(&[
                 (keyword, uid),
                 ("includefield", STUDY_UID.1),
+                ("includefield", SERIES_UID.1),
                 ("limit", "2"),
             ])
             .header(http::header::ACCEPT, "application/dicom+json")
@@ -166,8 +186,72 @@ impl DicomWebResolver {
             _ => {}
         }
         let found: Value = r.json().await.map_err(unreachable)?;
-        study_in_answer(&found, tag, uid)
+        let study = study_in_answer(&found, tag, uid)?;
+        let series = found
+            .get(0)
+            .and_then(|r| first_string(r, SERIES_UID.1))
+            .filter(|s| is_uid(s))
+            .map(str::to_owned);
+        Ok((study, series))
     }
+}
+
+/// How much of one answer is read to learn its instances; a bigger answer
+/// is forwarded without being read.
+pub const LEARN_LIMIT: usize = 32 << 20;
+
+/// One object of a DICOM JSON answer, as far as learning reads it; every
+/// other attribute is skipped unread.
+#[derive(serde::Deserialize)]
+struct ListedInstance {
+    #[serde(rename = "00080018")]
+    sop: Option<UidAttribute>,
+    #[serde(rename = "0020000D")]
+    study: Option<UidAttribute>,
+}
+
+#[derive(serde::Deserialize)]
+struct UidAttribute {
+    #[serde(rename = "Value", default)]
+    value: Vec<String>,
+}
+
+impl UidAttribute {
+    /// The one valid UID it holds.
+    fn uid(&self) -> Option<&str> {
+        match self.value.as_slice() {
+            [one] if is_uid(one) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+/// The (SOPInstanceUID, StudyInstanceUID) of every instance a DICOM JSON
+/// answer lists, if it is believed whole: a list of objects, each object
+/// that names an instance naming one valid instance UID and one valid
+/// study UID (objects without an instance, a QIDO-RS study or series
+/// result, teach nothing); an instance listed twice in two studies, or
+/// anything else, and nothing of it is kept.
+fn instances_listed(body: &[u8]) -> Result<Vec<(String, String)>, ResolveError> {
+    let listed: Vec<ListedInstance> = serde_json::from_slice(body)
+        .map_err(|_| ResolveError::Unresolvable("answer is not a DICOM JSON list"))?;
+    let mut out: Vec<(String, String)> = Vec::with_capacity(listed.len());
+    for item in &listed {
+        let Some(sop) = &item.sop else { continue };
+        let (Some(sop), Some(study)) = (sop.uid(), item.study.as_ref().and_then(|s| s.uid()))
+        else {
+            return Err(ResolveError::Unresolvable(
+                "instance without one valid instance and study UID",
+            ));
+        };
+        out.push((sop.to_owned(), study.to_owned()));
+    }
+    out.sort();
+    out.dedup();
+    if out.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(ResolveError::Unresolvable("instance listed in two studies"));
+    }
+    Ok(out)
 }
 
 fn unreachable(e: reqwest::Error) -> ResolveError {
@@ -244,17 +328,48 @@ fn study_in_answer(found: &Value, tag: &str, uid: &str) -> Result<String, Resolv
 #[async_trait]
 impl StudyResolver for DicomWebResolver {
     async fn study_of_series(&self, series_uid: &str) -> Result<String, ResolveError> {
-        let study = self.study_of("series", SERIES_UID, series_uid).await?;
-        self.learn_series_instances(series_uid, &study);
-        Ok(study)
+        self.study_of("series", SERIES_UID, series_uid).await
     }
 
     async fn study_of_instance(&self, sop_instance_uid: &str) -> Result<String, ResolveError> {
         if let Some(study) = self.instances.get(sop_instance_uid) {
             return Ok(study.to_string());
         }
-        self.study_of("instances", SOP_INSTANCE_UID, sop_instance_uid)
-            .await
+        let (study, series) = self
+            .lookup("instances", SOP_INSTANCE_UID, sop_instance_uid)
+            .await?;
+        // Its siblings are likely next: ask for them all at once.
+        if let Some(series) = series {
+            self.learn_series_instances(&series, &study);
+        }
+        Ok(study)
+    }
+
+    fn learns_from_answers(&self) -> bool {
+        true
+    }
+
+    fn learn_from_answer(&self, body: &[u8]) {
+        match instances_listed(body) {
+            Ok(listed) => {
+                let mut study: Option<Arc<str>> = None;
+                for (sop, s) in listed {
+                    // One allocation per study, not per instance.
+                    let study = match &study {
+                        Some(known) if **known == *s => known.clone(),
+                        _ => study.insert(Arc::from(s)).clone(),
+                    };
+                    // An instance two answers place in two studies (a UID
+                    // reused by a faulty modality) is forgotten: its lookup
+                    // then sees both and refuses.
+                    match self.instances.get(&sop) {
+                        Some(before) if before != study => self.instances.invalidate(&sop),
+                        _ => self.instances.insert(sop, study),
+                    }
+                }
+            }
+            Err(e) => tracing::info!(error = %e, "archive answer not learnt from"),
+        }
     }
 
     async fn viewer_url(&self, study_uid: &str) -> Result<String, ResolveError> {
@@ -359,6 +474,65 @@ mod tests {
             );
         }
         assert!(instances_in_answer(&json!({"a": 1}), "1.2", "9.8").is_err());
+    }
+
+    #[test]
+    fn a_metadata_answer_names_the_study_of_each_instance() {
+        // Metadata objects carry many attributes; series results (no
+        // instance) teach nothing and are not an error.
+        let mut first = instance("1.1", "1.2", "9.8");
+        first["00100010"] = json!({"vr": "PN", "Value": [{"Alphabetic": "X"}]});
+        first["7FE00010"] = json!({"vr": "OW", "BulkDataURI": "http://a/b"});
+        let a = json!([first, instance("1.3", "1.2", "9.7"), series("1.2", "9.8")]);
+        let body = serde_json::to_vec(&a).unwrap();
+        assert_eq!(
+            instances_listed(&body).unwrap(),
+            [
+                ("1.1".to_owned(), "9.8".to_owned()),
+                ("1.3".to_owned(), "9.7".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_metadata_answer_is_believed_only_whole() {
+        let good = instance("1.1", "1.2", "9.8");
+        let mut no_study = instance("1.3", "1.2", "9.8");
+        no_study.as_object_mut().unwrap().remove("0020000D");
+        let mut two_studies = instance("1.3", "1.2", "9.8");
+        two_studies["0020000D"]["Value"] = json!(["9.8", "9.7"]);
+        for bad in [
+            // The same instance in two studies.
+            json!([good.clone(), instance("1.1", "1.2", "9.7")]),
+            json!([good.clone(), instance("1.*", "1.2", "9.8")]),
+            json!([good.clone(), instance("1.3", "1.2", "9.8*")]),
+            json!([good.clone(), no_study]),
+            json!([good.clone(), two_studies]),
+            json!({"00080018": {"vr": "UI", "Value": ["1.1"]}}),
+        ] {
+            let body = serde_json::to_vec(&bad).unwrap();
+            assert!(instances_listed(&body).is_err(), "{bad}");
+        }
+        assert!(instances_listed(b"[{\"00080018\"").is_err());
+    }
+
+    #[tokio::test]
+    async fn what_an_answer_teaches_spares_the_lookup() {
+        // An archive that answers nothing: a lookup would fail.
+        let r = DicomWebResolver::new("http://127.0.0.1:9", "/dicom-web", "/v?s={study}").unwrap();
+        let a = json!([instance("1.1", "1.2", "9.8"), instance("1.3", "1.2", "9.8")]);
+        r.learn_from_answer(&serde_json::to_vec(&a).unwrap());
+        assert_eq!(r.study_of_instance("1.3").await.unwrap(), "9.8");
+        assert!(matches!(
+            r.study_of_instance("1.4").await,
+            Err(ResolveError::Unreachable(_))
+        ));
+        // Another answer placing 1.3 in another study: forgotten, looked
+        // up again (where the archive's lookup sees both).
+        let b = json!([instance("1.3", "1.5", "9.7")]);
+        r.learn_from_answer(&serde_json::to_vec(&b).unwrap());
+        assert!(r.study_of_instance("1.3").await.is_err());
+        assert_eq!(r.study_of_instance("1.1").await.unwrap(), "9.8");
     }
 
     #[test]

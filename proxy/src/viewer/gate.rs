@@ -57,6 +57,9 @@ pub struct Forward {
     /// For a viewer page: the series its banner offers to download
     /// ([`downloads`]); empty otherwise.
     pub downloads: Vec<crate::inject::DownloadLink>,
+    /// Whether the archive's answer, if DICOM JSON, is handed back to the
+    /// resolver ([`Gate::learn_from_answer`]).
+    pub learn: bool,
 }
 
 /// One viewer request, as the gate needs it.
@@ -154,6 +157,12 @@ impl Gate {
     /// The viewer page that shows a study (the portal's "Voir les images").
     pub async fn study_url(&self, study_uid: &str) -> Result<String, ResolveError> {
         self.resolver.viewer_url(study_uid).await
+    }
+
+    /// An answer of the archive to a request this gate forwarded with
+    /// [`Forward::learn`] (see [`StudyResolver::learn_from_answer`]).
+    pub fn learn_from_answer(&self, body: &[u8]) {
+        self.resolver.learn_from_answer(body);
     }
 
     /// The decision for one viewer request.
@@ -321,6 +330,8 @@ impl Gate {
             may_download,
             csp: table.csp().clone(),
             downloads,
+            learn: self.resolver.learns_from_answers()
+                && matches!(candidate.class, Class::Raw | Class::Search),
         })
     }
 

@@ -58,6 +58,21 @@ pub trait StudyResolver: Send + Sync {
         Err(ResolveError::Unresolvable("archive id"))
     }
 
+    /// Whether [`StudyResolver::learn_from_answer`] is worth calling: the
+    /// default, no.
+    fn learns_from_answers(&self) -> bool {
+        false
+    }
+
+    /// An answer of the archive (`application/dicom+json`: metadata, a
+    /// QIDO-RS result) to a viewer request the gate allowed and forwarded.
+    /// It is the archive's own word on the instances it lists, as a lookup's
+    /// answer would be: a resolver may keep their studies, so the frames the
+    /// viewer asks next need no lookup. The default ignores it.
+    fn learn_from_answer(&self, body: &[u8]) {
+        let _ = body;
+    }
+
     /// The address (through the proxy) of the viewer page that shows a
     /// study: where the portal's "Voir les images" leads.
     async fn viewer_url(&self, study_uid: &str) -> Result<String, ResolveError>;
