@@ -33,7 +33,10 @@
 # audit trail's cost on the hot path (issue 13). AUDIT_DB (default sqlite)
 # = postgres puts espace-ps's database (accounts, audit trail) in a
 # throwaway PostgreSQL started here, used by an insert-only role as in
-# production (docs/operations.md, "Audit trail").
+# production (docs/operations.md, "Audit trail"). PG_SETTINGS adds
+# server settings to that PostgreSQL (e.g. "-c synchronous_commit=off": a
+# diagnostic of how much of the added time is the commit's flush, never a
+# production setting: the row must be durable before the bytes leave).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -241,7 +244,7 @@ if [[ $AUDIT_DB == postgres ]]; then
   "${AS_PG[@]}" "$PGBIN/initdb" -D "$RUN/pg/data" -U owner --auth=trust >/dev/null
   PG_DATA=$RUN/pg/data
   "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$RUN/pg/pg.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $RUN/pg" start >/dev/null || die "PostgreSQL did not start"
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $RUN/pg ${PG_SETTINGS:-}" start >/dev/null || die "PostgreSQL did not start"
   psql_owner() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U owner "$@"; }
   psql_owner -d postgres -c "CREATE DATABASE espace_ps" -c "CREATE ROLE espace_ps_app LOGIN"
   "$BIN" migrate --database-url "postgres://owner@127.0.0.1:$PG_PORT/espace_ps" >"$RUN/migrate.log" 2>&1 || { cat "$RUN/migrate.log" >&2; die "migrate"; }
@@ -533,7 +536,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
   echo "- kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "- $(dpkg-query -W -f '${Package} ${Version}, ' orthanc orthanc-dicomweb orthanc-webviewer 2>/dev/null)$(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -n1 | awk '{print "wrk " $2}')"
   echo "- $("$BIN" --version) (\`$BIN\`), \`threads = 2\`, \`[logging] level = \"warn\"\`; nginx \`worker_processes 2\`, keepalive 32 to Orthanc, no access log"
-  echo "- espace-ps's database (audit trail): $AUDIT_DB$([[ $AUDIT_DB == postgres ]] && echo ", a throwaway server on loopback, insert-only role"); audit rows written during the runs: $AUDIT_DOWNLOADS downloads, $AUDIT_VIEWS image views (one per study per session and window)"
+  echo "- espace-ps's database (audit trail): $AUDIT_DB$([[ $AUDIT_DB == postgres ]] && echo ", a throwaway server on loopback, insert-only role${PG_SETTINGS:+, with $PG_SETTINGS}"); audit rows written during the runs: $AUDIT_DOWNLOADS downloads, $AUDIT_VIEWS image views (one per study per session and window)"
   echo
   if ((${#ROWS[@]})); then
   echo "## Requests"
