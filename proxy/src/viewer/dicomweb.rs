@@ -62,8 +62,11 @@ pub struct DicomWebResolver {
     /// For espace-ps's own calls to the archive (never the browser's).
     http: reqwest::Client,
     /// SOPInstanceUID → StudyInstanceUID, from the archive's answers to
-    /// series queries.
+    /// series queries and the DICOM JSON answers forwarded.
     instances: moka::sync::Cache<String, Arc<str>>,
+    /// SeriesInstanceUID → StudyInstanceUID, from the DICOM JSON answers
+    /// forwarded (a study's series query, metadata).
+    series: moka::sync::Cache<String, Arc<str>>,
     /// Series whose instances were asked (or are being asked) recently.
     series_asked: moka::sync::Cache<String, ()>,
 }
@@ -85,6 +88,10 @@ impl DicomWebResolver {
             http,
             instances: moka::sync::Cache::builder()
                 .max_capacity(INSTANCES_CAP)
+                .time_to_live(SERIES_TTL)
+                .build(),
+            series: moka::sync::Cache::builder()
+                .max_capacity(INSTANCES_CAP / 10)
                 .time_to_live(SERIES_TTL)
                 .build(),
             series_asked: moka::sync::Cache::builder()
@@ -203,9 +210,11 @@ pub const LEARN_LIMIT: usize = 32 << 20;
 /// One object of a DICOM JSON answer, as far as learning reads it; every
 /// other attribute is skipped unread.
 #[derive(serde::Deserialize)]
-struct ListedInstance {
+struct ListedObject {
     #[serde(rename = "00080018")]
     sop: Option<UidAttribute>,
+    #[serde(rename = "0020000E")]
+    series: Option<UidAttribute>,
     #[serde(rename = "0020000D")]
     study: Option<UidAttribute>,
 }
@@ -226,32 +235,77 @@ impl UidAttribute {
     }
 }
 
-/// The (SOPInstanceUID, StudyInstanceUID) of every instance a DICOM JSON
-/// answer lists, if it is believed whole: a list of objects, each object
-/// that names an instance naming one valid instance UID and one valid
-/// study UID (objects without an instance, a QIDO-RS study or series
-/// result, teach nothing); an instance listed twice in two studies, or
-/// anything else, and nothing of it is kept.
-fn instances_listed(body: &[u8]) -> Result<Vec<(String, String)>, ResolveError> {
-    let listed: Vec<ListedInstance> = serde_json::from_slice(body)
+/// What a DICOM JSON answer says about the studies of the resources it
+/// lists: (UID, StudyInstanceUID) pairs, sorted.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Listed {
+    instances: Vec<(String, String)>,
+    series: Vec<(String, String)>,
+}
+
+/// The instances (SOPInstanceUID) and series (SeriesInstanceUID) a DICOM
+/// JSON answer lists, each with its study, if the answer is believed
+/// whole: a list of objects, each object that names an instance or a
+/// series naming exactly one valid UID for it and one valid
+/// StudyInstanceUID (objects naming neither, a QIDO-RS study result, teach
+/// nothing); a UID listed in two studies, or anything else, and nothing of
+/// it is kept.
+fn listed_in_answer(body: &[u8]) -> Result<Listed, ResolveError> {
+    let objects: Vec<ListedObject> = serde_json::from_slice(body)
         .map_err(|_| ResolveError::Unresolvable("answer is not a DICOM JSON list"))?;
-    let mut out: Vec<(String, String)> = Vec::with_capacity(listed.len());
-    for item in &listed {
-        let Some(sop) = &item.sop else { continue };
-        let (Some(sop), Some(study)) = (sop.uid(), item.study.as_ref().and_then(|s| s.uid()))
-        else {
-            return Err(ResolveError::Unresolvable(
-                "instance without one valid instance and study UID",
-            ));
-        };
-        out.push((sop.to_owned(), study.to_owned()));
+    let mut out = Listed::default();
+    for o in &objects {
+        if o.sop.is_none() && o.series.is_none() {
+            continue;
+        }
+        fn uid(a: &Option<UidAttribute>) -> Result<Option<&str>, ResolveError> {
+            match a {
+                None => Ok(None),
+                Some(a) => a.uid().map(Some).ok_or(ResolveError::Unresolvable(
+                    "listed resource without one valid UID",
+                )),
+            }
+        }
+        let study =
+            o.study
+                .as_ref()
+                .and_then(UidAttribute::uid)
+                .ok_or(ResolveError::Unresolvable(
+                    "listed resource without one valid study UID",
+                ))?;
+        if let Some(sop) = uid(&o.sop)? {
+            out.instances.push((sop.to_owned(), study.to_owned()));
+        }
+        if let Some(series) = uid(&o.series)? {
+            out.series.push((series.to_owned(), study.to_owned()));
+        }
     }
-    out.sort();
-    out.dedup();
-    if out.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(ResolveError::Unresolvable("instance listed in two studies"));
+    for pairs in [&mut out.instances, &mut out.series] {
+        pairs.sort();
+        pairs.dedup();
+        if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(ResolveError::Unresolvable("resource listed in two studies"));
+        }
     }
     Ok(out)
+}
+
+/// Keeps what an answer said: each UID with its study; a UID that two
+/// answers place in two studies (reused by a faulty modality) is
+/// forgotten, so that its lookup sees both and refuses.
+fn remember(cache: &moka::sync::Cache<String, Arc<str>>, pairs: Vec<(String, String)>) {
+    let mut study: Option<Arc<str>> = None;
+    for (uid, s) in pairs {
+        // One allocation per study, not per UID.
+        let study = match &study {
+            Some(known) if **known == *s => known.clone(),
+            _ => study.insert(Arc::from(s)).clone(),
+        };
+        match cache.get(&uid) {
+            Some(before) if before != study => cache.invalidate(&uid),
+            _ => cache.insert(uid, study),
+        }
+    }
 }
 
 fn unreachable(e: reqwest::Error) -> ResolveError {
@@ -328,6 +382,9 @@ fn study_in_answer(found: &Value, tag: &str, uid: &str) -> Result<String, Resolv
 #[async_trait]
 impl StudyResolver for DicomWebResolver {
     async fn study_of_series(&self, series_uid: &str) -> Result<String, ResolveError> {
+        if let Some(study) = self.series.get(series_uid) {
+            return Ok(study.to_string());
+        }
         self.study_of("series", SERIES_UID, series_uid).await
     }
 
@@ -350,23 +407,10 @@ impl StudyResolver for DicomWebResolver {
     }
 
     fn learn_from_answer(&self, body: &[u8]) {
-        match instances_listed(body) {
+        match listed_in_answer(body) {
             Ok(listed) => {
-                let mut study: Option<Arc<str>> = None;
-                for (sop, s) in listed {
-                    // One allocation per study, not per instance.
-                    let study = match &study {
-                        Some(known) if **known == *s => known.clone(),
-                        _ => study.insert(Arc::from(s)).clone(),
-                    };
-                    // An instance two answers place in two studies (a UID
-                    // reused by a faulty modality) is forgotten: its lookup
-                    // then sees both and refuses.
-                    match self.instances.get(&sop) {
-                        Some(before) if before != study => self.instances.invalidate(&sop),
-                        _ => self.instances.insert(sop, study),
-                    }
-                }
+                remember(&self.instances, listed.instances);
+                remember(&self.series, listed.series);
             }
             Err(e) => tracing::info!(error = %e, "archive answer not learnt from"),
         }
@@ -476,44 +520,61 @@ mod tests {
         assert!(instances_in_answer(&json!({"a": 1}), "1.2", "9.8").is_err());
     }
 
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn a_metadata_answer_names_the_study_of_each_instance() {
-        // Metadata objects carry many attributes; series results (no
-        // instance) teach nothing and are not an error.
+    fn an_answer_names_the_study_of_each_instance_and_series() {
+        // Metadata objects carry many attributes; a series result names a
+        // series only; a study result teaches nothing and is no error.
         let mut first = instance("1.1", "1.2", "9.8");
         first["00100010"] = json!({"vr": "PN", "Value": [{"Alphabetic": "X"}]});
         first["7FE00010"] = json!({"vr": "OW", "BulkDataURI": "http://a/b"});
-        let a = json!([first, instance("1.3", "1.2", "9.7"), series("1.2", "9.8")]);
+        let study = json!({"0020000D": {"vr": "UI", "Value": ["9.6"]}});
+        let a = json!([
+            first,
+            instance("1.3", "1.4", "9.7"),
+            series("1.5", "9.8"),
+            study
+        ]);
         let body = serde_json::to_vec(&a).unwrap();
         assert_eq!(
-            instances_listed(&body).unwrap(),
-            [
-                ("1.1".to_owned(), "9.8".to_owned()),
-                ("1.3".to_owned(), "9.7".to_owned())
-            ]
+            listed_in_answer(&body).unwrap(),
+            Listed {
+                instances: pairs(&[("1.1", "9.8"), ("1.3", "9.7")]),
+                series: pairs(&[("1.2", "9.8"), ("1.4", "9.7"), ("1.5", "9.8")]),
+            }
         );
     }
 
     #[test]
-    fn a_metadata_answer_is_believed_only_whole() {
+    fn an_answer_is_learnt_from_only_whole() {
         let good = instance("1.1", "1.2", "9.8");
         let mut no_study = instance("1.3", "1.2", "9.8");
         no_study.as_object_mut().unwrap().remove("0020000D");
         let mut two_studies = instance("1.3", "1.2", "9.8");
         two_studies["0020000D"]["Value"] = json!(["9.8", "9.7"]);
+        let mut bad_series = instance("1.3", "1.2", "9.8");
+        bad_series["0020000E"]["Value"] = json!([]);
         for bad in [
-            // The same instance in two studies.
-            json!([good.clone(), instance("1.1", "1.2", "9.7")]),
+            // The same instance, or the same series, in two studies.
+            json!([good.clone(), instance("1.1", "1.4", "9.7")]),
+            json!([good.clone(), series("1.2", "9.7")]),
             json!([good.clone(), instance("1.*", "1.2", "9.8")]),
             json!([good.clone(), instance("1.3", "1.2", "9.8*")]),
+            json!([good.clone(), series("1.2.*", "9.8")]),
             json!([good.clone(), no_study]),
             json!([good.clone(), two_studies]),
+            json!([good.clone(), bad_series]),
             json!({"00080018": {"vr": "UI", "Value": ["1.1"]}}),
         ] {
             let body = serde_json::to_vec(&bad).unwrap();
-            assert!(instances_listed(&body).is_err(), "{bad}");
+            assert!(listed_in_answer(&body).is_err(), "{bad}");
         }
-        assert!(instances_listed(b"[{\"00080018\"").is_err());
+        assert!(listed_in_answer(b"[{\"00080018\"").is_err());
     }
 
     #[tokio::test]
@@ -523,16 +584,24 @@ mod tests {
         let a = json!([instance("1.1", "1.2", "9.8"), instance("1.3", "1.2", "9.8")]);
         r.learn_from_answer(&serde_json::to_vec(&a).unwrap());
         assert_eq!(r.study_of_instance("1.3").await.unwrap(), "9.8");
+        assert_eq!(r.study_of_series("1.2").await.unwrap(), "9.8");
+        assert!(r.study_of_series("1.6").await.is_err());
         assert!(matches!(
             r.study_of_instance("1.4").await,
             Err(ResolveError::Unreachable(_))
         ));
         // Another answer placing 1.3 in another study: forgotten, looked
         // up again (where the archive's lookup sees both).
-        let b = json!([instance("1.3", "1.5", "9.7")]);
+        let b = json!([instance("1.3", "1.5", "9.7"), series("1.2", "9.7")]);
         r.learn_from_answer(&serde_json::to_vec(&b).unwrap());
         assert!(r.study_of_instance("1.3").await.is_err());
+        assert!(r.study_of_series("1.2").await.is_err());
         assert_eq!(r.study_of_instance("1.1").await.unwrap(), "9.8");
+        // An answer not believed teaches nothing, even its good part.
+        let c = json!([instance("2.1", "2.2", "9.8"), instance("2.1", "2.2", "9.7")]);
+        r.learn_from_answer(&serde_json::to_vec(&c).unwrap());
+        assert!(r.study_of_instance("2.1").await.is_err());
+        assert!(r.study_of_series("2.2").await.is_err());
     }
 
     #[test]

@@ -600,9 +600,10 @@ async fn viewer_corpora_against_the_dicomweb_resolver() {
     );
 }
 
-/// OHIF opens a series: its metadata, then a frame of each of its
-/// instances at once. The metadata's answer names each instance's study, so
-/// their frames are served without asking the archive anything more; a
+/// OHIF opens a series: the study's series, a series' metadata, then a
+/// frame of each of its instances at once. The series query's answer names
+/// each series' study and the metadata's each instance's, so the metadata
+/// and the frames are served without asking the archive anything more; a
 /// frame asked before its series' metadata is looked up, and its siblings
 /// asked in one query; another patient's instance paired with the opened
 /// series is refused.
@@ -635,6 +636,17 @@ async fn an_opened_series_resolves_its_instances_without_a_lookup_each() {
     let frame_accept = "multipart/related; type=application/octet-stream; transfer-syntax=*";
     let study = &scanner.uid;
 
+    // OHIF asks the study's series first, then a series' metadata: the
+    // series query's answer names the series' study, so the metadata needs
+    // no lookup of its series either.
+    let r = get(
+        format!("/dicom-web/studies/{study}/series"),
+        "application/dicom+json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!r.bytes().await.unwrap().is_empty());
     let r = get(
         format!("/dicom-web/studies/{study}/series/{series}/metadata"),
         "application/dicom+json",
@@ -645,6 +657,14 @@ async fn an_opened_series_resolves_its_instances_without_a_lookup_each() {
     // The whole answer read: the proxy learnt from it before its end left.
     let metadata = r.bytes().await.unwrap();
     assert!(!metadata.is_empty());
+    let series_lookup = format!("/dicom-web/series?SeriesInstanceUID={series}&");
+    assert!(
+        !log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(&series_lookup)),
+        "the series looked up although the study's series query named its study"
+    );
 
     let lookup = |sop: &str| {
         let t = format!("/dicom-web/instances?SOPInstanceUID={sop}&");
