@@ -32,7 +32,7 @@ const { chromium } = await import(path.join(ROOT, 'proxy/tests/browser/node_modu
 const { CHROMIUM_ARGS } = await import(path.join(ROOT, 'proxy/tests/browser/lib/browser.mjs'));
 
 function parseArgs(argv) {
-  const a = { paths: [], cookies: {}, runs: 3, instances: 300 };
+  const a = { paths: [], cookies: {}, from: {}, runs: 3, instances: 300 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[++i];
@@ -41,6 +41,7 @@ function parseArgs(argv) {
     else if (k === '--instances') a.instances = Number(v);
     else if (k === '--path') { const [n, ...u] = v.split('='); a.paths.push({ name: n, base: u.join('=') }); }
     else if (k === '--cookie') { const [n, ...c] = v.split('='); a.cookies[n] = c.join('='); }
+    else if (k === '--from') { const [n, ...f] = v.split('='); a.from[n] = f.join('='); }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.study || a.paths.length === 0) throw new Error('--study and --path are needed');
@@ -98,16 +99,26 @@ async function openContext(p) {
   const reqs = [];
   page.on('request', (r) => {
     const u = new URL(r.url());
-    if (!u.pathname.startsWith('/dicom-web/')) return;
-    reqs.push({ r, url: u.pathname + u.search, accept: r.headers().accept || '', start: Date.now(), end: null, status: null });
+    // Every request of the page (its own files too), the DICOMweb ones marked.
+    if (u.origin !== new URL(p.base).origin) return;
+    const dicom = u.pathname.startsWith('/dicom-web/');
+    reqs.push({ r, dicom, url: u.pathname + u.search, accept: r.headers().accept || '', start: Date.now(), end: null, status: null });
   });
   const done = async (r, ok) => {
     const e = reqs.find((x) => x.r === r);
     if (!e) return;
     const end = Date.now();
     e.status = ok ? (await r.response())?.status() ?? 0 : `failed (${r.failure()?.errorText})`;
+    // Answered from the browser's HTTP cache: no body came over the network.
+    e.cached = ok ? ((await r.sizes().catch(() => null))?.responseBodySize ?? 1) <= 0 : false;
     e.end = end;
   };
+  // An answer that clears the browser's cache or storage (a session that
+  // ended) spoils the next opening's warm cache: say so.
+  page.on('response', (r) => {
+    const clear = r.headers()['clear-site-data'];
+    if (clear) log(`${p.name}: ${r.status()} ${new URL(r.url()).pathname} cleared the site's data (${clear})`);
+  });
   page.on('requestfinished', (r) => { done(r, true); });
   page.on('requestfailed', (r) => { done(r, false); });
   return {
@@ -125,8 +136,15 @@ const isFrame = (url) => /\/frames\/\d+$/.test(url.split('?')[0]);
 
 /** One navigation to the study; resolves to its timings. */
 async function openStudy(c) {
+  // The page the doctor clicks from. Through espace-ps, the portal: a page
+  // of the same origin and the same Cross-Origin-Opener-Policy, so the
+  // viewer opens in the same browser process (its in-memory caches warm).
+  // From about:blank, a page with that policy gets a new process each time,
+  // which no doctor coming from the portal pays. nginx sends no such policy:
+  // about:blank keeps its process.
+  const from = args.from[c.p.name];
+  await c.page.goto(from ? `${c.p.base}${from}` : 'about:blank', { waitUntil: 'load' });
   c.reqs.length = 0;
-  await c.page.goto('about:blank');
   const t0 = Date.now();
   await c.page.goto(`${c.p.base}/visionneuse/viewer?StudyInstanceUIDs=${args.study}`, { waitUntil: 'commit', timeout: 60_000 });
   const h = await c.page.waitForFunction(() => self.__studyOpen && self.__studyOpen.firstImage, null, { timeout: 120_000, polling: 50 })
@@ -145,18 +163,18 @@ async function openStudy(c) {
   let last = Date.now();
   let seen = 0;
   for (;;) {
-    const frames = c.reqs.filter((e) => isFrame(e.url));
+    const frames = c.reqs.filter((e) => e.dicom && isFrame(e.url));
     const finished = frames.filter((e) => e.end !== null).length;
     if (frames.length >= args.instances && finished === frames.length) break;
     if (c.reqs.length !== seen) { seen = c.reqs.length; last = Date.now(); }
     if (Date.now() - last > 5_000 || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const frames = c.reqs.filter((e) => isFrame(e.url) && e.end !== null);
+  const frames = c.reqs.filter((e) => e.dicom && isFrame(e.url) && e.end !== null);
   const lastFrame = frames.length ? Math.max(...frames.map((e) => e.end)) : null;
   // Answers that were not 200, by kind (the UIDs left out).
   const bad = {};
-  for (const e of c.reqs.filter((x) => x.status !== 200)) {
+  for (const e of c.reqs.filter((x) => x.dicom && x.status !== 200)) {
     const k = `${e.status} ${e.url.split('?')[0].replace(/[0-9.]{20,}/g, '…')}`;
     bad[k] = (bad[k] || 0) + 1;
   }
@@ -166,7 +184,7 @@ async function openStudy(c) {
     frames: frames.length,
     last_frame_ms: lastFrame ? lastFrame - t0 : null,
     not_200: bad,
-    requests: c.reqs.map((e) => ({ url: e.url, accept: e.accept, status: e.status, start: e.start - t0, end: e.end === null ? null : e.end - t0 })),
+    requests: c.reqs.map((e) => ({ dicom: e.dicom, cached: e.cached, url: e.url, accept: e.accept, status: e.status, start: e.start - t0, end: e.end === null ? null : e.end - t0 })),
   };
 }
 
@@ -183,7 +201,16 @@ try {
   for (let run = 1; run <= args.runs; run++) {
     const order = run % 2 ? contexts : [...contexts].reverse();
     for (const c of order) {
-      if (args.cookies[c.p.name]) await c.setCookie(await restart(c.p.name));
+      // Leave the study before espace-ps restarts: a request of the open
+      // page (the banner's session check) reaching the new process with the
+      // old session's cookie is answered as a session that ended, which
+      // clears the browser's cache (Clear-Site-Data), as it should after a
+      // real session end, and would time a cold cache against nginx's warm one.
+      await c.page.goto('about:blank');
+      // Both paths get the same cookie operations between runs (clearing
+      // cookies also empties the page's in-memory cache of scripts): only
+      // espace-ps needs a new session.
+      await c.setCookie(args.cookies[c.p.name] ? await restart(c.p.name) : 'study-open-bench=1');
       const r = await openStudy(c);
       log(`${c.p.name} run ${run}: first image ${r.first_image_ms} ms (event ${r.rendered_event_ms}), ${r.frames} frames, last ${r.last_frame_ms} ms${Object.keys(r.not_200).length ? `, not 200: ${JSON.stringify(r.not_200)}` : ''}`);
       process.stdout.write(`RESULT ${JSON.stringify({ path: c.p.name, run, ...r, requests: run === 1 ? r.requests : undefined })}\n`);

@@ -16,6 +16,7 @@ const median = (xs) => {
 const ms = (x) => (Number.isFinite(x) ? `${Math.round(x)}` : '-');
 const spread = (xs) => (xs.length ? `${ms(Math.min(...xs))}–${ms(Math.max(...xs))}` : '-');
 const ratio = (x) => (Number.isFinite(x) ? x.toFixed(3) : '-');
+const isFrameUrl = (url) => /\/frames\/\d+$/.test(url.split('?')[0]);
 const out = [];
 const p = (s = '') => out.push(s);
 
@@ -104,6 +105,27 @@ if (browser.length) {
       p();
     }
   }
+  // Where the time to the first image goes, in each path's first timed run.
+  const firstRuns = ['nginx', 'espace-ps'].map((path) => timed.find((r) => r.path === path && r.requests)).filter(Boolean);
+  if (firstRuns.length) {
+    p('Where the time to the first image goes, in each path\'s first timed run (ms from the navigation; "page files":');
+    p('the last of the site\'s own files asked before the first DICOMweb request, answered):');
+    p();
+    p('| path | page answered | page files answered | first DICOMweb request sent | series metadata answered | first frame answered | first image |');
+    p('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of firstRuns) {
+      const reqs = r.requests;
+      const dicom = reqs.filter((e) => e.dicom);
+      const firstDicom = dicom.length ? Math.min(...dicom.map((e) => e.start)) : null;
+      const page = reqs.find((e) => !e.dicom && e.url.startsWith('/visionneuse/viewer'));
+      const files = reqs.filter((e) => !e.dicom && e.end !== null && (firstDicom === null || e.start < firstDicom));
+      const meta = dicom.find((e) => e.url.endsWith('/metadata'));
+      const frames = dicom.filter((e) => isFrameUrl(e.url) && e.end !== null);
+      const cell = (v) => (v === null || v === undefined ? '-' : ms(v));
+      p(`| ${r.path} | ${cell(page?.end)} | ${cell(files.length ? Math.max(...files.map((e) => e.end)) : null)} (${files.length} files) | ${cell(firstDicom)} | ${cell(meta?.end)} | ${cell(frames.length ? Math.min(...frames.map((e) => e.end)) : null)} | ${cell(r.first_image_ms)} |`);
+    }
+    p();
+  }
   const rec = browser.find((r) => r.requests && r.path === 'nginx' && r.run !== 'warm-up') || browser.find((r) => r.requests);
   if (rec) {
     p(`What OHIF asked, recorded in its first timed run through ${rec.path} (UIDs and the patient id elided; the replay sends these):`);
@@ -111,7 +133,7 @@ if (browser.length) {
     p('| request | Accept | count | first sent (ms) |');
     p('|---|---|---:|---:|');
     const kinds = new Map();
-    for (const r of rec.requests) {
+    for (const r of rec.requests.filter((e) => e.dicom !== false)) {
       const k = `${r.url.replace(/[0-9.]{20,}/g, '{uid}').replace(/00100020=[^&]*/, '00100020={PatientID}')}|${r.accept}`;
       const e = kinds.get(k) || { n: 0, start: r.start };
       e.n += 1;

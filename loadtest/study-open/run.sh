@@ -304,7 +304,7 @@ if ((BROWSER_RUNS > 0)); then
   mkfifo "$RUN/browser.in" "$RUN/browser.out"
   exec {BR_IN}<>"$RUN/browser.in"
   node "$HERE/browser.mjs" --study "$STUDY_UID" --runs "$BROWSER_RUNS" --instances "$INSTANCES" \
-    --path "nginx=$NGINX" --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" \
+    --path "nginx=$NGINX" --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" --from "espace-ps=/" \
     <"$RUN/browser.in" >"$RUN/browser.out" 2>"$RUN/browser.log" &
   BROWSER_NODE=$!
   exec {BR_OUT}<"$RUN/browser.out"
