@@ -160,7 +160,10 @@ pub async fn write_response(
     for (k, v) in parts.headers.iter() {
         h.append_header(k.clone(), v.clone())?;
     }
-    h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    // A 304 has no body and says nothing of its length.
+    if parts.status != http::StatusCode::NOT_MODIFIED {
+        h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    }
     h.insert_header(X_REQUEST_ID, request_id.clone())?;
     let end = head_only || body.is_empty();
     session.write_response_header(Box::new(h), end).await?;
@@ -291,7 +294,13 @@ impl ProxyHttp for EspaceProxy {
                     if f.class == espace_ps_access::viewer::Class::Shell
                         && crate::viewer::site::Site::serves(&f.target)
                     {
-                        let resp = site.serve(req.method == http::Method::HEAD, &f).await;
+                        let resp = site
+                            .serve(
+                                req.method == http::Method::HEAD,
+                                req.header("if-none-match"),
+                                &f,
+                            )
+                            .await;
                         write_response(session, resp, &ctx.request_id).await?;
                         return Ok(true);
                     }

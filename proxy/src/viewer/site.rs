@@ -68,17 +68,40 @@ impl Site {
         }
     }
 
-    /// Answers a request the gate forwarded.
-    pub async fn serve(&self, head_only: bool, forward: &Forward) -> Resp {
+    /// Answers a request the gate forwarded. A file other than a page has
+    /// a validator (`ETag`), and a request whose `If-None-Match` names it is
+    /// answered 304 without the file: what the browser revalidates
+    /// (`app-config.js`, stylesheets) is not downloaded again at each
+    /// opening.
+    pub async fn serve(
+        &self,
+        head_only: bool,
+        if_none_match: Option<&str>,
+        forward: &Forward,
+    ) -> Resp {
         let Some(file) = self.file_of(&forward.target) else {
             return not_found();
         };
-        let body = match tokio::fs::read(&file).await {
-            Ok(b) => b,
-            Err(_) => return not_found(),
-        };
         let content_type = content_type_of(&file);
         let is_html = content_type.starts_with("text/html");
+        let etag = if is_html {
+            None
+        } else {
+            match tokio::fs::metadata(&file).await {
+                Ok(meta) if meta.is_file() => etag_of(&meta),
+                _ => return not_found(),
+            }
+        };
+        let not_modified =
+            matches!((&etag, if_none_match), (Some(tag), Some(inm)) if names(inm, tag));
+        let body = if not_modified {
+            Vec::new()
+        } else {
+            match tokio::fs::read(&file).await {
+                Ok(b) => b,
+                Err(_) => return not_found(),
+            }
+        };
         let nonce = if is_html {
             crate::inject::new_nonce()
         } else {
@@ -97,10 +120,18 @@ impl Site {
         };
         let len = body.len();
         let mut resp = http::Response::new(if head_only { Bytes::new() } else { body });
+        if not_modified {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        }
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         web::security_headers(h, cache_of(&file, is_html));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if !not_modified {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        if let Some(Ok(v)) = etag.map(HeaderValue::try_from) {
+            h.insert(header::ETAG, v);
+        }
         h.remove("content-security-policy");
         h.remove("x-frame-options");
         if let Ok(v) = HeaderValue::from_str(&forward.csp.header_value(&nonce)) {
@@ -115,6 +146,24 @@ impl Site {
         }
         resp
     }
+}
+
+/// A weak validator of a file as installed: its size and modification
+/// time (an install writes new files).
+fn etag_of(meta: &std::fs::Metadata) -> Option<String> {
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("W/\"{:x}-{:x}\"", meta.len(), modified.as_nanos()))
+}
+
+/// Whether an `If-None-Match` value names `etag` (weak comparison, as
+/// RFC 9110 asks for it; `*` names any).
+fn names(if_none_match: &str, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().strip_prefix("W/").unwrap_or(t.trim()).to_owned();
+    if_none_match.trim() == "*" || if_none_match.split(',').any(|t| opaque(t) == opaque(etag))
 }
 
 fn not_found() -> Resp {
@@ -195,6 +244,17 @@ mod tests {
         }
         assert!(Site::serves("/visionneuse/viewer?x=1"));
         assert!(!Site::serves("/visionneusex/a.js"));
+    }
+
+    #[test]
+    fn if_none_match_names_a_validator() {
+        let tag = "W/\"2a-17\"";
+        for yes in [tag, "\"2a-17\"", "\"x\", W/\"2a-17\"", " * "] {
+            assert!(names(yes, tag), "{yes}");
+        }
+        for no in ["", "W/\"2a-18\"", "\"2a\"", "2a-17"] {
+            assert!(!names(no, tag), "{no}");
+        }
     }
 
     #[test]

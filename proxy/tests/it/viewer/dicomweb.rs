@@ -833,6 +833,38 @@ async fn ohif_site_is_served_behind_the_session_with_its_policy() {
     let r = get("/visionneuse/app-config.js").await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-cache");
+    // Revalidated, not downloaded again: its validator answers 304, with
+    // no body; another validator, or the file changed, gets the file.
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let revalidate = |tag: String| {
+        elise
+            .client
+            .get(format!("{}/visionneuse/app-config.js", proxy.base))
+            .header("if-none-match", tag)
+            .send()
+    };
+    let r = revalidate(etag.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = revalidate("W/\"0-0\"".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "window.config = {};");
+    std::fs::write(site.join("app-config.js"), "window.config = { a: 1 };").unwrap();
+    let r = revalidate(etag.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a changed file is not 304");
+    assert_eq!(r.text().await.unwrap(), "window.config = { a: 1 };");
+    // The page (a nonce per answer) has no validator and is never 304.
+    let r = elise
+        .client
+        .get(format!("{}/visionneuse/viewer", proxy.base))
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("etag").is_none());
 
     for outside in [
         "/visionneuse/../secret.txt",
