@@ -78,30 +78,46 @@ pub struct Revocations {
     /// Revocations older than this cannot concern a live session (the
     /// absolute session lifetime).
     lookback: Duration,
-    cache: tokio::sync::Mutex<Cached>,
+    /// The copy: read without waiting by every request while it is fresh
+    /// (every viewer request asks; an async lock here made them queue
+    /// behind one another, and behind each refresh's query).
+    cache: parking_lot::RwLock<Cached>,
+    /// Held by the one request that refreshes a stale copy; the others
+    /// that find it stale wait for that refresh rather than query too.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Revocations {
     pub fn new(absolute_session_lifetime: Duration) -> Revocations {
         Revocations {
             lookback: absolute_session_lifetime,
-            cache: tokio::sync::Mutex::new(None),
+            cache: parking_lot::RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The copy, when it is younger than [`REFRESH`].
+    fn fresh(&self) -> Option<Result<Arc<HashMap<String, i64>>, DbError>> {
+        let cached = self.cache.read();
+        let (at, list) = cached.as_ref()?;
+        (at.elapsed() < REFRESH).then(|| list.clone().map_err(|()| DbError::RecentlyFailed))
     }
 
     /// The list, read at most once per [`REFRESH`]; a failure is kept as
     /// long, so that during a database outage the requests waiting here
     /// are refused at once instead of each waiting for its own timeout.
     async fn current(&self, db: &PortalDb) -> Result<Arc<HashMap<String, i64>>, DbError> {
-        let mut guard = self.cache.lock().await;
-        if let Some((at, list)) = guard.as_ref() {
-            if at.elapsed() < REFRESH {
-                return list.clone().map_err(|()| DbError::RecentlyFailed);
-            }
+        if let Some(fresh) = self.fresh() {
+            return fresh;
+        }
+        let _refreshing = self.refreshing.lock().await;
+        // Refreshed while this request waited: taken as it is.
+        if let Some(fresh) = self.fresh() {
+            return fresh;
         }
         let since = now_ms() - self.lookback.as_millis() as i64 - CLOCK_SKEW_MARGIN_MS - 1000;
         let read = db.revocations_since(since).await.map(Arc::new);
-        *guard = Some((
+        *self.cache.write() = Some((
             Instant::now(),
             read.as_ref().map(Arc::clone).map_err(|_| ()),
         ));
