@@ -46,14 +46,24 @@ pub fn now() -> OffsetDateTime {
     }
 }
 
+/// Nanoseconds since the Unix epoch, as [`now`] reads them, without
+/// building a calendar date (session loads read it on every request).
+fn now_nanos() -> i128 {
+    let system = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => after.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
+    };
+    system + OFFSET.get().map_or(0, |o| o.whole_nanoseconds())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    (now().unix_timestamp_nanos() / 1_000_000) as i64
+    now_nanos().div_euclid(1_000_000) as i64
 }
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
-    now().unix_timestamp()
+    now_nanos().div_euclid(1_000_000_000) as i64
 }
 
 /// Today's date (UTC).
@@ -75,5 +85,16 @@ mod tests {
         assert_eq!(t.date().to_string(), "2028-02-29");
         assert!(super::parse_instant("2027-02-29T10:00:00Z").is_err());
         assert!(super::parse_instant("29/02/2028").is_err());
+    }
+
+    #[test]
+    fn the_epoch_readings_agree_with_the_date() {
+        let before = super::now();
+        let (secs, ms) = (super::now_secs(), super::now_ms());
+        let after = super::now();
+        assert!((before.unix_timestamp()..=after.unix_timestamp()).contains(&secs));
+        let ms_range =
+            before.unix_timestamp_nanos() / 1_000_000..=after.unix_timestamp_nanos() / 1_000_000;
+        assert!(ms_range.contains(&i128::from(ms)));
     }
 }
