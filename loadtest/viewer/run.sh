@@ -19,12 +19,17 @@
 # record) during their measured runs; the top symbols are printed and the data kept in the run
 # directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
 # options, e.g. "--call-graph dwarf").
+# STRACE=1 counts espace-ps's and bare Pingora's system calls (strace -c)
+# during their measured runs (strace slows them: CPU figures of such a run
+# are not comparable; the calls per request are).
 # ONLY=saturated runs the 8-connection part only (no one-connection runs,
 # no 1 GiB archive study, no archive download); ONLY=latency the
 # one-connection part only; PATHS (default "direct
 # nginx bare espace") picks the paths, e.g. PATHS="bare espace"; ROUNDS
-# (default 1) repeats the saturated part that many times in a row and the
-# report adds espace-ps's CPU per request over bare Pingora's, per round.
+# (default 1) repeats the saturated part that many times in a row (even
+# rounds take the paths in reverse order: Orthanc slows down as a run goes
+# on) and the report adds espace-ps's CPU per request over bare Pingora's,
+# per round.
 # The quick check of espace-ps's own cost:
 #   ONLY=saturated ROUNDS=3 PATHS="bare espace" loadtest/viewer/run.sh
 # REQS (default "frame rendered preview download") picks the requests;
@@ -390,9 +395,21 @@ SATURATED_ROUNDS=$ROUNDS
 [[ $ONLY == latency ]] && SATURATED_ROUNDS=0
 for round in $(seq "$SATURATED_ROUNDS"); do
 ((ROUNDS > 1)) && log "saturated runs, round $round of $ROUNDS"
+# Even rounds run the paths in reverse order. Orthanc slows down as a run
+# goes on (direct alone, six 10-s runs: 3,940 frames/s in the first, 2,580
+# in the sixth; not the machine: a CPU-bound loop keeps its pace; not work
+# of Orthanc's after the uploads: it was idle before the first run), and a
+# proxy's CPU per request rises as its request rate falls: in one fixed
+# order the later path would always be measured in the slower phase.
+# Reversed every other round, the drift falls on both alike.
+ROUND_PATHS=("${PATHS[@]}")
+if ((round % 2 == 0)); then
+  ROUND_PATHS=()
+  for ((i = ${#PATHS[@]} - 1; i >= 0; i--)); do ROUND_PATHS+=("${PATHS[i]}"); done
+fi
 for r in "${REQUESTS[@]}"; do
   rname=${r%%|*} rpath=${r#*|}
-  for p in "${PATHS[@]}"; do
+  for p in "${ROUND_PATHS[@]}"; do
     pname=${p%%|*} base=${p#*|}
     hdr=()
     [[ $pname == espace-ps ]] && hdr=(-H "Cookie: $COOKIE")
@@ -417,11 +434,22 @@ for r in "${REQUESTS[@]}"; do
       perf record -F 999 ${PERF_ARGS:-} -p "$pids" -o "$out.perf" >/dev/null 2>&1 &
       PERF_PID=$!
     fi
+    STRACE_PID=""
+    if [[ ${STRACE:-0} == 1 && ($pname == espace-ps || $pname == bare*) ]]; then
+      # shellcheck disable=SC2086
+      strace -f -c -o "$out.strace" -p "$pids" 2>/dev/null &
+      STRACE_PID=$!
+    fi
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/stats.lua" "${hdr[@]}" "$base$rpath" >"$out"
     if [[ -n $PERF_PID ]]; then
       kill -INT "$PERF_PID"; wait "$PERF_PID" || true
       log "profile of $pname, $rname (top symbols):"
       perf report -i "$out.perf" --no-inline --no-children --percent-limit 1 --stdio 2>/dev/null | grep '%' | head -40 >&2 || true
+    fi
+    if [[ -n $STRACE_PID ]]; then
+      kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true
+      log "system calls of $pname, $rname (strace -c; divide by the requests below):"
+      head -25 "$out.strace" >&2 || true
     fi
     sleep 1 # connections wrk abandoned are logged and counted as they close
     # shellcheck disable=SC2086
