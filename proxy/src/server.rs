@@ -26,28 +26,33 @@ use crate::session::SessionData;
 use crate::web::{self, Req, Resp, FLOW_COOKIE, MAX_LOCAL_BODY, SESSION_COOKIE};
 
 /// Headers a client may not send to the viewer: identity claims that a
-/// viewer might trust, and method overrides.
-const STRIPPED_REQUEST_HEADERS: &[&str] = &[
-    "x-remote-user",
-    "remote-user",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-auth-request-user",
-    "x-user",
-    "x-espace-user",
-    "x-espace-rpps",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "authorization",
-    "proxy-authorization",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
+/// viewer might trust, and method overrides. A `match` rather than a list
+/// looked up with `contains`: it runs for every header of every viewer
+/// request.
+fn is_stripped_request_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-remote-user"
+            | "remote-user"
+            | "x-forwarded-user"
+            | "x-forwarded-email"
+            | "x-forwarded-preferred-username"
+            | "x-auth-request-user"
+            | "x-user"
+            | "x-espace-user"
+            | "x-espace-rpps"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "authorization"
+            | "proxy-authorization"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+    )
+}
 
 /// The error type of a viewer response cut before its body (download
 /// content to someone without the download permission): answered with the
@@ -74,7 +79,7 @@ pub struct Ctx {
     route: RouteClass,
     started: Instant,
     client_ip: IpAddr,
-    session: Option<SessionData>,
+    session: Option<Arc<SessionData>>,
     /// What the viewer guard allowed: the target to forward and whether
     /// DICOM bytes may come back.
     forward: Option<crate::viewer::Forward>,
@@ -188,23 +193,54 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
 /// Not among `http::header`'s constants; named once rather than parsed per request.
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
+/// Whether a piece of a Cookie header (between `;`) is one of our cookies:
+/// its name as [`web::cookie_value`] reads it (before `=`, trimmed); a
+/// piece without `=` is compared whole.
+fn is_our_cookie(piece: &str, ours: &[String]) -> bool {
+    let piece = piece.trim();
+    let name = piece.split_once('=').map_or(piece, |(n, _)| n.trim());
+    ours.iter().any(|o| o == name)
+}
+
 /// Removes our own cookies from a Cookie header value; None when nothing is left.
 fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
     let kept: Vec<&str> = value
         .split(';')
         .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| {
-            // The name as the `cookie` crate reads it (trimmed); a piece it
-            // cannot read (no `=`) is compared whole.
-            let name = cookie::Cookie::parse(*c)
-                .ok()
-                .and_then(|k| k.name_raw())
-                .unwrap_or(c);
-            !ours.iter().any(|o| o == name)
-        })
+        .filter(|c| !c.is_empty() && !is_our_cookie(c, ours))
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// An address as a header value, IPv4 written by hand (the common case,
+/// on every viewer request) rather than through `fmt`.
+fn ip_header_value(ip: IpAddr) -> http::HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return http::HeaderValue::try_from(ip.to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("-"));
+    };
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            buf[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    http::HeaderValue::from_bytes(&buf[..len])
+        .unwrap_or_else(|_| http::HeaderValue::from_static("-"))
 }
 
 #[async_trait]
@@ -252,23 +288,49 @@ impl ProxyHttp for EspaceProxy {
             write_response(session, resp, &ctx.request_id).await?;
             return Ok(true);
         }
-        let req = self.request_of(session, Bytes::new(), &ctx.request_id);
-        ctx.client_ip = req.client_ip;
-        let (session_id, data) = match self.app.check.viewer_session(&req).await {
-            Ok(found) => found,
-            Err(resp) => {
+        // The viewer path reads what it needs from Pingora's request header
+        // (no `Req`: no copy of the headers on every frame).
+        let h = session.req_header();
+        ctx.client_ip = web::client_ip(
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            &h.headers,
+            &self.app.config.server.trusted_gateways,
+        );
+        let request_id = ctx.request_id.to_str().unwrap_or("-");
+        let found = match web::cookie_value(&h.headers, &self.our_cookies[0]) {
+            Some(id) => {
+                let key: Arc<str> = crate::session::digest(id).into();
+                let checked = self
+                    .app
+                    .check
+                    .checked_session(id, &key, ctx.client_ip, request_id)
+                    .await;
+                checked.map(|data| data.map(|data| (key, data)))
+            }
+            None => Ok(None),
+        };
+        let (session_key, data) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let req = self.request_of(session, Bytes::new(), &ctx.request_id);
+                let resp = self.app.check.login_required(&req);
+                write_response(session, resp, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            Err(_) => {
+                let resp = self.app.error(&pages::UNAVAILABLE);
                 write_response(session, resp, &ctx.request_id).await?;
                 return Ok(true);
             }
         };
-        let raw_target = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str().to_owned())
-            .unwrap_or_default();
+        let h = session.req_header();
+        let raw_target = h.uri.path_and_query().map_or("", |pq| pq.as_str());
         // Only the headers the route table reads (method overrides, Accept).
-        let headers: Vec<(String, String)> = req
+        let headers: Vec<(String, String)> = h
             .headers
             .iter()
             .filter(|(k, _)| espace_ps_access::viewer::reads_header(k.as_str()))
@@ -278,13 +340,13 @@ impl ProxyHttp for EspaceProxy {
             .app
             .gate
             .check(&crate::viewer::ViewerRequest {
-                session_id: &session_id,
+                session_key: &session_key,
                 session: &data,
-                method: req.method.as_str(),
-                raw_target: &raw_target,
+                method: h.method.as_str(),
+                raw_target,
                 headers: &headers,
-                client_ip: req.client_ip,
-                request_id: &req.request_id,
+                client_ip: ctx.client_ip,
+                request_id,
             })
             .await;
         match verdict {
@@ -294,10 +356,13 @@ impl ProxyHttp for EspaceProxy {
                     if f.class == espace_ps_access::viewer::Class::Shell
                         && crate::viewer::site::Site::serves(&f.target)
                     {
+                        let h = session.req_header();
                         let resp = site
                             .serve(
-                                req.method == http::Method::HEAD,
-                                req.header("if-none-match"),
+                                h.method == http::Method::HEAD,
+                                h.headers
+                                    .get(header::IF_NONE_MATCH)
+                                    .and_then(|v| v.to_str().ok()),
                                 &f,
                             )
                             .await;
@@ -340,28 +405,37 @@ impl ProxyHttp for EspaceProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         // A request has a few headers: look those up in the list, rather
-        // than the list's nineteen names up in the request.
+        // than the list's nineteen names up in the request (nothing is
+        // allocated when none is there).
         let stripped: Vec<http::HeaderName> = upstream_request
             .headers
             .keys()
-            .filter(|k| STRIPPED_REQUEST_HEADERS.contains(&k.as_str()))
+            .filter(|k| is_stripped_request_header(k.as_str()))
             .cloned()
             .collect();
         for name in &stripped {
             upstream_request.remove_header(name);
         }
-        let cookies: Vec<String> = upstream_request
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| strip_our_cookies(v, &self.our_cookies))
-            .collect();
-        upstream_request.remove_header(&header::COOKIE);
-        if !cookies.is_empty() {
-            upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
+        // Our cookies never reach the viewer; the header is rewritten only
+        // when it holds one (a value that is not text goes too).
+        let cookie_lines = upstream_request.headers.get_all(header::COOKIE);
+        let rewrite = cookie_lines.iter().any(|v| {
+            v.to_str().map_or(true, |v| {
+                v.split(';').any(|c| is_our_cookie(c, &self.our_cookies))
+            })
+        });
+        if rewrite {
+            let cookies: Vec<String> = cookie_lines
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| strip_our_cookies(v, &self.our_cookies))
+                .collect();
+            upstream_request.remove_header(&header::COOKIE);
+            if !cookies.is_empty() {
+                upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
+            }
         }
-        upstream_request.insert_header(X_FORWARDED_FOR, ctx.client_ip.to_string())?;
+        upstream_request.insert_header(X_FORWARDED_FOR, ip_header_value(ctx.client_ip))?;
         // Forward exactly the request that was validated.
         let Some(forward) = &ctx.forward else {
             return Err(Error::explain(
@@ -369,10 +443,17 @@ impl ProxyHttp for EspaceProxy {
                 "no viewer decision",
             ));
         };
-        let uri: http::Uri = forward.target.parse().map_err(|_| {
-            Error::explain(ErrorType::HTTPStatus(400), "canonical target unparsable")
-        })?;
-        upstream_request.set_uri(uri);
+        // Most requests are canonical already: then the request line stays
+        // as it is (origin-form, byte for byte the validated target).
+        let canonical_already = upstream_request.uri.scheme().is_none()
+            && upstream_request.uri.authority().is_none()
+            && upstream_request.raw_path() == forward.target.as_bytes();
+        if !canonical_already {
+            let uri: http::Uri = forward.target.parse().map_err(|_| {
+                Error::explain(ErrorType::HTTPStatus(400), "canonical target unparsable")
+            })?;
+            upstream_request.set_uri(uri);
+        }
         upstream_request.insert_header(header::HOST, self.upstream_host.clone())?;
         // Pages are rewritten on the way back: ask for them uncompressed.
         upstream_request.insert_header(
@@ -666,5 +747,41 @@ mod tests {
             strip_our_cookies("espace-session =abc; v=1;espace-login", &ours).as_deref(),
             Some("v=1")
         );
+        // What decides whether the header is rewritten at all.
+        assert!(is_our_cookie(" espace-session = abc", &ours));
+        assert!(is_our_cookie("espace-login", &ours));
+        assert!(!is_our_cookie("espace-sessionx=1", &ours));
+        assert!(!is_our_cookie("viewer=espace-session", &ours));
+    }
+
+    #[test]
+    fn the_forwarded_address_is_written_as_std_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.9.99.100",
+            "255.255.255.255",
+            "192.168.1.20",
+            "::1",
+            "2001:db8::42",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_header_value(ip).to_str().unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn identity_headers_and_method_overrides_are_stripped() {
+        for name in [
+            "authorization",
+            "x-forwarded-for",
+            "x-http-method-override",
+            "x-real-ip",
+        ] {
+            assert!(is_stripped_request_header(name), "{name}");
+        }
+        for name in ["accept", "cookie", "x-forwarded", "range"] {
+            assert!(!is_stripped_request_header(name), "{name}");
+        }
     }
 }

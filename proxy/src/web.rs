@@ -55,14 +55,7 @@ impl Req {
     /// The value of the first cookie named `name`, over every `Cookie`
     /// header line.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|c| c.name() == name)
-            .map(|c| c.value().to_owned())
+        cookie_value(&self.headers, name).map(str::to_owned)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -76,6 +69,24 @@ impl Req {
             None => self.path.clone(),
         }
     }
+}
+
+/// The value of the first cookie named `name` over every `Cookie` header
+/// line, borrowed: as the `cookie` crate reads a `Cookie` header (pieces
+/// split on `;`, name and value trimmed, a piece without `=` skipped), without
+/// building a cookie per piece (this runs on every viewer request).
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    if name.is_empty() {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|piece| piece.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim())
 }
 
 fn form_param(data: &[u8], name: &str) -> Option<String> {
@@ -503,6 +514,38 @@ mod tests {
         assert_eq!(req.cookie("a").as_deref(), Some("1"));
         assert_eq!(req.cookie("b"), None);
         assert_eq!(req.cookie("__Host-espace-session"), None);
+    }
+
+    /// The hand-written reading names the cookie the `cookie` crate names,
+    /// on every odd header line a client may send.
+    #[test]
+    fn cookie_reading_agrees_with_the_cookie_crate() {
+        let lines = [
+            "a=1; espace-session=s1=; b",
+            " espace-session = s2 ;x=y",
+            ";;espace-session=;espace-session=s3",
+            "=v; espace-session=\"q\"",
+            "espace-session",
+            "espace-sessionx=1; xespace-session=2",
+            "\tespace-session=tab\t; a=b",
+            "a=1;;  ; espace-session=s4; espace-session=s5",
+            "",
+        ];
+        for line in lines {
+            let mut headers = HeaderMap::new();
+            headers.append(header::COOKIE, line.parse().unwrap());
+            for name in [SESSION_COOKIE, "a", "x", ""] {
+                let crate_reads = Cookie::split_parse(line)
+                    .filter_map(Result::ok)
+                    .find(|c| c.name() == name)
+                    .map(|c| c.value().to_owned());
+                assert_eq!(
+                    cookie_value(&headers, name).map(str::to_owned),
+                    crate_reads,
+                    "{name} in {line:?}"
+                );
+            }
+        }
     }
 
     fn post(headers: &[(&str, &str)], body: &str) -> Req {

@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use crate::access::Access;
 use crate::audit::{AuditEvent, Event, Outcome};
 use crate::metrics::METRICS;
-use crate::pages::{self, ErrorPage, Pages};
+use crate::pages::{ErrorPage, Pages};
 use crate::revocation::Revocations;
 use crate::session::{SessionData, Sessions, StoreError};
 use crate::state::PortalDb;
@@ -40,20 +40,50 @@ impl SessionCheck {
         let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
             return Ok(None);
         };
-        match self.sessions.load(&id).await {
-            Ok(found) => Ok(found.map(|data| (id, data))),
-            Err(e) => {
-                METRICS.store_errors.with_label_values(&["load"]).inc();
-                tracing::error!(error = %e, "session store failed");
-                Err(e)
-            }
+        let id_digest = crate::session::digest(&id);
+        let found = self.load_counted(&id, &id_digest).await?;
+        Ok(found.map(|data| (id, Arc::unwrap_or_clone(data))))
+    }
+
+    /// The session store's answer; a failure is counted and logged.
+    async fn load_counted(
+        &self,
+        id: &str,
+        id_digest: &str,
+    ) -> Result<Option<Arc<SessionData>>, StoreError> {
+        let loaded = self.sessions.load_digested(id, id_digest).await;
+        if let Err(e) = &loaded {
+            METRICS.store_errors.with_label_values(&["load"]).inc();
+            tracing::error!(error = %e, "session store failed");
         }
+        loaded
     }
 
     /// The session of a request, if any. A store failure is an error: the
     /// caller refuses the request.
     pub async fn session_of(&self, req: &Req) -> Result<Option<(String, SessionData)>, StoreError> {
-        let Some((id, data)) = self.stored_session(req).await? else {
+        let Some(id) = req.cookie(&self.cookies.name(SESSION_COOKIE)) else {
+            return Ok(None);
+        };
+        let id_digest = crate::session::digest(&id);
+        let data = self
+            .checked_session(&id, &id_digest, req.client_ip, &req.request_id)
+            .await?;
+        Ok(data.map(|data| (id, Arc::unwrap_or_clone(data))))
+    }
+
+    /// The session of this id (the session cookie's value, and its
+    /// [`crate::session::digest`]), checked as [`SessionCheck::session_of`]
+    /// checks it: for the viewer path, which reads the cookie from Pingora's
+    /// request header without building a [`Req`].
+    pub async fn checked_session(
+        &self,
+        id: &str,
+        id_digest: &str,
+        client_ip: std::net::IpAddr,
+        request_id: &str,
+    ) -> Result<Option<Arc<SessionData>>, StoreError> {
+        let Some(data) = self.load_counted(id, id_digest).await? else {
             return Ok(None);
         };
         // A revoked professional: the session ends here, on every instance.
@@ -84,15 +114,15 @@ impl SessionCheck {
             None
         };
         if let Some(reason) = reason {
-            self.sessions.destroy(&id).await?;
+            self.sessions.destroy(id).await?;
             tracing::warn!(reason, "session of a revoked professional ended");
             if let Err(e) = self
                 .db
                 .audit(
                     &AuditEvent::new(Event::SessionRevoked, Outcome::Success)
                         .by(&data.professional)
-                        .client(req.client_ip)
-                        .request_id(&req.request_id)
+                        .client(client_ip)
+                        .request_id(request_id)
                         .detail(reason),
                 )
                 .await
@@ -101,17 +131,7 @@ impl SessionCheck {
             }
             return Ok(None);
         }
-        Ok(Some((id, data)))
-    }
-
-    /// For a request to the viewer: the session, or the response that
-    /// refuses it (login redirect, 401, or 503 when the store is down).
-    pub async fn viewer_session(&self, req: &Req) -> Result<(String, SessionData), Resp> {
-        match self.session_of(req).await {
-            Ok(Some(found)) => Ok(found),
-            Ok(None) => Err(self.login_required(req)),
-            Err(_) => Err(self.error(&pages::UNAVAILABLE)),
-        }
+        Ok(Some(data))
     }
 
     /// A browser navigating gets the login page (and comes back after);

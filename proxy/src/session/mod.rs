@@ -82,8 +82,11 @@ pub struct Sessions {
     /// authority: logout, expiry, revocation, another instance's write); it
     /// only skips decoding bytes it has decoded before. Bounded; emptied
     /// when full.
-    decoded: Mutex<HashMap<String, (Vec<u8>, SessionData)>>,
+    decoded: Mutex<HashMap<String, Decoded>>,
 }
+
+/// A session record's bytes as the store had them, and their decoding.
+type Decoded = (Vec<u8>, Arc<SessionData>);
 
 /// The most decoded sessions kept (a few MiB at most).
 const DECODED_CAPACITY: usize = 4096;
@@ -129,18 +132,18 @@ impl Sessions {
 
     /// Decodes a session record, or reuses the value decoded from the
     /// same bytes before.
-    fn decode_session(&self, key: &str, raw: Vec<u8>) -> Result<SessionData, StoreError> {
+    fn decode_session(&self, key: &str, raw: Vec<u8>) -> Result<Arc<SessionData>, StoreError> {
         if let Some((bytes, data)) = self.decoded.lock().get(key) {
             if *bytes == raw {
                 return Ok(data.clone());
             }
         }
-        let data: SessionData = Self::decode(&raw)?;
+        let data = Arc::new(Self::decode::<SessionData>(&raw)?);
         self.remember(key, raw, &data);
         Ok(data)
     }
 
-    fn remember(&self, key: &str, raw: Vec<u8>, data: &SessionData) {
+    fn remember(&self, key: &str, raw: Vec<u8>, data: &Arc<SessionData>) {
         let mut decoded = self.decoded.lock();
         if decoded.len() >= DECODED_CAPACITY && !decoded.contains_key(key) {
             decoded.clear();
@@ -163,7 +166,12 @@ impl Sessions {
     }
 
     fn session_key_of_digest(&self, session_digest: &str) -> String {
-        format!("{}s:{session_digest}", self.prefix)
+        // Pushed rather than `format!`ed: every viewer request builds it.
+        let mut key = String::with_capacity(self.prefix.len() + 2 + session_digest.len());
+        key.push_str(&self.prefix);
+        key.push_str("s:");
+        key.push_str(session_digest);
+        key
     }
 
     fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -210,10 +218,22 @@ impl Sessions {
     /// The live session for an id, or None when unknown, idle too long or
     /// past its absolute lifetime.
     pub async fn load(&self, id: &str) -> Result<Option<SessionData>, StoreError> {
+        let loaded = self.load_digested(id, &digest(id)).await?;
+        Ok(loaded.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Sessions::load`] with the id's [`digest`] already computed (the
+    /// viewer path keys its caches by it too: computed once per request),
+    /// shared with the decoded copy rather than copied.
+    pub async fn load_digested(
+        &self,
+        id: &str,
+        id_digest: &str,
+    ) -> Result<Option<Arc<SessionData>>, StoreError> {
         if id.len() != 43 {
             return Ok(None);
         }
-        let key = self.key("s", id);
+        let key = self.session_key_of_digest(id_digest);
         let Some(raw) = self.store.get(&key).await? else {
             return Ok(None);
         };
@@ -227,7 +247,7 @@ impl Sessions {
             return Ok(None);
         }
         if now - data.last_seen >= TOUCH_EVERY {
-            data.last_seen = now;
+            Arc::make_mut(&mut data).last_seen = now;
             let remaining = Duration::from_secs((absolute_end - now) as u64);
             let raw = Self::encode(&data);
             // Only if still there: a logout (or revocation) between our GET

@@ -35,6 +35,7 @@ use async_trait::async_trait;
 use espace_ps_access::viewer::STUDY_PLACEHOLDER;
 use serde_json::Value;
 
+use super::cache::TtlCache;
 use super::resolver::{ResolveError, StudyResolver};
 
 /// How long espace-ps waits for one answer of the archive.
@@ -50,7 +51,7 @@ const SOP_INSTANCE_UID: (&str, &str) = ("SOPInstanceUID", "00080018");
 /// gate keeps a lookup's answer).
 const SERIES_TTL: Duration = Duration::from_secs(300);
 /// Instances kept from series queries; the least used go first beyond it.
-const INSTANCES_CAP: u64 = 100_000;
+const INSTANCES_CAP: usize = 100_000;
 /// At most this many instances are asked in one series query.
 const SERIES_LIMIT: usize = 5_000;
 
@@ -63,12 +64,12 @@ pub struct DicomWebResolver {
     http: reqwest::Client,
     /// SOPInstanceUID → StudyInstanceUID, from the archive's answers to
     /// series queries and the DICOM JSON answers forwarded.
-    instances: moka::sync::Cache<String, Arc<str>>,
+    instances: Arc<TtlCache<String, Arc<str>>>,
     /// SeriesInstanceUID → StudyInstanceUID, from the DICOM JSON answers
     /// forwarded (a study's series query, metadata).
-    series: moka::sync::Cache<String, Arc<str>>,
+    series: TtlCache<String, Arc<str>>,
     /// Series whose instances were asked (or are being asked) recently.
-    series_asked: moka::sync::Cache<String, ()>,
+    series_asked: TtlCache<String, ()>,
 }
 
 impl DicomWebResolver {
@@ -86,18 +87,9 @@ impl DicomWebResolver {
             qido: format!("{upstream}{qido_root}"),
             study_page: study_page.to_owned(),
             http,
-            instances: moka::sync::Cache::builder()
-                .max_capacity(INSTANCES_CAP)
-                .time_to_live(SERIES_TTL)
-                .build(),
-            series: moka::sync::Cache::builder()
-                .max_capacity(INSTANCES_CAP / 10)
-                .time_to_live(SERIES_TTL)
-                .build(),
-            series_asked: moka::sync::Cache::builder()
-                .max_capacity(INSTANCES_CAP / 100)
-                .time_to_live(SERIES_TTL)
-                .build(),
+            instances: Arc::new(TtlCache::new(INSTANCES_CAP, SERIES_TTL)),
+            series: TtlCache::new(INSTANCES_CAP / 10, SERIES_TTL),
+            series_asked: TtlCache::new(INSTANCES_CAP / 100, SERIES_TTL),
         })
     }
 
@@ -293,7 +285,7 @@ fn listed_in_answer(body: &[u8]) -> Result<Listed, ResolveError> {
 /// Keeps what an answer said: each UID with its study; a UID that two
 /// answers place in two studies (reused by a faulty modality) is
 /// forgotten, so that its lookup sees both and refuses.
-fn remember(cache: &moka::sync::Cache<String, Arc<str>>, pairs: Vec<(String, String)>) {
+fn remember(cache: &TtlCache<String, Arc<str>>, pairs: Vec<(String, String)>) {
     let mut study: Option<Arc<str>> = None;
     for (uid, s) in pairs {
         // One allocation per study, not per UID.
@@ -302,7 +294,7 @@ fn remember(cache: &moka::sync::Cache<String, Arc<str>>, pairs: Vec<(String, Str
             _ => study.insert(Arc::from(s)).clone(),
         };
         match cache.get(&uid) {
-            Some(before) if before != study => cache.invalidate(&uid),
+            Some(before) if before != study => cache.remove(&uid),
             _ => cache.insert(uid, study),
         }
     }

@@ -7,16 +7,16 @@
 //! classified, resolved, decided or audited is refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use espace_ps_access::viewer::{
     Candidate, Class, Classification, Csp, IdKind, Level, ResourceRef, RouteTable,
 };
 use espace_ps_access::Action;
-use moka::sync::Cache;
 use parking_lot::RwLock;
 
+use super::cache::TtlCache;
 use super::resolver::{ResolveError, StudyResolver};
 use super::Refusal;
 use crate::access::Access;
@@ -32,7 +32,7 @@ const DECISION_TTL: Duration = Duration::from_secs(60);
 /// Image views of one study are audited once per session per this window.
 pub const AUDIT_WINDOW: Duration = Duration::from_secs(600);
 /// Entries kept in each cache; the least used go first beyond it.
-const CACHE_CAP: u64 = 100_000;
+const CACHE_CAP: usize = 100_000;
 
 /// What the gate decided for one request.
 #[derive(Debug)]
@@ -64,8 +64,9 @@ pub struct Forward {
 
 /// One viewer request, as the gate needs it.
 pub struct ViewerRequest<'a> {
-    /// The session cookie's value (decisions are cached per session).
-    pub session_id: &'a str,
+    /// The session cookie's value's [`crate::session::digest`]: decisions
+    /// are cached per session, by it (never by the id itself).
+    pub session_key: &'a Arc<str>,
     pub session: &'a SessionData,
     pub method: &'a str,
     /// The path and query as the client sent them.
@@ -76,15 +77,35 @@ pub struct ViewerRequest<'a> {
     pub request_id: &'a str,
 }
 
-/// A cached decision: the policy generation and the grant epoch are part
-/// of the key, so a reload or a new grant is never answered from the cache.
+/// One session and one study, as cached: the policy generation and the
+/// grant epoch are part of the key, so a reload or a new grant is never
+/// answered from the cache.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct DecisionKey {
+struct StudyKey {
     session: Arc<str>,
-    action: Action,
     study: String,
     generation: u64,
     grant_epoch: u64,
+}
+
+/// A cached decision of one action (the key of what it enriched).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    study: StudyKey,
+    action: Action,
+}
+
+/// What is known of one session on one study, kept as one cache entry: a
+/// viewer asks for every frame of a study, and each frame then costs one
+/// lookup (view, download, and whether the view is on the trail), not three.
+#[derive(Default)]
+struct StudyEntry {
+    view: OnceLock<bool>,
+    download: OnceLock<bool>,
+    /// The end of the audit window of this session's image views of this
+    /// study (milliseconds since [`Gate::epoch`]) once known; 0 before.
+    /// The `audited` cache stays the authority: this only spares its lookup.
+    view_audited_until: AtomicU64,
 }
 
 pub struct Gate {
@@ -93,29 +114,30 @@ pub struct Gate {
     access: Arc<Access>,
     audit: Arc<dyn AuditSink>,
     /// `level:kind:id` → the StudyInstanceUIDs it belongs to.
-    resolved: Cache<String, Arc<Vec<String>>>,
-    decisions: Cache<DecisionKey, bool>,
+    resolved: TtlCache<(Level, IdKind, String), Arc<Vec<String>>>,
+    /// The decisions of a session on a study ([`StudyEntry`]).
+    decisions: TtlCache<StudyKey, Arc<StudyEntry>>,
     /// What `Access::enrich` added to a successful record of a study (its
     /// patient, dossier, access path, policy), by the key of the decision
     /// that allowed it: the records' answers are taken as stable for a
     /// decision's lifetime, and a download audited on every request does
     /// not ask them again each time.
-    enriched: Cache<DecisionKey, Arc<AuditEvent>>,
-    /// (session, study) → an image view was audited within the window.
-    audited: Cache<(Arc<str>, String), ()>,
+    enriched: TtlCache<DecisionKey, Arc<AuditEvent>>,
+    /// (session, study) → when the window of its audited image view
+    /// opened (milliseconds since `epoch`).
+    audited: TtlCache<(Arc<str>, String), u64>,
+    /// The origin of the gate's millisecond clock.
+    epoch: Instant,
     /// Bumped when a dossier grant is created: cached refusals must go.
     grant_epoch: AtomicU64,
 }
 
-fn cache<K, V>(ttl: Duration) -> Cache<K, V>
+fn cache<K, V>(ttl: Duration) -> TtlCache<K, V>
 where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone,
+    V: Clone,
 {
-    Cache::builder()
-        .max_capacity(CACHE_CAP)
-        .time_to_live(ttl)
-        .build()
+    TtlCache::new(CACHE_CAP, ttl)
 }
 
 impl Gate {
@@ -134,6 +156,7 @@ impl Gate {
             decisions: cache(DECISION_TTL),
             enriched: cache(DECISION_TTL),
             audited: cache(AUDIT_WINDOW),
+            epoch: Instant::now(),
             grant_epoch: AtomicU64::new(0),
         }
     }
@@ -198,7 +221,7 @@ impl Gate {
         }
         let download = candidate.class == Class::Download;
         let studies = if candidate.class == Class::Shell {
-            Vec::new()
+            Arc::default()
         } else {
             match self.resolve(&candidate).await {
                 Ok(s) if !s.is_empty() => s,
@@ -223,14 +246,19 @@ impl Gate {
                 }
             }
         };
-        let session: Arc<str> = crate::session::digest(r.session_id).into();
+        let session = r.session_key;
         let action = if download {
             Action::DownloadDicom
         } else {
             Action::ViewImages
         };
-        for study in &studies {
-            let decided = self.decide(&session, r.session, action, study).await;
+        // One cache entry per study for all that follows.
+        let entries: Vec<Arc<StudyEntry>> = studies
+            .iter()
+            .map(|study| self.study_entry(session, study))
+            .collect();
+        for (study, entry) in studies.iter().zip(&entries) {
+            let decided = self.decide_on(entry, r.session, action, study).await;
             if decided == Some(true) {
                 continue;
             }
@@ -255,7 +283,7 @@ impl Gate {
                         &candidate.route_id,
                     ))
                     .await;
-                    self.audited.insert(key, ());
+                    self.audited.insert(key, self.now_ms());
                 }
                 return Verdict::Refuse(refusal(Refusal::Refused));
             }
@@ -264,7 +292,7 @@ impl Gate {
                 .await;
             // A viewer may still show the images: say why downloading is refused.
             let may_view = self
-                .decide(&session, r.session, Action::ViewImages, study)
+                .decide_on(entry, r.session, Action::ViewImages, study)
                 .await;
             return Verdict::Refuse(match may_view {
                 Some(true) => refusal(Refusal::DownloadRefused),
@@ -278,16 +306,15 @@ impl Gate {
         } else {
             String::new()
         };
-        for study in &studies {
+        for (study, entry) in studies.iter().zip(&entries) {
             if download {
                 let e = r.event(Event::DicomDownload, Outcome::Success, study, &detail);
-                if !self.audit_or_refuse(&session, r.session, e).await {
+                if !self.audit_or_refuse(session, r.session, e).await {
                     return Verdict::Refuse(Refusal::Unavailable);
                 }
                 continue;
             }
-            let key = (session.clone(), study.clone());
-            if self.audited.contains_key(&key) {
+            if self.view_on_trail(entry, session, study) {
                 continue;
             }
             let e = r.event(
@@ -296,20 +323,20 @@ impl Gate {
                 study,
                 candidate.class.code(),
             );
-            if !self.audit_or_refuse(&session, r.session, e).await {
+            if !self.audit_or_refuse(session, r.session, e).await {
                 return Verdict::Refuse(Refusal::Unavailable);
             }
             // The window opens only once its record is stored: a failed
             // insert leaves it closed, so the next request is audited (or
             // refused) again rather than forwarded unaudited.
-            self.audited.insert(key, ());
+            self.view_recorded(entry, session, study);
         }
         let mut may_download = download;
         if !download && !studies.is_empty() {
             may_download = true;
-            for study in &studies {
+            for (study, entry) in studies.iter().zip(&entries) {
                 if self
-                    .decide(&session, r.session, Action::DownloadDicom, study)
+                    .decide_on(entry, r.session, Action::DownloadDicom, study)
                     .await
                     != Some(true)
                 {
@@ -319,7 +346,7 @@ impl Gate {
             }
         }
         let downloads = if candidate.class == Class::Shell {
-            self.page_downloads(r, &table, canonical.target_str(), &session)
+            self.page_downloads(r, &table, canonical.target_str(), session)
                 .await
         } else {
             Vec::new()
@@ -345,13 +372,32 @@ impl Gate {
         action: Action,
         study_uid: &str,
     ) -> Option<bool> {
-        let key = self.decision_key(session_key, action, study_uid);
-        if let Some(hit) = self.decisions.get(&key) {
-            return Some(hit);
+        let entry = self.study_entry(session_key, study_uid);
+        self.decide_on(&entry, session, action, study_uid).await
+    }
+
+    /// [`Gate::decide`], with the study's cache entry already looked up.
+    async fn decide_on(
+        &self,
+        entry: &StudyEntry,
+        session: &SessionData,
+        action: Action,
+        study_uid: &str,
+    ) -> Option<bool> {
+        let slot = match action {
+            Action::ViewImages => Some(&entry.view),
+            Action::DownloadDicom => Some(&entry.download),
+            _ => None,
+        };
+        if let Some(hit) = slot.and_then(|s| s.get()) {
+            return Some(*hit);
         }
         match self.access.may_on_study(session, action, study_uid).await {
             Ok(allowed) => {
-                self.decisions.insert(key, allowed);
+                // Two requests deciding at once decide alike: the first kept.
+                if let Some(slot) = slot {
+                    let _ = slot.set(allowed);
+                }
                 Some(allowed)
             }
             Err(e) => {
@@ -361,19 +407,58 @@ impl Gate {
         }
     }
 
-    fn decision_key(&self, session_key: &Arc<str>, action: Action, study_uid: &str) -> DecisionKey {
-        DecisionKey {
+    fn study_key(&self, session_key: &Arc<str>, study_uid: &str) -> StudyKey {
+        StudyKey {
             session: session_key.clone(),
-            action,
             study: study_uid.to_owned(),
             generation: self.access.generation(),
             grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
         }
     }
 
+    /// The cache entry of this session on this study (an empty one, kept,
+    /// when there was none).
+    fn study_entry(&self, session_key: &Arc<str>, study_uid: &str) -> Arc<StudyEntry> {
+        self.decisions
+            .get_or_insert_with(self.study_key(session_key, study_uid), Default::default)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether an image view of this study by this session is on the trail
+    /// within the current window.
+    fn view_on_trail(&self, entry: &StudyEntry, session_key: &Arc<str>, study: &str) -> bool {
+        let now = self.now_ms();
+        if now < entry.view_audited_until.load(Ordering::Relaxed) {
+            return true;
+        }
+        let key = (session_key.clone(), study.to_owned());
+        match self.audited.get(&key) {
+            Some(opened) => {
+                let until = opened.saturating_add(AUDIT_WINDOW.as_millis() as u64);
+                entry.view_audited_until.store(until, Ordering::Relaxed);
+                now < until
+            }
+            None => false,
+        }
+    }
+
+    /// An image view's record is stored: its window opens.
+    fn view_recorded(&self, entry: &StudyEntry, session_key: &Arc<str>, study: &str) {
+        let now = self.now_ms();
+        self.audited
+            .insert((session_key.clone(), study.to_owned()), now);
+        entry.view_audited_until.store(
+            now.saturating_add(AUDIT_WINDOW.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Every study a candidate touches; unscoped, system-wide and
     /// body-listed resources cannot be checked here and are refused.
-    async fn resolve(&self, c: &Candidate) -> Result<Vec<String>, ResolveError> {
+    async fn resolve(&self, c: &Candidate) -> Result<Arc<Vec<String>>, ResolveError> {
         let mut out = Vec::new();
         // Listed resources (`/tools/create-archive?resources=…`) are studies,
         // whether one id or several is listed.
@@ -383,9 +468,8 @@ impl Gate {
             c.level
         };
         match &c.resource {
-            ResourceRef::One { kind, id } => {
-                out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned())
-            }
+            // Sorted and deduplicated already, shared with the cache.
+            ResourceRef::One { kind, id } => return self.resolve_one(level, *kind, id).await,
             ResourceRef::List { kind, ids } => {
                 for id in ids {
                     out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned());
@@ -399,7 +483,7 @@ impl Gate {
         }
         out.sort();
         out.dedup();
-        Ok(out)
+        Ok(Arc::new(out))
     }
 
     /// The StudyInstanceUIDs one resource really belongs to.
@@ -409,11 +493,11 @@ impl Gate {
         kind: IdKind,
         id: &str,
     ) -> Result<Arc<Vec<String>>, ResolveError> {
-        let key = format!("{level:?}:{kind:?}:{id}");
+        let key = (level, kind, id.to_owned());
         if let Some(hit) = self.resolved.get(&key) {
             return Ok(hit);
         }
-        let studies = match (kind, level) {
+        let mut studies = match (kind, level) {
             (IdKind::DicomUid, Level::Study) => vec![id.to_owned()],
             (IdKind::DicomUid, Level::Series) => vec![self.resolver.study_of_series(id).await?],
             (IdKind::DicomUid, Level::Instance) => {
@@ -423,6 +507,8 @@ impl Gate {
             (IdKind::OrthancId, _) => self.resolver.studies_of_archive_id(level, id).await?,
             (IdKind::PatientId, _) => return Err(ResolveError::Unresolvable("patient id")),
         };
+        studies.sort();
+        studies.dedup();
         let studies = Arc::new(studies);
         // The parents of a study, series or instance never change, but a
         // patient gains studies: a cached list would let a new study of the
@@ -455,7 +541,10 @@ impl Gate {
         };
         let key = match (action, e.study_uid()) {
             (Some(action), Some(study)) if e.outcome() == Outcome::Success.as_str() => {
-                Some(self.decision_key(session_key, action, study))
+                Some(DecisionKey {
+                    study: self.study_key(session_key, study),
+                    action,
+                })
             }
             _ => None,
         };

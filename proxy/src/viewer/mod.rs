@@ -5,6 +5,7 @@
 //! table's `[resolver]` says: [`resolver_for`]);
 //! [`content`] says what must not flow back without the download permission.
 
+pub mod cache;
 pub mod content;
 pub mod dicomweb;
 pub mod gate;

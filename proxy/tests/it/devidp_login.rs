@@ -213,6 +213,22 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
     assert!(!cookie.contains("espace-session"), "{cookie}");
     assert!(cookie.contains("viewer-pref=1"));
     assert_eq!(r.headers["cache-control"], "no-store");
+    // A target spelled otherwise reaches the viewer in its canonical form,
+    // the one that was decided (a canonical one goes on byte for byte).
+    let r = b
+        .request(
+            reqwest::Method::GET,
+            &format!("{}/web-viewer/app/%76iewer.html?&series=1&&", proxy.base),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let seen: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        seen["request_line"],
+        "GET /web-viewer/app/viewer.html?series=1 HTTP/1.1"
+    );
     // A method override asking for another method is refused outright.
     let r = b
         .request(

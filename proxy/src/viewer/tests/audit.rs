@@ -40,6 +40,12 @@ async fn gate_audits_image_views_once_per_session_and_study() {
             .count();
         assert_eq!(got, views, "after {} {target}", who.session_id);
     }
+    // A reload and a new grant forget the cached decisions, not the
+    // window: the studies already on the trail are not recorded again.
+    w.gate.set_table(Some(super::table(w.policies.path())));
+    assert!(w.get(&ELISE, &preview).await.is_forward());
+    w.gate.grants_changed();
+    assert!(w.get(&ELISE, &femur).await.is_forward());
     assert_eq!(
         w.trail(&ELISE),
         rows(&[

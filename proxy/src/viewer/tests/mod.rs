@@ -530,9 +530,10 @@ impl World {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let session_key: std::sync::Arc<str> = crate::session::digest(who.session_id).into();
         self.gate
             .check(&ViewerRequest {
-                session_id: who.session_id,
+                session_key: &session_key,
                 session: &session,
                 method,
                 raw_target: target,
