@@ -31,7 +31,7 @@
 # on) and the report adds espace-ps's CPU per request over bare Pingora's,
 # per round.
 # The quick check of espace-ps's own cost:
-#   ONLY=saturated ROUNDS=3 PATHS="bare espace" loadtest/viewer/run.sh
+#   ONLY=saturated ROUNDS=4 PATHS="bare espace" loadtest/viewer/run.sh
 # REQS (default "frame rendered preview download") picks the requests;
 # "download" (one instance's DICOM file, `/instances/{id}/file`) writes an
 # audit row on every request (with its records lookups and decision): the
