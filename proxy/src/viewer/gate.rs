@@ -113,7 +113,7 @@ pub struct Gate {
     resolver: Arc<dyn StudyResolver>,
     access: Arc<Access>,
     audit: Arc<dyn AuditSink>,
-    /// `level:kind:id` → the StudyInstanceUIDs it belongs to.
+    /// (level, kind, id) → the StudyInstanceUIDs it belongs to.
     resolved: TtlCache<(Level, IdKind, String), Arc<Vec<String>>>,
     /// The decisions of a session on a study ([`StudyEntry`]).
     decisions: TtlCache<StudyKey, Arc<StudyEntry>>,

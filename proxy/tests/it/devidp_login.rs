@@ -9,6 +9,15 @@ const ELISE: &str = "899700123450";
 const ADELI_KINE: &str = "0759970013";
 const SECRET: &str = "test-secret-for-the-dev-idp-0123456789";
 
+/// A GET through the proxy to the echo upstream: the answer (a 200) and
+/// what the viewer received (its request line and headers).
+async fn echoed(b: &Browser, url: &str, headers: &[(&str, &str)]) -> (Page, serde_json::Value) {
+    let r = b.request(reqwest::Method::GET, url, None, headers).await;
+    assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+    let seen = serde_json::from_str(&r.body).unwrap();
+    (r, seen)
+}
+
 /// A proxy trusting a fresh dev IdP, with `extra.upstream` as the viewer,
 /// or an echo upstream when it names none.
 pub async fn proxy_with_dev_idp(extra: ProxyOpts) -> (Proxy, DevIdpServer, String) {
@@ -179,20 +188,16 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The viewer application itself goes through, stripped of client identity.
-    let r = b
-        .request(
-            reqwest::Method::GET,
-            &format!("{}/web-viewer/app/viewer.html?series=1", proxy.base),
-            None,
-            &[
-                ("x-remote-user", "admin"),
-                ("x-forwarded-user", "admin"),
-                ("authorization", "Basic YWRtaW46YWRtaW4="),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let seen: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let (r, seen) = echoed(
+        &b,
+        &format!("{}/web-viewer/app/viewer.html?series=1", proxy.base),
+        &[
+            ("x-remote-user", "admin"),
+            ("x-forwarded-user", "admin"),
+            ("authorization", "Basic YWRtaW46YWRtaW4="),
+        ],
+    )
+    .await;
     assert_eq!(
         seen["request_line"],
         "GET /web-viewer/app/viewer.html?series=1 HTTP/1.1"
@@ -215,16 +220,12 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
     assert_eq!(r.headers["cache-control"], "no-store");
     // A target spelled otherwise reaches the viewer in its canonical form,
     // the one that was decided (a canonical one goes on byte for byte).
-    let r = b
-        .request(
-            reqwest::Method::GET,
-            &format!("{}/web-viewer/app/%76iewer.html?&series=1&&", proxy.base),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let seen: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let (_, seen) = echoed(
+        &b,
+        &format!("{}/web-viewer/app/%76iewer.html?&series=1&&", proxy.base),
+        &[],
+    )
+    .await;
     assert_eq!(
         seen["request_line"],
         "GET /web-viewer/app/viewer.html?series=1 HTTP/1.1"
