@@ -178,9 +178,7 @@ impl Access {
 
     /// Whether the policies' `revoked` group lists this professional.
     pub fn in_revoked_group(&self, p: &identity::Professional) -> bool {
-        self.policies
-            .snapshot()
-            .in_group(crate::revocation::REVOKED_GROUP, p)
+        self.policies.in_group(crate::revocation::REVOKED_GROUP, p)
     }
 
     /// Asks the engine. An error in the engine is a "no".

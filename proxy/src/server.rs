@@ -202,14 +202,25 @@ fn is_our_cookie(piece: &str, ours: &[String]) -> bool {
     ours.iter().any(|o| o == name)
 }
 
-/// Removes our own cookies from a Cookie header value; None when nothing is left.
-fn strip_our_cookies(value: &str, ours: &[String]) -> Option<String> {
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !is_our_cookie(c, ours))
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+/// The Cookie header lines without our own cookies, as one line; None when
+/// nothing is left.
+fn strip_our_cookies<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    ours: &[String],
+) -> Option<String> {
+    let mut kept = String::new();
+    for line in lines {
+        for c in line.split(';').map(str::trim) {
+            if c.is_empty() || is_our_cookie(c, ours) {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(c);
+        }
+    }
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// An address as a header value, IPv4 written by hand (the common case,
@@ -425,14 +436,13 @@ impl ProxyHttp for EspaceProxy {
             })
         });
         if rewrite {
-            let cookies: Vec<String> = cookie_lines
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .filter_map(|v| strip_our_cookies(v, &self.our_cookies))
-                .collect();
+            let kept = strip_our_cookies(
+                cookie_lines.iter().filter_map(|v| v.to_str().ok()),
+                &self.our_cookies,
+            );
             upstream_request.remove_header(&header::COOKIE);
-            if !cookies.is_empty() {
-                upstream_request.insert_header(header::COOKIE, cookies.join("; "))?;
+            if let Some(kept) = kept {
+                upstream_request.insert_header(header::COOKIE, kept)?;
             }
         }
         upstream_request.insert_header(X_FORWARDED_FOR, ip_header_value(ctx.client_ip))?;
@@ -455,11 +465,15 @@ impl ProxyHttp for EspaceProxy {
             upstream_request.set_uri(uri);
         }
         upstream_request.insert_header(header::HOST, self.upstream_host.clone())?;
-        // Pages are rewritten on the way back: ask for them uncompressed.
-        upstream_request.insert_header(
-            header::ACCEPT_ENCODING,
-            http::HeaderValue::from_static("identity"),
-        )?;
+        // The answers whose body espace-ps reads are asked for uncompressed:
+        // pages (rewritten) and the DICOM JSON the resolver learns from.
+        // Others (frames, images) go through as the viewer encodes them.
+        if forward.class == espace_ps_access::viewer::Class::Shell || forward.learn {
+            upstream_request.insert_header(
+                header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static("identity"),
+            )?;
+        }
         upstream_request.insert_header(header::FORWARDED, self.forwarded.clone())?;
         upstream_request.insert_header(X_REQUEST_ID, ctx.request_id.clone())?;
         ctx.upstream_sent = Some(Instant::now());
@@ -739,13 +753,19 @@ mod tests {
     fn our_cookies_never_reach_the_viewer() {
         let ours = ["espace-session".to_owned(), "espace-login".to_owned()];
         assert_eq!(
-            strip_our_cookies("espace-session=abc; viewer=1; espace-login=x", &ours).as_deref(),
+            strip_our_cookies(["espace-session=abc; viewer=1; espace-login=x"], &ours).as_deref(),
             Some("viewer=1")
         );
-        assert_eq!(strip_our_cookies("espace-session=abc", &ours), None);
+        assert_eq!(strip_our_cookies(["espace-session=abc"], &ours), None);
         assert_eq!(
-            strip_our_cookies("espace-session =abc; v=1;espace-login", &ours).as_deref(),
+            strip_our_cookies(["espace-session =abc; v=1;espace-login"], &ours).as_deref(),
             Some("v=1")
+        );
+        // Several Cookie lines become one, ours left out of each.
+        assert_eq!(
+            strip_our_cookies(["a=1; espace-session=x", "espace-login=y", "b=2;;"], &ours)
+                .as_deref(),
+            Some("a=1; b=2")
         );
         // What decides whether the header is rewritten at all.
         assert!(is_our_cookie(" espace-session = abc", &ours));

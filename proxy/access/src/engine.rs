@@ -457,6 +457,12 @@ impl Engine {
         self.inner.current.load_full()
     }
 
+    /// Whether the professional belongs to `group` in the set in force
+    /// (asked on every viewer request: no copy of the set's handle).
+    pub fn in_group(&self, group: &str, p: &espace_ps_identity::Professional) -> bool {
+        self.inner.current.load().in_group(group, p)
+    }
+
     /// Generation of the set in force; changes on each successful reload.
     pub fn generation(&self) -> u64 {
         self.inner.current.load().generation

@@ -48,16 +48,6 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.entries.insert(key, (value, Instant::now()));
     }
 
-    /// The value, or `make()`'s, kept.
-    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.get(&key) {
-            return v;
-        }
-        let v = make();
-        self.insert(key, v.clone());
-        v
-    }
-
     pub fn remove<Q>(&self, key: &Q)
     where
         Q: Hash + Equivalent<K> + ?Sized,
@@ -80,7 +70,6 @@ mod tests {
         fresh.insert("a".into(), 1);
         assert_eq!(fresh.get("a"), Some(1));
         assert!(fresh.contains_key("a"));
-        assert_eq!(fresh.get_or_insert_with("a".into(), || 2), 1, "kept");
         fresh.invalidate_all();
         assert_eq!(fresh.get("a"), None);
         // A time to live of zero: every entry is expired when read.
@@ -88,7 +77,6 @@ mod tests {
         expired.insert("a".into(), 1);
         assert_eq!(expired.get("a"), None);
         assert!(!expired.contains_key("a"));
-        assert_eq!(expired.get_or_insert_with("a".into(), || 2), 2);
         let big: TtlCache<u32, u32> = TtlCache::new(100, Duration::from_secs(60));
         for i in 0..10_000 {
             big.insert(i, i);

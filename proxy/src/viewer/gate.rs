@@ -88,6 +88,47 @@ struct StudyKey {
     grant_epoch: u64,
 }
 
+/// A [`StudyKey`] borrowed, to look one up without allocating: its fields
+/// hash as the key's do (`&str` as `String` and `Arc<str>`).
+#[derive(Hash)]
+struct StudyKeyRef<'a> {
+    session: &'a str,
+    study: &'a str,
+    generation: u64,
+    grant_epoch: u64,
+}
+
+impl quick_cache::Equivalent<StudyKey> for StudyKeyRef<'_> {
+    fn equivalent(&self, key: &StudyKey) -> bool {
+        *self.session == *key.session
+            && self.study == key.study
+            && self.generation == key.generation
+            && self.grant_epoch == key.grant_epoch
+    }
+}
+
+/// What a resource id resolves from: (level, kind, id).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ResolvedKey {
+    level: Level,
+    kind: IdKind,
+    id: String,
+}
+
+/// A [`ResolvedKey`] borrowed (hashes as the key does).
+#[derive(Hash)]
+struct ResolvedKeyRef<'a> {
+    level: Level,
+    kind: IdKind,
+    id: &'a str,
+}
+
+impl quick_cache::Equivalent<ResolvedKey> for ResolvedKeyRef<'_> {
+    fn equivalent(&self, key: &ResolvedKey) -> bool {
+        self.level == key.level && self.kind == key.kind && self.id == key.id
+    }
+}
+
 /// A cached decision of one action (the key of what it enriched).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct DecisionKey {
@@ -114,7 +155,7 @@ pub struct Gate {
     access: Arc<Access>,
     audit: Arc<dyn AuditSink>,
     /// (level, kind, id) → the StudyInstanceUIDs it belongs to.
-    resolved: TtlCache<(Level, IdKind, String), Arc<Vec<String>>>,
+    resolved: TtlCache<ResolvedKey, Arc<Vec<String>>>,
     /// The decisions of a session on a study ([`StudyEntry`]).
     decisions: TtlCache<StudyKey, Arc<StudyEntry>>,
     /// What `Access::enrich` added to a successful record of a study (its
@@ -352,7 +393,7 @@ impl Gate {
             Vec::new()
         };
         Verdict::Forward(Forward {
-            target: canonical.target(),
+            target: canonical.into_target(),
             class: candidate.class,
             may_download,
             csp: table.csp().clone(),
@@ -419,8 +460,26 @@ impl Gate {
     /// The cache entry of this session on this study (an empty one, kept,
     /// when there was none).
     fn study_entry(&self, session_key: &Arc<str>, study_uid: &str) -> Arc<StudyEntry> {
-        self.decisions
-            .get_or_insert_with(self.study_key(session_key, study_uid), Default::default)
+        let key = StudyKeyRef {
+            session: session_key,
+            study: study_uid,
+            generation: self.access.generation(),
+            grant_epoch: self.grant_epoch.load(Ordering::Relaxed),
+        };
+        if let Some(entry) = self.decisions.get(&key) {
+            return entry;
+        }
+        let entry = Arc::new(StudyEntry::default());
+        self.decisions.insert(
+            StudyKey {
+                session: session_key.clone(),
+                study: study_uid.to_owned(),
+                generation: key.generation,
+                grant_epoch: key.grant_epoch,
+            },
+            entry.clone(),
+        );
+        entry
     }
 
     fn now_ms(&self) -> u64 {
@@ -493,8 +552,7 @@ impl Gate {
         kind: IdKind,
         id: &str,
     ) -> Result<Arc<Vec<String>>, ResolveError> {
-        let key = (level, kind, id.to_owned());
-        if let Some(hit) = self.resolved.get(&key) {
+        if let Some(hit) = self.resolved.get(&ResolvedKeyRef { level, kind, id }) {
             return Ok(hit);
         }
         let mut studies = match (kind, level) {
@@ -514,6 +572,11 @@ impl Gate {
         // patient gains studies: a cached list would let a new study of the
         // patient through undecided (its id listed by /patients/{id}).
         if level != Level::Patient {
+            let key = ResolvedKey {
+                level,
+                kind,
+                id: id.to_owned(),
+            };
             self.resolved.insert(key, studies.clone());
         }
         Ok(studies)
@@ -583,5 +646,57 @@ impl ViewerRequest<'_> {
             .request_id(self.request_id)
             .on(resource)
             .detail(detail)
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// A borrowed key that hashed or compared otherwise than its owned key
+    /// would miss every time: each frame would decide and resolve again.
+    #[test]
+    fn borrowed_keys_find_the_entries_of_owned_keys() {
+        let decisions: TtlCache<StudyKey, u32> = TtlCache::new(100, Duration::from_secs(60));
+        let session: Arc<str> = "digest-of-a-session".into();
+        decisions.insert(
+            StudyKey {
+                session: session.clone(),
+                study: "1.2.3".into(),
+                generation: 7,
+                grant_epoch: 2,
+            },
+            1,
+        );
+        let borrowed = |study, generation, grant_epoch| StudyKeyRef {
+            session: &session,
+            study,
+            generation,
+            grant_epoch,
+        };
+        assert_eq!(decisions.get(&borrowed("1.2.3", 7, 2)), Some(1));
+        assert_eq!(decisions.get(&borrowed("1.2.4", 7, 2)), None);
+        assert_eq!(decisions.get(&borrowed("1.2.3", 8, 2)), None, "a reload");
+        assert_eq!(decisions.get(&borrowed("1.2.3", 7, 3)), None, "a grant");
+        let other = StudyKeyRef {
+            session: "digest-of-another",
+            ..borrowed("1.2.3", 7, 2)
+        };
+        assert_eq!(decisions.get(&other), None);
+
+        let resolved: TtlCache<ResolvedKey, u32> = TtlCache::new(100, Duration::from_secs(60));
+        resolved.insert(
+            ResolvedKey {
+                level: Level::Series,
+                kind: IdKind::DicomUid,
+                id: "1.2.3.4".into(),
+            },
+            2,
+        );
+        let look = |level, kind, id| resolved.get(&ResolvedKeyRef { level, kind, id });
+        assert_eq!(look(Level::Series, IdKind::DicomUid, "1.2.3.4"), Some(2));
+        assert_eq!(look(Level::Instance, IdKind::DicomUid, "1.2.3.4"), None);
+        assert_eq!(look(Level::Series, IdKind::OrthancId, "1.2.3.4"), None);
+        assert_eq!(look(Level::Series, IdKind::DicomUid, "1.2.3.5"), None);
     }
 }

@@ -26,8 +26,6 @@
 //! - the `Accept` header and the `accept` (and `type`) query parameters are
 //!   parsed as media type lists; a malformed one is refused.
 
-use std::fmt::Write as _;
-
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, TagRange};
 use dicom_core::Tag;
 use dicom_dictionary_std::StandardDataDictionary;
@@ -224,6 +222,11 @@ impl CanonicalRequest {
         &self.target
     }
 
+    /// [`target`](Self::target), taken rather than copied.
+    pub fn into_target(self) -> String {
+        self.target
+    }
+
     /// Builds the target from the segments and the query.
     fn build_target(&self) -> String {
         let mut out = String::with_capacity(64);
@@ -323,7 +326,7 @@ pub fn canonicalize_with(
             _ => return Err(Rejection::RawCharacter),
         }
     }
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(raw_path.bytes().filter(|&b| b == b'/').count());
     if raw_path != "/" {
         let mut parts = raw_path[1..].split('/').peekable();
         while let Some(raw) = parts.next() {
@@ -438,9 +441,31 @@ pub fn canonicalize_with(
 
 // === decoding ===
 
+/// A table of the bytes that are ASCII letters or digits or among `extra`:
+/// one lookup per byte of every request target, rather than a scan of the
+/// list.
+const fn byte_class(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+static RAW_PATH: [bool; 256] = byte_class(b"-._~!$&'()*+,;=:@/%");
+static PATH_SAFE: [bool; 256] = byte_class(b"-._~!$&'()*+,=:@");
+static QUERY_SAFE: [bool; 256] = byte_class(b"-._~!$'()*,:@/?");
+
 /// RFC 3986 pchar plus `/` and `%` (checked when decoding).
 fn is_raw_path_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
+    RAW_PATH[usize::from(b)]
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -590,22 +615,92 @@ pub(crate) fn canonical_query_key(key: &str, extra: &[String]) -> (String, bool)
 
 // === encoding ===
 
-fn is_path_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-._~!$&'()*+,=:@".contains(c)
+fn is_path_safe(b: u8) -> bool {
+    PATH_SAFE[usize::from(b)]
 }
 
-fn is_query_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-._~!$'()*,:@/?".contains(c)
+fn is_query_safe(b: u8) -> bool {
+    QUERY_SAFE[usize::from(b)]
 }
 
-fn encode_into(out: &mut String, text: &str, safe: fn(char) -> bool) {
-    let mut buf = [0u8; 4];
-    for c in text.chars() {
-        if safe(c) {
-            out.push(c);
-        } else {
-            for b in c.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "%{b:02X}");
+/// Appends `text`, every byte that is not safe percent-encoded (a character
+/// beyond ASCII is never safe: each of its UTF-8 bytes is encoded). Runs of
+/// safe bytes are copied whole.
+fn encode_into(out: &mut String, text: &str, safe: fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut run = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if safe(b) {
+            continue;
+        }
+        // A run of safe bytes is ASCII, so its ends are character
+        // boundaries (an empty run may not start on one: not sliced).
+        if run < i {
+            out.push_str(&text[run..i]);
+        }
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        run = i + 1;
+    }
+    if run < text.len() {
+        out.push_str(&text[run..]);
+    }
+}
+
+#[cfg(test)]
+mod byte_tests {
+    use super::*;
+
+    /// The tables say what the lists they were built from say, for every byte.
+    #[test]
+    fn byte_tables_agree_with_their_lists() {
+        for b in 0..=255u8 {
+            let listed = |list: &[u8]| b.is_ascii_alphanumeric() || list.contains(&b);
+            assert_eq!(is_raw_path_char(b), listed(b"-._~!$&'()*+,;=:@/%"), "{b}");
+            assert_eq!(is_path_safe(b), listed(b"-._~!$&'()*+,=:@"), "{b}");
+            assert_eq!(is_query_safe(b), listed(b"-._~!$'()*,:@/?"), "{b}");
+        }
+    }
+
+    /// Runs copied whole encode as a character at a time did, characters
+    /// beyond ASCII (each UTF-8 byte encoded) and an unsafe byte at either
+    /// end included.
+    #[test]
+    fn encoding_by_runs_is_encoding_by_characters() {
+        fn by_characters(text: &str, safe: fn(u8) -> bool) -> String {
+            let mut out = String::new();
+            for c in text.chars() {
+                if c.is_ascii() && safe(c as u8) {
+                    out.push(c);
+                } else {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+            }
+            out
+        }
+        for text in [
+            "",
+            "plain",
+            "1.2.250.1",
+            " leading",
+            "trailing ",
+            "é",
+            "aé",
+            "éa",
+            "Élise Martin-Dupré",
+            "a;b&c=d+e/f?g#h",
+            "日本語x",
+            "x\u{1F600}",
+            "%41",
+        ] {
+            for safe in [is_path_safe as fn(u8) -> bool, is_query_safe] {
+                let mut out = String::new();
+                encode_into(&mut out, text, safe);
+                assert_eq!(out, by_characters(text, safe), "{text:?}");
             }
         }
     }
