@@ -223,6 +223,13 @@ fn strip_our_cookies<'a>(
     (!kept.is_empty()).then_some(kept)
 }
 
+/// Whether espace-ps reads the body of this request's answer (a page it
+/// rewrites, DICOM JSON the resolver learns from): such answers are asked
+/// for uncompressed.
+fn reads_answer_body(forward: &crate::viewer::Forward) -> bool {
+    forward.class == espace_ps_access::viewer::Class::Shell || forward.learn
+}
+
 /// An address as a header value, IPv4 written by hand (the common case,
 /// on every viewer request) rather than through `fmt`.
 fn ip_header_value(ip: IpAddr) -> http::HeaderValue {
@@ -468,7 +475,7 @@ impl ProxyHttp for EspaceProxy {
         // The answers whose body espace-ps reads are asked for uncompressed:
         // pages (rewritten) and the DICOM JSON the resolver learns from.
         // Others (frames, images) go through as the viewer encodes them.
-        if forward.class == espace_ps_access::viewer::Class::Shell || forward.learn {
+        if reads_answer_body(forward) {
             upstream_request.insert_header(
                 header::ACCEPT_ENCODING,
                 http::HeaderValue::from_static("identity"),
@@ -772,6 +779,25 @@ mod tests {
         assert!(is_our_cookie("espace-login", &ours));
         assert!(!is_our_cookie("espace-sessionx=1", &ours));
         assert!(!is_our_cookie("viewer=espace-session", &ours));
+    }
+
+    #[test]
+    fn only_answers_whose_body_is_read_are_asked_uncompressed() {
+        use espace_ps_access::viewer::{Class, Csp};
+        let forward = |class, learn| crate::viewer::Forward {
+            target: "/".into(),
+            class,
+            may_download: false,
+            csp: Arc::new(Csp::strict_default()),
+            downloads: Vec::new(),
+            learn,
+        };
+        assert!(reads_answer_body(&forward(Class::Shell, false)));
+        assert!(reads_answer_body(&forward(Class::Raw, true)));
+        assert!(reads_answer_body(&forward(Class::Search, true)));
+        assert!(!reads_answer_body(&forward(Class::Raw, false)));
+        assert!(!reads_answer_body(&forward(Class::Rendered, false)));
+        assert!(!reads_answer_body(&forward(Class::Download, false)));
     }
 
     #[test]

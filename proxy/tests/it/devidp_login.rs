@@ -195,6 +195,7 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
             ("x-remote-user", "admin"),
             ("x-forwarded-user", "admin"),
             ("authorization", "Basic YWRtaW46YWRtaW4="),
+            ("accept-encoding", "gzip, br"),
         ],
     )
     .await;
@@ -217,6 +218,12 @@ async fn viewer_needs_a_session_and_gets_no_client_identity() {
     let cookie = headers.iter().find(|h| h.starts_with("cookie:")).unwrap();
     assert!(!cookie.contains("espace-session"), "{cookie}");
     assert!(cookie.contains("viewer-pref=1"));
+    // A page is rewritten on its way back: asked for uncompressed.
+    let encodings: Vec<&String> = headers
+        .iter()
+        .filter(|h| h.starts_with("accept-encoding:"))
+        .collect();
+    assert_eq!(encodings, ["accept-encoding: identity"], "{headers:?}");
     assert_eq!(r.headers["cache-control"], "no-store");
     // A target spelled otherwise reaches the viewer in its canonical form,
     // the one that was decided (a canonical one goes on byte for byte).
