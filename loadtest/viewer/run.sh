@@ -19,6 +19,9 @@
 # record) during their measured runs; the top symbols are printed and the data kept in the run
 # directory (set KEEP_RUN_DIR=1 too to read it afterwards; PERF_ARGS adds
 # options, e.g. "--call-graph dwarf").
+# PAIRED=N adds N rounds in which bare Pingora and espace-ps are loaded at
+# the same time, each by its own wrk: their CPU per request compared in one
+# window of the machine (section 4a).
 # STRACE=1 counts espace-ps's and bare Pingora's system calls (strace -c)
 # during their measured runs (strace slows them: CPU figures of such a run
 # are not comparable; the calls per request are).
@@ -64,7 +67,9 @@ case $ONLY in
   "" | saturated | latency) ;;
   *) printf 'ONLY must be empty, "saturated" or "latency", not %s\n' "$ONLY" >&2; exit 2 ;;
 esac
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { printf 'ROUNDS must be a positive integer\n' >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ ]] || { printf 'ROUNDS must be a whole number (0: no saturated runs one path at a time)\n' >&2; exit 2; }
+PAIRED=${PAIRED:-0}
+[[ $PAIRED =~ ^[0-9]+$ ]] || { printf 'PAIRED must be a whole number\n' >&2; exit 2; }
 for w in $WANTED_PATHS; do
   [[ $w =~ ^(direct|nginx|bare|espace)$ ]] || { printf 'PATHS: unknown path %s (direct, nginx, bare, espace)\n' "$w" >&2; exit 2; }
 done
@@ -167,9 +172,15 @@ wait_http() { # URL: until it answers anything (bounded)
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-# CPU seconds (user+system, in clock ticks) of a process and its children threads.
-cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-TICKS=$(getconf CLK_TCK)
+# CPU time of processes (every thread), in µs: the scheduler's own count
+# (/proc/PID/task/*/schedstat, in ns), not the 10-ms ticks of
+# /proc/PID/stat (a 10-s run of a proxy is about 40 ticks: one tick more or
+# less moved a ratio by 2-3%). TICKS: units per second.
+cpu_ticks() {
+  local p
+  for p in "$@"; do cat "/proc/$p/task/"*/schedstat; done 2>/dev/null | awk '{t += $1} END {printf "%d\n", t / 1000}'
+}
+TICKS=1000000
 
 # --- 1. Orthanc and the demo studies ---------------------------------------
 log "starting Orthanc on 127.0.0.1:$ORTHANC_PORT"
@@ -470,6 +481,43 @@ for r in "${REQUESTS[@]}"; do
 done
 done
 
+# --- 4a. paired: bare Pingora and espace-ps at the same time ---------------
+# The saturated runs above measure one path after the other, and on this
+# shared VM the same proxy's CPU per request moves by 10-15% from one 10-s
+# window to the next (Orthanc's pace, the neighbours). PAIRED=N runs N
+# rounds in which bare Pingora and espace-ps are loaded at once, each by
+# its own wrk, against the same Orthanc: both see the same moment of the
+# machine, and the ratio of their CPU per request is read from one window.
+PAIRED_ROWS=()
+if ((PAIRED > 0)) && wanted bare && wanted espace; then
+  for round in $(seq "$PAIRED"); do
+    for r in "${REQUESTS[@]}"; do
+      rname=${r%%|*} rpath=${r#*|}
+      bare_url=http://127.0.0.1:$BARE_PORT$rpath espace_url=http://127.0.0.1:$ESPACE_PORT$rpath
+      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "$bare_url" >/dev/null &
+      wb=$!
+      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "Cookie: $COOKIE" "$espace_url" >/dev/null &
+      we=$!
+      wait "$wb" "$we"
+      outb=$RUN/wrk/paired-$round-bare-${rpath//[^a-z]/_}.txt
+      oute=$RUN/wrk/paired-$round-espace-${rpath//[^a-z]/_}.txt
+      b0=$(cpu_ticks "$BARE_PID") e0=$(cpu_ticks "$ESPACE_PID")
+      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$HERE/stats.lua" "$bare_url" >"$outb" &
+      wb=$!
+      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$HERE/stats.lua" -H "Cookie: $COOKIE" "$espace_url" >"$oute" &
+      we=$!
+      wait "$wb" "$we"
+      b1=$(cpu_ticks "$BARE_PID") e1=$(cpu_ticks "$ESPACE_PID")
+      nb="" ne=""
+      for kv in $(grep '^RESULT ' "$outb"); do [[ $kv == requests=* ]] && nb=${kv#requests=}; [[ $kv == non200=* && $kv != non200=0 ]] && die "paired bare $rname: $kv"; done
+      for kv in $(grep '^RESULT ' "$oute"); do [[ $kv == requests=* ]] && ne=${kv#requests=}; [[ $kv == non200=* && $kv != non200=0 ]] && die "paired espace-ps $rname: $kv"; done
+      [[ -n $nb && -n $ne ]] || die "paired $rname: no wrk result"
+      PAIRED_ROWS+=("$rname|$round|$nb|$((b1 - b0))|$ne|$((e1 - e0))")
+      log "$rname, paired round $round: bare Pingora $nb requests, $(awk -v c=$((b1 - b0)) -v n="$nb" 'BEGIN {printf "%.0f", c / n}') µs each; espace-ps $ne requests, $(awk -v c=$((e1 - e0)) -v n="$ne" 'BEGIN {printf "%.0f", c / n}') µs each"
+    done
+  done
+fi
+
 # --- 4b. one connection: the latency each proxy adds ----------------------
 # With 8 connections the two cores are saturated and latencies mostly measure
 # queueing; one connection at a time leaves the machine idle between
@@ -624,6 +672,28 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
         }
         b = tc["bare"] / tk / tn["bare"] * 1e6; e = tc["espace"] / tk / tn["espace"] * 1e6
         printf "| all | | %.0f µs | %.0f µs | **%.2f** (%.2f–%.2f) |\n", b, e, e / b, lo, hi
+      }'
+    echo
+  fi
+  if ((${#PAIRED_ROWS[@]})); then
+    echo "## Paired: bare Pingora and espace-ps loaded at the same time"
+    echo
+    echo "PAIRED=$PAIRED rounds; in each, for each request, bare Pingora and espace-ps were loaded at once for"
+    echo "${DURATION} s (after ${WARMUP} s of warm-up), each by its own wrk ($WRK_THREADS threads, $CONNECTIONS connections), against"
+    echo "the same Orthanc: both measured in the same window of the machine. CPU from the scheduler's count."
+    echo "\"all\": total CPU over total requests of each proxy; \"median\": of the per-round ratios."
+    echo
+    echo "| request | round | bare Pingora | espace-ps | ratio |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '%s\n' "${PAIRED_ROWS[@]}" | awk -F'|' -v tk="$TICKS" '
+      { b = $4 / tk / $3 * 1e6; e = $6 / tk / $5 * 1e6; r[++k] = e / b
+        printf "| %s | %s | %.0f µs | %.0f µs | %.2f |\n", $1, $2, b, e, e / b
+        nb += $3; cb += $4; ne += $5; ce += $6 }
+      END {
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        med = (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
+        b = cb / tk / nb * 1e6; e = ce / tk / ne * 1e6
+        printf "| all | | %.0f µs | %.0f µs | **%.2f** (median %.2f, %.2f–%.2f) |\n", b, e, e / b, med, r[1], r[k]
       }'
     echo
   fi
