@@ -146,13 +146,21 @@ impl RouteTable {
     /// [`RouteTable::canonicalize`], so that the table's keys are known).
     pub fn classify(&self, req: &CanonicalRequest) -> Classification {
         let first = req.segments().first().map(String::as_str);
-        let candidates = self.by_first.candidates(first).map(|i| &self.routes[i]);
+        // Only the routes that can match this path: by its first segment,
+        // then by its number of segments (read from the route itself, so a
+        // route that cannot match costs no look at its methods or pattern).
+        let count = req.segments().len();
+        let candidates = self
+            .by_first
+            .candidates(first)
+            .map(|i| &self.routes[i])
+            .filter(|r| r.fits(count));
         self.classify_among(req, candidates)
     }
 
     /// [`RouteTable::classify`] trying every route in table order, without
-    /// the first-segment index: the reference the index is checked against
-    /// (fuzz target and property test).
+    /// the first-segment index and the segment-count filter: the reference
+    /// they are checked against (fuzz target and property test).
     #[doc(hidden)]
     pub fn classify_by_scan(&self, req: &CanonicalRequest) -> Classification {
         self.classify_among(req, self.routes.iter())

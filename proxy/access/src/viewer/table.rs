@@ -285,6 +285,21 @@ pub(crate) struct Route {
     pub scopes: Vec<Scope>,
     pub require: Vec<(String, Vec<String>)>,
     pub when: Vec<When>,
+    /// Whether the pattern ends with `**` (then it matches paths of at
+    /// least `segs.len()` segments, else of exactly that many).
+    pub open_ended: bool,
+}
+
+impl Route {
+    /// Whether a path of `segments` segments can match: decided from the
+    /// route itself, before its methods and segments are read.
+    pub(crate) fn fits(&self, segments: usize) -> bool {
+        if self.open_ended {
+            segments >= self.segs.len()
+        } else {
+            segments == self.segs.len()
+        }
+    }
 }
 
 /// A validated route table for one viewer.
@@ -929,6 +944,7 @@ impl Builder<'_> {
             id: def.id,
             methods: def.methods,
             pattern: def.pattern.into_inner(),
+            open_ended: matches!(segs.last(), Some(Seg::Rest)),
             segs,
             class,
             reason: def.reason,
