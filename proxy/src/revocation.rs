@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use sqlx::Row;
 
 use crate::audit::{AuditEvent, AuditMethod, Event, Outcome};
@@ -69,8 +70,8 @@ impl PortalDb {
 }
 
 /// National id → latest revocation (unix milliseconds), or the failure to
-/// read it, and when.
-type Cached = Option<(Instant, Result<Arc<HashMap<String, i64>>, ()>)>;
+/// read it, and when it was read.
+type Copy = (Instant, Result<HashMap<String, i64>, ()>);
 
 /// An instance's copy of the revocation list, refreshed at most every
 /// [`REFRESH`]: one small query per second per instance, not per request.
@@ -78,65 +79,75 @@ pub struct Revocations {
     /// Revocations older than this cannot concern a live session (the
     /// absolute session lifetime).
     lookback: Duration,
-    /// The copy: read without waiting by every request while it is fresh
-    /// (every viewer request asks; an async lock here made them queue
-    /// behind one another, and behind each refresh's query).
-    cache: parking_lot::RwLock<Cached>,
+    /// The copy: read by every request while it is fresh without a lock or
+    /// a shared reference count (`arc_swap`; every viewer request asks: an
+    /// async lock here made them queue behind one another, and behind each
+    /// refresh's query).
+    cache: ArcSwapOption<Copy>,
     /// Held by the one request that refreshes a stale copy; the others
     /// that find it stale wait for that refresh rather than query too.
     refreshing: tokio::sync::Mutex<()>,
+}
+
+/// Whether the list revokes a session of `national_id` created at
+/// `created_at` (unix seconds): created before the revocation, or less
+/// than [`CLOCK_SKEW_MARGIN_MS`] after it (the safe side).
+fn revokes(list: &HashMap<String, i64>, national_id: &str, created_at: i64) -> bool {
+    list.get(national_id).is_some_and(|&revoked_at_ms| {
+        created_at.saturating_mul(1000) <= revoked_at_ms.saturating_add(CLOCK_SKEW_MARGIN_MS)
+    })
 }
 
 impl Revocations {
     pub fn new(absolute_session_lifetime: Duration) -> Revocations {
         Revocations {
             lookback: absolute_session_lifetime,
-            cache: parking_lot::RwLock::new(None),
+            cache: ArcSwapOption::empty(),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The copy, when it is younger than [`REFRESH`].
-    fn fresh(&self) -> Option<Result<Arc<HashMap<String, i64>>, DbError>> {
-        let cached = self.cache.read();
-        let (at, list) = cached.as_ref()?;
-        (at.elapsed() < REFRESH).then(|| list.clone().map_err(|()| DbError::RecentlyFailed))
-    }
-
-    /// The list, read at most once per [`REFRESH`]; a failure is kept as
-    /// long, so that during a database outage the requests waiting here
-    /// are refused at once instead of each waiting for its own timeout.
-    async fn current(&self, db: &PortalDb) -> Result<Arc<HashMap<String, i64>>, DbError> {
-        if let Some(fresh) = self.fresh() {
-            return fresh;
-        }
-        let _refreshing = self.refreshing.lock().await;
-        // Refreshed while this request waited: taken as it is.
-        if let Some(fresh) = self.fresh() {
-            return fresh;
-        }
-        let since = now_ms() - self.lookback.as_millis() as i64 - CLOCK_SKEW_MARGIN_MS - 1000;
-        let read = db.revocations_since(since).await.map(Arc::new);
-        *self.cache.write() = Some((
-            Instant::now(),
-            read.as_ref().map(Arc::clone).map_err(|_| ()),
-        ));
-        read
+    /// The answer of the copy, when it is younger than [`REFRESH`].
+    fn fresh(&self, national_id: &str, created_at: i64) -> Option<Result<bool, DbError>> {
+        let cached = self.cache.load();
+        let (at, list) = cached.as_deref()?;
+        (at.elapsed() < REFRESH).then(|| match list {
+            Ok(list) => Ok(revokes(list, national_id, created_at)),
+            Err(()) => Err(DbError::RecentlyFailed),
+        })
     }
 
     /// Whether a session of `national_id` created at `created_at` (unix
-    /// seconds) was revoked: created before the revocation, or less than
-    /// [`CLOCK_SKEW_MARGIN_MS`] after it (the safe side).
+    /// seconds) was revoked ([`revokes`]). The list is read at most once per
+    /// [`REFRESH`]; a failure is kept as long, so that during a database
+    /// outage the requests waiting here are refused at once instead of each
+    /// waiting for its own timeout.
     pub async fn is_revoked(
         &self,
         db: &PortalDb,
         national_id: &str,
         created_at: i64,
     ) -> Result<bool, DbError> {
-        let list = self.current(db).await?;
-        Ok(list.get(national_id).is_some_and(|&revoked_at_ms| {
-            created_at.saturating_mul(1000) <= revoked_at_ms.saturating_add(CLOCK_SKEW_MARGIN_MS)
-        }))
+        if let Some(fresh) = self.fresh(national_id, created_at) {
+            return fresh;
+        }
+        let _refreshing = self.refreshing.lock().await;
+        // Refreshed while this request waited: taken as it is.
+        if let Some(fresh) = self.fresh(national_id, created_at) {
+            return fresh;
+        }
+        let since = now_ms() - self.lookback.as_millis() as i64 - CLOCK_SKEW_MARGIN_MS - 1000;
+        match db.revocations_since(since).await {
+            Ok(list) => {
+                let revoked = revokes(&list, national_id, created_at);
+                self.cache.store(Some(Arc::new((Instant::now(), Ok(list)))));
+                Ok(revoked)
+            }
+            Err(e) => {
+                self.cache.store(Some(Arc::new((Instant::now(), Err(())))));
+                Err(e)
+            }
+        }
     }
 }
 

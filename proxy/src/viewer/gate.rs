@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use espace_ps_access::viewer::{
     Candidate, Class, Classification, Csp, IdKind, Level, ResourceRef, RouteTable,
 };
 use espace_ps_access::Action;
-use parking_lot::RwLock;
 
 use super::cache::TtlCache;
 use super::resolver::{ResolveError, StudyResolver};
@@ -150,7 +150,9 @@ struct StudyEntry {
 }
 
 pub struct Gate {
-    table: RwLock<Option<Arc<RouteTable>>>,
+    /// The route table in force (read on every request without a lock or a
+    /// shared reference count: `arc_swap`).
+    table: ArcSwapOption<RouteTable>,
     resolver: Arc<dyn StudyResolver>,
     access: Arc<Access>,
     audit: Arc<dyn AuditSink>,
@@ -189,7 +191,7 @@ impl Gate {
         audit: Arc<dyn AuditSink>,
     ) -> Gate {
         Gate {
-            table: RwLock::new(table.map(Arc::new)),
+            table: ArcSwapOption::new(table.map(Arc::new)),
             resolver,
             access,
             audit,
@@ -203,12 +205,12 @@ impl Gate {
     }
 
     pub fn table(&self) -> Option<Arc<RouteTable>> {
-        self.table.read().clone()
+        self.table.load_full()
     }
 
     /// Replaces the route table (policy reload).
     pub fn set_table(&self, table: Option<RouteTable>) {
-        *self.table.write() = table.map(Arc::new);
+        self.table.store(table.map(Arc::new));
         self.decisions.invalidate_all();
         self.enriched.invalidate_all();
     }
@@ -231,7 +233,8 @@ impl Gate {
 
     /// The decision for one viewer request.
     pub async fn check(&self, r: &ViewerRequest<'_>) -> Verdict {
-        let Some(table) = self.table() else {
+        let table = self.table.load();
+        let Some(table) = table.as_deref() else {
             return Verdict::Refuse(Refusal::Refused);
         };
         let canonical = match table.canonicalize(r.method, r.raw_target, r.headers) {
@@ -387,7 +390,7 @@ impl Gate {
             }
         }
         let downloads = if candidate.class == Class::Shell {
-            self.page_downloads(r, &table, canonical.target_str(), session)
+            self.page_downloads(r, table, canonical.target_str(), session)
                 .await
         } else {
             Vec::new()
