@@ -115,9 +115,15 @@ impl EspaceProxy {
             Some(p) => format!("{}:{p}", public.host_str().unwrap_or("localhost")),
             None => public.host_str().unwrap_or("localhost").to_owned(),
         };
+        // Made static (leaked once per proxy): every viewer request clones
+        // these two, and a static value is cloned without touching a
+        // reference count that both worker threads share.
         let header = |v: String| {
-            http::HeaderValue::try_from(v)
-                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"))
+            if v.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+                http::HeaderValue::from_static(Box::leak(v.into_boxed_str()))
+            } else {
+                http::HeaderValue::from_static("localhost")
+            }
         };
         let forwarded = header(format!("host={host};proto={}", public.scheme()));
         let upstream_host = header(app.config.upstream.address.clone());
