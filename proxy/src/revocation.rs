@@ -71,7 +71,7 @@ impl PortalDb {
 
 /// National id → latest revocation (unix milliseconds), or the failure to
 /// read it, and when it was read.
-type Copy = (Instant, Result<HashMap<String, i64>, ()>);
+type ListCopy = (Instant, Result<HashMap<String, i64>, ()>);
 
 /// An instance's copy of the revocation list, refreshed at most every
 /// [`REFRESH`]: one small query per second per instance, not per request.
@@ -83,7 +83,7 @@ pub struct Revocations {
     /// a shared reference count (`arc_swap`; every viewer request asks: an
     /// async lock here made them queue behind one another, and behind each
     /// refresh's query).
-    cache: ArcSwapOption<Copy>,
+    cache: ArcSwapOption<ListCopy>,
     /// Held by the one request that refreshes a stale copy; the others
     /// that find it stale wait for that refresh rather than query too.
     refreshing: tokio::sync::Mutex<()>,

@@ -150,8 +150,8 @@ struct StudyEntry {
 }
 
 pub struct Gate {
-    /// The route table in force (read on every request without a lock or a
-    /// shared reference count: `arc_swap`).
+    /// The route table in force (read on every request without a lock, and
+    /// replaced by a reload without waiting for them: `arc_swap`).
     table: ArcSwapOption<RouteTable>,
     resolver: Arc<dyn StudyResolver>,
     access: Arc<Access>,
@@ -233,7 +233,10 @@ impl Gate {
 
     /// The decision for one viewer request.
     pub async fn check(&self, r: &ViewerRequest<'_>) -> Verdict {
-        let table = self.table.load();
+        // Held across the awaits below (a resolution may wait for the
+        // archive): a counted reference rather than `arc_swap`'s
+        // short-lived guard.
+        let table = self.table.load_full();
         let Some(table) = table.as_deref() else {
             return Verdict::Refuse(Refusal::Refused);
         };
