@@ -78,6 +78,10 @@ for w in $WANTED_REQS; do
 done
 [[ $AUDIT_DB =~ ^(sqlite|postgres)$ ]] || { printf 'AUDIT_DB must be sqlite or postgres\n' >&2; exit 2; }
 wanted() { [[ $WANTED_PATHS == *" $1 "* ]]; }
+if ((PAIRED > 0)) && ! { wanted bare && wanted espace; }; then
+  printf 'PAIRED needs both bare and espace in PATHS\n' >&2
+  exit 2
+fi
 wanted_req() { [[ $WANTED_REQS == *" $1 "* ]]; }
 if [[ $ONLY == saturated ]]; then
   LATENCY=0
