@@ -84,7 +84,9 @@ pub struct Ctx {
     /// DICOM bytes may come back.
     forward: Option<crate::viewer::Forward>,
     /// An HTML page of the viewer being rewritten to get our additions.
-    inject: Option<crate::inject::PageRewriter>,
+    /// Boxed: the rewriter is over a KiB, and the context is moved with
+    /// Pingora's request future on every request, page or not.
+    inject: Option<Box<crate::inject::PageRewriter>>,
     /// A DICOM JSON answer kept as it streams by, for the resolver to
     /// learn its instances at its end (`Forward::learn`).
     learn: Option<Learning>,
@@ -197,7 +199,21 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
 }
 
 /// Not among `http::header`'s constants; named once rather than parsed per request.
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+/// Header names as written to the wire, for Pingora's `insert_header`.
+/// Pingora keeps each header's case in a second map: a `HeaderName` given
+/// to it is turned into its title-case spelling on every call (and copied,
+/// for a name outside Pingora's short list), a `&'static str` is taken as
+/// it is. Every viewer request inserts these.
+mod titled {
+    pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+    pub const HOST: &str = "Host";
+    pub const FORWARDED: &str = "Forwarded";
+    pub const X_REQUEST_ID: &str = "X-Request-Id";
+    pub const CACHE_CONTROL: &str = "Cache-Control";
+    pub const X_CONTENT_TYPE_OPTIONS: &str = "X-Content-Type-Options";
+    pub const REFERRER_POLICY: &str = "Referrer-Policy";
+    pub const CONTENT_SECURITY_POLICY: &str = "Content-Security-Policy";
+}
 
 /// Whether a piece of a Cookie header (between `;`) is one of our cookies:
 /// its name as [`web::cookie_value`] reads it (before `=`, trimmed); a
@@ -458,7 +474,7 @@ impl ProxyHttp for EspaceProxy {
                 upstream_request.insert_header(header::COOKIE, kept)?;
             }
         }
-        upstream_request.insert_header(X_FORWARDED_FOR, ip_header_value(ctx.client_ip))?;
+        upstream_request.insert_header(titled::X_FORWARDED_FOR, ip_header_value(ctx.client_ip))?;
         // Forward exactly the request that was validated.
         let Some(forward) = &ctx.forward else {
             return Err(Error::explain(
@@ -477,7 +493,7 @@ impl ProxyHttp for EspaceProxy {
             })?;
             upstream_request.set_uri(uri);
         }
-        upstream_request.insert_header(header::HOST, self.upstream_host.clone())?;
+        upstream_request.insert_header(titled::HOST, self.upstream_host.clone())?;
         // The answers whose body espace-ps reads are asked for uncompressed:
         // pages (rewritten) and the DICOM JSON the resolver learns from.
         // Others (frames, images) go through as the viewer encodes them.
@@ -487,8 +503,8 @@ impl ProxyHttp for EspaceProxy {
                 http::HeaderValue::from_static("identity"),
             )?;
         }
-        upstream_request.insert_header(header::FORWARDED, self.forwarded.clone())?;
-        upstream_request.insert_header(X_REQUEST_ID, ctx.request_id.clone())?;
+        upstream_request.insert_header(titled::FORWARDED, self.forwarded.clone())?;
+        upstream_request.insert_header(titled::X_REQUEST_ID, ctx.request_id.clone())?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -504,7 +520,7 @@ impl ProxyHttp for EspaceProxy {
                 .upstream_duration
                 .observe(sent.elapsed().as_secs_f64());
         }
-        upstream_response.insert_header(X_REQUEST_ID, ctx.request_id.clone())?;
+        upstream_response.insert_header(titled::X_REQUEST_ID, ctx.request_id.clone())?;
         // Defense in depth: DICOM bytes, archives, bulk octets, gzip and PDF
         // documents never flow to someone who may not download, whatever the
         // route table said.
@@ -538,10 +554,10 @@ impl ProxyHttp for EspaceProxy {
         let is_dicom_json = starts("application/dicom+json");
         // Viewer answers carry patient data: never cached, never framed elsewhere.
         use http::HeaderValue as V;
-        upstream_response.insert_header(header::CACHE_CONTROL, V::from_static("no-store"))?;
+        upstream_response.insert_header(titled::CACHE_CONTROL, V::from_static("no-store"))?;
         upstream_response
-            .insert_header(header::X_CONTENT_TYPE_OPTIONS, V::from_static("nosniff"))?;
-        upstream_response.insert_header(header::REFERRER_POLICY, V::from_static("same-origin"))?;
+            .insert_header(titled::X_CONTENT_TYPE_OPTIONS, V::from_static("nosniff"))?;
+        upstream_response.insert_header(titled::REFERRER_POLICY, V::from_static("same-origin"))?;
         upstream_response.remove_header(&header::SERVER);
         // Viewer HTML pages run on the portal's origin: they get the route
         // table's policy, with a nonce of this response for what we inject.
@@ -569,7 +585,7 @@ impl ProxyHttp for EspaceProxy {
                     .is_none()
                 {
                     upstream_response.insert_header(
-                        header::CONTENT_SECURITY_POLICY,
+                        titled::CONTENT_SECURITY_POLICY,
                         V::from_static("frame-ancestors 'self'"),
                     )?;
                 }
@@ -604,13 +620,13 @@ impl ProxyHttp for EspaceProxy {
                 upstream_response.remove_header(&header::CONTENT_LENGTH);
                 upstream_response.remove_header(&header::CONTENT_ENCODING);
                 upstream_response.remove_header(&header::ETAG);
-                ctx.inject = Some(crate::inject::PageRewriter::with_downloads(
+                ctx.inject = Some(Box::new(crate::inject::PageRewriter::with_downloads(
                     encoding,
                     may_download,
                     &self.app.config.upstream.hide_download,
                     &nonce,
                     ctx.forward.as_ref().map_or(&[][..], |f| &f.downloads),
-                ));
+                )));
             }
         }
         Ok(())
