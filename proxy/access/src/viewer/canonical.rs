@@ -318,15 +318,21 @@ pub fn canonicalize_with(
     }
 
     // --- path
+    // One pass checks every byte, counts the segments and notes whether
+    // any segment can hold an escape or a `;` (most paths hold neither).
+    let (mut slashes, mut escaped, mut semicolon) = (0, false, false);
     for b in raw_path.bytes() {
         match b {
+            b'/' => slashes += 1,
+            b'%' => escaped = true,
+            b';' => semicolon = true,
             b'\\' => return Err(Rejection::Backslash),
             0..=0x1f | 0x7f => return Err(Rejection::ControlCharacter),
             b if is_raw_path_char(b) => {}
             _ => return Err(Rejection::RawCharacter),
         }
     }
-    let mut segments = Vec::with_capacity(raw_path.bytes().filter(|&b| b == b'/').count());
+    let mut segments = Vec::with_capacity(slashes);
     if raw_path != "/" {
         let mut parts = raw_path[1..].split('/').peekable();
         while let Some(raw) = parts.next() {
@@ -340,11 +346,11 @@ pub fn canonicalize_with(
             // Nothing to decode (the usual case): the bytes checked above
             // are printable ASCII without `/` or `\`, so only the dot
             // segments and `;` remain to refuse, as decode_segment does.
-            if !raw.contains('%') {
+            if !(escaped && raw.contains('%')) {
                 if raw == "." || raw == ".." {
                     return Err(Rejection::DotSegment);
                 }
-                if raw.contains(';') {
+                if semicolon && raw.contains(';') {
                     return Err(Rejection::PathParameter);
                 }
                 segments.push(raw.to_owned());

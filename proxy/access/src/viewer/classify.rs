@@ -385,21 +385,25 @@ fn read_resource(
 /// Check an id against its kind.
 pub(crate) fn check_id(kind: IdKind, id: &str) -> Result<(), String> {
     let ok = match kind {
+        // Five groups of eight lowercase hex digits joined by '-' (44 bytes).
         IdKind::OrthancId => {
             id.len() == 44
-                && id.split('-').count() == 5
-                && id.split('-').all(|g| {
-                    g.len() == 8
-                        && g.bytes()
-                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && id.as_bytes().chunks(9).all(|group| {
+                    group[..8]
+                        .iter()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                        && group.get(8).is_none_or(|&b| b == b'-')
                 })
         }
+        // Digits in non-empty components separated by single dots.
         IdKind::DicomUid => {
-            !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .split('.')
-                    .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+            let b = id.as_bytes();
+            !b.is_empty()
+                && b.len() <= 64
+                && b[0] != b'.'
+                && b[b.len() - 1] != b'.'
+                && b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+                && !b.windows(2).any(|w| w == b"..")
         }
         IdKind::PatientId => {
             !id.is_empty()

@@ -87,6 +87,16 @@ impl MixedSegment {
     }
 }
 
+/// Where `lit` first starts in `hay`. Most literals of a route table are
+/// one ASCII byte ('-', '_', '.'): found by a byte scan, without building
+/// the substring searcher `str::find` builds for a `&str` pattern.
+fn find_literal(hay: &str, lit: &str) -> Option<usize> {
+    match lit.as_bytes() {
+        [b] => hay.bytes().position(|c| c == *b),
+        _ => hay.find(lit),
+    }
+}
+
 /// Matches `pieces` against `s[at..]`, recording capture `k` onwards as
 /// byte spans of `s`; shortest captures first, backtracking.
 fn split(pieces: &[Piece], s: &str, at: usize, spans: &mut [(usize, usize)], k: usize) -> bool {
@@ -110,13 +120,11 @@ fn split(pieces: &[Piece], s: &str, at: usize, spans: &mut [(usize, usize)], k: 
                 }
                 // A literal follows: the capture can end only where the
                 // literal starts, tried in order (overlapping starts too).
+                // A literal never holds '/': it lies within the segment.
                 Some(Piece::Lit(l)) => {
                     let mut from = first.len_utf8();
-                    while let Some(i) = rest[from..].find(l.as_str()) {
+                    while let Some(i) = find_literal(&rest[from..limit], l) {
                         let end = from + i;
-                        if end > limit {
-                            break;
-                        }
                         spans[k] = (at, at + end);
                         if split(more, s, at + end, spans, k + 1) {
                             return true;

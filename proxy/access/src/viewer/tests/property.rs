@@ -386,3 +386,73 @@ fn first_segment_index_classifies_as_a_scan() {
     // Every kind of first segment decided some request.
     assert_eq!(routes_hit.len(), 8, "{routes_hit:?}");
 }
+
+/// The id checks read bytes in one pass; they accept exactly what their
+/// definition by parts accepts (Orthanc: five groups of eight lowercase hex
+/// digits joined by '-'; DICOM UID: non-empty digit components joined by
+/// '.', at most 64 bytes), on ids built near that shape.
+#[test]
+fn id_checks_agree_with_their_definition_by_parts() {
+    use crate::viewer::classify::check_id;
+    use crate::viewer::IdKind;
+    let orthanc_by_parts = |id: &str| {
+        id.len() == 44
+            && id.split('-').count() == 5
+            && id.split('-').all(|g| {
+                g.len() == 8
+                    && g.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+    };
+    let uid_by_parts = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .split('.')
+                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut rng = Rng(0x1d5e_ed00_c0ff_ee01);
+    let (mut orthanc_ok, mut uid_ok) = (0, 0);
+    for _ in 0..200_000 {
+        // Start from a valid id and disturb a few bytes (or the length).
+        let mut o: Vec<u8> = I.bytes().collect();
+        let mut u: Vec<u8> = b"1.2.840.10008.5.1.4.1.1.7".to_vec();
+        for id in [&mut o, &mut u] {
+            for _ in 0..(rng.next() % 3) {
+                let at = (rng.next() % (id.len() as u64 + 1)) as usize;
+                let byte = rng.pick(&["0", "9", "a", "f", "g", "A", "-", ".", "é"]);
+                match rng.next() % 3 {
+                    0 if at < id.len() => {
+                        id.remove(at);
+                    }
+                    1 if at < id.len() => id[at] = byte.as_bytes()[0],
+                    _ => {
+                        for (k, b) in byte.bytes().enumerate() {
+                            id.insert(at + k, b);
+                        }
+                    }
+                }
+            }
+            if rng.chance(50) {
+                let n = id.len();
+                id.extend_from_within(..n.min(40));
+            }
+        }
+        let (Ok(o), Ok(u)) = (String::from_utf8(o), String::from_utf8(u)) else {
+            continue;
+        };
+        for (kind, id, expected) in [
+            (IdKind::OrthancId, &o, orthanc_by_parts(&o)),
+            (IdKind::DicomUid, &u, uid_by_parts(&u)),
+            (IdKind::DicomUid, &o, uid_by_parts(&o)),
+            (IdKind::OrthancId, &u, orthanc_by_parts(&u)),
+        ] {
+            assert_eq!(check_id(kind, id).is_ok(), expected, "{kind:?} {id:?}");
+        }
+        orthanc_ok += usize::from(orthanc_by_parts(&o));
+        uid_ok += usize::from(uid_by_parts(&u));
+    }
+    // Both sides of each check were exercised.
+    assert!(orthanc_ok > 10_000 && orthanc_ok < 190_000, "{orthanc_ok}");
+    assert!(uid_ok > 10_000 && uid_ok < 190_000, "{uid_ok}");
+}
