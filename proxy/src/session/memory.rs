@@ -17,7 +17,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemoryInner {
-    map: HashMap<String, (Vec<u8>, Instant)>,
+    /// By store key: hex SHA-256 digests behind a prefix, which no client
+    /// chooses, so a fast hash (foldhash, seeded per process) is enough.
+    map: HashMap<String, (Vec<u8>, Instant), foldhash::fast::RandomState>,
     sets: HashMap<String, (std::collections::BTreeSet<String>, Instant)>,
     writes: u64,
 }
@@ -30,12 +32,14 @@ impl MemoryStore {
 }
 
 impl MemoryInner {
-    fn live(&mut self, key: &str) -> Option<&Vec<u8>> {
+    /// The value of a key not yet expired. An expired entry stays until
+    /// the next sweep (every 256 writes) or overwrite, never read.
+    fn live(&self, key: &str) -> Option<&Vec<u8>> {
         let now = Instant::now();
-        if self.map.get(key).is_some_and(|(_, exp)| *exp <= now) {
-            self.map.remove(key);
-        }
-        self.map.get(key).map(|(v, _)| v)
+        self.map
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v)
     }
 
     fn insert(&mut self, key: &str, value: Vec<u8>, ttl: Duration) {

@@ -82,7 +82,8 @@ pub struct Sessions {
     /// authority: logout, expiry, revocation, another instance's write); it
     /// only skips decoding bytes it has decoded before. Bounded; emptied
     /// when full.
-    decoded: Mutex<HashMap<String, Decoded>>,
+    /// Keyed by store key (a digest no client chooses): foldhash.
+    decoded: Mutex<HashMap<String, Decoded, foldhash::fast::RandomState>>,
 }
 
 /// A session record's bytes as the store had them, and their decoding.
@@ -126,7 +127,7 @@ impl Sessions {
             prefix: prefix.to_owned(),
             idle,
             absolute,
-            decoded: Mutex::new(HashMap::new()),
+            decoded: Mutex::new(HashMap::default()),
         }
     }
 
