@@ -228,14 +228,25 @@ impl CanonicalRequest {
     }
 
     /// Builds the target from the segments and the query.
-    fn build_target(&self) -> String {
+    /// `verbatim_path`: the raw path, when it is its own encoding (no
+    /// escape and no `;`, so every byte of its segments is safe): copied
+    /// rather than encoded again (debug builds check it is the same).
+    fn build_target(&self, verbatim_path: Option<&str>) -> String {
         let mut out = String::with_capacity(64);
-        if self.segments.is_empty() {
-            out.push('/');
-        }
-        for s in &self.segments {
-            out.push('/');
-            encode_into(&mut out, s, is_path_safe);
+        match verbatim_path {
+            Some(path) => {
+                out.push_str(path);
+                debug_assert_eq!(
+                    path,
+                    {
+                        let mut encoded = String::new();
+                        self.push_path(&mut encoded);
+                        encoded
+                    },
+                    "a verbatim path is its own encoding"
+                );
+            }
+            None => self.push_path(&mut out),
         }
         for (i, p) in self.query.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
@@ -246,6 +257,17 @@ impl CanonicalRequest {
             }
         }
         out
+    }
+
+    /// The path, each segment percent-encoded.
+    fn push_path(&self, out: &mut String) {
+        if self.segments.is_empty() {
+            out.push('/');
+        }
+        for s in &self.segments {
+            out.push('/');
+            encode_into(out, s, is_path_safe);
+        }
     }
 
     /// The decoded path, for display (`/a/b`).
@@ -430,7 +452,7 @@ pub fn canonicalize_with(
         accept_param,
         target: String::new(),
     };
-    req.target = req.build_target();
+    req.target = req.build_target((!escaped && !semicolon).then_some(raw_path));
     // The limits hold for what is forwarded too: re-encoding may lengthen
     // the target (a raw `;` becomes `%3B`), and the canonical target must be
     // accepted again (found by fuzzing).

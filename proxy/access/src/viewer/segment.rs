@@ -71,18 +71,30 @@ impl MixedSegment {
 
     /// Whether `segment` matches.
     pub(crate) fn is_match(&self, segment: &str) -> bool {
-        let mut spans = [(0, 0); MAX_CAPTURES];
-        split(&self.pieces, segment, 0, &mut spans, 0)
+        self.capture_each(segment).is_some()
     }
 
     /// The captured values, in the order of `names`, when `segment` matches.
+    #[cfg(test)]
     pub(crate) fn captures<'a>(&self, segment: &'a str) -> Option<Vec<&'a str>> {
+        Some(self.capture_each(segment)?.map(|(_, v)| v).collect())
+    }
+
+    /// Each capture's name and value, in order, when `segment` matches.
+    pub(crate) fn capture_each<'s, 'a>(
+        &'s self,
+        segment: &'a str,
+    ) -> Option<impl Iterator<Item = (&'s str, &'a str)>> {
+        // Neither a capture nor a literal holds a '/': nor does a match.
+        if segment.contains('/') {
+            return None;
+        }
         let mut spans = [(0, 0); MAX_CAPTURES];
-        split(&self.pieces, segment, 0, &mut spans, 0).then(|| {
-            spans[..self.names.len()]
+        split(&self.pieces, segment, 0, &mut spans, 0).then(move || {
+            self.names
                 .iter()
-                .map(|&(a, b)| &segment[a..b])
-                .collect()
+                .zip(spans)
+                .map(move |(n, (a, b))| (n.as_str(), &segment[a..b]))
         })
     }
 }
@@ -107,23 +119,21 @@ fn split(pieces: &[Piece], s: &str, at: usize, spans: &mut [(usize, usize)], k: 
             rest.starts_with(l.as_str()) && split(more, s, at + l.len(), spans, k)
         }
         Some((Piece::Capture, more)) => {
-            // One or more characters, none of them '/'.
-            let limit = rest.find('/').unwrap_or(rest.len());
-            let Some(first) = rest[..limit].chars().next() else {
+            // One or more characters (none is '/': the caller checked).
+            let Some(first) = rest.chars().next() else {
                 return false;
             };
             match more.first() {
                 // The last piece: the capture is the rest of the segment.
                 None => {
-                    spans[k] = (at, at + limit);
-                    limit == rest.len()
+                    spans[k] = (at, s.len());
+                    true
                 }
                 // A literal follows: the capture can end only where the
                 // literal starts, tried in order (overlapping starts too).
-                // A literal never holds '/': it lies within the segment.
                 Some(Piece::Lit(l)) => {
                     let mut from = first.len_utf8();
-                    while let Some(i) = find_literal(&rest[from..limit], l) {
+                    while let Some(i) = find_literal(&rest[from..], l) {
                         let end = from + i;
                         spans[k] = (at, at + end);
                         if split(more, s, at + end, spans, k + 1) {

@@ -1091,7 +1091,9 @@ fn capture_names(segs: &[Seg]) -> Vec<String> {
 
 /// Match decoded segments; the captured values on success.
 pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(String, String)>> {
-    // Most routes do not match: check first, without allocating, then capture.
+    // Most routes do not match: check first, without allocating, then
+    // capture. A mixed segment is split only here (once), where a
+    // mismatch still fails the whole match.
     if !segments_match(segs, path) {
         return None;
     }
@@ -1102,9 +1104,8 @@ pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(Strin
             Seg::Lit(_) => {}
             Seg::Capture(n) | Seg::OneOf(n, _) => caps.push((n.clone(), p.clone())),
             Seg::Mixed { mixed, .. } => {
-                let values = mixed.captures(p)?;
-                for (n, v) in mixed.names.iter().zip(values) {
-                    caps.push((n.clone(), v.to_string()));
+                for (n, v) in mixed.capture_each(p)? {
+                    caps.push((n.to_owned(), v.to_owned()));
                 }
             }
         }
@@ -1125,7 +1126,8 @@ fn segments_match(segs: &[Seg], path: &[String]) -> bool {
             Seg::Lit(l) => l == p,
             Seg::Capture(_) => true,
             Seg::OneOf(_, opts) => opts.iter().any(|o| o == p),
-            Seg::Mixed { mixed, .. } => mixed.is_match(p),
+            // Split once, by the capture pass (which fails on no match).
+            Seg::Mixed { .. } => true,
             Seg::Rest => unreachable!("handled above"),
         };
         if !ok {
