@@ -67,7 +67,18 @@ pub fn new_request_id() -> HeaderValue {
         buf[len] = HEX[((n >> (shift * 4)) & 0xf) as usize];
         len += 1;
     }
-    HeaderValue::from_bytes(&buf[..len]).expect("hex digits are a header value")
+    // Shared from its own allocation: the id is cloned into the viewer's
+    // request and into the response, which then only count a reference
+    // (bytes copied into a header value are moved again at their first
+    // clone).
+    struct Id([u8; 29], usize);
+    impl AsRef<[u8]> for Id {
+        fn as_ref(&self) -> &[u8] {
+            &self.0[..self.1]
+        }
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(Id(buf, len)))
+        .expect("hex digits are a header value")
 }
 
 /// The request id of a request: the gateway's when the connection comes

@@ -343,7 +343,7 @@ impl ProxyHttp for EspaceProxy {
         let request_id = ctx.request_id.to_str().unwrap_or("-");
         let found = match web::cookie_value(&h.headers, &self.our_cookies[0]) {
             Some(id) => {
-                let key: Arc<str> = crate::session::digest(id).into();
+                let key = crate::session::digest_shared(id);
                 let checked = self
                     .app
                     .check

@@ -94,11 +94,23 @@ const DECODED_CAPACITY: usize = 4096;
 
 /// The hex SHA-256 of an id: what stores and caches key on, never the id.
 pub fn digest(id: &str) -> String {
+    let hex = hex_digest(id);
+    std::str::from_utf8(&hex).expect("hex digits").to_owned()
+}
+
+/// [`digest`], shared: the viewer path keys its caches by it (one
+/// allocation, where `digest(id).into()` takes two).
+pub fn digest_shared(id: &str) -> Arc<str> {
+    let hex = hex_digest(id);
+    Arc::from(std::str::from_utf8(&hex).expect("hex digits"))
+}
+
+fn hex_digest(id: &str) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for b in Sha256::digest(id.as_bytes()) {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0x0f)] as char);
+    let mut out = [0u8; 64];
+    for (i, b) in Sha256::digest(id.as_bytes()).into_iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
     }
     out
 }

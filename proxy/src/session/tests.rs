@@ -193,6 +193,7 @@ fn digest_is_lowercase_hex_sha256() {
         digest("abc"),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+    assert_eq!(&*super::digest_shared("abc"), digest("abc"));
 }
 
 #[test]

@@ -299,8 +299,9 @@ impl Gate {
         } else {
             Action::ViewImages
         };
-        // One cache entry per study for all that follows.
-        let entries: Vec<Arc<StudyEntry>> = studies
+        // One cache entry per study for all that follows (most requests
+        // touch one study: no allocation for the list).
+        let entries: smallvec::SmallVec<[Arc<StudyEntry>; 2]> = studies
             .iter()
             .map(|study| self.study_entry(session, study))
             .collect();
