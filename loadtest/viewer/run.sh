@@ -22,6 +22,9 @@
 # PAIRED=N adds N rounds in which bare Pingora and espace-ps are loaded at
 # the same time, each by its own wrk: their CPU per request compared in one
 # window of the machine (section 4a).
+# INSTRUCTIONS=N also counts, under callgrind, the user-space instructions
+# each proxy executes per request over N requests (section 4c; repeatable,
+# unlike CPU time; needs valgrind).
 # STRACE=1 counts espace-ps's and bare Pingora's system calls (strace -c)
 # during their measured runs (strace slows them: CPU figures of such a run
 # are not comparable; the calls per request are).
@@ -70,6 +73,8 @@ esac
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { printf 'ROUNDS must be a whole number (0: no saturated runs one path at a time)\n' >&2; exit 2; }
 PAIRED=${PAIRED:-0}
 [[ $PAIRED =~ ^[0-9]+$ ]] || { printf 'PAIRED must be a whole number\n' >&2; exit 2; }
+INSTRUCTIONS=${INSTRUCTIONS:-0}
+[[ $INSTRUCTIONS =~ ^[0-9]+$ ]] || { printf 'INSTRUCTIONS must be a whole number\n' >&2; exit 2; }
 for w in $WANTED_PATHS; do
   [[ $w =~ ^(direct|nginx|bare|espace)$ ]] || { printf 'PATHS: unknown path %s (direct, nginx, bare, espace)\n' "$w" >&2; exit 2; }
 done
@@ -78,8 +83,8 @@ for w in $WANTED_REQS; do
 done
 [[ $AUDIT_DB =~ ^(sqlite|postgres)$ ]] || { printf 'AUDIT_DB must be sqlite or postgres\n' >&2; exit 2; }
 wanted() { [[ $WANTED_PATHS == *" $1 "* ]]; }
-if ((PAIRED > 0)) && ! { wanted bare && wanted espace; }; then
-  printf 'PAIRED needs both bare and espace in PATHS\n' >&2
+if ((PAIRED > 0 || INSTRUCTIONS > 0)) && ! { wanted bare && wanted espace; }; then
+  printf 'PAIRED and INSTRUCTIONS need both bare and espace in PATHS\n' >&2
   exit 2
 fi
 wanted_req() { [[ $WANTED_REQS == *" $1 "* ]]; }
@@ -101,6 +106,7 @@ wanted nginx && { [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light); }
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+((INSTRUCTIONS > 0)) && { command -v callgrind_control >/dev/null || need_apt+=(valgrind); }
 [[ $AUDIT_DB == postgres ]] && { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql); }
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
@@ -129,15 +135,15 @@ fi
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- run directory, cleanup ------------------------------------------------
 RUN=$(mktemp -d /tmp/espace-viewer-bench.XXXXXX)
-ESPACE_PID="" NGINX_PID="" BARE_PID="" SAMPLER_PID="" PG_DATA=""
+ESPACE_PID="" NGINX_PID="" BARE_PID="" SAMPLER_PID="" PG_DATA="" VG_PID=""
 cleanup() {
   local rc=$?
   set +e
   [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
-  for pid in $ESPACE_PID $NGINX_PID $BARE_PID; do
+  for pid in $ESPACE_PID $NGINX_PID $BARE_PID $VG_PID; do
     kill -TERM "$pid" 2>/dev/null
   done
-  for pid in $ESPACE_PID $NGINX_PID $BARE_PID; do
+  for pid in $ESPACE_PID $NGINX_PID $BARE_PID $VG_PID; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -323,22 +329,29 @@ ESPACE_PID=$!
 wait_http "http://127.0.0.1:$ADMIN_PORT/-/healthz" || { tail "$RUN/espace-ps.log" >&2; die "espace-ps did not start"; }
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-now=$(date +%s)
-header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-payload=$(printf '{"iss":"viewer-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
-  "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
-sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
-# A launch POSTed from an allowed origin goes straight through its
-# confirmation step: the launch answers 303 to /auth/hm-sso/confirm with the
-# browser-binding cookie, and the confirmation opens the session.
-curl -s -o /dev/null -D "$RUN/sso-launch.headers" -c "$RUN/sso.jar" \
-  -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" \
-  "http://127.0.0.1:$ESPACE_PORT/auth/hm-sso"
-confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch.headers" | tr -d '\r' | head -n1)
-[[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
-curl -s -o /dev/null -D "$RUN/sso.headers" -b "$RUN/sso.jar" "http://127.0.0.1:$ESPACE_PORT$confirm"
-COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso.headers" | tr -d '\r' | head -n1)
-[[ -n $COOKIE ]] || { cat "$RUN/sso.headers" >&2; die "no session cookie from the SSO launch"; }
+# open_session PORT: a session of the doctor on the espace-ps listening on
+# PORT, through Hopital Manager's SSO; prints its Cookie header value.
+open_session() {
+  local port=$1 now header payload sig confirm cookie
+  now=$(date +%s)
+  header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+  payload=$(printf '{"iss":"viewer-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
+    "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
+  sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
+  # A launch POSTed from an allowed origin goes straight through its
+  # confirmation step: the launch answers 303 to /auth/hm-sso/confirm with the
+  # browser-binding cookie, and the confirmation opens the session.
+  curl -s -o /dev/null -D "$RUN/sso-launch-$port.headers" -c "$RUN/sso-$port.jar" \
+    -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" \
+    "http://127.0.0.1:$port/auth/hm-sso"
+  confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch-$port.headers" | tr -d '\r' | head -n1)
+  [[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch-$port.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
+  curl -s -o /dev/null -D "$RUN/sso-$port.headers" -b "$RUN/sso-$port.jar" "http://127.0.0.1:$port$confirm"
+  cookie=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso-$port.headers" | tr -d '\r' | head -n1)
+  [[ -n $cookie ]] || { cat "$RUN/sso-$port.headers" >&2; die "no session cookie from the SSO launch"; }
+  printf '%s' "$cookie"
+}
+COOKIE=$(open_session "$ESPACE_PORT") || die "no session"
 log "session opened for $DOCTOR"
 
 # --- 3. nginx --------------------------------------------------------------
@@ -522,6 +535,86 @@ if ((PAIRED > 0)) && wanted bare && wanted espace; then
   done
 fi
 
+# --- 4c. instructions: both proxies under callgrind -----------------------
+# CPU per request is read through a noisy machine (two runs of one build
+# differ by up to 0.02 in the paired ratio). The instructions a proxy
+# executes per request are not: callgrind counts them, the same for the same
+# binary and input whatever the machine is doing. INSTRUCTIONS=N starts a
+# second espace-ps (same configuration, other ports, a session of its own)
+# and a second bare Pingora under callgrind, sends each request 100 times,
+# zeroes the counts, sends it N times more on one connection and reads the
+# count. User-space instructions only (the kernel's work is not counted),
+# and not time: a cache miss or a contended lock costs no instruction.
+# valgrind hides SHA-NI from the program: sha2's portable code then digests
+# the session cookie, about 3,500 instructions more than on this machine.
+INSTR_ROWS=()
+if ((INSTRUCTIONS > 0)); then
+  read -r VG_ESPACE VG_ADMIN VG_BARE <<<"$(free_ports 3)"
+  mkdir -p "$RUN/callgrind"
+  sed -e "s/127\.0\.0\.1:$ESPACE_PORT/127.0.0.1:$VG_ESPACE/g" -e "s/127\.0\.0\.1:$ADMIN_PORT/127.0.0.1:$VG_ADMIN/g" \
+    "$RUN/espace-ps.toml" >"$RUN/espace-ps-callgrind.toml"
+  # load_n PORT PATH COUNT COOKIE: COUNT requests on one connection, each a 200.
+  load_n() {
+    python3 - "$@" <<'EOF'
+import http.client, sys
+port, path, n, cookie = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+headers = {"Cookie": cookie} if cookie else {}
+for _ in range(n):
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"{path}: {r.status}")
+EOF
+  }
+  # count PID PORT PATH COOKIE: instructions per request of PATH.
+  count() {
+    local pid=$1 port=$2 path=$3 cookie=$4 file
+    load_n "$port" "$path" 100 "$cookie" || die "callgrind warm-up of $path"
+    callgrind_control -z "$pid" >/dev/null 2>&1 || die "callgrind_control -z $pid"
+    load_n "$port" "$path" "$INSTRUCTIONS" "$cookie" || die "callgrind run of $path"
+    callgrind_control -d "$pid" >/dev/null 2>&1 || die "callgrind_control -d $pid"
+    file=$(ls -t "$RUN/callgrind/"*".$pid."* | head -n1)
+    awk -v n="$INSTRUCTIONS" '/^summary:/ {printf "%.0f\n", $2 / n; exit}' "$file"
+  }
+  wait_up() { # URL: valgrind starts slowly
+    for _ in $(seq 600); do
+      curl -s -o /dev/null --max-time 2 "$1" && return 0
+      sleep 0.2
+    done
+    return 1
+  }
+  declare -A INSTR_ESPACE=() INSTR_BARE=()
+  log "espace-ps under callgrind on 127.0.0.1:$VG_ESPACE"
+  valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$RUN/callgrind/espace.%p" \
+    "$BIN" serve --config "$RUN/espace-ps-callgrind.toml" </dev/null >"$RUN/callgrind/espace.out" 2>&1 &
+  VG_PID=$!
+  wait_up "http://127.0.0.1:$VG_ADMIN/-/healthz" || { tail "$RUN/callgrind/espace.out" >&2; die "espace-ps under callgrind did not start"; }
+  vg_cookie=$(open_session "$VG_ESPACE") || die "no session under callgrind"
+  for r in "${REQUESTS[@]}"; do
+    INSTR_ESPACE[${r%%|*}]=$(count "$VG_PID" "$VG_ESPACE" "${r#*|}" "$vg_cookie")
+  done
+  kill -TERM "$VG_PID"
+  wait "$VG_PID" || true
+  log "bare Pingora under callgrind on 127.0.0.1:$VG_BARE"
+  valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$RUN/callgrind/bare.%p" \
+    "$BARE_BIN" "127.0.0.1:$VG_BARE" "127.0.0.1:$ORTHANC_PORT" 2 </dev/null >"$RUN/callgrind/bare.out" 2>&1 &
+  VG_PID=$!
+  wait_up "http://127.0.0.1:$VG_BARE/system" || { tail "$RUN/callgrind/bare.out" >&2; die "bare Pingora under callgrind did not start"; }
+  for r in "${REQUESTS[@]}"; do
+    INSTR_BARE[${r%%|*}]=$(count "$VG_PID" "$VG_BARE" "${r#*|}" "")
+  done
+  kill -TERM "$VG_PID"
+  wait "$VG_PID" || true
+  VG_PID=""
+  for r in "${REQUESTS[@]}"; do
+    rname=${r%%|*}
+    INSTR_ROWS+=("$rname|${INSTR_BARE[$rname]}|${INSTR_ESPACE[$rname]}")
+    log "$rname: ${INSTR_BARE[$rname]} instructions per request through bare Pingora, ${INSTR_ESPACE[$rname]} through espace-ps"
+  done
+fi
+
 # --- 4b. one connection: the latency each proxy adds ----------------------
 # With 8 connections the two cores are saturated and latencies mostly measure
 # queueing; one connection at a time leaves the machine idle between
@@ -699,6 +792,20 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
         b = cb / tk / nb * 1e6; e = ce / tk / ne * 1e6
         printf "| all | | %.0f µs | %.0f µs | **%.2f** (median %.2f, %.2f–%.2f) |\n", b, e, e / b, med, r[1], r[k]
       }'
+    echo
+  fi
+  if ((${#INSTR_ROWS[@]})); then
+    echo "## Instructions per request (callgrind)"
+    echo
+    echo "User-space instructions each proxy executed per request: $INSTRUCTIONS requests on one connection"
+    echo "after 100 of warm-up, one espace-ps session. Repeatable for one binary and input; not time (cache"
+    echo "misses, contended locks and the kernel's work are not counted). Under valgrind the session"
+    echo "cookie's SHA-256 runs sha2's portable code (SHA-NI hidden): about 3,500 instructions more than"
+    echo "on the machine."
+    echo
+    echo "| request | bare Pingora | espace-ps | espace-ps − bare | ratio |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '%s\n' "${INSTR_ROWS[@]}" | awk -F'|' '{ printf "| %s | %d | %d | %d | %.2f |\n", $1, $2, $3, $3 - $2, $3 / $2 }'
     echo
   fi
   if [[ ${#LAT_KEYS[@]} -gt 0 ]]; then
