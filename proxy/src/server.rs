@@ -177,7 +177,7 @@ pub async fn write_response(
     if parts.status != http::StatusCode::NOT_MODIFIED {
         h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     }
-    h.insert_header(X_REQUEST_ID, request_id.clone())?;
+    h.insert_header(titled::X_REQUEST_ID, request_id.clone())?;
     let end = head_only || body.is_empty();
     session.write_response_header(Box::new(h), end).await?;
     if !end {
@@ -198,12 +198,14 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
     Ok(Some(buf.freeze()))
 }
 
-/// Not among `http::header`'s constants; named once rather than parsed per request.
 /// Header names as written to the wire, for Pingora's `insert_header`.
 /// Pingora keeps each header's case in a second map: a `HeaderName` given
-/// to it is turned into its title-case spelling on every call (and copied,
-/// for a name outside Pingora's short list), a `&'static str` is taken as
-/// it is. Every viewer request inserts these.
+/// to it is looked up in Pingora's short list of title-case spellings on
+/// every call (and, outside that list, copied in lower case), a
+/// `&'static str` is taken as it is. Every viewer request inserts these.
+/// (The headers of our own pages, from an `http::Response`, keep Pingora's
+/// spelling of a `HeaderName`, lower case outside its list: HTTP reads
+/// header names case-insensitively.)
 mod titled {
     pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
     pub const HOST: &str = "Host";
@@ -213,6 +215,7 @@ mod titled {
     pub const X_CONTENT_TYPE_OPTIONS: &str = "X-Content-Type-Options";
     pub const REFERRER_POLICY: &str = "Referrer-Policy";
     pub const CONTENT_SECURITY_POLICY: &str = "Content-Security-Policy";
+    pub const CONTENT_SECURITY_POLICY_REPORT_ONLY: &str = "Content-Security-Policy-Report-Only";
 }
 
 /// Whether a piece of a Cookie header (between `;`) is one of our cookies:
@@ -573,9 +576,14 @@ impl ProxyHttp for EspaceProxy {
                 let csp = &forward.csp;
                 upstream_response.remove_header(&header::CONTENT_SECURITY_POLICY);
                 upstream_response.remove_header(&header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
-                upstream_response.insert_header(csp.header_name(), csp.header_value(&nonce))?;
+                let name = if csp.report_only() {
+                    titled::CONTENT_SECURITY_POLICY_REPORT_ONLY
+                } else {
+                    titled::CONTENT_SECURITY_POLICY
+                };
+                upstream_response.insert_header(name, csp.header_value(&nonce))?;
                 if let Some(enforced) = csp.enforced_in_report_only() {
-                    upstream_response.insert_header(header::CONTENT_SECURITY_POLICY, enforced)?;
+                    upstream_response.insert_header(titled::CONTENT_SECURITY_POLICY, enforced)?;
                 }
             }
             _ => {

@@ -8,8 +8,9 @@ use parking_lot::Mutex;
 
 use super::{KvStore, StoreError};
 
-/// One-instance store. Expired entries are dropped when read and swept
-/// every few hundred writes.
+/// One-instance store. Expired entries are never read (skipped, as if
+/// absent), overwritten by the next write of their key, and swept every
+/// few hundred writes.
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,

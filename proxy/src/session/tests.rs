@@ -256,3 +256,30 @@ async fn a_corrupted_record_is_an_error_not_the_old_value() {
         .unwrap();
     assert!(matches!(s.load(&id).await, Err(StoreError::Corrupt(_))));
 }
+
+/// An expired entry is absent to every reader, and a conditional write
+/// sees it absent too (a time to live of zero: expired as soon as written).
+#[tokio::test]
+async fn memory_store_entries_are_absent_once_expired() {
+    let store = MemoryStore::default();
+    store.set("p:s:gone", b"v", Duration::ZERO).await.unwrap();
+    store
+        .set("p:s:kept", b"v", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.get("p:s:gone").await.unwrap(), None);
+    assert_eq!(store.take("p:s:gone").await.unwrap(), None);
+    store.set("p:s:gone", b"v", Duration::ZERO).await.unwrap();
+    assert!(!store
+        .set_xx("p:s:gone", b"w", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.get("p:s:gone").await.unwrap(), None);
+    assert_eq!(store.count_prefix("p:s:").await.unwrap(), 1);
+    assert!(store
+        .set_nx("p:s:gone", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.get("p:s:gone").await.unwrap(), Some(Vec::new()));
+    assert_eq!(store.get("p:s:kept").await.unwrap(), Some(b"v".to_vec()));
+}

@@ -1113,7 +1113,8 @@ pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(Strin
     Some(caps)
 }
 
-/// Whether a path matches a route's segments (no captures kept).
+/// Whether a path can match a route's segments: every segment but the
+/// mixed ones, which [`match_segments`] splits (no captures kept).
 fn segments_match(segs: &[Seg], path: &[String]) -> bool {
     for (i, seg) in segs.iter().enumerate() {
         if let Seg::Rest = seg {

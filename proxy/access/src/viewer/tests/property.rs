@@ -452,6 +452,15 @@ fn id_checks_agree_with_their_definition_by_parts() {
         orthanc_ok += usize::from(orthanc_by_parts(&o));
         uid_ok += usize::from(uid_by_parts(&u));
     }
+    // The bounds generated ids seldom reach: empty, and the 64-byte limit.
+    let uid64 = format!("1.{}", "2".repeat(62));
+    assert_eq!(uid64.len(), 64);
+    for (id, expected) in [("", false), (uid64.as_str(), true)] {
+        assert_eq!(check_id(IdKind::DicomUid, id).is_ok(), expected, "{id:?}");
+        assert_eq!(uid_by_parts(id), expected, "{id:?}");
+    }
+    let uid65 = format!("{uid64}3");
+    assert!(check_id(IdKind::DicomUid, &uid65).is_err() && !uid_by_parts(&uid65));
     // Both sides of each check were exercised.
     assert!(orthanc_ok > 10_000 && orthanc_ok < 190_000, "{orthanc_ok}");
     assert!(uid_ok > 10_000 && uid_ok < 190_000, "{uid_ok}");

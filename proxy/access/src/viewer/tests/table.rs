@@ -206,3 +206,25 @@ fn csp_problems_are_located_and_a_table_without_csp_is_strict() {
         .expect_err("report-only of nothing");
     assert!(ps[0].message.contains("without a [csp]"), "{ps:?}");
 }
+
+/// A mixed segment that does not split leaves its route, and the next
+/// route of the table decides (mixed segments are split only while
+/// capturing, after the cheaper checks).
+#[test]
+fn a_mixed_segment_that_does_not_split_falls_through_to_the_next_route() {
+    let route = |id: &str, pattern: &str, from: &str| {
+        format!("[[route]]\nid = \"{id}\"\nmethods = [\"GET\"]\npattern = \"{pattern}\"\nclass = \"R\"\nlevel = \"study\"\nresource = \"path:{from}\"\nkind = \"dicom-uid\"\n")
+    };
+    let text = format!(
+        "{HEAD}{}{}",
+        route("pair", "/studies/{a}-{b}", "a"),
+        route("one", "/studies/{id}", "id")
+    );
+    let t = RouteTable::parse("t.toml", &text).expect("valid");
+    let decided_by = |target: &str| {
+        let (_, c) = t.classify_raw("GET", target, &[]).expect("canonical");
+        c.candidate().expect("candidate").route_id.clone()
+    };
+    assert_eq!(decided_by("/studies/1.2-3.4"), "pair");
+    assert_eq!(decided_by("/studies/1.2"), "one");
+}
