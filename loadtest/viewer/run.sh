@@ -551,8 +551,13 @@ INSTR_ROWS=()
 if ((INSTRUCTIONS > 0)); then
   read -r VG_ESPACE VG_ADMIN VG_BARE <<<"$(free_ports 3)"
   mkdir -p "$RUN/callgrind"
-  sed -e "s/127\.0\.0\.1:$ESPACE_PORT/127.0.0.1:$VG_ESPACE/g" -e "s/127\.0\.0\.1:$ADMIN_PORT/127.0.0.1:$VG_ADMIN/g" \
+  # Its listen, admin and public addresses (each followed by its closing
+  # quote, so that no longer port starting with the same digits matches).
+  sed -e "s/127\.0\.0\.1:$ESPACE_PORT\"/127.0.0.1:$VG_ESPACE\"/g" -e "s/127\.0\.0\.1:$ADMIN_PORT\"/127.0.0.1:$VG_ADMIN\"/g" \
     "$RUN/espace-ps.toml" >"$RUN/espace-ps-callgrind.toml"
+  grep -q "127.0.0.1:$VG_ADMIN\"" "$RUN/espace-ps-callgrind.toml" || die "the callgrind configuration has no admin address of its own"
+  # It writes to the same audit trail: its rows are left out of the report's count.
+  vg_views0=$(audit_count images_view) vg_downloads0=$(audit_count dicom_download)
   # load_n PORT PATH COUNT COOKIE: COUNT requests on one connection, each a 200.
   load_n() {
     python3 - "$@" <<'EOF'
@@ -595,8 +600,12 @@ EOF
   for r in "${REQUESTS[@]}"; do
     INSTR_ESPACE[${r%%|*}]=$(count "$VG_PID" "$VG_ESPACE" "${r#*|}" "$vg_cookie")
   done
-  kill -TERM "$VG_PID"
+  # SIGINT: Pingora's fast shutdown (the counts are read; SIGTERM would
+  # wait out espace-ps's drain, and bare Pingora's default of 5 minutes).
+  kill -INT "$VG_PID"
   wait "$VG_PID" || true
+  AUDIT_VIEWS_BEFORE=$((AUDIT_VIEWS_BEFORE + $(audit_count images_view) - vg_views0))
+  AUDIT_DOWNLOADS_BEFORE=$((AUDIT_DOWNLOADS_BEFORE + $(audit_count dicom_download) - vg_downloads0))
   log "bare Pingora under callgrind on 127.0.0.1:$VG_BARE"
   valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$RUN/callgrind/bare.%p" \
     "$BARE_BIN" "127.0.0.1:$VG_BARE" "127.0.0.1:$ORTHANC_PORT" 2 </dev/null >"$RUN/callgrind/bare.out" 2>&1 &
@@ -605,7 +614,7 @@ EOF
   for r in "${REQUESTS[@]}"; do
     INSTR_BARE[${r%%|*}]=$(count "$VG_PID" "$VG_BARE" "${r#*|}" "")
   done
-  kill -TERM "$VG_PID"
+  kill -INT "$VG_PID"
   wait "$VG_PID" || true
   VG_PID=""
   for r in "${REQUESTS[@]}"; do
