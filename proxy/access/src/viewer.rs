@@ -53,7 +53,7 @@ pub use canonical::{
     canonicalize, canonicalize_with, reads_header, CanonicalRequest, QueryParam, Rejection,
     BUILTIN_SECURITY_KEYS, MAX_PATH_BYTES, MAX_QUERY_BYTES, METHOD_OVERRIDE_HEADERS,
 };
-pub use classify::{Candidate, Classification, Denied, IdKind, ResourceRef};
+pub use classify::{is_well_formed, Candidate, Classification, Denied, IdKind, ResourceRef};
 pub use csp::Csp;
 pub use media::MediaType;
 pub use resolver::{Resolver, STUDY_PLACEHOLDER};

@@ -306,10 +306,7 @@ fn unreachable(e: reqwest::Error) -> ResolveError {
 
 /// Digits and dots, at most 64 characters, no empty component.
 fn is_uid(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.split('.')
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+    espace_ps_access::viewer::is_well_formed(espace_ps_access::viewer::IdKind::DicomUid, s)
 }
 
 /// The first value of a tag in a DICOM JSON object.

@@ -86,13 +86,7 @@ fn unreachable(e: reqwest::Error) -> ResolveError {
 
 /// Orthanc's resource id: five groups of 8 lower-case hex digits.
 fn is_orthanc_id(id: &str) -> bool {
-    id.len() == 44
-        && id.split('-').count() == 5
-        && id.split('-').all(|g| {
-            g.len() == 8
-                && g.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
+    espace_ps_access::viewer::is_well_formed(IdKind::OrthancId, id)
 }
 
 /// What the banner says of a series: "CT – THORAX" (either may be missing).

@@ -384,7 +384,17 @@ fn read_resource(
 
 /// Check an id against its kind.
 pub(crate) fn check_id(kind: IdKind, id: &str) -> Result<(), String> {
-    let ok = match kind {
+    if is_well_formed(kind, id) {
+        Ok(())
+    } else {
+        Err(format!("malformed id for kind {kind:?}"))
+    }
+}
+
+/// Whether `id` has the form of an id of this kind (what a route table's
+/// resource must be; also what an archive's answers are read for).
+pub fn is_well_formed(kind: IdKind, id: &str) -> bool {
+    match kind {
         // Five groups of eight lowercase hex digits joined by '-' (44 bytes).
         IdKind::OrthancId => {
             id.len() == 44
@@ -411,10 +421,5 @@ pub(crate) fn check_id(kind: IdKind, id: &str) -> Result<(), String> {
                 && !id.contains('\\')
                 && !id.chars().any(char::is_control)
         }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("malformed id for kind {kind:?}"))
     }
 }
