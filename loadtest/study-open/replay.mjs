@@ -112,8 +112,11 @@ async function replay(p, cookie, conns, study) {
     const results = await Promise.all(frames.map((f) => call('frame', f, FRAME_ACCEPT)));
     await patientQ;
     const times = log.filter((e) => e.kind === 'frame').map((e) => e.at);
+    const at = (kind) => log.find((e) => e.kind === kind)?.at ?? null;
     return {
       path: p.name,
+      study_ms: at('qido-study'),
+      series_ms: at('qido-series'),
       metadata_ms: tMeta,
       first_frame_ms: Math.min(...times),
       last_frame_ms: Math.max(...times),

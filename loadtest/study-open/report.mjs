@@ -59,6 +59,17 @@ if (replay.length) {
     p(`| ${name} | ${rs.length} | ${ms(median(rs.map((r) => r.metadata_ms)))} | ${ms(median(rs.map((r) => r.first_frame_ms)))} | ${spread(rs.map((r) => r.first_frame_ms))} | **${ms(last)}** | ${spread(rs.map((r) => r.last_frame_ms))} | **${ratio(last / dLast)}** | ${pr.length ? `${ratio(median(pr))} (${ratio(Math.min(...pr))}–${ratio(Math.max(...pr))})` : '-'} |`);
   }
   p();
+  p('Before the frames, and the CPU time each opening cost (medians; ms; "proxy": espace-ps, or nginx\'s workers,');
+  p('user + system from `/proc`, 10 ms ticks; Orthanc the same, over the whole replay):');
+  p();
+  p('| path | study query answered | series query answered | metadata answered | frames phase (last frame − metadata) | proxy CPU | Orthanc CPU |');
+  p('|---|---:|---:|---:|---:|---:|---:|');
+  for (const [name, rs] of rows) {
+    if (!rs.length) continue;
+    const m = (f) => ms(median(rs.map(f).filter((x) => x !== null && x !== undefined)));
+    p(`| ${name} | ${m((r) => r.study_ms)} | ${m((r) => r.series_ms)} | ${m((r) => r.metadata_ms)} | ${m((r) => r.last_frame_ms - r.metadata_ms)} | ${name === 'direct' ? '-' : m((r) => r.proxy_cpu_ms)} | ${m((r) => r.orthanc_cpu_ms)} |`);
+  }
+  p();
   const e = median(by('espace-ps').map((r) => r.last_frame_ms));
   const n = median(by('nginx').map((r) => r.last_frame_ms));
   const en = perRound('espace-ps', 'nginx');

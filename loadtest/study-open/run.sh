@@ -271,6 +271,32 @@ log "replay: $ROUNDS rounds, $CONNS connections"
 node "$HERE/replay.mjs" --check --study "$STUDY_UID" --conns "$CONNS" \
   --path "direct=$ORTHANC" --path "nginx=$NGINX" --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" \
   >"$RUN/check.json" || die "the replay's check (every answer a 200 with the same bytes on every path)"
+# CPU time (user + system, ms) the processes spent, from /proc/PID/stat
+# (fields 14 and 15 after the command name, in clock ticks).
+cpu_ms() {
+  local t=0 s pid
+  local -a f
+  for pid in "$@"; do
+    s=$(<"/proc/$pid/stat") || continue
+    read -r -a f <<<"${s##*) }"
+    t=$((t + f[11] + f[12]))
+  done
+  echo $((t * 1000 / $(getconf CLK_TCK)))
+}
+# Runs one replay and adds to its JSON line the CPU time the proxy of its
+# path (espace-ps, or nginx's workers) and Orthanc spent during it.
+replay_timed() { # PATH BASE COOKIE ROUND
+  local proxy=() p0 o0 line
+  case $1 in
+    espace-ps) proxy=("$ESPACE_PID") ;;
+    nginx) mapfile -t proxy < <(pgrep -P "$NGINX_PID") ;;
+  esac
+  p0=$(cpu_ms "${proxy[@]}") o0=$(cpu_ms "$ORTHANC_PID")
+  line=$(node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$4" \
+    --path "$1=$2" ${3:+--cookie "$1=$3"}) || return 1
+  printf '%s,"proxy_cpu_ms":%d,"orthanc_cpu_ms":%d}\n' "${line%\}}" \
+    $(($(cpu_ms "${proxy[@]}") - p0)) $(($(cpu_ms "$ORTHANC_PID") - o0))
+}
 ORDER=(direct nginx espace-ps)
 for round in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
@@ -280,13 +306,11 @@ for round in $(seq "$ROUNDS"); do
       nginx) base=$NGINX cookie="" ;;
       espace-ps) stop_espace; start_espace; base=$ESPACE cookie=$COOKIE ;;
     esac
-    node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$round" \
-      --path "$p=$base" ${cookie:+--cookie "$p=$cookie"} >>"$RUN/replay.jsonl" || die "replay $p round $round"
+    replay_timed "$p" "$base" "$cookie" "$round" >>"$RUN/replay.jsonl" || die "replay $p round $round"
     # Right after its first opening: the same session opens the study again
     # (resolutions and decisions cached), in the same round.
     if [[ $p == espace-ps ]]; then
-      node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "warm-$round" \
-        --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" >>"$RUN/replay.jsonl" || die "replay espace-ps warm round $round"
+      replay_timed espace-ps "$ESPACE" "$COOKIE" "warm-$round" >>"$RUN/replay.jsonl" || die "replay espace-ps warm round $round"
     fi
   done
   log "round $round: $(tail -n 4 "$RUN/replay.jsonl" | node -e '
