@@ -198,6 +198,18 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
     Ok(Some(buf.freeze()))
 }
 
+/// Constant header values, validated once when compiled (`from_static`
+/// called at run time checks every byte again, on every request).
+mod values {
+    use http::HeaderValue;
+    pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+    pub const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+    pub const SAME_ORIGIN: HeaderValue = HeaderValue::from_static("same-origin");
+    pub const FRAME_ANCESTORS_SELF: HeaderValue =
+        HeaderValue::from_static("frame-ancestors 'self'");
+    pub const IDENTITY: HeaderValue = HeaderValue::from_static("identity");
+}
+
 /// Header names as written to the wire, for Pingora's `insert_header`.
 /// Pingora keeps each header's case in a second map: a `HeaderName` given
 /// to it is looked up in Pingora's short list of title-case spellings on
@@ -501,10 +513,7 @@ impl ProxyHttp for EspaceProxy {
         // pages (rewritten) and the DICOM JSON the resolver learns from.
         // Others (frames, images) go through as the viewer encodes them.
         if reads_answer_body(forward) {
-            upstream_request.insert_header(
-                header::ACCEPT_ENCODING,
-                http::HeaderValue::from_static("identity"),
-            )?;
+            upstream_request.insert_header(header::ACCEPT_ENCODING, values::IDENTITY)?;
         }
         upstream_request.insert_header(titled::FORWARDED, self.forwarded.clone())?;
         upstream_request.insert_header(titled::X_REQUEST_ID, ctx.request_id.clone())?;
@@ -556,11 +565,9 @@ impl ProxyHttp for EspaceProxy {
         let is_html = starts("text/html");
         let is_dicom_json = starts("application/dicom+json");
         // Viewer answers carry patient data: never cached, never framed elsewhere.
-        use http::HeaderValue as V;
-        upstream_response.insert_header(titled::CACHE_CONTROL, V::from_static("no-store"))?;
-        upstream_response
-            .insert_header(titled::X_CONTENT_TYPE_OPTIONS, V::from_static("nosniff"))?;
-        upstream_response.insert_header(titled::REFERRER_POLICY, V::from_static("same-origin"))?;
+        upstream_response.insert_header(titled::CACHE_CONTROL, values::NO_STORE)?;
+        upstream_response.insert_header(titled::X_CONTENT_TYPE_OPTIONS, values::NOSNIFF)?;
+        upstream_response.insert_header(titled::REFERRER_POLICY, values::SAME_ORIGIN)?;
         upstream_response.remove_header(&header::SERVER);
         // Viewer HTML pages run on the portal's origin: they get the route
         // table's policy, with a nonce of this response for what we inject.
@@ -594,7 +601,7 @@ impl ProxyHttp for EspaceProxy {
                 {
                     upstream_response.insert_header(
                         titled::CONTENT_SECURITY_POLICY,
-                        V::from_static("frame-ancestors 'self'"),
+                        values::FRAME_ANCESTORS_SELF,
                     )?;
                 }
             }

@@ -46,11 +46,16 @@ pub(crate) struct GroupIndex {
     names: Vec<String>,
     /// For each group, itself and every group that contains it, transitively.
     closure: Vec<Vec<usize>>,
-    by_rpps: HashMap<String, Vec<usize>>,
-    by_national_id: HashMap<String, Vec<usize>>,
-    by_profession: HashMap<String, Vec<usize>>,
-    by_savoir_faire: HashMap<String, Vec<usize>>,
+    by_rpps: MemberIndex,
+    by_national_id: MemberIndex,
+    by_profession: MemberIndex,
+    by_savoir_faire: MemberIndex,
 }
+
+/// Groups by member key. Built from the administrator's file and read on
+/// every request (the `revoked` group): foldhash, as no client chooses a
+/// key that goes in.
+type MemberIndex = HashMap<String, Vec<usize>, foldhash::fast::RandomState>;
 
 impl GroupIndex {
     /// Parse and resolve a groups file. `text` is the file's content.

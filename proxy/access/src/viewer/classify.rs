@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::canonical::CanonicalRequest;
 use super::media::MediaType;
-use super::table::{Class, Level, LevelSpec, Route, RouteTable, Scope, Source, WhenTest};
+use super::table::{Captures, Class, Level, LevelSpec, Route, RouteTable, Scope, Source, WhenTest};
 
 /// The kind of an id, which tells the proxy how to resolve it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -77,9 +77,6 @@ pub struct Candidate {
     pub class: Class,
     pub level: Level,
     pub resource: ResourceRef,
-    /// Every named path segment, as captured (client-claimed parents
-    /// included: resolve the real parents, never trust these).
-    pub captures: Vec<(String, String)>,
 }
 
 impl Candidate {
@@ -168,9 +165,25 @@ impl RouteTable {
 
     fn classify_among<'r>(
         &'r self,
-        req: &CanonicalRequest,
+        req: &'r CanonicalRequest,
         routes: impl Iterator<Item = &'r Route>,
     ) -> Classification {
+        match Self::first_match(req, routes) {
+            Some((route, captures)) => self.outcome(route, req, &captures),
+            None => deny(
+                "no route of the viewer table matches this request",
+                None,
+                None,
+            ),
+        }
+    }
+
+    /// The first of `routes` that matches the request (method, path,
+    /// required query values), with its named path segments.
+    fn first_match<'r>(
+        req: &'r CanonicalRequest,
+        routes: impl Iterator<Item = &'r Route>,
+    ) -> Option<(&'r Route, Captures<'r>)> {
         let method = req.route_method();
         for route in routes {
             let method_ok = route
@@ -187,23 +200,32 @@ impl RouteTable {
                 req.query_value(k)
                     .is_some_and(|v| vals.iter().any(|w| w == v))
             });
-            if !required {
-                continue;
+            if required {
+                return Some((route, captures));
             }
-            return self.outcome(route, req, captures);
         }
-        deny(
-            "no route of the viewer table matches this request",
-            None,
-            None,
-        )
+        None
+    }
+
+    /// The named path segments of the route that classifies `req`, as the
+    /// client wrote them: a path's parents are captured but never trusted
+    /// (the proxy resolves the real ones). For tests.
+    #[doc(hidden)]
+    pub fn captures_of(&self, req: &CanonicalRequest) -> Vec<(String, String)> {
+        Self::first_match(req, self.routes.iter())
+            .map(|(_, caps)| {
+                caps.iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn outcome(
         &self,
         route: &Route,
         req: &CanonicalRequest,
-        captures: Vec<(String, String)>,
+        captures: &[(&str, &str)],
     ) -> Classification {
         let Some(mut class) = route.class else {
             let reason = route
@@ -258,14 +280,14 @@ impl RouteTable {
             );
         }
         // 4. resource
-        let Some((scope, level)) = self.pick_scope(route, req, &captures) else {
+        let Some((scope, level)) = self.pick_scope(route, req, captures) else {
             return deny(
                 "the request does not name its resource",
                 Some(route),
                 Some(class),
             );
         };
-        let resource = match read_resource(scope, req, &captures) {
+        let resource = match read_resource(scope, req, captures) {
             Ok(ResourceRef::None) if level == Level::System => ResourceRef::System,
             Ok(r) => r,
             Err(why) => return deny(why, Some(route), Some(class)),
@@ -291,7 +313,6 @@ impl RouteTable {
             class,
             level,
             resource,
-            captures,
         })
     }
 
@@ -299,7 +320,7 @@ impl RouteTable {
         &self,
         route: &'r Route,
         req: &CanonicalRequest,
-        captures: &[(String, String)],
+        captures: &[(&str, &str)],
     ) -> Option<(&'r Scope, Level)> {
         let scope = route.scopes.iter().find(|s| match &s.source {
             Source::Query(k) => req.query_value(k).is_some(),
@@ -308,7 +329,7 @@ impl RouteTable {
         let level = match &scope.level {
             LevelSpec::Fixed(l) => *l,
             LevelSpec::Path(n) => {
-                let v = captures.iter().find(|(k, _)| k == n).map(|(_, v)| v)?;
+                let v = captures.iter().find(|(k, _)| k == n).map(|(_, v)| *v)?;
                 *self.segment_levels.get(v)?
             }
         };
@@ -319,7 +340,7 @@ impl RouteTable {
 fn read_resource(
     scope: &Scope,
     req: &CanonicalRequest,
-    captures: &[(String, String)],
+    captures: &[(&str, &str)],
 ) -> Result<ResourceRef, String> {
     let kind = scope.kind;
     let value = match &scope.source {
@@ -334,7 +355,7 @@ fn read_resource(
         Source::Path(n) => captures
             .iter()
             .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| *v)
             .ok_or("missing path id")?,
         Source::Query(k) => req.query_value(k).ok_or("missing query id")?,
     };
@@ -342,7 +363,11 @@ fn read_resource(
         return Err("no id kind".into());
     };
     if !scope.list {
-        if value.contains([',', '\\', '*', '?']) {
+        // A byte scan: `str::contains` with a set of chars decodes each one.
+        if value
+            .bytes()
+            .any(|b| matches!(b, b',' | b'\\' | b'*' | b'?'))
+        {
             return Err("one id expected, got a list or a wildcard".into());
         }
         check_id(kind, value)?;

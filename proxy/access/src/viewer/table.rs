@@ -1089,25 +1089,25 @@ fn capture_names(segs: &[Seg]) -> Vec<String> {
     out
 }
 
+/// A matched route's named path segments, `(name, value)`: borrowed from
+/// the route and the request (a request names a few: no allocation).
+pub(crate) type Captures<'a> = smallvec::SmallVec<[(&'a str, &'a str); 4]>;
+
 /// Match decoded segments; the captured values on success.
-pub(crate) fn match_segments(segs: &[Seg], path: &[String]) -> Option<Vec<(String, String)>> {
-    // Most routes do not match: check first, without allocating, then
-    // capture. A mixed segment is split only here (once), where a
-    // mismatch still fails the whole match.
+pub(crate) fn match_segments<'a>(segs: &'a [Seg], path: &'a [String]) -> Option<Captures<'a>> {
+    // Most routes do not match: check first, then capture. A mixed segment
+    // is split only here (once), where a mismatch still fails the whole
+    // match.
     if !segments_match(segs, path) {
         return None;
     }
-    let mut caps = Vec::new();
+    let mut caps = Captures::new();
     for (seg, p) in segs.iter().zip(path) {
         match seg {
             Seg::Rest => break,
             Seg::Lit(_) => {}
-            Seg::Capture(n) | Seg::OneOf(n, _) => caps.push((n.clone(), p.clone())),
-            Seg::Mixed { mixed, .. } => {
-                for (n, v) in mixed.capture_each(p)? {
-                    caps.push((n.to_owned(), v.to_owned()));
-                }
-            }
+            Seg::Capture(n) | Seg::OneOf(n, _) => caps.push((n.as_str(), p.as_str())),
+            Seg::Mixed { mixed, .. } => caps.extend(mixed.capture_each(p)?),
         }
     }
     Some(caps)

@@ -1018,17 +1018,17 @@ fn malformed_ids_are_denied() {
 
 #[test]
 fn captures_keep_claimed_parents() {
-    let c = classify(
-        "GET",
-        "/dicom-web/studies/9.9/series/1.2.3/instances/1.2.3.4",
-        &[],
-    );
+    let target = "/dicom-web/studies/9.9/series/1.2.3/instances/1.2.3.4";
+    let c = classify("GET", target, &[]);
     let c = c.candidate().expect("candidate").clone();
+    // Decided on the instance: its real parents are resolved, not read
+    // from the path.
     assert_eq!(c.resource, one_uid("1.2.3.4"));
-    assert!(c
-        .captures
-        .contains(&("study".to_string(), "9.9".to_string())));
-    assert!(c
-        .captures
-        .contains(&("series".to_string(), "1.2.3".to_string())));
+    let table = orthanc();
+    let req = table
+        .canonicalize("GET", target, &headers(&[]))
+        .expect("canonical");
+    let captures = table.captures_of(&req);
+    assert!(captures.contains(&("study".to_string(), "9.9".to_string())));
+    assert!(captures.contains(&("series".to_string(), "1.2.3".to_string())));
 }
