@@ -471,15 +471,12 @@ impl ProxyHttp for EspaceProxy {
         for name in &stripped {
             upstream_request.remove_header(name);
         }
-        // Our cookies never reach the viewer; the header is rewritten only
-        // when it holds one (a value that is not text goes too).
+        // Our cookies never reach the viewer: the Cookie lines go as one
+        // line without them (a line that is not text goes too). A forwarded
+        // request always holds our session cookie: rewritten without a
+        // look first.
         let cookie_lines = upstream_request.headers.get_all(header::COOKIE);
-        let rewrite = cookie_lines.iter().any(|v| {
-            v.to_str().map_or(true, |v| {
-                v.split(';').any(|c| is_our_cookie(c, &self.our_cookies))
-            })
-        });
-        if rewrite {
+        if cookie_lines.iter().next().is_some() {
             let kept = strip_our_cookies(
                 cookie_lines.iter().filter_map(|v| v.to_str().ok()),
                 &self.our_cookies,

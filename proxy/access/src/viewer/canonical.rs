@@ -227,11 +227,12 @@ impl CanonicalRequest {
         self.target
     }
 
-    /// Builds the target from the segments and the query.
+    /// Builds the target from the segments and the query, and tells the
+    /// length of its path (the query, if any, follows a `?` there).
     /// `verbatim_path`: the raw path, when it is its own encoding (no
     /// escape and no `;`, so every byte of its segments is safe): copied
     /// rather than encoded again (debug builds check it is the same).
-    fn build_target(&self, verbatim_path: Option<&str>) -> String {
+    fn build_target(&self, verbatim_path: Option<&str>) -> (String, usize) {
         let mut out = String::with_capacity(64);
         match verbatim_path {
             Some(path) => {
@@ -248,6 +249,7 @@ impl CanonicalRequest {
             }
             None => self.push_path(&mut out),
         }
+        let path_len = out.len();
         for (i, p) in self.query.iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
             encode_into(&mut out, &p.key, is_query_safe);
@@ -256,7 +258,7 @@ impl CanonicalRequest {
                 encode_into(&mut out, &p.value, is_query_safe);
             }
         }
-        out
+        (out, path_len)
     }
 
     /// The path, each segment percent-encoded.
@@ -356,10 +358,22 @@ pub fn canonicalize_with(
     }
     let mut segments = Vec::with_capacity(slashes);
     if raw_path != "/" {
-        let mut parts = raw_path[1..].split('/').peekable();
-        while let Some(raw) = parts.next() {
+        // Split on '/' by a byte scan (segments are short: `str::split`
+        // sets up a searcher for each).
+        let mut rest = Some(&raw_path[1..]);
+        while let Some(part) = rest {
+            let raw = match part.bytes().position(|b| b == b'/') {
+                Some(i) => {
+                    rest = Some(&part[i + 1..]);
+                    &part[..i]
+                }
+                None => {
+                    rest = None;
+                    part
+                }
+            };
             if raw.is_empty() {
-                return Err(if parts.peek().is_none() {
+                return Err(if rest.is_none() {
                     Rejection::TrailingSlash
                 } else {
                     Rejection::EmptySegment
@@ -452,16 +466,16 @@ pub fn canonicalize_with(
         accept_param,
         target: String::new(),
     };
-    req.target = req.build_target((!escaped && !semicolon).then_some(raw_path));
+    let (target, path_len) = req.build_target((!escaped && !semicolon).then_some(raw_path));
+    req.target = target;
     // The limits hold for what is forwarded too: re-encoding may lengthen
     // the target (a raw `;` becomes `%3B`), and the canonical target must be
     // accepted again (found by fuzzing).
-    let target = req.target_str();
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path.len() > MAX_PATH_BYTES {
+    if path_len > MAX_PATH_BYTES {
         return Err(Rejection::PathTooLong);
     }
-    if query.len() > MAX_QUERY_BYTES {
+    // After the path: nothing, or `?` and the query.
+    if req.target.len().saturating_sub(path_len + 1) > MAX_QUERY_BYTES {
         return Err(Rejection::QueryTooLong);
     }
     Ok(req)

@@ -325,7 +325,9 @@ pub struct RouteTable {
 /// only skips routes that cannot match.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FirstSegmentIndex {
-    literal: std::collections::HashMap<String, Vec<usize>>,
+    /// Built from the table; looked up with a request's first segment on
+    /// every viewer request: foldhash (seeded per process).
+    literal: std::collections::HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     other: Vec<usize>,
 }
 
