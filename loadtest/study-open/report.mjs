@@ -62,12 +62,12 @@ if (replay.length) {
   p('Before the frames, and the CPU time each opening cost (medians; ms; "proxy": espace-ps, or nginx\'s workers,');
   p('user + system from `/proc`, 10 ms ticks; Orthanc the same, over the whole replay):');
   p();
-  p('| path | study query answered | series query answered | metadata answered | frames phase (last frame − metadata) | proxy CPU | Orthanc CPU |');
-  p('|---|---:|---:|---:|---:|---:|---:|');
+  p('| path | study query answered | series query answered | metadata answered | frames phase (last frame − metadata) | proxy CPU | Orthanc CPU | proxy minor page faults |');
+  p('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, rs] of rows) {
     if (!rs.length) continue;
     const m = (f) => ms(median(rs.map(f).filter((x) => x !== null && x !== undefined)));
-    p(`| ${name} | ${m((r) => r.study_ms)} | ${m((r) => r.series_ms)} | ${m((r) => r.metadata_ms)} | ${m((r) => r.last_frame_ms - r.metadata_ms)} | ${name === 'direct' ? '-' : m((r) => r.proxy_cpu_ms)} | ${m((r) => r.orthanc_cpu_ms)} |`);
+    p(`| ${name} | ${m((r) => r.study_ms)} | ${m((r) => r.series_ms)} | ${m((r) => r.metadata_ms)} | ${m((r) => r.last_frame_ms - r.metadata_ms)} | ${name === 'direct' ? '-' : m((r) => r.proxy_cpu_ms)} | ${m((r) => r.orthanc_cpu_ms)} | ${name === 'direct' ? '-' : m((r) => r.proxy_minflt)} |`);
   }
   p();
   const e = median(by('espace-ps').map((r) => r.last_frame_ms));

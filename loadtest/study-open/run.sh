@@ -283,19 +283,30 @@ cpu_ms() {
   done
   echo $((t * 1000 / $(getconf CLK_TCK)))
 }
+# Minor page faults of the processes (field 10 after the command name).
+minflt() {
+  local n=0 s pid
+  local -a f
+  for pid in "$@"; do
+    s=$(<"/proc/$pid/stat") || continue
+    read -r -a f <<<"${s##*) }"
+    n=$((n + f[7]))
+  done
+  echo "$n"
+}
 # Runs one replay and adds to its JSON line the CPU time the proxy of its
 # path (espace-ps, or nginx's workers) and Orthanc spent during it.
 replay_timed() { # PATH BASE COOKIE ROUND
-  local proxy=() p0 o0 line
+  local proxy=() p0 o0 f0 line
   case $1 in
     espace-ps) proxy=("$ESPACE_PID") ;;
     nginx) mapfile -t proxy < <(pgrep -P "$NGINX_PID") ;;
   esac
-  p0=$(cpu_ms "${proxy[@]}") o0=$(cpu_ms "$ORTHANC_PID")
+  p0=$(cpu_ms "${proxy[@]}") o0=$(cpu_ms "$ORTHANC_PID") f0=$(minflt "${proxy[@]}")
   line=$(node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$4" \
     --path "$1=$2" ${3:+--cookie "$1=$3"}) || return 1
-  printf '%s,"proxy_cpu_ms":%d,"orthanc_cpu_ms":%d}\n' "${line%\}}" \
-    $(($(cpu_ms "${proxy[@]}") - p0)) $(($(cpu_ms "$ORTHANC_PID") - o0))
+  printf '%s,"proxy_cpu_ms":%d,"orthanc_cpu_ms":%d,"proxy_minflt":%d}\n' "${line%\}}" \
+    $(($(cpu_ms "${proxy[@]}") - p0)) $(($(cpu_ms "$ORTHANC_PID") - o0)) $(($(minflt "${proxy[@]}") - f0))
 }
 ORDER=(direct nginx espace-ps)
 for round in $(seq "$ROUNDS"); do
