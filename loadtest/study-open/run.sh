@@ -271,8 +271,9 @@ log "replay: $ROUNDS rounds, $CONNS connections"
 node "$HERE/replay.mjs" --check --study "$STUDY_UID" --conns "$CONNS" \
   --path "direct=$ORTHANC" --path "nginx=$NGINX" --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" \
   >"$RUN/check.json" || die "the replay's check (every answer a 200 with the same bytes on every path)"
-# CPU time (user + system, ms) the processes spent, from /proc/PID/stat
-# (fields 14 and 15 after the command name, in clock ticks).
+# CPU time (user + system, ms) the processes spent, from /proc/PID/stat:
+# its fields 14 and 15 (proc(5)), in clock ticks; f[11] and f[12] once the
+# line is cut after "pid (comm) ".
 cpu_ms() {
   local t=0 s pid
   local -a f
@@ -283,7 +284,7 @@ cpu_ms() {
   done
   echo $((t * 1000 / $(getconf CLK_TCK)))
 }
-# Minor page faults of the processes (field 10 after the command name).
+# Minor page faults of the processes: field 10 of /proc/PID/stat, f[7].
 minflt() {
   local n=0 s pid
   local -a f
@@ -295,7 +296,8 @@ minflt() {
   echo "$n"
 }
 # Runs one replay and adds to its JSON line the CPU time the proxy of its
-# path (espace-ps, or nginx's workers) and Orthanc spent during it.
+# path (espace-ps, or nginx's workers) and Orthanc spent during it, and the
+# proxy's minor page faults.
 replay_timed() { # PATH BASE COOKIE ROUND
   local proxy=() p0 o0 f0 line
   case $1 in

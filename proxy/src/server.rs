@@ -260,6 +260,16 @@ fn strip_our_cookies<'a>(
     (!kept.is_empty()).then_some(kept)
 }
 
+/// The Cookie header the viewer gets: the request's Cookie lines without
+/// our cookies, as one line; a line that is not text is left out whole.
+/// None when nothing is left.
+fn forwarded_cookie(
+    lines: &http::header::GetAll<'_, http::HeaderValue>,
+    ours: &[String],
+) -> Option<String> {
+    strip_our_cookies(lines.iter().filter_map(|v| v.to_str().ok()), ours)
+}
+
 /// Whether espace-ps reads the body of this request's answer (a page it
 /// rewrites, DICOM JSON the resolver learns from): such answers are asked
 /// for uncompressed.
@@ -477,10 +487,7 @@ impl ProxyHttp for EspaceProxy {
         // look first.
         let cookie_lines = upstream_request.headers.get_all(header::COOKIE);
         if cookie_lines.iter().next().is_some() {
-            let kept = strip_our_cookies(
-                cookie_lines.iter().filter_map(|v| v.to_str().ok()),
-                &self.our_cookies,
-            );
+            let kept = forwarded_cookie(&cookie_lines, &self.our_cookies);
             upstream_request.remove_header(&header::COOKIE);
             if let Some(kept) = kept {
                 upstream_request.insert_header(header::COOKIE, kept)?;
@@ -808,11 +815,27 @@ mod tests {
                 .as_deref(),
             Some("a=1; b=2")
         );
-        // What decides whether the header is rewritten at all.
+        // Which pieces are ours.
         assert!(is_our_cookie(" espace-session = abc", &ours));
         assert!(is_our_cookie("espace-login", &ours));
         assert!(!is_our_cookie("espace-sessionx=1", &ours));
         assert!(!is_our_cookie("viewer=espace-session", &ours));
+        // The header as the request holds it: a line that is not text
+        // (bytes beyond ASCII, which a Cookie line may hold) goes whole,
+        // our cookie in it too.
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            http::HeaderValue::from_bytes(b"espace-session=abc; v=\xe9").unwrap(),
+        );
+        headers.append(
+            header::COOKIE,
+            http::HeaderValue::from_static("a=1; espace-login=y"),
+        );
+        assert_eq!(
+            forwarded_cookie(&headers.get_all(header::COOKIE), &ours).as_deref(),
+            Some("a=1")
+        );
     }
 
     #[test]

@@ -376,3 +376,24 @@ fn only_the_headers_read_matter() {
     assert!(reads_header("Accept") && reads_header("X-Http-Method"));
     assert!(!reads_header("cookie") && !reads_header("host"));
 }
+
+/// The length limits at their bounds, read on the canonical target (what
+/// is forwarded): a query that grows when re-encoded (`;` -> `%3B`) is
+/// measured after it grows.
+#[test]
+fn limits_hold_at_their_bounds() {
+    use super::super::canonical::{MAX_PATH_BYTES, MAX_QUERY_BYTES};
+    let path = format!("/{}", "a".repeat(MAX_PATH_BYTES - 1));
+    let c = canonicalize("GET", &path, &[]).expect("a path of the limit's length");
+    assert_eq!(c.target(), path);
+    assert_eq!(rejected("GET", &format!("{path}a")), Rejection::PathTooLong);
+    // "a=" + 1364 × "%3B" + "bb": 4096 bytes once re-encoded, 1368 raw.
+    let at_limit = format!("/x?a={}bb", ";".repeat(1364));
+    let c = canonicalize("GET", &at_limit, &[]).expect("a query of the limit's length");
+    let query = c.target_str().split_once('?').expect("a query").1.len();
+    assert_eq!(query, MAX_QUERY_BYTES);
+    assert_eq!(
+        rejected("GET", &format!("{at_limit}b")),
+        Rejection::QueryTooLong
+    );
+}
