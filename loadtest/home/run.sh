@@ -124,20 +124,9 @@ EOF
 
   # A Hopital Manager launch (RS256, system clock) POSTed from an allowed
   # origin, then its confirmation: the session cookie.
-  b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-  now=$(date +%s)
-  header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-  payload=$(printf '{"iss":"home-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
-    "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
-  sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
-  curl -s -o /dev/null -D "$RUN/sso-launch.headers" -c "$RUN/sso.jar" \
-    -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" \
-    "http://127.0.0.1:$PORT/auth/hm-sso"
-  confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch.headers" | tr -d '\r' | head -n1)
-  [[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
-  curl -s -o /dev/null -D "$RUN/sso.headers" -b "$RUN/sso.jar" "http://127.0.0.1:$PORT$confirm"
-  COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso.headers" | tr -d '\r' | head -n1)
-  [[ -n $COOKIE ]] || { cat "$RUN/sso.headers" >&2; die "no session cookie from the SSO launch"; }
+  . "$ROOT/loadtest/lib/hm-sso.sh"
+  COOKIE=$(hm_sso_cookie "http://127.0.0.1:$PORT" "$RUN/hm.key.pem" home-bench "$DOCTOR" "$RUN") ||
+    die "no session cookie from the SSO launch"
 
   "$home" http --base "http://127.0.0.1:$PORT" --cookie "$COOKIE" --requests "$REQUESTS"
   echo "espace-ps: $(awk '/^VmRSS:/ {print $2 " kB"}' "/proc/$ESPACE_PID/status") resident after the run"

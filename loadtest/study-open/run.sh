@@ -180,26 +180,15 @@ level = "warn"
 EOF
 "$BIN" check-config "$RUN/espace-ps.toml" >&2 || die "configuration"
 
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+. "$ROOT/loadtest/lib/hm-sso.sh"
 # Starts espace-ps (a fresh process: empty caches) and opens a session for
 # the doctor with a Hopital Manager JWT signed by openssl; sets COOKIE.
 start_espace() {
   "$BIN" serve --config "$RUN/espace-ps.toml" </dev/null >>"$RUN/espace-ps.out" 2>>"$RUN/espace-ps.log" &
   ESPACE_PID=$!
   wait_http "http://127.0.0.1:$ADMIN_PORT/-/readyz" || { tail "$RUN/espace-ps.log" >&2; die "espace-ps did not start"; }
-  local now header payload sig confirm
-  now=$(date +%s)
-  header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-  payload=$(printf '{"iss":"study-open-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
-    "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
-  sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
-  curl -s -o /dev/null -D "$RUN/sso-launch.headers" -c "$RUN/sso.jar" \
-    -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" "$ESPACE/auth/hm-sso"
-  confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch.headers" | tr -d '\r' | head -n1)
-  [[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
-  curl -s -o /dev/null -D "$RUN/sso.headers" -b "$RUN/sso.jar" "$ESPACE$confirm"
-  COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso.headers" | tr -d '\r' | head -n1)
-  [[ -n $COOKIE ]] || { cat "$RUN/sso.headers" >&2; die "no session cookie from the SSO launch"; }
+  COOKIE=$(hm_sso_cookie "$ESPACE" "$RUN/hm.key.pem" study-open-bench "$DOCTOR" "$RUN") ||
+    die "no session cookie from the SSO launch"
 }
 log "starting espace-ps on 127.0.0.1:$ESPACE_PORT ($BIN)"
 start_espace
@@ -271,44 +260,36 @@ log "replay: $ROUNDS rounds, $CONNS connections"
 node "$HERE/replay.mjs" --check --study "$STUDY_UID" --conns "$CONNS" \
   --path "direct=$ORTHANC" --path "nginx=$NGINX" --path "espace-ps=$ESPACE" --cookie "espace-ps=$COOKIE" \
   >"$RUN/check.json" || die "the replay's check (every answer a 200 with the same bytes on every path)"
-# CPU time (user + system, ms) the processes spent, from /proc/PID/stat:
-# its fields 14 and 15 (proc(5)), in clock ticks; f[11] and f[12] once the
-# line is cut after "pid (comm) ".
-cpu_ms() {
-  local t=0 s pid
+# CPU time (user + system, ms) and minor page faults of the processes,
+# from /proc/PID/stat: its fields 14, 15 and 10 (proc(5)); f[11], f[12] and
+# f[7] once the line is cut after "pid (comm) ".
+proc_usage() {
+  local t=0 n=0 s pid
   local -a f
   for pid in "$@"; do
     s=$(<"/proc/$pid/stat") || continue
     read -r -a f <<<"${s##*) }"
-    t=$((t + f[11] + f[12]))
+    t=$((t + f[11] + f[12])) n=$((n + f[7]))
   done
-  echo $((t * 1000 / $(getconf CLK_TCK)))
-}
-# Minor page faults of the processes: field 10 of /proc/PID/stat, f[7].
-minflt() {
-  local n=0 s pid
-  local -a f
-  for pid in "$@"; do
-    s=$(<"/proc/$pid/stat") || continue
-    read -r -a f <<<"${s##*) }"
-    n=$((n + f[7]))
-  done
-  echo "$n"
+  echo "$((t * 1000 / $(getconf CLK_TCK))) $n"
 }
 # Runs one replay and adds to its JSON line the CPU time the proxy of its
 # path (espace-ps, or nginx's workers) and Orthanc spent during it, and the
 # proxy's minor page faults.
 replay_timed() { # PATH BASE COOKIE ROUND
-  local proxy=() p0 o0 f0 line
+  local proxy=() p0 f0 o0 p1 f1 o1 line
   case $1 in
     espace-ps) proxy=("$ESPACE_PID") ;;
     nginx) mapfile -t proxy < <(pgrep -P "$NGINX_PID") ;;
   esac
-  p0=$(cpu_ms "${proxy[@]}") o0=$(cpu_ms "$ORTHANC_PID") f0=$(minflt "${proxy[@]}")
+  read -r p0 f0 <<<"$(proc_usage "${proxy[@]}")"
+  read -r o0 _ <<<"$(proc_usage "$ORTHANC_PID")"
   line=$(node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$4" \
     --path "$1=$2" ${3:+--cookie "$1=$3"}) || return 1
+  read -r p1 f1 <<<"$(proc_usage "${proxy[@]}")"
+  read -r o1 _ <<<"$(proc_usage "$ORTHANC_PID")"
   printf '%s,"proxy_cpu_ms":%d,"orthanc_cpu_ms":%d,"proxy_minflt":%d}\n' "${line%\}}" \
-    $(($(cpu_ms "${proxy[@]}") - p0)) $(($(cpu_ms "$ORTHANC_PID") - o0)) $(($(minflt "${proxy[@]}") - f0))
+    $((p1 - p0)) $((o1 - o0)) $((f1 - f0))
 }
 ORDER=(direct nginx espace-ps)
 for round in $(seq "$ROUNDS"); do

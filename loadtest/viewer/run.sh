@@ -328,29 +328,10 @@ log "starting espace-ps on 127.0.0.1:$ESPACE_PORT"
 ESPACE_PID=$!
 wait_http "http://127.0.0.1:$ADMIN_PORT/-/healthz" || { tail "$RUN/espace-ps.log" >&2; die "espace-ps did not start"; }
 
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+. "$ROOT/loadtest/lib/hm-sso.sh"
 # open_session PORT: a session of the doctor on the espace-ps listening on
 # PORT, through Hopital Manager's SSO; prints its Cookie header value.
-open_session() {
-  local port=$1 now header payload sig confirm cookie
-  now=$(date +%s)
-  header=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-  payload=$(printf '{"iss":"viewer-bench","aud":"espace-ps","iat":%d,"nbf":%d,"exp":%d,"jti":"bench-%s","national_id":"%s","given_name":"Élise","family_name":"Martin-Dupré"}' \
-    "$now" "$now" $((now + 120)) "$(openssl rand -hex 8)" "$DOCTOR" | b64url)
-  sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$RUN/hm.key.pem" | b64url)
-  # A launch POSTed from an allowed origin goes straight through its
-  # confirmation step: the launch answers 303 to /auth/hm-sso/confirm with the
-  # browser-binding cookie, and the confirmation opens the session.
-  curl -s -o /dev/null -D "$RUN/sso-launch-$port.headers" -c "$RUN/sso-$port.jar" \
-    -H "Origin: http://hm.bench.invalid" --data-urlencode "token=$header.$payload.$sig" \
-    "http://127.0.0.1:$port/auth/hm-sso"
-  confirm=$(sed -n 's/^[Ll]ocation: \(.*\)/\1/p' "$RUN/sso-launch-$port.headers" | tr -d '\r' | head -n1)
-  [[ $confirm == /auth/hm-sso/confirm* ]] || { cat "$RUN/sso-launch-$port.headers" >&2; die "the SSO launch did not send on to its confirmation"; }
-  curl -s -o /dev/null -D "$RUN/sso-$port.headers" -b "$RUN/sso-$port.jar" "http://127.0.0.1:$port$confirm"
-  cookie=$(sed -n 's/^[Ss]et-[Cc]ookie: \(espace-session=[^;]*\).*/\1/p' "$RUN/sso-$port.headers" | tr -d '\r' | head -n1)
-  [[ -n $cookie ]] || { cat "$RUN/sso-$port.headers" >&2; die "no session cookie from the SSO launch"; }
-  printf '%s' "$cookie"
-}
+open_session() { hm_sso_cookie "http://127.0.0.1:$1" "$RUN/hm.key.pem" viewer-bench "$DOCTOR" "$RUN"; }
 COOKIE=$(open_session "$ESPACE_PORT") || die "no session"
 log "session opened for $DOCTOR"
 
