@@ -20,7 +20,9 @@
 # .../debug/espace-ps-demo), OHIF_DIR (the site deploy/ohif/install.sh
 # made; default ~/.cache/espace-ps/ohif-site, installed if missing),
 # KEEP_RUN_DIR=1 keeps the temporary directory, HOLD=1 keeps the stack up
-# for a look by hand instead of measuring (see below).
+# for a look by hand instead of measuring (see below), PERF=1 profiles
+# espace-ps during its replays (perf record; PERF_ARGS adds to it) and
+# writes results/perf-first.txt and results/perf-again.txt.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -284,8 +286,18 @@ replay_timed() { # PATH BASE COOKIE ROUND
   esac
   read -r p0 f0 <<<"$(proc_usage "${proxy[@]}")"
   read -r o0 _ <<<"$(proc_usage "$ORTHANC_PID")"
+  local perf=""
+  if [[ ${PERF:-0} == 1 && $1 == espace-ps ]]; then
+    # One profile per replay, kept by kind (first opening or again).
+    mkdir -p "$RUN/perf"
+    perf record -F 4999 ${PERF_ARGS:-} -p "$ESPACE_PID" -o "$RUN/perf/$4.data" >/dev/null 2>&1 &
+    perf=$!
+    # perf has attached once its file holds its header.
+    for _ in $(seq 100); do [[ -s $RUN/perf/$4.data ]] && break; sleep 0.05; done
+  fi
   line=$(node "$HERE/replay.mjs" --study "$STUDY_UID" --conns "$CONNS" --round "$4" \
     --path "$1=$2" ${3:+--cookie "$1=$3"}) || return 1
+  if [[ -n $perf ]]; then kill -INT "$perf"; wait "$perf" || true; fi
   read -r p1 f1 <<<"$(proc_usage "${proxy[@]}")"
   read -r o1 _ <<<"$(proc_usage "$ORTHANC_PID")"
   printf '%s,"proxy_cpu_ms":%d,"orthanc_cpu_ms":%d,"proxy_minflt":%d}\n' "${line%\}}" \
@@ -337,6 +349,20 @@ if ((BROWSER_RUNS > 0)); then
   exec {BR_OUT}<&- {BR_IN}>&-
 fi
 touch "$RUN/browser.jsonl"
+# PERF=1: espace-ps's profile over all first openings, then over all
+# openings again (symbols above 0.5%).
+if [[ ${PERF:-0} == 1 ]] && compgen -G "$RUN/perf/*.data" >/dev/null; then
+  mkdir -p "$HERE/results"
+  for kind in first again; do
+    case $kind in first) files=("$RUN"/perf/[0-9]*.data) ;; again) files=("$RUN"/perf/warm-*.data) ;; esac
+    for f in "${files[@]}"; do
+      perf report -i "$f" --no-inline --no-children --sort dso,symbol --stdio -F period,dso,symbol 2>/dev/null |
+        awk '$1 ~ /^[0-9]+$/ {p=$1; $1=""; print p "\t" $0}'
+    done | awk -F'\t' '{s[$2]+=$1; t+=$1} END {for (k in s) if (s[k] > t/200) printf "%6.2f%%  %s\n", 100*s[k]/t, k}' |
+      sort -rn | head -40 >"$HERE/results/perf-$kind.txt" || true
+    log "perf ($kind openings): results/perf-$kind.txt"
+  done
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 6. report -------------------------------------------------------------------
