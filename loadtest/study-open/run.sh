@@ -357,7 +357,7 @@ if [[ ${PERF:-0} == 1 ]] && compgen -G "$RUN/perf/*.data" >/dev/null; then
     case $kind in first) files=("$RUN"/perf/[0-9]*.data) ;; again) files=("$RUN"/perf/warm-*.data) ;; esac
     for f in "${files[@]}"; do
       perf report -i "$f" --no-inline --no-children --sort dso,symbol --stdio -F period,dso,symbol 2>/dev/null |
-        awk '$1 ~ /^[0-9]+$/ {p=$1; $1=""; print p "\t" $0}'
+        awk '$1 ~ /^[0-9]+$/ {p=$1; $1=""; sub(/^ /, ""); sub(/( -)+$/, ""); print p "\t" $0}'
     done | awk -F'\t' '{s[$2]+=$1; t+=$1} END {for (k in s) if (s[k] > t/200) printf "%6.2f%%  %s\n", 100*s[k]/t, k}' |
       sort -rn | head -40 >"$HERE/results/perf-$kind.txt" || true
     log "perf ($kind openings): results/perf-$kind.txt"
