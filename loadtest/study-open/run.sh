@@ -58,6 +58,7 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}" >&2
 fi
 command -v python3 >/dev/null || die "python3 is needed (standard library only)"
+[[ ${PERF:-0} != 1 ]] || command -v perf >/dev/null || die "PERF=1 needs perf (Debian's linux-perf)"
 # shellcheck source=../../scripts/lib/orthanc.sh
 . "$ROOT/scripts/lib/orthanc.sh"
 orthanc_install
