@@ -7,13 +7,11 @@
 //! classified, resolved, decided or audited is refused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use espace_ps_access::viewer::{
-    Candidate, Class, Classification, Csp, IdKind, Level, ResourceRef, RouteTable,
-};
+use espace_ps_access::viewer::{Class, Classification, Csp, RouteTable};
 use espace_ps_access::Action;
 
 use super::cache::TtlCache;
@@ -24,13 +22,17 @@ use crate::audit::{AuditEvent, AuditSink, Event, Outcome};
 use crate::session::SessionData;
 
 mod downloads;
+mod keys;
+mod resolution;
+mod window;
 
-/// How long what the archive said about an id is kept.
-const RESOLVE_TTL: Duration = Duration::from_secs(300);
+use keys::{DecisionKey, StudyEntry, StudyKey, StudyKeyRef};
+use resolution::Studies;
+use window::ViewWindow;
+pub use window::AUDIT_WINDOW;
+
 /// How long a decision is kept (also bounded by policy reloads and grants).
 const DECISION_TTL: Duration = Duration::from_secs(60);
-/// Image views of one study are audited once per session per this window.
-pub const AUDIT_WINDOW: Duration = Duration::from_secs(600);
 /// Entries kept in each cache; the least used go first beyond it.
 const CACHE_CAP: usize = 100_000;
 
@@ -77,87 +79,14 @@ pub struct ViewerRequest<'a> {
     pub request_id: &'a str,
 }
 
-/// One session and one study, as cached: the policy generation and the
-/// grant epoch are part of the key, so a reload or a new grant is never
-/// answered from the cache.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct StudyKey {
-    session: Arc<str>,
-    study: String,
-    generation: u64,
-    grant_epoch: u64,
-}
-
-/// A [`StudyKey`] borrowed, to look one up without allocating: its fields
-/// hash as the key's do (`&str` as `String` and `Arc<str>`).
-#[derive(Hash)]
-struct StudyKeyRef<'a> {
-    session: &'a str,
-    study: &'a str,
-    generation: u64,
-    grant_epoch: u64,
-}
-
-impl quick_cache::Equivalent<StudyKey> for StudyKeyRef<'_> {
-    fn equivalent(&self, key: &StudyKey) -> bool {
-        *self.session == *key.session
-            && self.study == key.study
-            && self.generation == key.generation
-            && self.grant_epoch == key.grant_epoch
-    }
-}
-
-/// What a resource id resolves from: (level, kind, id).
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ResolvedKey {
-    level: Level,
-    kind: IdKind,
-    id: String,
-}
-
-/// A [`ResolvedKey`] borrowed (hashes as the key does).
-#[derive(Hash)]
-struct ResolvedKeyRef<'a> {
-    level: Level,
-    kind: IdKind,
-    id: &'a str,
-}
-
-impl quick_cache::Equivalent<ResolvedKey> for ResolvedKeyRef<'_> {
-    fn equivalent(&self, key: &ResolvedKey) -> bool {
-        self.level == key.level && self.kind == key.kind && self.id == key.id
-    }
-}
-
-/// A cached decision of one action (the key of what it enriched).
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct DecisionKey {
-    study: StudyKey,
-    action: Action,
-}
-
-/// What is known of one session on one study, kept as one cache entry: a
-/// viewer asks for every frame of a study, and each frame then costs one
-/// lookup (view, download, and whether the view is on the trail), not three.
-#[derive(Default)]
-struct StudyEntry {
-    view: OnceLock<bool>,
-    download: OnceLock<bool>,
-    /// The end of the audit window of this session's image views of this
-    /// study (milliseconds since [`Gate::epoch`]) once known; 0 before.
-    /// The `audited` cache stays the authority: this only spares its lookup.
-    view_audited_until: AtomicU64,
-}
-
 pub struct Gate {
     /// The route table in force (read on every request without a lock, and
     /// replaced by a reload without waiting for them: `arc_swap`).
     table: ArcSwapOption<RouteTable>,
-    resolver: Arc<dyn StudyResolver>,
+    /// The studies a resource belongs to ([`resolution`]).
+    studies: Studies,
     access: Arc<Access>,
     audit: Arc<dyn AuditSink>,
-    /// (level, kind, id) → the StudyInstanceUIDs it belongs to.
-    resolved: TtlCache<ResolvedKey, Arc<Vec<String>>>,
     /// The decisions of a session on a study ([`StudyEntry`]).
     decisions: TtlCache<StudyKey, Arc<StudyEntry>>,
     /// What `Access::enrich` added to a successful record of a study (its
@@ -166,11 +95,8 @@ pub struct Gate {
     /// decision's lifetime, and a download audited on every request does
     /// not ask them again each time.
     enriched: TtlCache<DecisionKey, Arc<AuditEvent>>,
-    /// (session, study) → when the window of its audited image view
-    /// opened (milliseconds since `epoch`).
-    audited: TtlCache<(Arc<str>, String), u64>,
-    /// The origin of the gate's millisecond clock.
-    epoch: Instant,
+    /// What is on the trail already ([`window`]).
+    window: ViewWindow,
     /// Bumped when a dossier grant is created: cached refusals must go.
     grant_epoch: AtomicU64,
 }
@@ -192,14 +118,12 @@ impl Gate {
     ) -> Gate {
         Gate {
             table: ArcSwapOption::new(table.map(Arc::new)),
-            resolver,
+            studies: Studies::new(resolver),
             access,
             audit,
-            resolved: cache(RESOLVE_TTL),
             decisions: cache(DECISION_TTL),
             enriched: cache(DECISION_TTL),
-            audited: cache(AUDIT_WINDOW),
-            epoch: Instant::now(),
+            window: ViewWindow::new(),
             grant_epoch: AtomicU64::new(0),
         }
     }
@@ -222,13 +146,13 @@ impl Gate {
 
     /// The viewer page that shows a study (the portal's "Voir les images").
     pub async fn study_url(&self, study_uid: &str) -> Result<String, ResolveError> {
-        self.resolver.viewer_url(study_uid).await
+        self.studies.resolver().viewer_url(study_uid).await
     }
 
     /// An answer of the archive to a request this gate forwarded with
     /// [`Forward::learn`] (see [`StudyResolver::learn_from_answer`]).
     pub fn learn_from_answer(&self, body: &[u8]) {
-        self.resolver.learn_from_answer(body);
+        self.studies.resolver().learn_from_answer(body);
     }
 
     /// The decision for one viewer request.
@@ -270,7 +194,7 @@ impl Gate {
         let studies = if candidate.class == Class::Shell {
             Arc::default()
         } else {
-            match self.resolve(&candidate).await {
+            match self.studies.of_candidate(&candidate).await {
                 Ok(s) if !s.is_empty() => s,
                 Ok(_) => return Verdict::Refuse(Refusal::Refused),
                 Err(e) => {
@@ -322,8 +246,7 @@ impl Gate {
             if !download {
                 // A refused view is on the trail too, once per study per
                 // window (a viewer asks for every frame: one record).
-                let key = (session.clone(), format!("refused {study}"));
-                if !self.audited.contains_key(&key) {
+                if self.window.refusal_first_in_window(session, study) {
                     self.audit_best_effort(r.event(
                         Event::ImagesView,
                         Outcome::Refused,
@@ -331,7 +254,6 @@ impl Gate {
                         &candidate.route_id,
                     ))
                     .await;
-                    self.audited.insert(key, self.now_ms());
                 }
                 return Verdict::Refuse(refusal(Refusal::Refused));
             }
@@ -362,7 +284,7 @@ impl Gate {
                 }
                 continue;
             }
-            if self.view_on_trail(entry, session, study) {
+            if self.window.view_on_trail(entry, session, study) {
                 continue;
             }
             let e = r.event(
@@ -377,7 +299,7 @@ impl Gate {
             // The window opens only once its record is stored: a failed
             // insert leaves it closed, so the next request is audited (or
             // refused) again rather than forwarded unaudited.
-            self.view_recorded(entry, session, study);
+            self.window.view_recorded(entry, session, study);
         }
         let mut may_download = download;
         if !download && !studies.is_empty() {
@@ -405,7 +327,7 @@ impl Gate {
             may_download,
             csp: table.csp().clone(),
             downloads,
-            learn: self.resolver.learns_from_answers()
+            learn: self.studies.resolver().learns_from_answers()
                 && matches!(candidate.class, Class::Raw | Class::Search),
         })
     }
@@ -489,106 +411,6 @@ impl Gate {
         entry
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Whether an image view of this study by this session is on the trail
-    /// within the current window.
-    fn view_on_trail(&self, entry: &StudyEntry, session_key: &Arc<str>, study: &str) -> bool {
-        let now = self.now_ms();
-        if now < entry.view_audited_until.load(Ordering::Relaxed) {
-            return true;
-        }
-        let key = (session_key.clone(), study.to_owned());
-        match self.audited.get(&key) {
-            Some(opened) => {
-                let until = opened.saturating_add(AUDIT_WINDOW.as_millis() as u64);
-                entry.view_audited_until.store(until, Ordering::Relaxed);
-                now < until
-            }
-            None => false,
-        }
-    }
-
-    /// An image view's record is stored: its window opens.
-    fn view_recorded(&self, entry: &StudyEntry, session_key: &Arc<str>, study: &str) {
-        let now = self.now_ms();
-        self.audited
-            .insert((session_key.clone(), study.to_owned()), now);
-        entry.view_audited_until.store(
-            now.saturating_add(AUDIT_WINDOW.as_millis() as u64),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Every study a candidate touches; unscoped, system-wide and
-    /// body-listed resources cannot be checked here and are refused.
-    async fn resolve(&self, c: &Candidate) -> Result<Arc<Vec<String>>, ResolveError> {
-        let mut out = Vec::new();
-        // Listed resources (`/tools/create-archive?resources=…`) are studies,
-        // whether one id or several is listed.
-        let level = if c.level == Level::Listed {
-            Level::Study
-        } else {
-            c.level
-        };
-        match &c.resource {
-            // Sorted and deduplicated already, shared with the cache.
-            ResourceRef::One { kind, id } => return self.resolve_one(level, *kind, id).await,
-            ResourceRef::List { kind, ids } => {
-                for id in ids {
-                    out.extend(self.resolve_one(level, *kind, id).await?.iter().cloned());
-                }
-            }
-            ResourceRef::None => {}
-            ResourceRef::System | ResourceRef::Unscoped { .. } => {
-                return Err(ResolveError::Unresolvable("unscoped search"))
-            }
-            ResourceRef::Body { .. } => return Err(ResolveError::Unresolvable("ids in the body")),
-        }
-        out.sort();
-        out.dedup();
-        Ok(Arc::new(out))
-    }
-
-    /// The StudyInstanceUIDs one resource really belongs to.
-    async fn resolve_one(
-        &self,
-        level: Level,
-        kind: IdKind,
-        id: &str,
-    ) -> Result<Arc<Vec<String>>, ResolveError> {
-        if let Some(hit) = self.resolved.get(&ResolvedKeyRef { level, kind, id }) {
-            return Ok(hit);
-        }
-        let mut studies = match (kind, level) {
-            (IdKind::DicomUid, Level::Study) => vec![id.to_owned()],
-            (IdKind::DicomUid, Level::Series) => vec![self.resolver.study_of_series(id).await?],
-            (IdKind::DicomUid, Level::Instance) => {
-                vec![self.resolver.study_of_instance(id).await?]
-            }
-            (IdKind::DicomUid, _) => return Err(ResolveError::Unresolvable("level")),
-            (IdKind::OrthancId, _) => self.resolver.studies_of_archive_id(level, id).await?,
-            (IdKind::PatientId, _) => return Err(ResolveError::Unresolvable("patient id")),
-        };
-        studies.sort();
-        studies.dedup();
-        let studies = Arc::new(studies);
-        // The parents of a study, series or instance never change, but a
-        // patient gains studies: a cached list would let a new study of the
-        // patient through undecided (its id listed by /patients/{id}).
-        if level != Level::Patient {
-            let key = ResolvedKey {
-                level,
-                kind,
-                id: id.to_owned(),
-            };
-            self.resolved.insert(key, studies.clone());
-        }
-        Ok(studies)
-    }
-
     async fn audit_best_effort(&self, e: AuditEvent) {
         if let Err(err) = self.audit.record(&e).await {
             tracing::error!(error = %err, event = e.event(), "audit write failed");
@@ -653,57 +475,5 @@ impl ViewerRequest<'_> {
             .request_id(self.request_id)
             .on(resource)
             .detail(detail)
-    }
-}
-
-#[cfg(test)]
-mod key_tests {
-    use super::*;
-
-    /// A borrowed key that hashed or compared otherwise than its owned key
-    /// would miss every time: each frame would decide and resolve again.
-    #[test]
-    fn borrowed_keys_find_the_entries_of_owned_keys() {
-        let decisions: TtlCache<StudyKey, u32> = TtlCache::new(100, Duration::from_secs(60));
-        let session: Arc<str> = "digest-of-a-session".into();
-        decisions.insert(
-            StudyKey {
-                session: session.clone(),
-                study: "1.2.3".into(),
-                generation: 7,
-                grant_epoch: 2,
-            },
-            1,
-        );
-        let borrowed = |study, generation, grant_epoch| StudyKeyRef {
-            session: &session,
-            study,
-            generation,
-            grant_epoch,
-        };
-        assert_eq!(decisions.get(&borrowed("1.2.3", 7, 2)), Some(1));
-        assert_eq!(decisions.get(&borrowed("1.2.4", 7, 2)), None);
-        assert_eq!(decisions.get(&borrowed("1.2.3", 8, 2)), None, "a reload");
-        assert_eq!(decisions.get(&borrowed("1.2.3", 7, 3)), None, "a grant");
-        let other = StudyKeyRef {
-            session: "digest-of-another",
-            ..borrowed("1.2.3", 7, 2)
-        };
-        assert_eq!(decisions.get(&other), None);
-
-        let resolved: TtlCache<ResolvedKey, u32> = TtlCache::new(100, Duration::from_secs(60));
-        resolved.insert(
-            ResolvedKey {
-                level: Level::Series,
-                kind: IdKind::DicomUid,
-                id: "1.2.3.4".into(),
-            },
-            2,
-        );
-        let look = |level, kind, id| resolved.get(&ResolvedKeyRef { level, kind, id });
-        assert_eq!(look(Level::Series, IdKind::DicomUid, "1.2.3.4"), Some(2));
-        assert_eq!(look(Level::Instance, IdKind::DicomUid, "1.2.3.4"), None);
-        assert_eq!(look(Level::Series, IdKind::OrthancId, "1.2.3.4"), None);
-        assert_eq!(look(Level::Series, IdKind::DicomUid, "1.2.3.5"), None);
     }
 }

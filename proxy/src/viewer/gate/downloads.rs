@@ -37,10 +37,10 @@ impl Gate {
         page_target: &str,
         session: &Arc<str>,
     ) -> Vec<DownloadLink> {
-        let Some((level, kind, id)) = self.resolver.page_resource(page_target) else {
+        let Some((level, kind, id)) = self.studies.resolver().page_resource(page_target) else {
             return Vec::new();
         };
-        let studies = match self.resolve_one(level, kind, &id).await {
+        let studies = match self.studies.of_resource(level, kind, &id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(error = %e, "viewer page resource not resolved: no download offered");
@@ -56,7 +56,7 @@ impl Gate {
             {
                 return Vec::new();
             }
-            let series = match self.resolver.series_archives(study).await {
+            let series = match self.studies.resolver().series_archives(study).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::info!(error = %e, "series of the study not listed: no download offered");
@@ -90,7 +90,7 @@ impl Gate {
         }
         let series = match kind {
             IdKind::DicomUid => id.clone(),
-            _ => match self.resolver.series_uid_of_archive_id(id).await {
+            _ => match self.studies.resolver().series_uid_of_archive_id(id).await {
                 Ok(uid) => uid,
                 Err(_) => format!("archive:{id}"),
             },
