@@ -1,13 +1,13 @@
 //! Pingora wiring. The `ProxyHttp` methods only sequence the work, each
 //! in its own module:
 //! - `request_filter` routes: espace-ps's own routes are answered by
-//!   [`local`]; a viewer request is admitted or answered by [`admit`]
+//!   `local`; a viewer request is admitted or answered by `admit`
 //!   (session, then the gate's verdict);
-//! - `upstream_request_filter`: [`upstream`] writes the request the viewer
+//! - `upstream_request_filter`: `upstream` writes the request the viewer
 //!   gets;
-//! - `response_filter` and `response_body_filter`: [`response`] writes the
+//! - `response_filter` and `response_body_filter`: `response` writes the
 //!   answer the client gets;
-//! - `fail_to_proxy`: [`local`]'s French pages; `logging` counts.
+//! - `fail_to_proxy`: `local`'s French pages; `logging` counts.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

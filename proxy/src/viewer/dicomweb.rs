@@ -4,7 +4,7 @@
 //! `{qido_root}/instances?SOPInstanceUID=…`) and read from its answer. It
 //! needs nothing of the archive but DICOMweb, so espace-ps can front any
 //! DICOMweb archive (Orthanc's plugin, dcm4chee, a cloud archive). The gate
-//! caches what it answers (`Gate::resolve_one`).
+//! caches what it answers (`gate::resolution::Studies`).
 //!
 //! Deny by default: an answer that does not name exactly the UID asked (an
 //! archive that ignores the filter, a wildcard) or names two studies for

@@ -104,7 +104,7 @@ async fn gate_decides_listed_resources_one_by_one() {
 
 /// Found by these tests (it predates the gate): a `resources` list of ONE
 /// id is classified `ResourceRef::One` at level `listed`, and
-/// `Gate::resolve` mapped `listed` to `study` only for `ResourceRef::List`;
+/// the gate's resolution mapped `listed` to `study` only for `ResourceRef::List`;
 /// the one id was then asked at level `listed`, which no resolver answers:
 /// refused, where two ids were forwarded.
 #[tokio::test]
