@@ -246,7 +246,7 @@ impl Gate {
             if !download {
                 // A refused view is on the trail too, once per study per
                 // window (a viewer asks for every frame: one record).
-                if self.window.refusal_first_in_window(session, study) {
+                if !self.window.refusal_on_trail(session, study) {
                     self.audit_best_effort(r.event(
                         Event::ImagesView,
                         Outcome::Refused,
@@ -254,6 +254,7 @@ impl Gate {
                         &candidate.route_id,
                     ))
                     .await;
+                    self.window.refusal_recorded(session, study);
                 }
                 return Verdict::Refuse(refusal(Refusal::Refused));
             }

@@ -69,14 +69,21 @@ impl ViewWindow {
     }
 
     /// Whether a refused view of this study by this session is on the
-    /// trail within the current window; if not, it is taken as recorded
-    /// now (the caller writes it).
-    pub(super) fn refusal_first_in_window(&self, session_key: &Arc<str>, study: &str) -> bool {
-        let key = (session_key.clone(), format!("refused {study}"));
-        if self.audited.contains_key(&key) {
-            return false;
-        }
-        self.audited.insert(key, self.now_ms());
-        true
+    /// trail within the current window.
+    pub(super) fn refusal_on_trail(&self, session_key: &Arc<str>, study: &str) -> bool {
+        self.audited.contains_key(&refusal_key(session_key, study))
     }
+
+    /// A refused view was written to the trail (best effort): its window
+    /// opens.
+    pub(super) fn refusal_recorded(&self, session_key: &Arc<str>, study: &str) {
+        self.audited
+            .insert(refusal_key(session_key, study), self.now_ms());
+    }
+}
+
+/// The window's key of a refused view (beside the study's own key for
+/// its allowed views).
+fn refusal_key(session_key: &Arc<str>, study: &str) -> (Arc<str>, String) {
+    (session_key.clone(), format!("refused {study}"))
 }
