@@ -436,8 +436,11 @@ OHIF_DIR=${ESPACE_TEST_OHIF_DIR:-$TARGET_DIR/ohif-site}
 "$ROOT/deploy/ohif/install.sh" "$OHIF_DIR" "$TARGET_DIR/ohif-cache"
 echo "    $OHIF_DIR"
 
+# The self-test stops itself after 120 s, naming the check it was in;
+# timeout is the backstop. grep passes each line on as it comes, so a
+# failure shows how far the self-test got.
 stage "oidc provider self-test"
-(cd "$PROVIDER_DIR" && node selftest.mjs 2>&1 | grep -v 'oidc-provider WARNING')
+(cd "$PROVIDER_DIR" && timeout -k 10 180 node selftest.mjs 2>&1 | grep --line-buffered -v 'oidc-provider WARNING')
 
 if [[ ${ESPACE_TEST_SKIP_CARGO:-0} == 1 ]]; then
   stage "cargo stages"

@@ -29,6 +29,28 @@ async function startServer(port, extraArgs = [], env = {}) {
   });
   return child;
 }
+// A self-test that hangs must fail, and say where: scripts/test.sh waits
+// for it before any other stage.
+const DEADLINE_MS = 120_000;
+let current = 'starting the provider';
+setTimeout(() => {
+  console.error(`selftest: FAILED, still in "${current}" after ${DEADLINE_MS / 1000} s`);
+  children.forEach((c) => c.kill('SIGKILL'));
+  process.exit(1);
+}, DEADLINE_MS).unref();
+
+// Each provider started must stop on SIGTERM within STOP_MS (the test
+// services stop it so); one that does not is killed and the self-test fails.
+const STOP_MS = 5_000;
+function stopped(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(false); }, STOP_MS);
+    child.once('exit', () => { clearTimeout(timer); resolve(true); });
+    child.kill('SIGTERM');
+  });
+}
+
 const port = await freePort();
 await startServer(port);
 
@@ -56,7 +78,10 @@ XbdpAtpw1swCIEih5Xy4CAR/eUt/rLa7F1yuYWWpF1sCsRxEQQ5HDf+s
 `;
 const SELFTEST_CERT_DN = 'CN=selftest-client,O=Espace PS Test,C=FR';
 let passed = 0;
-const check = (name, fn) => Promise.resolve().then(fn).then(() => { passed += 1; console.log(`ok   ${name}`); });
+const check = (name, fn) => {
+  current = name;
+  return Promise.resolve().then(fn).then(() => { passed += 1; console.log(`ok   ${name}`); });
+};
 
 async function postJson(url, body) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -323,5 +348,10 @@ try {
 
   console.log(`selftest: ${passed} checks passed`);
 } finally {
-  children.forEach((c) => c.kill());
+  current = 'stopping the providers';
+  const stops = await Promise.all(children.map(stopped));
+  if (stops.includes(false)) {
+    console.error(`selftest: FAILED, a provider did not stop within ${STOP_MS / 1000} s of SIGTERM (killed)`);
+    process.exitCode = 1;
+  }
 }

@@ -476,4 +476,16 @@ server.listen(PORT, '127.0.0.1', () => {
   if (MTLS_URL) console.log(`mutual TLS token endpoint: ${MTLS_TOKEN_ENDPOINT}`);
 });
 
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));
+// On SIGINT or SIGTERM: no new connection, idle keep-alive ones closed at
+// once, and an exit within 2 s even if a client holds a connection open
+// (a test peer has nothing to drain; its stop must not wait on a client).
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, 2_000).unref();
+  });
+}
